@@ -1,0 +1,1 @@
+"""The host Linux kernel model: syscalls, files, eventfd and the Gunyah drivers."""

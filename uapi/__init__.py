@@ -1,0 +1,1 @@
+"""The Linux userspace ABI of Gunyah and GenieZone, loaded from C headers."""

@@ -1,0 +1,1 @@
+"""include/uapi/linux: one C header and one Python module per UAPI generation."""

@@ -1,0 +1,1 @@
+"""The sample VMM and the ``gunyah-sim`` command line."""
