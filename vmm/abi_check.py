@@ -46,7 +46,9 @@ def render(report: Report) -> str:
         lines += ["", f"Not declared here ({len(missing)}):"]
         lines += textwrap.wrap(", ".join(missing), 96, initial_indent="  ", subsequent_indent="  ")
     counts = ", ".join(f"{report.count(s)} {s}" for s in (MATCH, DIFFER, MISSING))
-    scores = "; ".join(f"{name} {s[MATCH]} match/{s[DIFFER]} differ" for name, s in report.scores.items())
+    scores = "; ".join(
+        f"{name} {s[MATCH]} match/{s[DIFFER]} differ" for name, s in report.scores.items()
+    )
     lines += [
         "",
         f"{counts}.",

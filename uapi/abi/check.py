@@ -100,7 +100,9 @@ def _explain_constant(name: str, here: int, prof: int, profile: str) -> str:
         if v == here and n != name and n.startswith(_family(name))
     ]  # fmt: skip
     if meant:
-        why += f"; a VMM built with it asks {_a(profile)} kernel for {meant[0]} when it means {name}"
+        why += (
+            f"; a VMM built with it asks {_a(profile)} kernel for {meant[0]} when it means {name}"
+        )
     return why
 
 
@@ -112,8 +114,10 @@ def _explain_ioctl(name: str, here: int, prof: int, profile: str) -> str:
         if getattr(h, attr) != getattr(p, attr)
     ]
     others = [n for n, v in profile_abi(profile).ioctls.items() if v == here]
-    result = f"{_a(profile)} kernel runs {others[0]} instead" if others else (
-        f"{_a(profile)} kernel answers ENOTTY"
+    result = (
+        f"{_a(profile)} kernel runs {others[0]} instead"
+        if others
+        else (f"{_a(profile)} kernel answers ENOTTY")
     )
     return f"{name} is {here:#x} here and {prof:#x} in {profile} ({'; '.join(parts)}): {result}"
 
@@ -126,7 +130,9 @@ def _compare_values(kind: str, ours: dict[str, int], theirs: dict[str, int], pro
         elif ours[name] == prof:
             yield Finding(kind, name, MATCH, prof, prof)
         else:
-            yield Finding(kind, name, DIFFER, ours[name], prof, explain(name, ours[name], prof, profile))
+            yield Finding(
+                kind, name, DIFFER, ours[name], prof, explain(name, ours[name], prof, profile)
+            )
 
 
 def _compare_record(name: str, here: Record, prof: Record, profile: str):

@@ -44,7 +44,7 @@ def _program(header: str, lines: list[str]) -> str:
         "#include <stddef.h>",
         "#include <stdio.h>",
         f'#include "{os.path.realpath(header)}"',
-        "#pragma GCC diagnostic ignored \"-Wtype-limits\"",
+        '#pragma GCC diagnostic ignored "-Wtype-limits"',
         "int main(void) {",
     ]
     return "\n".join([*head, *lines, "return 0; }", ""])
@@ -56,7 +56,9 @@ def _build(workdir: str, header: str, lines: list[str], cc: str) -> tuple[str, s
     with open(src, "w") as f:
         f.write(_program(header, lines))
     try:
-        res = subprocess.run([cc, "-std=gnu11", "-w", src, "-o", exe], capture_output=True, text=True)
+        res = subprocess.run(
+            [cc, "-std=gnu11", "-w", src, "-o", exe], capture_output=True, text=True
+        )
     except OSError as e:
         raise AbiInputError(f"cannot run the C compiler {cc!r}: {e}") from None
     if res.returncode == 0:
