@@ -1,0 +1,158 @@
+"""Guest address spaces (hyp/mem/addrspace): a VMID and real stage-2 tables.
+
+Mappings are made from memory extents with :meth:`Addrspace.map`: only
+pages the extent owns in the memdb can be mapped, with at most the
+extent's access. Every change is written to the stage-2 tables in DRAM and
+then flushed from every core running a vCPU of this address space.
+Demand-paging ranges (set for Linux's lent memory) turn a guest access to
+an unmapped IPA inside them into ADDRSPACE_PAGE_FAULT instead of VMMIO.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from sortedcontainers import SortedDict
+
+from hyp.gunyah.errors import Error, HypError, check
+from hyp.gunyah.object import Object, ObjectState, ObjectType
+from hyp.gunyah.pgtable import IPA_BITS, S2Attrs, Stage2
+from hyp.hw.board import PAGE_SIZE
+
+MAP_PARTIAL, MAP_PRIVATE, MAP_VMMIO, MAP_NOSYNC = 1 << 0, 1 << 1, 1 << 2, 1 << 31
+_MAP_FLAGS = MAP_PARTIAL | MAP_PRIVATE | MAP_VMMIO | MAP_NOSYNC
+_ATTRS_VALID = 0x00FF_0077  # user access 2:0, kernel access 6:4, memtype 23:16
+MEMTYPE_WB = 0xF
+
+
+@dataclass
+class Mapping:
+    end: int
+    extent: object
+    pa: int
+    attrs: S2Attrs
+
+
+def mapping_attrs(map_attrs: int, extent) -> S2Attrs:
+    """Stage-2 attributes of memextent_mapping_attrs; DENIED beyond the extent's access."""
+    check(map_attrs & ~_ATTRS_VALID == 0, Error.ARGUMENT_INVALID, "map_attrs")
+    access = (map_attrs & 7) | (map_attrs >> 4 & 7)
+    check(access & ~extent.access == 0, Error.DENIED, "access beyond the memextent's")
+    return S2Attrs(access, map_attrs >> 16 & 0xF)
+
+
+class Addrspace(Object):
+    TYPE = ObjectType.ADDRSPACE
+
+    def __init__(self, hyp, partition):
+        super().__init__(hyp, partition)
+        self.vmid: int | None = None
+        self.stage2: Stage2 | None = None
+        self.mappings = SortedDict()
+        self.demand_ranges: list[tuple[int, int]] = []
+        self.vcpus: list = []
+
+    def configure(self, vmid: int) -> None:
+        self.require(ObjectState.INIT)
+        check(0 < vmid < 0xFFFF, Error.ARGUMENT_INVALID, "vmid")
+        self.vmid = vmid
+
+    def on_activate(self) -> None:
+        check(self.vmid is not None, Error.OBJECT_CONFIG, "no vmid")
+        check(self.vmid not in self.hyp.vmids, Error.BUSY, f"vmid {self.vmid} in use")
+        self.hyp.vmids.add(self.vmid)
+        self.stage2 = Stage2(self.hyp.pool)
+
+    def attach_vcpu(self, vcpu) -> None:
+        vcpu.require(ObjectState.INIT)
+        vcpu.addrspace = self
+
+    # mapping
+    def _overlapping(self, start: int, end: int) -> list[int]:
+        keys = list(self.mappings.irange(start, end - 1))
+        i = self.mappings.bisect_left(start) - 1
+        if i >= 0:
+            k = self.mappings.keys()[i]
+            if self.mappings[k].end > start:
+                keys.insert(0, k)
+        return keys
+
+    def map(self, extent, vbase: int, map_attrs: int, flags: int, offset: int, size: int):
+        """Map extent pages [offset, offset+size) at IPA ``vbase``."""
+        check(flags & ~_MAP_FLAGS == 0, Error.ARGUMENT_INVALID, "map_flags")
+        attrs = mapping_attrs(map_attrs, extent)
+        pa, pa_end = extent.range(offset, size)
+        check(vbase % PAGE_SIZE == 0, Error.ARGUMENT_ALIGNMENT)
+        check(vbase + size <= 1 << IPA_BITS, Error.ADDR_OVERFLOW)
+        check(extent.owns(pa, size), Error.MEMDB_NOT_OWNER, "extent does not own the pages")
+        check(not self._overlapping(vbase, vbase + size), Error.EXISTING_MAPPING)
+        self.stage2.map(vbase, pa, size, attrs)
+        self.mappings[vbase] = Mapping(vbase + size, extent, pa, attrs)
+        extent.mapped_in.add(self)
+        self.flush()
+
+    def unmap(self, extent, vbase: int, flags: int, offset: int, size: int) -> None:
+        """Unmap what ``extent`` maps at [vbase, vbase+size) from ``offset``."""
+        check(flags & ~_MAP_FLAGS == 0, Error.ARGUMENT_INVALID, "map_flags")
+        pa, _ = extent.range(offset, size)
+        keys = self._overlapping(vbase, vbase + size)
+        for k in keys:
+            m = self.mappings[k]
+            ok = m.extent is extent and m.pa - k == pa - vbase
+            check(ok, Error.ARGUMENT_INVALID, "not mapped from this extent there")
+        self._remove(vbase, vbase + size)
+        self.flush()
+
+    def _remove(self, start: int, end: int) -> None:
+        touched = set()
+        for k in self._overlapping(start, end):
+            m = self.mappings.pop(k)
+            touched.add(m.extent)
+            lo, hi = max(k, start), min(m.end, end)
+            self.stage2.unmap(lo, hi - lo)
+            if k < lo:
+                self.mappings[k] = Mapping(lo, m.extent, m.pa, m.attrs)
+            if hi < m.end:
+                self.mappings[hi] = Mapping(m.end, m.extent, m.pa + (hi - k), m.attrs)
+        still = {m.extent for m in self.mappings.values()}
+        for extent in touched - still:
+            extent.mapped_in.discard(self)
+
+    def unmap_pages_of(self, extent, pa_start: int, pa_end: int) -> None:
+        """Drop every mapping of ``extent``'s pages in [pa_start, pa_end)."""
+        for k, m in list(self.mappings.items()):
+            if m.extent is not extent:
+                continue
+            lo, hi = max(m.pa, pa_start), min(m.pa + (m.end - k), pa_end)
+            if lo < hi:
+                self._remove(k + (lo - m.pa), k + (hi - m.pa))
+        self.flush()
+
+    def lookup(self, extent, vbase: int, size: int) -> tuple[int, int, S2Attrs]:
+        """(offset in extent, mapped size, attrs) of the mapping at ``vbase``."""
+        keys = self._overlapping(vbase, vbase + max(size, 1))
+        if not keys or keys[0] > vbase or self.mappings[keys[0]].extent is not extent:
+            raise HypError(Error.ADDR_INVALID, f"nothing of that extent at {vbase:#x}")
+        m = self.mappings[keys[0]]
+        pa = m.pa + (vbase - keys[0])
+        return pa - extent.base, min(size, m.end - vbase), m.attrs
+
+    def translate(self, ipa: int) -> tuple[int, S2Attrs] | None:
+        """(PA, attrs) of ``ipa`` by walking the real tables."""
+        return self.stage2.lookup(ipa) if self.stage2 else None
+
+    def in_demand_range(self, ipa: int) -> bool:
+        return any(base <= ipa < base + size for base, size in self.demand_ranges)
+
+    def flush(self) -> None:
+        for vcpu in self.vcpus:
+            vcpu.flush_translations()
+
+    def on_destroy(self) -> None:
+        if self.stage2 is not None:
+            for m in self.mappings.values():
+                m.extent.mapped_in.discard(self)
+            self.mappings.clear()
+            self.stage2.destroy()
+            self.stage2 = None
+            self.hyp.vmids.discard(self.vmid)

@@ -1,0 +1,114 @@
+"""The memory ownership database (hyp/mem/memdb): who owns each physical page.
+
+Ownership changes only by compare-and-swap: :meth:`MemDb.update` moves a
+range to a new owner only if every byte of it is owned by the expected
+owner now, else MEMDB_NOT_OWNER and nothing changes. Ranges are kept as
+non-overlapping intervals, merged when neighbours have the same owner.
+"""
+
+from __future__ import annotations
+
+import threading
+
+from sortedcontainers import SortedDict
+
+from hyp.gunyah.errors import Error, HypError
+
+
+class MemDb:
+    def __init__(self):
+        self._ranges = SortedDict()  # start -> (end, owner)
+        self._lock = threading.Lock()
+
+    def owner(self, pa: int):
+        """The owner of the page at ``pa`` (None if unowned)."""
+        with self._lock:
+            i = self._ranges.bisect_right(pa) - 1
+            if i >= 0:
+                start = self._ranges.keys()[i]
+                end, owner = self._ranges[start]
+                if pa < end:
+                    return owner
+            return None
+
+    def is_owner(self, base: int, size: int, owner) -> bool:
+        with self._lock:
+            return self._covered(base, base + size, owner)
+
+    def _covered(self, start: int, end: int, owner) -> bool:
+        pos = start
+        i = max(self._ranges.bisect_right(start) - 1, 0)
+        for key in self._ranges.keys()[i:]:
+            if key >= end:
+                break
+            r_end, r_owner = self._ranges[key]
+            if r_end <= pos:
+                continue
+            if key > pos or r_owner is not owner:
+                return False
+            pos = r_end
+            if pos >= end:
+                return True
+        return pos >= end
+
+    def update(self, base: int, size: int, new_owner, expected) -> None:
+        """Move [base, base+size) from ``expected`` to ``new_owner`` atomically.
+
+        ``expected=None`` claims unowned memory. MEMDB_NOT_OWNER otherwise.
+        """
+        end = base + size
+        with self._lock:
+            if expected is None:
+                if self._overlaps(base, end):
+                    raise HypError(Error.MEMDB_NOT_OWNER, f"{base:#x} is owned")
+            elif not self._covered(base, end, expected):
+                raise HypError(Error.MEMDB_NOT_OWNER, f"{base:#x}+{size:#x}")
+            self._carve(base, end)
+            if new_owner is not None:
+                self._ranges[base] = (end, new_owner)
+                self._merge(base)
+
+    def _overlaps(self, start: int, end: int) -> bool:
+        i = max(self._ranges.bisect_right(start) - 1, 0)
+        for key in self._ranges.keys()[i:]:
+            if key >= end:
+                return False
+            if self._ranges[key][0] > start:
+                return True
+        return False
+
+    def _carve(self, start: int, end: int) -> None:
+        """Remove [start, end) from every interval, splitting at the edges."""
+        i = max(self._ranges.bisect_right(start) - 1, 0)
+        for key in list(self._ranges.keys()[i:]):
+            if key >= end:
+                break
+            r_end, owner = self._ranges[key]
+            if r_end <= start:
+                continue
+            del self._ranges[key]
+            if key < start:
+                self._ranges[key] = (start, owner)
+            if r_end > end:
+                self._ranges[end] = (r_end, owner)
+
+    def _merge(self, start: int) -> None:
+        end, owner = self._ranges[start]
+        nxt = self._ranges.get(end)
+        if nxt is not None and nxt[1] is owner:
+            del self._ranges[end]
+            self._ranges[start] = end, owner = nxt[0], owner
+        i = self._ranges.index(start)
+        if i > 0:
+            prev = self._ranges.keys()[i - 1]
+            p_end, p_owner = self._ranges[prev]
+            if p_end == start and p_owner is owner:
+                del self._ranges[start]
+                self._ranges[prev] = (end, owner)
+
+    def ranges(self, owner=None) -> list[tuple[int, int, object]]:
+        """Every (start, end, owner), optionally only ``owner``'s."""
+        with self._lock:
+            return [
+                (s, e, o) for s, (e, o) in self._ranges.items() if owner is None or o is owner
+            ]

@@ -1,0 +1,206 @@
+"""ARMv8 stage-2 translation tables, written into DRAM (hyp/mem/pgtable).
+
+4 KiB granule, 40-bit IPA, walks starting at level 1 with two concatenated
+level-1 tables (VTCR_EL2.T0SZ=24, SL0=1), so the MMU of every core running
+the VM enforces what is written here. Aligned ranges use 1 GiB and 2 MiB
+blocks; unmapping part of a block splits it. Table pages come from the
+hypervisor's own page pool.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from hyp.hw.board import PAGE_SIZE
+from hyp.hw.memory import Dram
+
+IPA_BITS = 40
+_SHIFT = {1: 30, 2: 21, 3: 12}
+_ROOT_ENTRIES = 1 << (IPA_BITS - _SHIFT[1])
+_OA_MASK = ((1 << 48) - 1) & ~(PAGE_SIZE - 1)
+
+_VALID, _TABLE_OR_PAGE = 1 << 0, 1 << 1
+_S2AP_R, _S2AP_W, _AF, _XN = 1 << 6, 1 << 7, 1 << 10, 1 << 54
+_SH_INNER = 3 << 8
+
+# VTCR_EL2: T0SZ=24, SL0=1 (level 1), IRGN0/ORGN0 WBWA, SH0 inner, TG0 4K, PS 40 bits.
+VTCR = (1 << 31) | (2 << 16) | (3 << 12) | (1 << 10) | (1 << 8) | (1 << 6) | (64 - IPA_BITS)
+
+ACCESS_X, ACCESS_W, ACCESS_R = 1, 2, 4
+MEMATTR_NORMAL_WB, MEMATTR_DEVICE_NGNRE = 0xF, 0x1
+
+
+@dataclass(frozen=True)
+class S2Attrs:
+    """What a leaf grants: access bits (R 4, W 2, X 1) and stage-2 MemAttr."""
+
+    access: int
+    memattr: int = MEMATTR_NORMAL_WB
+
+    def descriptor(self, pa: int, level: int) -> int:
+        d = pa | _VALID | _AF | _SH_INNER | self.memattr << 2
+        d |= _TABLE_OR_PAGE if level == 3 else 0
+        d |= _S2AP_R if self.access & ACCESS_R else 0
+        d |= _S2AP_W if self.access & ACCESS_W else 0
+        d |= 0 if self.access & ACCESS_X else _XN
+        return d
+
+    @classmethod
+    def of(cls, desc: int) -> S2Attrs:
+        access = (ACCESS_R if desc & _S2AP_R else 0) | (ACCESS_W if desc & _S2AP_W else 0)
+        access |= 0 if desc & _XN else ACCESS_X
+        return cls(access, desc >> 2 & 0xF)
+
+
+class PagePool:
+    """The hypervisor's private pages: a bump allocator with a free list."""
+
+    def __init__(self, dram: Dram, base: int, size: int):
+        self.dram, self.base, self.end = dram, base, base + size
+        self._next, self._free = base, []
+
+    def alloc(self, pages: int = 1) -> int:
+        """``pages`` zeroed, contiguous, naturally aligned pages."""
+        if pages == 1 and self._free:
+            pa = self._free.pop()
+        else:
+            align = pages * PAGE_SIZE
+            pa = -(-self._next // align) * align
+            if pa + align > self.end:
+                raise MemoryError("hypervisor page pool exhausted")
+            self._free += range(self._next, pa, PAGE_SIZE)
+            self._next = pa + align
+        self.dram.zero(pa, pages * PAGE_SIZE)
+        return pa
+
+    def free(self, pa: int, pages: int = 1) -> None:
+        self._free += range(pa, pa + pages * PAGE_SIZE, PAGE_SIZE)
+
+    @property
+    def used(self) -> int:
+        return (self._next - self.base) // PAGE_SIZE - len(self._free)
+
+
+class Stage2:
+    """One VM's stage-2 tables; ``root`` goes in VTTBR_EL2 with the VMID."""
+
+    def __init__(self, pool: PagePool):
+        self.pool, self.dram = pool, pool.dram
+        self.root = pool.alloc(2)
+
+    def vttbr(self, vmid: int) -> int:
+        return (vmid & 0xFFFF) << 48 | self.root
+
+    # walking
+    def _entry_pa(self, table: int, level: int, ipa: int) -> int:
+        mask = _ROOT_ENTRIES - 1 if level == 1 else 511
+        return table + ((ipa >> _SHIFT[level]) & mask) * 8
+
+    def lookup(self, ipa: int) -> tuple[int, S2Attrs] | None:
+        """Walk the tables in DRAM: (PA, attrs) for ``ipa``, or None."""
+        if ipa >> IPA_BITS:
+            return None
+        table = self.root
+        for level in (1, 2, 3):
+            desc = self.dram.read_u64(self._entry_pa(table, level, ipa))
+            if not desc & _VALID:
+                return None
+            if level < 3 and desc & _TABLE_OR_PAGE:
+                table = desc & _OA_MASK
+                continue
+            size = 1 << _SHIFT[level]
+            return (desc & _OA_MASK & ~(size - 1)) | (ipa & (size - 1)), S2Attrs.of(desc)
+        return None
+
+    # changing
+    def map(self, ipa: int, pa: int, size: int, attrs: S2Attrs) -> None:
+        """Map [ipa, ipa+size) to pa; the range must be unmapped."""
+        while size:
+            level = self._level_for(ipa, pa, size)
+            entry = self._entry(ipa, level, create=True)
+            self._drop_table(entry, level)
+            self.dram.write_u64(entry, attrs.descriptor(pa, level))
+            step = 1 << _SHIFT[level]
+            ipa, pa, size = ipa + step, pa + step, size - step
+
+    def unmap(self, ipa: int, size: int) -> None:
+        """Invalidate [ipa, ipa+size), splitting blocks at the edges."""
+        end = ipa + size
+        while ipa < end:
+            level, entry = self._leaf(ipa)
+            step = 1 << _SHIFT[level]
+            if entry is None:
+                ipa = (ipa | (step - 1)) + 1
+                continue
+            if ipa & (step - 1) or ipa + step > end:
+                self._split(entry, level)
+                continue
+            self.dram.write_u64(entry, 0)
+            ipa += step
+
+    def _level_for(self, ipa: int, pa: int, size: int) -> int:
+        for level in (1, 2):
+            block = 1 << _SHIFT[level]
+            if not (ipa | pa) & (block - 1) and size >= block:
+                return level
+        return 3
+
+    def _entry(self, ipa: int, level: int, create: bool) -> int | None:
+        """PA of the descriptor for ``ipa`` at ``level``, making tables on the way."""
+        table = self.root
+        for lvl in range(1, level):
+            entry = self._entry_pa(table, lvl, ipa)
+            desc = self.dram.read_u64(entry)
+            if not desc & _VALID:
+                if not create:
+                    return None
+                desc = self.pool.alloc() | _VALID | _TABLE_OR_PAGE
+                self.dram.write_u64(entry, desc)
+            elif not desc & _TABLE_OR_PAGE:
+                raise ValueError(f"IPA {ipa:#x} is inside a block mapping")
+            table = desc & _OA_MASK
+        return self._entry_pa(table, level, ipa)
+
+    def _leaf(self, ipa: int) -> tuple[int, int | None]:
+        """(level, descriptor PA) of the valid leaf covering ``ipa``, else (level, None)."""
+        table = self.root
+        for level in (1, 2, 3):
+            entry = self._entry_pa(table, level, ipa)
+            desc = self.dram.read_u64(entry)
+            if not desc & _VALID:
+                return level, None
+            if level == 3 or not desc & _TABLE_OR_PAGE:
+                return level, entry
+            table = desc & _OA_MASK
+        raise AssertionError("unreachable")
+
+    def _drop_table(self, entry: int, level: int) -> None:
+        """Free the (empty) table a block is about to replace."""
+        desc = self.dram.read_u64(entry)
+        if level < 3 and desc & _VALID and desc & _TABLE_OR_PAGE:
+            self._free_tables(desc & _OA_MASK, level + 1)
+            self.pool.free(desc & _OA_MASK)
+
+    def _split(self, entry: int, level: int) -> None:
+        """Replace a block by a table of the next level mapping the same range."""
+        desc = self.dram.read_u64(entry)
+        child, step = level + 1, 1 << _SHIFT[level + 1]
+        attrs, base = S2Attrs.of(desc), desc & _OA_MASK
+        table = self.pool.alloc()
+        for i in range(512):
+            self.dram.write_u64(table + i * 8, attrs.descriptor(base + i * step, child))
+        self.dram.write_u64(entry, table | _VALID | _TABLE_OR_PAGE)
+
+    def destroy(self) -> None:
+        """Free every table page, the root included."""
+        self._free_tables(self.root, 1)
+        self.pool.free(self.root, 2)
+
+    def _free_tables(self, table: int, level: int) -> None:
+        entries = _ROOT_ENTRIES if level == 1 else 512
+        for i in range(entries):
+            desc = self.dram.read_u64(table + i * 8)
+            if level < 3 and desc & _VALID and desc & _TABLE_OR_PAGE:
+                sub = desc & _OA_MASK
+                self._free_tables(sub, level + 1)
+                self.pool.free(sub)

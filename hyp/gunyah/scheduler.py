@@ -1,0 +1,116 @@
+"""The scheduler (hyp/core/scheduler): vCPUs take turns on the SoC.
+
+vCPUs are proxy-scheduled: each runs in the host thread that called
+vcpu_run for it. At most one executes guest code at any instant; the turn
+passes, at every guest event, to the next runnable vCPU in activation
+order, so a set of vCPUs driven by responsive threads always interleaves
+the same way. A vCPU whose thread does not come back for its turn within
+``PATIENCE`` seconds is passed over, so a stalled VMM cannot stop the
+others. A watchdog preempts a vCPU that runs longer than ``QUANTUM``
+seconds of host time without an event (the only place host time matters:
+guests that compute without trapping still see their timers and share the
+SoC).
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+
+PATIENCE = 0.05
+QUANTUM = 0.01
+
+
+class Scheduler:
+    def __init__(self):
+        self._cond = threading.Condition()
+        self.order: list = []
+        self.holder = None
+        self._last = -1
+        self._waiting: set = set()
+        self._since = time.monotonic()
+        self._designated = None
+        self._started = 0.0
+        self._watchdog: threading.Thread | None = None
+        self._closed = False
+
+    def add(self, vcpu) -> None:
+        with self._cond:
+            self.order.append(vcpu)
+
+    def remove(self, vcpu) -> None:
+        with self._cond:
+            if vcpu in self.order:
+                index = self.order.index(vcpu)
+                self.order.remove(vcpu)
+                if index <= self._last:
+                    self._last -= 1
+            self._cond.notify_all()
+
+    def _designate(self):
+        n = len(self.order)
+        for step in range(1, n + 1):
+            vcpu = self.order[(self._last + step) % n]
+            if vcpu.runnable:
+                return vcpu
+        return None
+
+    def _may_enter(self, vcpu) -> bool:
+        if self.holder is not None:
+            return False
+        designated = self._designate()
+        if designated is not self._designated:
+            self._designated, self._since = designated, time.monotonic()
+        if designated is vcpu or designated is None:
+            return True
+        stalled = designated not in self._waiting
+        return stalled and time.monotonic() - self._since > PATIENCE
+
+    def enter(self, vcpu) -> None:
+        """Wait for ``vcpu``'s turn and take the SoC."""
+        with self._cond:
+            self._waiting.add(vcpu)
+            while not self._may_enter(vcpu):
+                self._cond.wait(PATIENCE / 2)
+            self._waiting.discard(vcpu)
+            self.holder, self._started = vcpu, time.monotonic()
+            self._ensure_watchdog()
+
+    def leave(self, vcpu) -> None:
+        """Give the SoC up after an event; the next runnable vCPU goes."""
+        with self._cond:
+            if self.holder is vcpu:
+                self.holder = None
+                if vcpu in self.order:
+                    self._last = self.order.index(vcpu)
+            self._cond.notify_all()
+
+    def poke(self) -> None:
+        """Runnability changed somewhere: waiters look again."""
+        with self._cond:
+            self._cond.notify_all()
+
+    def others_runnable(self, vcpu) -> bool:
+        with self._cond:
+            return any(v is not vcpu and v.runnable for v in self.order)
+
+    def _ensure_watchdog(self) -> None:
+        if self._watchdog is None:
+            self._watchdog = threading.Thread(target=self._watch, name="gunyah-watchdog", daemon=True)
+            self._watchdog.start()
+
+    def _watch(self) -> None:
+        with self._cond:
+            while not self._closed:
+                self._cond.wait(QUANTUM)
+                holder = self.holder
+                if holder is not None and time.monotonic() - self._started > QUANTUM:
+                    holder.preempt()
+                    self._started = time.monotonic()
+
+    def close(self) -> None:
+        with self._cond:
+            self._closed = True
+            self._cond.notify_all()
+        if self._watchdog is not None:
+            self._watchdog.join()

@@ -1,0 +1,477 @@
+"""Virtual CPUs (hyp/vm/vcpu, hyp/vm/vcpu_run): thread objects that run guest code.
+
+A vCPU runs on its own core (a unicorn instance sharing the SoC's DRAM)
+behind its address space's stage-2 tables. ``vcpu_run`` (the proxy
+scheduling call the host makes) runs it in the caller's thread until
+something needs the host, and returns one of the :class:`VcpuState` states
+with its three data words.
+
+Inside a run the vCPU is the EL2 trap handler of its core: it dispatches
+guest hypercalls and PSCI calls, emulates the vGIC (MMIO and ICC_*) and
+the virtual timer registers, decodes stage-2 data aborts into VMMIO or
+page-fault exits, and injects the guest's own exceptions back into EL1.
+Other threads never touch the core: they change hypervisor state and kick
+the vCPU, which applies the change between two runs of its core.
+"""
+
+from __future__ import annotations
+
+import threading
+from enum import IntEnum
+
+from hyp.gunyah.errors import Error, HypError, check
+from hyp.gunyah.object import Object, ObjectState, ObjectType
+from hyp.gunyah.pgtable import ACCESS_X, VTCR
+from hyp.hw import a64
+from hyp.hw.board import GICD_BASE, GICR_BASE, GICR_STRIDE, PPI_VTIMER
+from hyp.hw.cpu import HALTED, HPFAR_EL2, PSTATE_EL1H_MASKED, VMPIDR_EL2, Core, Excp, SysReg, Trap
+from hyp.hw.gicv3 import is_icc
+from hyp.hw.timer import EVENT_TICKS, QUANTUM_TICKS, READ_TICKS, VirtualTimer
+
+
+class VcpuState(IntEnum):
+    READY = 0
+    EXPECTS_WAKEUP = 1
+    POWERED_OFF = 2
+    BLOCKED = 3
+    ADDRSPACE_VMMIO_READ = 4
+    ADDRSPACE_VMMIO_WRITE = 5
+    FAULT = 6
+    ADDRSPACE_PAGE_FAULT = 7
+    PSCI_SYSTEM_RESET = 0x100
+
+
+class ResumeAction(IntEnum):
+    """resume_data_1 after a VMMIO exit."""
+
+    EMULATE = 0
+    RETRY = 1
+    FAULT = 2
+
+
+class RegisterSet(IntEnum):
+    X = 0
+    PC = 1
+    SP_EL = 2
+
+
+VIRQ_TYPE_RUN_WAKEUP = 1
+POWEROFF_EXITED = 1
+
+# Exception classes and fault codes of the aborts injected into the guest.
+EC_DABT_LOWER, EC_DABT_CUR = 0x24, 0x25
+DFSC_EXTERNAL, DFSC_PERMISSION_L3 = 0x10, 0x0F
+ISS_WNR = 1 << 6
+
+CNTFRQ_EL0 = SysReg(3, 3, 14, 0, 0)
+CNTPCT_EL0 = SysReg(3, 3, 14, 0, 1)
+CNTVCT_EL0 = SysReg(3, 3, 14, 0, 2)
+CNTV_TVAL_EL0 = SysReg(3, 3, 14, 3, 0)
+CNTV_CTL_EL0 = SysReg(3, 3, 14, 3, 1)
+CNTV_CVAL_EL0 = SysReg(3, 3, 14, 3, 2)
+
+
+class Vcpu(Object, Trap):
+    TYPE = ObjectType.THREAD
+
+    def __init__(self, hyp, partition):
+        super().__init__(hyp, partition)
+        self.addrspace = self.vic = self.cspace = None
+        self.vic_index, self.gic_cpu, self.affinity, self.options = 0, 0, 0, 0
+        self.core: Core | None = None
+        self.timer = VirtualTimer(hyp.clock)
+        self.powered = self.exited = self.waiting = self.sleeping = False
+        self.pending_entry: tuple[int, int] | None = None
+        self.pending_regs: dict[tuple[int, int], int] = {}
+        self.wakeup: tuple[object, int] | None = None
+        self.mmio: tuple[a64.Access, int] | None = None
+        self.reset_request: tuple[int, int] | None = None
+        self._run_lock = threading.Lock()
+        self._kicked = self._needs_flush = False
+
+    # configuration (INIT)
+    def configure(self, options: int) -> None:
+        self.require(ObjectState.INIT)
+        check(options & ~(1 | 1 << 8 | 0x3E | 1 << 63) == 0, Error.ARGUMENT_INVALID, "options")
+        self.options = options
+
+    def set_affinity(self, affinity: int) -> None:
+        self.affinity = affinity
+
+    def on_activate(self) -> None:
+        check(self.addrspace is not None, Error.OBJECT_CONFIG, "no address space")
+        check(self.addrspace.state == ObjectState.ACTIVE, Error.OBJECT_STATE, "address space")
+        check(self.vic is not None and self.vic.gic is not None, Error.OBJECT_CONFIG, "no vic")
+        core = Core(self.hyp.dram, self)
+        core.set_stage2(self.addrspace.stage2.vttbr(self.addrspace.vmid), VTCR)
+        mpidr = 1 << 31 | (self.affinity & 0xFF_FFFF) | (self.affinity >> 24 & 0xFF) << 32
+        core.set_sysreg(VMPIDR_EL2, mpidr)
+        core.set_reg("pstate", PSTATE_EL1H_MASKED)
+        self.core = core
+        self.gic_cpu = self.vic.add_cpu(self)
+        self.addrspace.vcpus.append(self)
+        self.hyp.scheduler.add(self)
+
+    def on_destroy(self) -> None:
+        self.powered = False
+        self.hyp.scheduler.remove(self)
+        if self.core is not None:
+            self.addrspace.vcpus.remove(self)
+            self.core.close()
+            self.core = None
+
+    # power
+    @property
+    def runnable(self) -> bool:
+        return self.powered and not self.sleeping and not self.exited
+
+    def poweron(self, entry: int, context: int) -> None:
+        """Power on at ``entry`` with X0=``context``; BUSY if already on."""
+        self.require(ObjectState.ACTIVE)
+        check(not self.powered, Error.BUSY, "vcpu is on")
+        self.pending_entry = (entry, context)
+        self.powered, self.exited, self.waiting, self._kicked = True, False, False, False
+        self._wake()
+
+    def poweroff(self, exited: bool = False) -> None:
+        self.powered, self.waiting = False, False
+        self.exited = self.exited or exited
+        self.kick()
+        self.hyp.scheduler.poke()
+
+    def register_write(self, reg_set: int, index: int, value: int) -> None:
+        check(not self.powered, Error.OBJECT_STATE, "vcpu is on")
+        limits = {RegisterSet.X: 30, RegisterSet.PC: 0, RegisterSet.SP_EL: 1}
+        check(reg_set in limits and 0 <= index <= limits[reg_set], Error.ARGUMENT_INVALID)
+        self.pending_regs[(reg_set, index)] = value
+
+    def bind_wakeup(self, host_vic, virq: int) -> None:
+        check(self.wakeup is None, Error.VIRQ_BOUND)
+        host_vic.bind(self, virq)
+        self.wakeup = (host_vic, virq)
+
+    def unbind_wakeup(self) -> None:
+        if self.wakeup is None:
+            raise HypError(Error.VIRQ_NOT_BOUND)
+        self.wakeup[0].unbind(self.wakeup[1])
+        self.wakeup = None
+
+    def check_pending(self) -> bool:
+        return self.runnable
+
+    # cross-thread notifications
+    def kick(self) -> None:
+        """Make the vCPU look at its state again (stops its core if it runs)."""
+        self._kicked = True
+        if self.core is not None:
+            self.core.stop("kick")
+
+    def preempt(self) -> None:
+        if self.core is not None:
+            self.core.stop("preempt")
+
+    def interrupts_changed(self) -> None:
+        """The vGIC changed: update the IRQ line now or wake the vCPU."""
+        if self.core is None:
+            return
+        if self.hyp.scheduler.holder is self:
+            self.core.stop("sync")
+        elif self.waiting and self._wakes():
+            self._wake()
+
+    def _wakes(self) -> bool:
+        return self.vic.gic.wakes(self.gic_cpu) or self.timer.firing
+
+    def _wake(self) -> None:
+        self.waiting = False
+        if self.sleeping:
+            self.sleeping = False
+            if self.wakeup is not None:
+                self.wakeup[0].assert_virq(self.wakeup[1], edge_only=True)
+        self.hyp.scheduler.poke()
+
+    def flush_translations(self) -> None:
+        if self.core is not None:
+            self.core.stop("flush")
+            self._needs_flush = True
+
+    # vcpu_run
+    def run(self, resume0: int, resume1: int, resume2: int) -> tuple[int, int, int, int]:
+        """The vcpu_run hypercall; BUSY if another thread runs this vCPU."""
+        self.require(ObjectState.ACTIVE)
+        check(self.wakeup is not None, Error.BUSY, "no VCPU_RUN_WAKEUP virq bound")
+        if not self._run_lock.acquire(blocking=False):
+            raise HypError(Error.BUSY, "vcpu is running")
+        try:
+            with self.hyp.lock:
+                self._resume(resume0, resume1)
+            return self._run_loop()
+        finally:
+            self._run_lock.release()
+
+    def _resume(self, data: int, action: int) -> None:
+        if self.mmio is None:
+            return
+        access, _ = self.mmio
+        self.mmio = None
+        if action == ResumeAction.FAULT:
+            self.inject_abort(access.address, access.is_write, DFSC_EXTERNAL)
+        elif action == ResumeAction.EMULATE:
+            self.complete(access, data)
+        elif action != ResumeAction.RETRY:
+            raise HypError(Error.ARGUMENT_INVALID, "resume action")
+
+    def _run_loop(self) -> tuple[int, int, int, int]:
+        while True:
+            with self.hyp.lock:
+                result = self._before_run()
+                if result is not None:
+                    return result
+            self.hyp.scheduler.enter(self)
+            try:
+                reason = self.core.run()
+            finally:
+                self.hyp.scheduler.leave(self)
+            with self.hyp.lock:
+                result = self._after_run(reason)
+            if result is not None:
+                self.hyp.trace("vcpu_run", vcpu=self.trace_name, state=result[0].name)
+                return result
+
+    def _before_run(self):
+        """Apply what other threads asked for; a state to return, or None to run."""
+        if self.reset_request is not None:
+            kind, cookie = self.reset_request
+            return VcpuState.PSCI_SYSTEM_RESET, kind, cookie, 0
+        if not self.powered:
+            return VcpuState.POWERED_OFF, POWEROFF_EXITED if self.exited else 0, 0, 0
+        if self._kicked:
+            self._kicked = False
+            return VcpuState.READY, 0, 0, 0
+        self._apply_pending()
+        self._update_timer()
+        if self.waiting:
+            if not self._wakes() and not self._skip_idle_time():
+                self.sleeping = True
+                self.hyp.scheduler.poke()
+                return VcpuState.EXPECTS_WAKEUP, 0, 0, 0
+            self.waiting = False
+        self.core.set_virq_line(self.vic.gic.signalled(self.gic_cpu))
+        return None
+
+    def _after_run(self, reason):
+        self.hyp.clock.advance(QUANTUM_TICKS if reason == "preempt" else EVENT_TICKS)
+        if self._needs_flush:
+            self._needs_flush = False
+            self.core.flush()
+        if reason == HALTED:
+            self.waiting = True
+            return None
+        if not isinstance(reason, tuple):
+            return None
+        kind, *data = reason
+        if kind == "vmmio":
+            access, ipa = data
+            self.mmio = (access, ipa)
+            if access.is_write:
+                value = self.core.x(access.rt) & ((1 << access.size * 8) - 1)
+                return VcpuState.ADDRSPACE_VMMIO_WRITE, ipa, access.size, value
+            return VcpuState.ADDRSPACE_VMMIO_READ, ipa, access.size, 0
+        if kind == "page_fault":
+            return VcpuState.ADDRSPACE_PAGE_FAULT, data[0], int(data[1]), 0
+        if kind == "fault":
+            return VcpuState.FAULT, *data, 0
+        return None
+
+    def _skip_idle_time(self) -> bool:
+        """Nothing else can run: jump the clock to the next timer deadline."""
+        if self.hyp.scheduler.others_runnable(self):
+            return False
+        deadlines = [v.timer.deadline for v in self.hyp.scheduler.order]
+        deadlines = [d for d in deadlines if d is not None]
+        if not deadlines:
+            return False
+        self.hyp.clock.advance_to(min(deadlines))
+        for vcpu in self.hyp.scheduler.order:
+            vcpu._update_timer()
+        return self._wakes()
+
+    def _apply_pending(self) -> None:
+        core = self.core
+        for (reg_set, index), value in sorted(self.pending_regs.items()):
+            if reg_set == RegisterSet.X:
+                core.set_x(index, value)
+            elif reg_set == RegisterSet.PC:
+                core.pc = value
+            else:
+                core.set_reg(f"sp_el{index}", value)
+        self.pending_regs.clear()
+        if self.pending_entry is not None:
+            entry, context = self.pending_entry
+            self.pending_entry = None
+            core.set_reg("pstate", PSTATE_EL1H_MASKED)
+            core.set_x(0, context)
+            core.pc = entry
+
+    def _update_timer(self) -> None:
+        gic = self.vic.gic
+        if self.timer.firing:
+            gic.assert_irq(PPI_VTIMER, self.gic_cpu, edge_only=False)
+        else:
+            gic.clear_irq(PPI_VTIMER, self.gic_cpu)
+
+    @property
+    def trace_name(self) -> str:
+        return f"vm{self.addrspace.vmid}.cpu{self.vic_index}"
+
+    # guest memory
+    def translate(self, va: int) -> tuple[int, object] | None:
+        """IPA -> (PA, attrs); guests run with their stage-1 MMU off (VA = IPA)."""
+        return self.addrspace.translate(va)
+
+    def fetch_insn(self, va: int) -> int | None:
+        hit = self.translate(va)
+        if hit is None or not hit[1].access & ACCESS_X:
+            return None
+        return self.core.read_insn(hit[0])
+
+    # EL2 trap handlers, called on this vCPU's thread while its core runs
+    def exception(self, core: Core, excp: int) -> None:
+        with self.hyp.lock:
+            if excp in (Excp.HVC, Excp.SMC):
+                self._hvc(excp)
+            elif excp == Excp.DATA_ABORT:
+                self._data_abort()
+            elif excp == Excp.PREFETCH_ABORT:
+                self._prefetch_abort()
+            else:
+                self.inject_guest_exception(excp)
+
+    def _hvc(self, excp: int) -> None:
+        core = self.core
+        insn = self.fetch_insn(core.pc - 4)
+        imm = (insn or 0) >> 5 & 0xFFFF
+        regs = [core.x(n) for n in range(8)]
+        out = self.hyp.guest_call(self, excp == Excp.SMC, imm, regs)
+        for n, value in enumerate(out):
+            core.set_x(n, value)
+        core.stop(("hvc",))
+
+    def _data_abort(self) -> None:
+        core = self.core
+        insn = self.fetch_insn(core.pc)
+        access = None if insn is None else a64.decode(insn, core.x, core.sp)
+        va = access.address if access is not None else 0
+        ipa = (core.sysreg(HPFAR_EL2) >> 4) << 12 | (va & 0xFFF)
+        hit = self.translate(ipa)
+        if hit is not None:
+            # Mapped: a permission fault the guest must see.
+            self.inject_abort(va, access is not None and access.is_write, DFSC_PERMISSION_L3)
+        elif self.addrspace.in_demand_range(ipa):
+            core.stop(("page_fault", ipa, access is not None and access.is_write))
+        elif access is None:
+            self.hyp.trace("unsupported_mmio", vcpu=self.trace_name, ipa=ipa, insn=insn)
+            self.inject_abort(ipa, False, DFSC_EXTERNAL)
+        elif self._vgic_range(ipa):
+            self._vgic_mmio(access, ipa)
+        else:
+            core.stop(("vmmio", access, ipa))
+
+    def _prefetch_abort(self) -> None:
+        ipa = (self.core.sysreg(HPFAR_EL2) >> 4) << 12 | (self.core.pc & 0xFFF)
+        if self.addrspace.in_demand_range(ipa):
+            self.core.stop(("page_fault", ipa, False))
+        else:
+            self.core.stop(("fault", ipa, self.core.pc))
+
+    @staticmethod
+    def _vgic_range(ipa: int) -> bool:
+        return GICD_BASE <= ipa < GICR_BASE + 64 * GICR_STRIDE
+
+    def _vgic_mmio(self, access: a64.Access, ipa: int) -> None:
+        value = self.core.x(access.rt) if access.is_write else None
+        result = self.vic.mmio(self, ipa, access.size, value)
+        if result is None:
+            self.core.stop(("vmmio", access, ipa))
+            return
+        self.complete(access, result)
+        self.core.stop("sync")
+
+    def complete(self, access: a64.Access, data: int) -> None:
+        """Finish an emulated access: load result, base writeback, next instruction."""
+        core = self.core
+        if not access.is_write:
+            core.set_x(access.rt, a64.load_result(access, data))
+        if access.writeback is not None:
+            if access.rn == a64.ZR_OR_SP:
+                core.set_sp(access.writeback)
+            else:
+                core.set_x(access.rn, access.writeback)
+        core.pc = core.pc + 4
+
+    def sysreg(self, core: Core, reg: SysReg, write: bool, rt: int) -> bool:
+        if is_icc(reg.op0, reg.op1, reg.crn, reg.crm):
+            with self.hyp.lock:
+                result = self.vic.sysreg(self, (reg.crn, reg.crm, reg.op2), core.x(rt) if write else None)
+            if not write:
+                core.set_x(rt, result)
+            core.pc = core.pc + 4  # unicorn does not step over registers it does not know
+            core.stop("sync")
+            return True
+        return self._timer_sysreg(core, reg, write, rt)
+
+    def _timer_sysreg(self, core: Core, reg: SysReg, write: bool, rt: int) -> bool:
+        timer, clock = self.timer, self.hyp.clock
+        if not write:
+            reads = {
+                CNTVCT_EL0: lambda: clock.advance(READ_TICKS),
+                CNTPCT_EL0: lambda: clock.advance(READ_TICKS),
+                CNTFRQ_EL0: lambda: self.hyp.cntfrq,
+                CNTV_CTL_EL0: timer.read_ctl,
+                CNTV_CVAL_EL0: lambda: timer.cval,
+                CNTV_TVAL_EL0: timer.read_tval,
+            }
+            if reg not in reads:
+                return False
+            core.set_x(rt, reads[reg]())
+            return True
+        writes = {
+            CNTV_CTL_EL0: timer.write_ctl,
+            CNTV_CVAL_EL0: lambda v: setattr(timer, "cval", v),
+            CNTV_TVAL_EL0: timer.write_tval,
+        }
+        if reg not in writes:
+            return False
+        writes[reg](core.x(rt))
+        core.stop("sync")
+        return True
+
+    def inject_guest_exception(self, excp: int) -> None:
+        """The guest's own synchronous exception (SVC, undefined...) goes to its EL1."""
+        ec = {Excp.SWI: 0x15, Excp.BKPT: 0x3C}.get(excp, 0)
+        pc = self.core.pc
+        if excp == Excp.SWI:
+            insn = self.fetch_insn(pc - 4) or 0
+            self._enter_el1(ec << 26 | 1 << 25 | (insn >> 5 & 0xFFFF), elr=pc, far=None)
+        else:
+            self._enter_el1(ec << 26 | 1 << 25, elr=pc, far=None)
+
+    def inject_abort(self, far: int, write: bool, dfsc: int) -> None:
+        """A synchronous data abort at EL1 for the instruction at PC."""
+        el0 = self.core.reg("pstate") & 0xC == 0
+        ec = EC_DABT_LOWER if el0 else EC_DABT_CUR
+        iss = dfsc | (ISS_WNR if write else 0)
+        self._enter_el1(ec << 26 | 1 << 25 | iss, elr=self.core.pc, far=far)
+
+    def _enter_el1(self, esr: int, elr: int, far: int | None) -> None:
+        core = self.core
+        pstate = core.reg("pstate")
+        vector = 0x400 if pstate & 0xC == 0 else (0x200 if pstate & 1 else 0)
+        core.set_reg("esr_el1", esr)
+        if far is not None:
+            core.set_reg("far_el1", far)
+        core.set_reg("elr_el1", elr)
+        core.set_reg("spsr_el1", pstate)
+        core.set_reg("pstate", PSTATE_EL1H_MASKED | (pstate & 0xF000_0000))
+        core.pc = core.reg("vbar_el1") + vector
+        core.stop("sync")

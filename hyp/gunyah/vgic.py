@@ -1,0 +1,147 @@
+"""Virtual interrupt controllers (hyp/vm/vgic): the VIC object.
+
+A guest VIC runs a :class:`~hyp.hw.gicv3.Gicv3` for its VM: GICD/GICR MMIO
+and ICC_* accesses of its vCPUs are emulated here, never exit to the VMM.
+Sources (doorbells, message queues, vCPU wakeups) are bound to SPIs with
+:meth:`Vic.bind` and assert them; after every change each affected vCPU is
+told to re-evaluate its virtual IRQ line and, if it sleeps in WFI, woken.
+
+The host's VIC is :class:`HostVic`: the host kernel is not AArch64 code
+here, so its interrupts are delivered to the handlers its arch code
+registered (the host's interrupt entry), one call per assertion.
+"""
+
+from __future__ import annotations
+
+from typing import Protocol
+
+from hyp.gunyah.errors import Error, HypError, check
+from hyp.gunyah.object import Object, ObjectState, ObjectType
+from hyp.hw.board import GICD_BASE, GICD_SIZE, GICR_BASE, GICR_STRIDE, SPI_BASE
+from hyp.hw.gicv3 import Gicv3
+
+
+class VirqSource(Protocol):
+    def check_pending(self) -> bool:
+        """Whether a level assertion is still pending (asked on deactivation)."""
+
+
+class Vic(Object):
+    TYPE = ObjectType.VIC
+
+    def __init__(self, hyp, partition):
+        super().__init__(hyp, partition)
+        self.max_vcpus, self.max_virqs = 0, 0
+        self.vcpus: dict[int, object] = {}
+        self.sources: dict[int, VirqSource] = {}
+        self.gic: Gicv3 | None = None
+
+    def configure(self, max_vcpus: int, max_virqs: int, options: int, max_msis: int) -> None:
+        self.require(ObjectState.INIT)
+        check(0 < max_vcpus <= 1024 and 0 < max_virqs <= 988, Error.ARGUMENT_INVALID)
+        check(options == 0 and max_msis == 0, Error.ARGUMENT_INVALID, "options")
+        self.max_vcpus, self.max_virqs = max_vcpus, max_virqs
+
+    def on_activate(self) -> None:
+        check(self.max_vcpus > 0, Error.OBJECT_CONFIG, "vic not configured")
+        self.gic = Gicv3(self.max_virqs, recheck=self._recheck)
+
+    def attach_vcpu(self, vcpu, index: int) -> None:
+        vcpu.require(ObjectState.INIT)
+        check(0 <= index < self.max_vcpus, Error.ARGUMENT_INVALID, "index")
+        check(index not in self.vcpus, Error.BUSY, f"vcpu index {index} taken")
+        self.vcpus[index] = vcpu
+        vcpu.vic, vcpu.vic_index = self, index
+
+    def add_cpu(self, vcpu) -> int:
+        """Give an activating vCPU its redistributor; returns its GIC CPU number."""
+        return self.gic.add_cpu(vcpu.affinity)
+
+    # sources
+    def bind(self, source: VirqSource, virq: int) -> None:
+        self.require(ObjectState.ACTIVE)
+        check(SPI_BASE <= virq < SPI_BASE + self.max_virqs, Error.ARGUMENT_INVALID, "virq")
+        check(virq not in self.sources, Error.VIRQ_BOUND)
+        self.sources[virq] = source
+
+    def unbind(self, virq: int) -> None:
+        if self.sources.pop(virq, None) is None:
+            raise HypError(Error.VIRQ_NOT_BOUND)
+        self.gic.clear_irq(virq)
+        self.notify()
+
+    def assert_virq(self, virq: int, edge_only: bool = False) -> None:
+        self.gic.assert_irq(virq, 0, edge_only)
+        self.notify()
+
+    def clear_virq(self, virq: int) -> None:
+        self.gic.clear_irq(virq)
+        self.notify()
+
+    def _recheck(self, intid: int, cpu: int) -> bool:
+        source = self.sources.get(intid)
+        return source is not None and source.check_pending()
+
+    def notify(self) -> None:
+        """Interrupt state changed: every vCPU re-evaluates its line."""
+        for vcpu in self.vcpus.values():
+            vcpu.interrupts_changed()
+
+    # guest accesses
+    def mmio(self, vcpu, ipa: int, size: int, value: int | None) -> int | None:
+        """Emulate a GICD/GICR access; None if ``ipa`` is not the vGIC's."""
+        if GICD_BASE <= ipa < GICD_BASE + GICD_SIZE:
+            result = self.gic.dist_access(ipa - GICD_BASE, size, value, vcpu.gic_cpu)
+        else:
+            frame, offset = divmod(ipa - GICR_BASE, GICR_STRIDE)
+            if not (ipa >= GICR_BASE and frame < len(self.gic.cpus)):
+                return None
+            result = self.gic.redist_access(frame, offset, size, value)
+        if value is not None:
+            self.notify()
+        return result or 0
+
+    def sysreg(self, vcpu, reg: tuple[int, int, int], value: int | None) -> int:
+        """Emulate an ICC_* access of ``vcpu`` (a read when ``value`` is None)."""
+        if value is None:
+            result = self.gic.sysreg_read(vcpu.gic_cpu, reg)
+        else:
+            self.gic.sysreg_write(vcpu.gic_cpu, reg, value)
+            result = 0
+        self.notify()
+        return result
+
+    def on_destroy(self) -> None:
+        self.sources.clear()
+
+
+class HostVic(Object):
+    """The host's interrupt controller: virqs call the host kernel's handlers.
+
+    Handlers run in the asserting thread with the hypervisor lock held: they
+    may make hypercalls but must not wait for another thread that does.
+    """
+
+    TYPE = ObjectType.VIC
+
+    def __init__(self, hyp, partition):
+        super().__init__(hyp, partition)
+        self.state = ObjectState.ACTIVE
+        self.handlers: dict[int, object] = {}
+        self.sources: dict[int, VirqSource] = {}
+
+    def bind(self, source: VirqSource, virq: int) -> None:
+        check(virq not in self.sources, Error.VIRQ_BOUND)
+        self.sources[virq] = source
+
+    def unbind(self, virq: int) -> None:
+        if self.sources.pop(virq, None) is None:
+            raise HypError(Error.VIRQ_NOT_BOUND)
+
+    def assert_virq(self, virq: int, edge_only: bool = False) -> None:
+        handler = self.handlers.get(virq)
+        if handler is not None:
+            handler(virq)
+
+    def clear_virq(self, virq: int) -> None:
+        """Level sources dropping their line need nothing from the host."""

@@ -1,0 +1,123 @@
+"""What the hardware reports about a data abort: the faulting access, decoded.
+
+On a stage-2 fault real hardware fills ESR_EL2 with the access's syndrome
+(size, sign extension, register, write or read). unicorn leaves ESR_EL2
+empty, so this module decodes the instruction instead and reports the same
+facts, plus the base-register writeback of pre- and post-indexed forms.
+
+Single loads and stores of 1, 2, 4 or 8 bytes are decoded in their
+unsigned-immediate, unscaled, pre-index, post-index and register-offset
+forms, and load-acquire/store-release. Everything else (pairs, exclusives,
+atomics, SIMD/FP, literal loads) is :data:`UNSUPPORTED`: the hypervisor
+cannot emulate it against MMIO and faults the guest.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+MASK64 = (1 << 64) - 1
+ZR_OR_SP = 31
+
+
+@dataclass(frozen=True)
+class Access:
+    """One decoded single-register load or store.
+
+    ``address`` is the virtual address accessed; ``writeback`` the new base
+    register value of pre/post-indexed forms; ``sign_extend`` loads extend
+    to ``dest_bits`` (32 or 64).
+    """
+
+    is_write: bool
+    size: int
+    rt: int
+    address: int
+    sign_extend: bool = False
+    dest_bits: int = 64
+    rn: int = 0
+    writeback: int | None = None
+
+
+UNSUPPORTED = None
+
+
+def _sext(value: int, bits: int) -> int:
+    value &= (1 << bits) - 1
+    return value - (1 << bits) if value >> (bits - 1) else value
+
+
+def _extend_reg(value: int, option: int, shift: int) -> int:
+    """The register-offset operand: UXTW, LSL/UXTX, SXTW, SXTX, then shift."""
+    if option == 0b010:
+        value &= 0xFFFF_FFFF
+    elif option == 0b110:
+        value = _sext(value, 32)
+    elif option == 0b111:
+        value = _sext(value, 64)
+    return (value << shift) & MASK64
+
+
+def _kind(size: int, opc: int) -> tuple[bool, bool, int] | None:
+    """(is_write, sign_extend, dest_bits) of a load/store opc, or None."""
+    if opc == 0b00:
+        return True, False, 64
+    if opc == 0b01:
+        return False, False, 64
+    if opc == 0b10 and size < 3:
+        return False, True, 64
+    if opc == 0b11 and size < 2:
+        return False, True, 32
+    return None  # PRFM and unallocated encodings
+
+
+def decode(insn: int, xreg, sp: int) -> Access | None:
+    """Decode ``insn``; ``xreg(n)`` reads Xn and ``sp`` is the current SP."""
+    rt, rn = insn & 0x1F, insn >> 5 & 0x1F
+    base = sp if rn == ZR_OR_SP else xreg(rn)
+    size = insn >> 30
+    if insn & 0x3F00_0000 == 0x0800_0000:
+        return _ordered(insn, rt, rn, base, size)
+    if insn & 0x3B00_0000 != 0x3800_0000 and insn & 0x3B00_0000 != 0x3900_0000:
+        return UNSUPPORTED
+    if insn >> 26 & 1:
+        return UNSUPPORTED  # SIMD/FP
+    kind = _kind(size, insn >> 22 & 3)
+    if kind is None:
+        return UNSUPPORTED
+    is_write, sext, bits = kind
+    common = {"is_write": is_write, "size": 1 << size, "rt": rt, "rn": rn}
+    common |= {"sign_extend": sext, "dest_bits": bits}
+    if insn >> 24 & 1:  # unsigned immediate, scaled
+        return Access(address=(base + ((insn >> 10 & 0xFFF) << size)) & MASK64, **common)
+    if insn >> 21 & 1:
+        if insn >> 10 & 3 != 0b10:
+            return UNSUPPORTED  # atomic memory operations
+        rm = insn >> 16 & 0x1F
+        index = 0 if rm == ZR_OR_SP else xreg(rm)
+        offset = _extend_reg(index, insn >> 13 & 7, size if insn >> 12 & 1 else 0)
+        return Access(address=(base + offset) & MASK64, **common)
+    imm9 = _sext(insn >> 12, 9)
+    mode = insn >> 10 & 3
+    if mode in (0b00, 0b10):  # unscaled, unprivileged
+        return Access(address=(base + imm9) & MASK64, **common)
+    updated = (base + imm9) & MASK64
+    address = updated if mode == 0b11 else base  # pre-index : post-index
+    return Access(address=address, writeback=updated, **common)
+
+
+def _ordered(insn: int, rt: int, rn: int, base: int, size: int) -> Access | None:
+    """LDAR/STLR; the exclusive forms of the same group are unsupported."""
+    o2, is_load, o1, o0 = insn >> 23 & 1, insn >> 22 & 1, insn >> 21 & 1, insn >> 15 & 1
+    if not (o2 and not o1 and o0):
+        return UNSUPPORTED
+    return Access(is_write=not is_load, size=1 << size, rt=rt, address=base, rn=rn)
+
+
+def load_result(access: Access, data: int) -> int:
+    """The value a load leaves in Xt: truncated, then zero- or sign-extended."""
+    bits = access.size * 8
+    value = data & ((1 << bits) - 1)
+    if access.sign_extend:
+        value = _sext(value, bits) & ((1 << access.dest_bits) - 1)
+    return value

@@ -1,0 +1,234 @@
+"""An AArch64 core: unicorn running guest code at EL1 behind stage 2.
+
+EL2 is Python. The core is set up the way EL2 would leave it before
+entering a guest (SCR_EL3 with EL2 enabled and AArch64 below, HCR_EL2 with
+stage 2 and virtual interrupts routed), and everything the guest does that
+an EL2 would see arrives at the core's :class:`Trap` handler:
+
+- HVC and SMC (unicorn reports them with the PC already past the
+  instruction and ESR_EL2 empty, so the immediate is read from memory);
+- stage-2 data aborts (HPFAR_EL2 holds the IPA page, the PC is on the
+  faulting instruction, ESR_EL2 is empty: see hyp.hw.a64);
+- system register accesses the hypervisor emulates (the GIC CPU interface
+  and the virtual timer);
+- WFI, which halts unicorn: :meth:`Core.run` returns ``HALTED``;
+- every other synchronous exception, which the hypervisor injects into EL1.
+
+Virtual IRQs are delivered by unicorn itself from HCR_EL2.VI. A handler
+ends a run with :meth:`Core.stop`, which is also safe from another thread.
+"""
+
+from __future__ import annotations
+
+import struct
+import threading
+from dataclasses import dataclass
+from enum import IntEnum
+
+from unicorn import UC_ARCH_ARM64, UC_HOOK_INSN, UC_HOOK_INTR, UC_MODE_ARM, UC_PROT_ALL, Uc
+from unicorn import UcError
+from unicorn import arm64_const as A
+from unicorn.unicorn_const import UC_CTL_IO_WRITE, UC_CTL_TLB_FLUSH
+
+from hyp.hw.memory import Dram
+
+_TCG_BUFFER = 64 << 20
+_NEVER = 0xFFFF_FFFF_FFFF_FFFC
+INSN_WFI = 0xD503207F
+
+SCR_EL3_NS, SCR_EL3_HCE, SCR_EL3_RW = 1 << 0, 1 << 8, 1 << 10
+
+HCR_VM, HCR_FMO, HCR_IMO, HCR_AMO, HCR_VI, HCR_RW = 1, 1 << 3, 1 << 4, 1 << 5, 1 << 7, 1 << 31
+HCR_GUEST = HCR_VM | HCR_FMO | HCR_IMO | HCR_AMO | HCR_RW
+
+PSTATE_EL1H_MASKED = 0x3C5
+
+
+class Excp(IntEnum):
+    """Exception numbers unicorn passes to its interrupt hook (QEMU's EXCP_*)."""
+
+    UDEF = 1
+    SWI = 2
+    PREFETCH_ABORT = 3
+    DATA_ABORT = 4
+    IRQ = 5
+    FIQ = 6
+    BKPT = 7
+    HVC = 11
+    HYP_TRAP = 12
+    SMC = 13
+    VIRQ = 14
+    VFIQ = 15
+
+
+@dataclass(frozen=True)
+class SysReg:
+    """A system register encoding, as in ``S<op0>_<op1>_C<crn>_C<crm>_<op2>``."""
+
+    op0: int
+    op1: int
+    crn: int
+    crm: int
+    op2: int
+
+    def cp(self, *value: int) -> tuple[int, ...]:
+        return (self.crn, self.crm, self.op0, self.op1, self.op2, *value)
+
+
+SCR_EL3 = SysReg(3, 6, 1, 1, 0)
+HCR_EL2 = SysReg(3, 4, 1, 1, 0)
+VTTBR_EL2 = SysReg(3, 4, 2, 1, 0)
+VTCR_EL2 = SysReg(3, 4, 2, 1, 2)
+HPFAR_EL2 = SysReg(3, 4, 6, 0, 4)
+VMPIDR_EL2 = SysReg(3, 4, 0, 0, 5)
+MPIDR_EL1 = SysReg(3, 0, 0, 0, 5)
+
+HALTED = "halted"
+STOPPED = "stopped"
+
+
+class Trap:
+    """What a core asks of its hypervisor; subclasses override what they handle."""
+
+    def exception(self, core: Core, excp: int) -> None:
+        core.stop(("exception", excp))
+
+    def sysreg(self, core: Core, sysreg: SysReg, write: bool, rt: int) -> bool:
+        """Emulate an access; True if handled (the core skips the instruction)."""
+        return False
+
+    def fetch_insn(self, va: int) -> int | None:
+        """The instruction word at guest address ``va``, if it can be fetched."""
+        return None
+
+
+class Core:
+    """One core with its own unicorn instance; DRAM is shared with all cores."""
+
+    def __init__(self, dram: Dram, trap: Trap):
+        self.dram, self.trap = dram, trap
+        self.uc = uc = Uc(UC_ARCH_ARM64, UC_MODE_ARM)
+        uc.ctl_set_tcg_buffer_size(_TCG_BUFFER)
+        uc.mem_map_ptr(dram.base, dram.size, UC_PROT_ALL, dram.address)
+        self.set_sysreg(SCR_EL3, SCR_EL3_NS | SCR_EL3_HCE | SCR_EL3_RW)
+        self.set_sysreg(HCR_EL2, HCR_GUEST)
+        self._lock = threading.Lock()
+        self._running = False
+        self._stop = None
+        uc.hook_add(UC_HOOK_INTR, self._on_intr)
+        for insn, write in ((A.UC_ARM64_INS_MRS, False), (A.UC_ARM64_INS_MSR, True)):
+            uc.hook_add(UC_HOOK_INSN, self._on_sysreg, write, aux1=insn)
+
+    # registers
+    def x(self, n: int) -> int:
+        return 0 if n == 31 else self.uc.reg_read(A.UC_ARM64_REG_X0 + n if n < 29 else _X29[n])
+
+    def set_x(self, n: int, value: int) -> None:
+        if n != 31:
+            self.uc.reg_write(A.UC_ARM64_REG_X0 + n if n < 29 else _X29[n], value & (2**64 - 1))
+
+    @property
+    def pc(self) -> int:
+        return self.uc.reg_read(A.UC_ARM64_REG_PC)
+
+    @pc.setter
+    def pc(self, value: int) -> None:
+        self.uc.reg_write(A.UC_ARM64_REG_PC, value)
+
+    @property
+    def sp(self) -> int:
+        return self.uc.reg_read(A.UC_ARM64_REG_SP)
+
+    def set_sp(self, value: int) -> None:
+        self.uc.reg_write(A.UC_ARM64_REG_SP, value)
+
+    def reg(self, name: str) -> int:
+        return self.uc.reg_read(getattr(A, f"UC_ARM64_REG_{name.upper()}"))
+
+    def set_reg(self, name: str, value: int) -> None:
+        self.uc.reg_write(getattr(A, f"UC_ARM64_REG_{name.upper()}"), value)
+
+    def sysreg(self, reg: SysReg) -> int:
+        return self.uc.reg_read(A.UC_ARM64_REG_CP_REG, reg.cp())
+
+    def set_sysreg(self, reg: SysReg, value: int) -> None:
+        self.uc.reg_write(A.UC_ARM64_REG_CP_REG, reg.cp(value))
+
+    def read_insn(self, pa: int) -> int:
+        return struct.unpack("<I", self.dram.read(pa, 4))[0]
+
+    # translation
+    def set_stage2(self, vttbr: int, vtcr: int) -> None:
+        self.set_sysreg(VTCR_EL2, vtcr)
+        self.set_sysreg(VTTBR_EL2, vttbr)
+        self.flush()
+
+    def flush(self) -> None:
+        """Forget cached translations and translated code (after a table change)."""
+        self.uc.ctl(UC_CTL_TLB_FLUSH, UC_CTL_IO_WRITE)
+        self.uc.ctl_flush_tb()
+
+    def set_virq_line(self, asserted: bool) -> None:
+        """Drive the virtual IRQ line (HCR_EL2.VI)."""
+        hcr = self.sysreg(HCR_EL2)
+        new = hcr | HCR_VI if asserted else hcr & ~HCR_VI
+        if new != hcr:
+            self.set_sysreg(HCR_EL2, new)
+
+    # execution
+    def run(self):
+        """Run from the current PC until a handler stops the core or it halts.
+
+        Returns the handler's stop reason, ``HALTED`` after a WFI, or
+        ``("error", UcError)`` when unicorn itself gives up (e.g. a fetch
+        from a physical address nothing backs).
+        """
+        with self._lock:
+            if self._stop is not None:
+                return self._take_stop()
+            self._running = True
+        try:
+            self.uc.emu_start(self.pc, _NEVER)
+        except UcError as e:
+            self.stop(("error", e))
+        finally:
+            with self._lock:
+                self._running = False
+        if self._stop is None and self._halted():
+            return HALTED
+        with self._lock:
+            return self._take_stop() or STOPPED
+
+    def _take_stop(self):
+        reason, self._stop = self._stop, None
+        return reason
+
+    def stop(self, reason=STOPPED) -> None:
+        """End the current (or next) run with ``reason``; thread safe."""
+        with self._lock:
+            if self._stop is None:
+                self._stop = reason
+            if self._running:
+                self.uc.emu_stop()
+
+    def _halted(self) -> bool:
+        return self.trap.fetch_insn(self.pc - 4) == INSN_WFI
+
+    # hooks
+    def _on_intr(self, uc, intno, _user) -> None:
+        self.trap.exception(self, intno)
+
+    def _on_sysreg(self, uc, reg, cp, write) -> bool:
+        sysreg = SysReg(cp.op0, cp.op1, cp.crn, cp.crm, cp.op2)
+        return self.trap.sysreg(self, sysreg, write, _RT[reg])
+
+    def close(self) -> None:
+        self.uc = None
+
+
+_X29 = {29: A.UC_ARM64_REG_X29, 30: A.UC_ARM64_REG_X30}
+_RT = {A.UC_ARM64_REG_X0 + n: n for n in range(29)} | {
+    A.UC_ARM64_REG_X29: 29,
+    A.UC_ARM64_REG_X30: 30,
+    A.UC_ARM64_REG_XZR: 31,
+}
