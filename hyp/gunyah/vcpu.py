@@ -24,7 +24,17 @@ from hyp.gunyah.object import Object, ObjectState, ObjectType
 from hyp.gunyah.pgtable import ACCESS_X, VTCR
 from hyp.hw import a64
 from hyp.hw.board import GICD_BASE, GICR_BASE, GICR_STRIDE, PPI_VTIMER
-from hyp.hw.cpu import HALTED, HPFAR_EL2, PSTATE_EL1H_MASKED, VMPIDR_EL2, Core, Excp, SysReg, Trap
+from hyp.hw.cpu import (
+    HALTED,
+    HPFAR_EL2,
+    PSTATE_EL1H_MASKED,
+    SPSR_EL1,
+    VMPIDR_EL2,
+    Core,
+    Excp,
+    SysReg,
+    Trap,
+)
 from hyp.hw.gicv3 import is_icc
 from hyp.hw.timer import EVENT_TICKS, QUANTUM_TICKS, READ_TICKS, VirtualTimer
 
@@ -471,7 +481,7 @@ class Vcpu(Object, Trap):
         if far is not None:
             core.set_reg("far_el1", far)
         core.set_reg("elr_el1", elr)
-        core.set_reg("spsr_el1", pstate)
+        core.set_sysreg(SPSR_EL1, pstate)
         core.set_reg("pstate", PSTATE_EL1H_MASKED | (pstate & 0xF000_0000))
         core.pc = core.reg("vbar_el1") + vector
         core.stop("sync")

@@ -82,6 +82,7 @@ VTCR_EL2 = SysReg(3, 4, 2, 1, 2)
 HPFAR_EL2 = SysReg(3, 4, 6, 0, 4)
 VMPIDR_EL2 = SysReg(3, 4, 0, 0, 5)
 MPIDR_EL1 = SysReg(3, 0, 0, 0, 5)
+SPSR_EL1 = SysReg(3, 0, 4, 0, 0)
 
 HALTED = "halted"
 STOPPED = "stopped"
@@ -108,6 +109,7 @@ class Core:
     def __init__(self, dram: Dram, trap: Trap):
         self.dram, self.trap = dram, trap
         self.uc = uc = Uc(UC_ARCH_ARM64, UC_MODE_ARM)
+        uc.ctl_set_cpu_model(A.UC_CPU_ARM64_MAX)
         uc.ctl_set_tcg_buffer_size(_TCG_BUFFER)
         uc.mem_map_ptr(dram.base, dram.size, UC_PROT_ALL, dram.address)
         self.set_sysreg(SCR_EL3, SCR_EL3_NS | SCR_EL3_HCE | SCR_EL3_RW)
@@ -115,6 +117,7 @@ class Core:
         self._lock = threading.Lock()
         self._running = False
         self._stop = None
+        self._error: BaseException | None = None
         uc.hook_add(UC_HOOK_INTR, self._on_intr)
         for insn, write in ((A.UC_ARM64_INS_MRS, False), (A.UC_ARM64_INS_MSR, True)):
             uc.hook_add(UC_HOOK_INSN, self._on_sysreg, write, aux1=insn)
@@ -194,6 +197,10 @@ class Core:
         finally:
             with self._lock:
                 self._running = False
+        if self._error is not None:
+            error, self._error = self._error, None
+            self._stop = None
+            raise error
         if self._stop is None and self._halted():
             return HALTED
         with self._lock:
@@ -215,12 +222,23 @@ class Core:
         return self.trap.fetch_insn(self.pc - 4) == INSN_WFI
 
     # hooks
+    # Hooks run inside unicorn: an exception must not unwind through it, so
+    # it stops the core and run() raises it in the caller's frame.
     def _on_intr(self, uc, intno, _user) -> None:
-        self.trap.exception(self, intno)
+        try:
+            self.trap.exception(self, intno)
+        except BaseException as e:  # noqa: BLE001 - re-raised by run()
+            self._error = e
+            self.stop(("error", e))
 
     def _on_sysreg(self, uc, reg, cp, write) -> bool:
-        sysreg = SysReg(cp.op0, cp.op1, cp.crn, cp.crm, cp.op2)
-        return self.trap.sysreg(self, sysreg, write, _RT[reg])
+        try:
+            sysreg = SysReg(cp.op0, cp.op1, cp.crn, cp.crm, cp.op2)
+            return self.trap.sysreg(self, sysreg, write, _RT[reg])
+        except BaseException as e:  # noqa: BLE001 - re-raised by run()
+            self._error = e
+            self.stop(("error", e))
+            return True
 
     def close(self) -> None:
         self.uc = None

@@ -1,0 +1,83 @@
+"""What the guest sees when an access cannot be done: a data abort at its EL1.
+
+A store to a read-only mapping is a permission fault; a pair, exclusive or
+atomic access to MMIO cannot be emulated and is an external abort. The
+guest's own vector reports ESR_EL1 and FAR_EL1 over MMIO.
+"""
+
+import pytest
+from tests.aarch64 import assemble
+from tests.hyp.gunyah.vmhelper import GUEST_PA, MAP_PARTIAL, MMIO_IPA, RAM_IPA, Hv, build_vm
+
+from hyp.gunyah.vcpu import VcpuState
+
+RO_IPA = RAM_IPA + 0x20_0000
+RO_PA = GUEST_PA + 0x40_0000
+REPORT = MMIO_IPA + 0x8000
+ATTRS_R_WB = 4 | 4 << 4 | 0xF << 16
+
+
+def program(body: str) -> str:
+    return f"""
+    adr x8, vectors
+    msr vbar_el1, x8
+    isb
+    ldr x9, ={REPORT:#x}
+    ldr x0, ={MMIO_IPA:#x}
+    ldr x1, ={RO_IPA:#x}
+    {body}
+    b .
+    .balign 0x800
+vectors:
+    .skip 0x200
+    mrs x10, esr_el1
+    mrs x11, far_el1
+    str x10, [x9]
+    str x11, [x9, #8]
+    b .
+"""
+
+
+def map_read_only(gunyah, vm):
+    hv = Hv(gunyah)
+    extent = hv.create("memextent")
+    hv.ok("memextent_configure", extent, RO_PA, 0x1000, 7, 0)
+    hv.ok("object_activate", extent, 0)
+    hv.ok("addrspace_map", vm.addrspace, extent, RO_IPA, ATTRS_R_WB, MAP_PARTIAL, 0, 0x1000)
+    gunyah.dram.write(RO_PA, (0xCAFE).to_bytes(8, "little"))
+
+
+def reported_abort(vm):
+    state, ipa, _, esr = vm.run()
+    assert (VcpuState(state), ipa) == (VcpuState.ADDRSPACE_VMMIO_WRITE, REPORT)
+    state, ipa, _, far = vm.run()
+    assert ipa == REPORT + 8
+    return esr, far
+
+
+def test_store_to_a_read_only_mapping_is_a_permission_fault(gunyah):
+    vm = build_vm(gunyah, assemble(program("ldr x2, [x1]\n str x2, [x0]\n str x2, [x1, #8]")))
+    map_read_only(gunyah, vm)
+    assert vm.run() == (VcpuState.ADDRSPACE_VMMIO_WRITE, MMIO_IPA, 8, 0xCAFE)
+    esr, far = reported_abort(vm)
+    assert esr >> 26 == 0x25 and esr & 0x3F == 0x0F and esr >> 6 & 1 == 1
+    assert far == RO_IPA + 8
+    assert gunyah.dram.read(RO_PA + 8, 8) == bytes(8)
+
+
+@pytest.mark.parametrize(
+    "insn",
+    ["ldp x2, x3, [x0]", "stp x2, x3, [x0]", "ldxr x2, [x0]", "ldaxr w2, [x0]",
+     "ldadd x2, x3, [x0]", "ldr q0, [x0]"],
+)  # fmt: skip
+def test_accesses_that_cannot_be_emulated_abort_the_guest(gunyah, insn):
+    vm = build_vm(gunyah, assemble(program(insn)))
+    esr, far = reported_abort(vm)
+    assert esr >> 26 == 0x25 and esr & 0x3F == 0x10
+    assert far == MMIO_IPA
+    assert ("unsupported_mmio", (("insn", vm_insn(gunyah)), ("ipa", MMIO_IPA), ("vcpu", "vm1.cpu0"))) in gunyah.events
+
+
+def vm_insn(gunyah):
+    record = next(e for e in gunyah.events if e[0] == "unsupported_mmio")
+    return dict(record[1])["insn"]
