@@ -17,7 +17,7 @@ from __future__ import annotations
 import threading
 import time
 
-PATIENCE = 0.05
+PATIENCE = 0.25
 QUANTUM = 0.01
 
 

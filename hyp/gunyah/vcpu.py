@@ -144,9 +144,12 @@ class Vcpu(Object, Trap):
         self._wake()
 
     def poweroff(self, exited: bool = False) -> None:
+        """Power off; ``exited`` (the VM is down) also wakes a sleeping host thread."""
         self.powered, self.waiting = False, False
         self.exited = self.exited or exited
         self.kick()
+        if exited:
+            self._wake()
         self.hyp.scheduler.poke()
 
     def register_write(self, reg_set: int, index: int, value: int) -> None:
@@ -235,17 +238,20 @@ class Vcpu(Object, Trap):
         while True:
             with self.hyp.lock:
                 result = self._before_run()
-                if result is not None:
-                    return result
+            if result is not None:
+                return result
             self.hyp.scheduler.enter(self)
             try:
                 reason = self.core.run()
+                with self.hyp.lock:
+                    result = self._after_run(reason)
+                    if result is not None:
+                        # Traced inside the turn, so the order is the same every run.
+                        self.hyp.trace("vcpu_run", vcpu=self.trace_name, state=result[0].name,
+                                       data=result[1:])  # fmt: skip
             finally:
                 self.hyp.scheduler.leave(self)
-            with self.hyp.lock:
-                result = self._after_run(reason)
             if result is not None:
-                self.hyp.trace("vcpu_run", vcpu=self.trace_name, state=result[0].name)
                 return result
 
     def _before_run(self):
@@ -254,29 +260,39 @@ class Vcpu(Object, Trap):
             kind, cookie = self.reset_request
             return VcpuState.PSCI_SYSTEM_RESET, kind, cookie, 0
         if not self.powered:
+            self.sleeping = not self.exited
             return VcpuState.POWERED_OFF, POWEROFF_EXITED if self.exited else 0, 0, 0
         if self._kicked:
             self._kicked = False
             return VcpuState.READY, 0, 0, 0
         self._apply_pending()
+        result = self._sleep_or_wake()
+        if result is None:
+            self.core.set_virq_line(self.vic.gic.signalled(self.gic_cpu))
+        return result
+
+    def _sleep_or_wake(self):
+        """A waiting vCPU either wakes (or skips idle time) or expects a wakeup."""
         self._update_timer()
-        if self.waiting:
-            if not self._wakes() and not self._skip_idle_time():
-                self.sleeping = True
-                self.hyp.scheduler.poke()
-                return VcpuState.EXPECTS_WAKEUP, 0, 0, 0
+        if not self.waiting:
+            return None
+        if self._wakes() or self._skip_idle_time():
             self.waiting = False
-        self.core.set_virq_line(self.vic.gic.signalled(self.gic_cpu))
-        return None
+            return None
+        self.sleeping = True
+        self.hyp.scheduler.poke()
+        return VcpuState.EXPECTS_WAKEUP, 0, 0, 0
 
     def _after_run(self, reason):
         self.hyp.clock.advance(QUANTUM_TICKS if reason == "preempt" else EVENT_TICKS)
         if self._needs_flush:
             self._needs_flush = False
             self.core.flush()
-        if reason == HALTED:
+        if self.reset_request is not None or not self.powered:
+            return self._before_run()
+        if reason == HALTED or self.waiting:
             self.waiting = True
-            return None
+            return self._sleep_or_wake()
         if not isinstance(reason, tuple):
             return None
         kind, *data = reason
