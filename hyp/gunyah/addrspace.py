@@ -81,7 +81,7 @@ class Addrspace(Object):
         """Map extent pages [offset, offset+size) at IPA ``vbase``."""
         check(flags & ~_MAP_FLAGS == 0, Error.ARGUMENT_INVALID, "map_flags")
         attrs = mapping_attrs(map_attrs, extent)
-        pa, pa_end = extent.range(offset, size)
+        pa, _ = extent.range(offset, size)
         check(vbase % PAGE_SIZE == 0, Error.ARGUMENT_ALIGNMENT)
         check(vbase + size <= 1 << IPA_BITS, Error.ADDR_OVERFLOW)
         check(extent.owns(pa, size), Error.MEMDB_NOT_OWNER, "extent does not own the pages")

@@ -95,8 +95,12 @@ TABLE = (
     _h(0x5D, "vcpu_unbind_virq", "vcpu virq_type res0"),
     _h(0x61, "memextent_donate", "options from to offset size res0"),
     _h(0x64, "vcpu_register_write", "vcpu register_set register_index value res0"),
-    _h(0x65, "vcpu_run", "cap_id resume_data_0 resume_data_1 resume_data_2 res0",
-       "vcpu_state state_data_0 state_data_1 state_data_2"),  # fmt: skip
+    _h(
+        0x65,
+        "vcpu_run",
+        "cap_id resume_data_0 resume_data_1 resume_data_2 res0",
+        "vcpu_state state_data_0 state_data_1 state_data_2",
+    ),
     _h(0x68, "vcpu_run_check", "cap_id res0", "vcpu_state state_data_0 state_data_1 state_data_2"),
 )
 
@@ -398,7 +402,9 @@ def scheduler_yield(hyp, caller, control, arg1):
 
 @handler
 def vcpu_set_affinity(hyp, caller, cap_id, affinity):
-    _get(caller, cap_id, ObjectType.THREAD, ThreadRights.AFFINITY, active=None).set_affinity(affinity)
+    _get(caller, cap_id, ObjectType.THREAD, ThreadRights.AFFINITY, active=None).set_affinity(
+        affinity
+    )
 
 
 @handler

@@ -34,7 +34,8 @@ from hyp.hw.timer import VirtualClock
 API_VERSION = 1
 API_64BIT = 1 << 15
 VARIANT_GUNYAH = 0x48
-# hyp_api_flags0: partition_cspace 0, doorbell 1, msgqueue 2, vic 3, vcpu 5, memextent 6, vcpu_run 11
+# hyp_api_flags0 bits: partition_cspace 0, doorbell 1, msgqueue 2, vic 3, vcpu 5,
+# memextent 6, vcpu_run 11
 API_FLAGS0 = 1 << 0 | 1 << 1 | 1 << 2 | 1 << 3 | 1 << 5 | 1 << 6 | 1 << 11
 VCPU_RUN = hypercalls.BY_NAME["vcpu_run"].num
 NATIVE_BASE, NATIVE_LIMIT = 0x6000, 0x6200

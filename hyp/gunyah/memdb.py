@@ -109,6 +109,4 @@ class MemDb:
     def ranges(self, owner=None) -> list[tuple[int, int, object]]:
         """Every (start, end, owner), optionally only ``owner``'s."""
         with self._lock:
-            return [
-                (s, e, o) for s, (e, o) in self._ranges.items() if owner is None or o is owner
-            ]
+            return [(s, e, o) for s, (e, o) in self._ranges.items() if owner is None or o is owner]

@@ -54,7 +54,9 @@ def is_psci(fid: int) -> bool:
 def call(hyp, vcpu, fid: int, args: list[int]) -> int:
     """Handle a PSCI call from ``vcpu``; returns X0."""
     fn = _base(fid)
-    hyp.trace("psci", vcpu=vcpu.trace_name, fn=Psci(fn).name if fn in Psci._value2member_map_ else fn)
+    hyp.trace(
+        "psci", vcpu=vcpu.trace_name, fn=Psci(fn).name if fn in Psci._value2member_map_ else fn
+    )
     handlers = {
         Psci.VERSION: lambda: PSCI_VERSION_1_1,
         Psci.CPU_ON: lambda: _cpu_on(vcpu, args[0], args[1], args[2]),
@@ -67,8 +69,11 @@ def call(hyp, vcpu, fid: int, args: list[int]) -> int:
         Psci.SYSTEM_RESET2: lambda: _system_reset(
             hyp, vcpu, (args[0] & 0xFFFF_FFFF) | (RESET2_SMC64 if fid & SMC64 else 0), args[1]
         ),
-        Psci.FEATURES: lambda: 0 if is_psci(args[0]) and _base(args[0]) in Psci._value2member_map_
-        else PsciRet.NOT_SUPPORTED,
+        Psci.FEATURES: lambda: (
+            0
+            if is_psci(args[0]) and _base(args[0]) in Psci._value2member_map_
+            else PsciRet.NOT_SUPPORTED
+        ),
     }
     handler = handlers.get(fn)
     return int(handler()) if handler else int(PsciRet.NOT_SUPPORTED)

@@ -96,7 +96,9 @@ class Scheduler:
 
     def _ensure_watchdog(self) -> None:
         if self._watchdog is None:
-            self._watchdog = threading.Thread(target=self._watch, name="gunyah-watchdog", daemon=True)
+            self._watchdog = threading.Thread(
+                target=self._watch, name="gunyah-watchdog", daemon=True
+            )
             self._watchdog.start()
 
     def _watch(self) -> None:

@@ -438,7 +438,9 @@ class Vcpu(Object, Trap):
     def sysreg(self, core: Core, reg: SysReg, write: bool, rt: int) -> bool:
         if is_icc(reg.op0, reg.op1, reg.crn, reg.crm):
             with self.hyp.lock:
-                result = self.vic.sysreg(self, (reg.crn, reg.crm, reg.op2), core.x(rt) if write else None)
+                result = self.vic.sysreg(
+                    self, (reg.crn, reg.crm, reg.op2), core.x(rt) if write else None
+                )
             if not write:
                 core.set_x(rt, result)
             core.pc = core.pc + 4  # unicorn does not step over registers it does not know

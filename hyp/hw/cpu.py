@@ -25,9 +25,8 @@ import threading
 from dataclasses import dataclass
 from enum import IntEnum
 
-from unicorn import UC_ARCH_ARM64, UC_HOOK_INSN, UC_HOOK_INTR, UC_MODE_ARM, UC_PROT_ALL, Uc
-from unicorn import UcError
-from unicorn import arm64_const as A
+from unicorn import UC_ARCH_ARM64, UC_HOOK_INSN, UC_HOOK_INTR, UC_MODE_ARM, UC_PROT_ALL, Uc, UcError
+from unicorn import arm64_const as arm64
 from unicorn.unicorn_const import UC_CTL_IO_WRITE, UC_CTL_TLB_FLUSH
 
 from hyp.hw.memory import Dram
@@ -109,7 +108,7 @@ class Core:
     def __init__(self, dram: Dram, trap: Trap):
         self.dram, self.trap = dram, trap
         self.uc = uc = Uc(UC_ARCH_ARM64, UC_MODE_ARM)
-        uc.ctl_set_cpu_model(A.UC_CPU_ARM64_MAX)
+        uc.ctl_set_cpu_model(arm64.UC_CPU_ARM64_MAX)
         uc.ctl_set_tcg_buffer_size(_TCG_BUFFER)
         uc.mem_map_ptr(dram.base, dram.size, UC_PROT_ALL, dram.address)
         self.set_sysreg(SCR_EL3, SCR_EL3_NS | SCR_EL3_HCE | SCR_EL3_RW)
@@ -119,43 +118,43 @@ class Core:
         self._stop = None
         self._error: BaseException | None = None
         uc.hook_add(UC_HOOK_INTR, self._on_intr)
-        for insn, write in ((A.UC_ARM64_INS_MRS, False), (A.UC_ARM64_INS_MSR, True)):
+        for insn, write in ((arm64.UC_ARM64_INS_MRS, False), (arm64.UC_ARM64_INS_MSR, True)):
             uc.hook_add(UC_HOOK_INSN, self._on_sysreg, write, aux1=insn)
 
     # registers
     def x(self, n: int) -> int:
-        return 0 if n == 31 else self.uc.reg_read(A.UC_ARM64_REG_X0 + n if n < 29 else _X29[n])
+        return 0 if n == 31 else self.uc.reg_read(arm64.UC_ARM64_REG_X0 + n if n < 29 else _X29[n])
 
     def set_x(self, n: int, value: int) -> None:
         if n != 31:
-            self.uc.reg_write(A.UC_ARM64_REG_X0 + n if n < 29 else _X29[n], value & (2**64 - 1))
+            self.uc.reg_write(arm64.UC_ARM64_REG_X0 + n if n < 29 else _X29[n], value & (2**64 - 1))
 
     @property
     def pc(self) -> int:
-        return self.uc.reg_read(A.UC_ARM64_REG_PC)
+        return self.uc.reg_read(arm64.UC_ARM64_REG_PC)
 
     @pc.setter
     def pc(self, value: int) -> None:
-        self.uc.reg_write(A.UC_ARM64_REG_PC, value)
+        self.uc.reg_write(arm64.UC_ARM64_REG_PC, value)
 
     @property
     def sp(self) -> int:
-        return self.uc.reg_read(A.UC_ARM64_REG_SP)
+        return self.uc.reg_read(arm64.UC_ARM64_REG_SP)
 
     def set_sp(self, value: int) -> None:
-        self.uc.reg_write(A.UC_ARM64_REG_SP, value)
+        self.uc.reg_write(arm64.UC_ARM64_REG_SP, value)
 
     def reg(self, name: str) -> int:
-        return self.uc.reg_read(getattr(A, f"UC_ARM64_REG_{name.upper()}"))
+        return self.uc.reg_read(getattr(arm64, f"UC_ARM64_REG_{name.upper()}"))
 
     def set_reg(self, name: str, value: int) -> None:
-        self.uc.reg_write(getattr(A, f"UC_ARM64_REG_{name.upper()}"), value)
+        self.uc.reg_write(getattr(arm64, f"UC_ARM64_REG_{name.upper()}"), value)
 
     def sysreg(self, reg: SysReg) -> int:
-        return self.uc.reg_read(A.UC_ARM64_REG_CP_REG, reg.cp())
+        return self.uc.reg_read(arm64.UC_ARM64_REG_CP_REG, reg.cp())
 
     def set_sysreg(self, reg: SysReg, value: int) -> None:
-        self.uc.reg_write(A.UC_ARM64_REG_CP_REG, reg.cp(value))
+        self.uc.reg_write(arm64.UC_ARM64_REG_CP_REG, reg.cp(value))
 
     def read_insn(self, pa: int) -> int:
         return struct.unpack("<I", self.dram.read(pa, 4))[0]
@@ -227,7 +226,7 @@ class Core:
     def _on_intr(self, uc, intno, _user) -> None:
         try:
             self.trap.exception(self, intno)
-        except BaseException as e:  # noqa: BLE001 - re-raised by run()
+        except BaseException as e:
             self._error = e
             self.stop(("error", e))
 
@@ -235,7 +234,7 @@ class Core:
         try:
             sysreg = SysReg(cp.op0, cp.op1, cp.crn, cp.crm, cp.op2)
             return self.trap.sysreg(self, sysreg, write, _RT[reg])
-        except BaseException as e:  # noqa: BLE001 - re-raised by run()
+        except BaseException as e:
             self._error = e
             self.stop(("error", e))
             return True
@@ -244,9 +243,9 @@ class Core:
         self.uc = None
 
 
-_X29 = {29: A.UC_ARM64_REG_X29, 30: A.UC_ARM64_REG_X30}
-_RT = {A.UC_ARM64_REG_X0 + n: n for n in range(29)} | {
-    A.UC_ARM64_REG_X29: 29,
-    A.UC_ARM64_REG_X30: 30,
-    A.UC_ARM64_REG_XZR: 31,
+_X29 = {29: arm64.UC_ARM64_REG_X29, 30: arm64.UC_ARM64_REG_X30}
+_RT = {arm64.UC_ARM64_REG_X0 + n: n for n in range(29)} | {
+    arm64.UC_ARM64_REG_X29: 29,
+    arm64.UC_ARM64_REG_X30: 30,
+    arm64.UC_ARM64_REG_XZR: 31,
 }

@@ -144,9 +144,9 @@ class Gicv3:
         """(intid, priority) of the best deliverable interrupt, or (1023, 0xff)."""
         best = (SPECIAL_INTID_NONE, IDLE_PRIORITY)
         for intid, irq in self._candidates(cpu):
-            if irq.enabled and not irq.active and self._is_pending(irq):
-                if irq.priority < best[1]:
-                    best = (intid, irq.priority)
+            deliverable = irq.enabled and not irq.active and self._is_pending(irq)
+            if deliverable and irq.priority < best[1]:
+                best = (intid, irq.priority)
         return best
 
     def signalled(self, cpu: int) -> bool:
@@ -154,10 +154,7 @@ class Gicv3:
         c = self.cpus[cpu]
         intid, prio = self.highest_pending(cpu)
         return (
-            c.igrpen1
-            and intid != SPECIAL_INTID_NONE
-            and prio < c.pmr
-            and prio < c.running_priority
+            c.igrpen1 and intid != SPECIAL_INTID_NONE and prio < c.pmr and prio < c.running_priority
         )
 
     def wakes(self, cpu: int) -> bool:
@@ -228,7 +225,9 @@ class Gicv3:
         if value >> 40 & 1:
             targets = [i for i in range(len(self.cpus)) if i != cpu]
         else:
-            aff = (value >> 48 & 0xFF) << 32 | (value >> 32 & 0xFF) << 16 | (value >> 16 & 0xFF) << 8
+            aff = (
+                (value >> 48 & 0xFF) << 32 | (value >> 32 & 0xFF) << 16 | (value >> 16 & 0xFF) << 8
+            )
             targets = [
                 i for i, c in enumerate(self.cpus)
                 if c.affinity & ~0xFF == aff and value >> (c.affinity & 0xF) & 1
@@ -347,4 +346,3 @@ class Gicv3:
         if offset in (GICR_TYPER, GICR_TYPER + 4):
             return typer >> (8 * (offset - GICR_TYPER)) & ((1 << size * 8) - 1)
         return regs.get(offset, 0)
-

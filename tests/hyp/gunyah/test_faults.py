@@ -6,10 +6,10 @@ guest's own vector reports ESR_EL1 and FAR_EL1 over MMIO.
 """
 
 import pytest
-from tests.aarch64 import assemble
-from tests.hyp.gunyah.vmhelper import GUEST_PA, MAP_PARTIAL, MMIO_IPA, RAM_IPA, Hv, build_vm
 
 from hyp.gunyah.vcpu import VcpuState
+from tests.aarch64 import assemble
+from tests.hyp.gunyah.vmhelper import GUEST_PA, MAP_PARTIAL, MMIO_IPA, RAM_IPA, Hv, build_vm
 
 RO_IPA = RAM_IPA + 0x20_0000
 RO_PA = GUEST_PA + 0x40_0000
@@ -75,7 +75,10 @@ def test_accesses_that_cannot_be_emulated_abort_the_guest(gunyah, insn):
     esr, far = reported_abort(vm)
     assert esr >> 26 == 0x25 and esr & 0x3F == 0x10
     assert far == MMIO_IPA
-    assert ("unsupported_mmio", (("insn", vm_insn(gunyah)), ("ipa", MMIO_IPA), ("vcpu", "vm1.cpu0"))) in gunyah.events
+    assert (
+        "unsupported_mmio",
+        (("insn", vm_insn(gunyah)), ("ipa", MMIO_IPA), ("vcpu", "vm1.cpu0")),
+    ) in gunyah.events
 
 
 def vm_insn(gunyah):

@@ -1,10 +1,10 @@
 """The hypercall ABI: identify, the vendor UID, capability errors, reserved arguments."""
 
 import pytest
-from tests.hyp.gunyah.vmhelper import Hv
 
 from hyp.gunyah.errors import Error
 from hyp.gunyah.object import DoorbellRights
+from tests.hyp.gunyah.vmhelper import Hv
 
 GUNYAH_UID_WORDS = [0xCD8FD5C1, 0xDB5F53A4, 0x36CE6592, 0x145F3D67]
 
@@ -19,7 +19,15 @@ def test_identify_reports_api_1_and_features(gunyah):
     api_info, flags0, flags1, flags2 = Hv(gunyah).raw("hypervisor_identify")[:4]
     assert api_info & 0x3FFF == 1
     assert api_info >> 15 & 1 == 1  # 64-bit
-    for bit in (0, 1, 2, 3, 5, 6, 11):  # partition/cspace, doorbell, msgqueue, vic, vcpu, memextent, vcpu_run
+    for bit in (
+        0,
+        1,
+        2,
+        3,
+        5,
+        6,
+        11,
+    ):  # partition/cspace, doorbell, msgqueue, vic, vcpu, memextent, vcpu_run
         assert flags0 >> bit & 1, bit
     assert (flags1, flags2) == (0, 0)
 
@@ -28,7 +36,10 @@ def test_unknown_function_ids(gunyah):
     unknown = 0xFFFF_FFFF_FFFF_FFFF
     assert gunyah.smccc(gunyah.root, [0x8600_1234] + [0] * 7)[0] == unknown
     assert gunyah.smccc(gunyah.root, [0x8600_8012] + [0] * 7)[0] == unknown  # SMC32 hypercall
-    assert gunyah.smccc(gunyah.root, [0xC600_8000 + 0x1FF] + [0] * 7)[0] == Error.UNIMPLEMENTED & unknown
+    assert (
+        gunyah.smccc(gunyah.root, [0xC600_8000 + 0x1FF] + [0] * 7)[0]
+        == Error.UNIMPLEMENTED & unknown
+    )
 
 
 @pytest.fixture
@@ -41,14 +52,16 @@ def caps(gunyah):
 
 
 def test_wrong_object_type(caps):
-    hv, doorbell, msgqueue = caps
+    hv, _, msgqueue = caps
     assert hv.err("doorbell_send", msgqueue, 1, 0) == Error.CSPACE_WRONG_OBJECT_TYPE == 52
 
 
 def test_insufficient_rights(caps, gunyah):
     hv, doorbell, _ = caps
     cspace = gunyah.root_caps["cspace"]
-    receive_only = hv.ok("cspace_copy_cap_from", cspace, doorbell, cspace, DoorbellRights.RECEIVE, 0)[0]
+    receive_only = hv.ok(
+        "cspace_copy_cap_from", cspace, doorbell, cspace, DoorbellRights.RECEIVE, 0
+    )[0]
     assert hv.err("doorbell_send", receive_only, 1, 0) == Error.CSPACE_INSUFFICIENT_RIGHTS == 53
     assert hv.ok("doorbell_receive", receive_only, 1, 0) == [0]
 

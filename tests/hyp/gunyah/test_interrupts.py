@@ -1,11 +1,10 @@
 """Virtual interrupts: a doorbell wakes a guest in WFI and runs its IRQ vector; the
 virtual timer fires after the programmed virtual time."""
 
-from tests.aarch64 import assemble
-from tests.hyp.gunyah.vmhelper import MMIO_IPA, Hv, build_vm
-
 from hyp.gunyah.vcpu import VcpuState
 from hyp.hw.board import GICD_BASE, GICR_BASE
+from tests.aarch64 import assemble
+from tests.hyp.gunyah.vmhelper import MMIO_IPA, Hv, build_vm
 
 REPORT = MMIO_IPA + 0x8000
 SPI = 40
@@ -35,7 +34,9 @@ GIC_SETUP = f"""
     isb
 """
 
-DOORBELL_GUEST = GIC_SETUP + """
+DOORBELL_GUEST = (
+    GIC_SETUP
+    + """
     mov x20, #0
     msr daifclr, #2
 1:  wfi
@@ -50,8 +51,11 @@ vectors:
     msr S3_0_C12_C12_1, x21         // ICC_EOIR1_EL1
     eret
 """
+)
 
-TIMER_GUEST = GIC_SETUP + """
+TIMER_GUEST = (
+    GIC_SETUP
+    + """
     mrs x1, cntvct_el0
     str x1, [x9, #16]
     mov x2, #5000
@@ -73,6 +77,7 @@ vectors:
     msr S3_0_C12_C12_1, x21
     eret
 """
+)
 
 
 def test_doorbell_wakes_the_guest_and_its_irq_vector_runs(gunyah):

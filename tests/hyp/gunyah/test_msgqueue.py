@@ -1,9 +1,9 @@
 """Message queues: 240-byte round trips, FULL and EMPTY at the edges, receive virqs."""
 
 import pytest
-from tests.hyp.gunyah.vmhelper import Hv
 
 from hyp.gunyah.errors import Error
+from tests.hyp.gunyah.vmhelper import Hv
 
 
 @pytest.fixture
@@ -52,7 +52,10 @@ def test_receive_virq_follows_the_queue(queue, gunyah):
     fired = []
     gunyah.host_vic.handlers[40] = fired.append
     hv.ok("msgqueue_bind_receive_virq", q, gunyah.root_caps["host_vic"], 40, 0)
-    assert hv.err("msgqueue_bind_receive_virq", q, gunyah.root_caps["host_vic"], 41, 0) == Error.VIRQ_BOUND
+    assert (
+        hv.err("msgqueue_bind_receive_virq", q, gunyah.root_caps["host_vic"], 41, 0)
+        == Error.VIRQ_BOUND
+    )
     buf = mem.alloc(8)
     hv.ok("msgqueue_send", q, 8, buf, 0, 0)
     assert fired == [40]

@@ -3,12 +3,11 @@ every time: PSCI CPU_ON, prints from both, an SGI, CPU_OFF and SYSTEM_OFF."""
 
 import threading
 
-from tests.aarch64 import assemble
-from tests.hyp.gunyah.vmhelper import MMIO_IPA, build_vm
-
 from hyp.gunyah.hypervisor import Gunyah
 from hyp.gunyah.vcpu import POWEROFF_EXITED, ResumeAction, VcpuState
 from hyp.hw.board import GICR_BASE
+from tests.aarch64 import assemble
+from tests.hyp.gunyah.vmhelper import MMIO_IPA, build_vm
 
 REPORT = MMIO_IPA + 0x8000
 
@@ -71,7 +70,7 @@ wait_for_sgi:
 
 def drive(vm, index, woken, log):
     while True:
-        state, a, b, c = vm.run(index, 0, ResumeAction.EMULATE)
+        state, a, _, c = vm.run(index, 0, ResumeAction.EMULATE)
         if state == VcpuState.ADDRSPACE_VMMIO_WRITE:
             log.append((index, a, c))
             continue
@@ -109,4 +108,3 @@ def test_smp_guest_runs_and_its_trace_is_the_same_every_time():
     assert ("vm_event", (("kind", "system_off"), ("vcpu", "vm1.cpu0"))) in trace
     for _ in range(3):
         assert run_once() == (trace, log)
-

@@ -1,9 +1,8 @@
 """Guest code behind real stage-2 tables: RAM lands in DRAM, holes are VMMIO."""
 
+from hyp.gunyah.vcpu import VcpuState
 from tests.aarch64 import assemble
 from tests.hyp.gunyah.vmhelper import GUEST_PA, MMIO_IPA, RAM_IPA, build_vm
-
-from hyp.gunyah.vcpu import VcpuState
 
 PROGRAM = f"""
     ldr x0, ={RAM_IPA + 0x1000:#x}

@@ -8,10 +8,10 @@ instruction says.
 """
 
 import pytest
-from tests.aarch64 import assemble
-from tests.hyp.gunyah.vmhelper import MMIO_IPA, build_vm
 
 from hyp.gunyah.vcpu import ResumeAction, VcpuState
+from tests.aarch64 import assemble
+from tests.hyp.gunyah.vmhelper import MMIO_IPA, build_vm
 
 BASE = MMIO_IPA + 0x100
 REPORT = MMIO_IPA + 0x8000
@@ -84,7 +84,9 @@ def run_to_report(vm):
     return loaded, value
 
 
-@pytest.mark.parametrize(("insn", "ipa", "size", "value", "base"), STORES, ids=[s[0] for s in STORES])
+@pytest.mark.parametrize(
+    ("insn", "ipa", "size", "value", "base"), STORES, ids=[s[0] for s in STORES]
+)
 def test_store_forms(gunyah, insn, ipa, size, value, base):
     vm = build_vm(gunyah, assemble(program(insn)))
     assert vm.run() == (VcpuState.ADDRSPACE_VMMIO_WRITE, ipa, size, value)
@@ -92,7 +94,9 @@ def test_store_forms(gunyah, insn, ipa, size, value, base):
     assert (loaded, new_base) == (0xDEAD_BEEF_DEAD_BEEF, base)
 
 
-@pytest.mark.parametrize(("insn", "ipa", "size", "result", "base"), LOADS, ids=[s[0] for s in LOADS])
+@pytest.mark.parametrize(
+    ("insn", "ipa", "size", "result", "base"), LOADS, ids=[s[0] for s in LOADS]
+)
 def test_load_forms_complete_with_resume_data(gunyah, insn, ipa, size, result, base):
     vm = build_vm(gunyah, assemble(program(insn)))
     assert vm.run() == (VcpuState.ADDRSPACE_VMMIO_READ, ipa, size, 0)

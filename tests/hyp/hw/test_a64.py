@@ -1,0 +1,69 @@
+"""The access decoder against instructions encoded by the GNU assembler."""
+
+import pytest
+
+from hyp.hw import a64
+from tests.aarch64 import assemble
+
+REGS = {0: 0x1000, 1: 0x2222, 2: 0x10, 3: 0xFFFF_FFFF}
+
+
+def xreg(n):
+    return REGS.get(n, 0)
+
+
+def enc(text: str) -> int:
+    return int.from_bytes(assemble(text)[:4], "little")
+
+
+@pytest.mark.parametrize(
+    ("insn", "is_write", "size", "rt", "address", "writeback", "sext", "bits"),
+    [
+        ("str x1, [x0, #8]", True, 8, 1, 0x1008, None, False, 64),
+        ("ldrb w5, [x0]", False, 1, 5, 0x1000, None, False, 64),
+        ("ldrsb x5, [x0]", False, 1, 5, 0x1000, None, True, 64),
+        ("ldrsb w5, [x0]", False, 1, 5, 0x1000, None, True, 32),
+        ("ldrsw x5, [x0]", False, 4, 5, 0x1000, None, True, 64),
+        ("stur x1, [x0, #-8]", True, 8, 1, 0x0FF8, None, False, 64),
+        ("str x1, [x0, #16]!", True, 8, 1, 0x1010, 0x1010, False, 64),
+        ("str x1, [x0], #16", True, 8, 1, 0x1000, 0x1010, False, 64),
+        ("str x1, [x0, x2]", True, 8, 1, 0x1010, None, False, 64),
+        ("str w1, [x0, w3, uxtw]", True, 4, 1, 0x1000 + 0xFFFF_FFFF, None, False, 64),
+        ("str w1, [x0, w3, sxtw]", True, 4, 1, 0x0FFF, None, False, 64),
+        ("stlr x1, [x0]", True, 8, 1, 0x1000, None, False, 64),
+        ("ldar w5, [x0]", False, 4, 5, 0x1000, None, False, 64),
+    ],
+)
+def test_decodes(insn, is_write, size, rt, address, writeback, sext, bits):
+    access = a64.decode(enc(insn), xreg, sp=0x8000)
+    assert (access.is_write, access.size, access.rt) == (is_write, size, rt)
+    assert (access.address, access.writeback) == (address, writeback)
+    assert (access.sign_extend, access.dest_bits) == (sext, bits)
+
+
+@pytest.mark.parametrize(
+    "insn",
+    [
+        "ldp x2, x3, [x0]",
+        "ldxr x2, [x0]",
+        "ldadd x2, x3, [x0]",
+        "ldr q0, [x0]",
+        "ldr x0, .",
+        "prfm pldl1keep, [x0]",
+        "nop",
+    ],
+)
+def test_refuses_what_it_cannot_emulate(insn):
+    assert a64.decode(enc(insn), xreg, sp=0) is a64.UNSUPPORTED
+
+
+def test_base_register_31_is_sp():
+    access = a64.decode(enc("str x1, [sp, #8]"), xreg, sp=0x8000)
+    assert access.address == 0x8008
+
+
+def test_load_result_extends():
+    ldrsh_w = a64.Access(False, 2, 5, 0, sign_extend=True, dest_bits=32)
+    assert a64.load_result(ldrsh_w, 0x1_8001) == 0xFFFF_8001
+    ldrh = a64.Access(False, 2, 5, 0)
+    assert a64.load_result(ldrh, 0x1_8001) == 0x8001
