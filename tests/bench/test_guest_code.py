@@ -1,9 +1,9 @@
 """The benchmark guests' instruction words are what the assembler makes of their source."""
 
 import pytest
-from tests.aarch64 import assemble
 
 from bench.guest_code import compute_loop, to_bytes
+from tests.aarch64 import assemble
 
 
 @pytest.mark.parametrize("iterations", [1, 0x4C4B40, 0xFFFF_FFFF])

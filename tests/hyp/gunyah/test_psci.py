@@ -1,11 +1,10 @@
 """PSCI and hypercalls from guest code: the SMCCC and native conduits, VERSION,
 FEATURES, SYSTEM_RESET2, and what vcpu_run says about them."""
 
-from tests.aarch64 import assemble
-from tests.hyp.gunyah.vmhelper import MMIO_IPA, build_vm
-
 from hyp.gunyah.errors import Error
 from hyp.gunyah.vcpu import POWEROFF_EXITED, ResumeAction, VcpuState
+from tests.aarch64 import assemble
+from tests.hyp.gunyah.vmhelper import MMIO_IPA, build_vm
 
 REPORT = MMIO_IPA + 0x8000
 
