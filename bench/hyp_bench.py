@@ -39,10 +39,10 @@ def _vm_seconds(code: bytes) -> float:
 
 def guest_mips_ratio(quick: bool) -> dict:
     """Instructions/s of a compute loop in a full VM / the same loop on a bare core."""
-    iterations = 5_000_000 if quick else 40_000_000
+    iterations = 20_000_000 if quick else 100_000_000
     code = to_bytes(compute_loop(iterations))
     bare, vm = [], []
-    for _ in range(3 if quick else 5):
+    for _ in range(5 if quick else 9):
         bare.append(_bare_seconds(code))
         vm.append(_vm_seconds(code))
     instructions = 4 * iterations

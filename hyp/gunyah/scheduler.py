@@ -7,9 +7,9 @@ order, so a set of vCPUs driven by responsive threads always interleaves
 the same way. A vCPU whose thread does not come back for its turn within
 ``PATIENCE`` seconds is passed over, so a stalled VMM cannot stop the
 others. A watchdog preempts a vCPU that runs longer than ``QUANTUM``
-seconds of host time without an event (the only place host time matters:
-guests that compute without trapping still see their timers and share the
-SoC).
+seconds of host time without an event while another vCPU waits or a timer
+is armed (the only place host time matters: guests that compute without
+trapping still share the SoC and see their timers fire).
 """
 
 from __future__ import annotations
@@ -106,9 +106,14 @@ class Scheduler:
             while not self._closed:
                 self._cond.wait(QUANTUM)
                 holder = self.holder
-                if holder is not None and time.monotonic() - self._started > QUANTUM:
+                overdue = holder is not None and time.monotonic() - self._started > QUANTUM
+                if overdue and self._preemption_matters():
                     holder.preempt()
                     self._started = time.monotonic()
+
+    def _preemption_matters(self) -> bool:
+        """Someone waits for the SoC, or a timer waits for time to pass."""
+        return bool(self._waiting) or any(v.timer.deadline is not None for v in self.order)
 
     def close(self) -> None:
         with self._cond:
