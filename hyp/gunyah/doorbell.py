@@ -8,8 +8,9 @@ re-evaluates; ``receive`` reads and clears flags.
 
 from __future__ import annotations
 
-from hyp.gunyah.errors import Error, HypError, check
+from hyp.gunyah.errors import Error, check
 from hyp.gunyah.object import Object, ObjectType
+from hyp.gunyah.vgic import VirqSource
 
 MASK64 = (1 << 64) - 1
 
@@ -20,28 +21,13 @@ class Doorbell(Object):
     def __init__(self, hyp, partition):
         super().__init__(hyp, partition)
         self.flags, self.enable_mask, self.ack_mask = 0, MASK64, 0
-        self.vic, self.virq = None, None
-
-    def bind_virq(self, vic, virq: int) -> None:
-        check(self.vic is None, Error.VIRQ_BOUND)
-        vic.bind(self, virq)
-        self.vic, self.virq = vic, virq
-
-    def unbind_virq(self) -> None:
-        if self.vic is None:
-            raise HypError(Error.VIRQ_NOT_BOUND)
-        self.vic.unbind(self.virq)
-        self.vic = self.virq = None
-
-    def _assert(self, edge_only: bool) -> None:
-        if self.vic is not None:
-            self.vic.assert_virq(self.virq, edge_only)
+        self.source = VirqSource(lambda: bool(self.flags & self.enable_mask))
 
     def send(self, new_flags: int) -> int:
         old = self.flags
         self.flags |= new_flags & MASK64
         level = bool(self.flags & self.enable_mask)
-        self._assert(edge_only=not level)
+        self.source.assert_virq(edge_only=not level)
         if level:
             self.flags &= ~self.ack_mask
         return old
@@ -54,23 +40,19 @@ class Doorbell(Object):
 
     def reset(self) -> None:
         self.flags, self.ack_mask, self.enable_mask = 0, 0, MASK64
-        if self.vic is not None:
-            self.vic.clear_virq(self.virq)
+        self.source.clear_virq()
 
     def mask(self, enable_mask: int, ack_mask: int) -> None:
         was = bool(self.flags & self.enable_mask)
         now = bool(self.flags & enable_mask)
         self.enable_mask, self.ack_mask = enable_mask & MASK64, ack_mask & MASK64
-        if was and not now and self.vic is not None:
-            self.vic.clear_virq(self.virq)
+        if was and not now:
+            self.source.clear_virq()
         elif now and not was:
-            self._assert(edge_only=False)
+            self.source.assert_virq(edge_only=False)
         if now:
             self.flags &= ~self.ack_mask
 
-    def check_pending(self) -> bool:
-        return bool(self.flags & self.enable_mask)
-
     def on_destroy(self) -> None:
-        if self.vic is not None:
-            self.unbind_virq()
+        if self.source.vic is not None:
+            self.source.unbind()

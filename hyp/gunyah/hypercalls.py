@@ -192,12 +192,12 @@ def object_activate_from(hyp, caller, cspace, cap):
 @handler
 def doorbell_bind_virq(hyp, caller, doorbell, vic, virq):
     db = _get(caller, doorbell, ObjectType.DOORBELL, DoorbellRights.BIND)
-    db.bind_virq(_get(caller, vic, ObjectType.VIC, VicRights.BIND_SOURCE), virq)
+    db.source.bind(_get(caller, vic, ObjectType.VIC, VicRights.BIND_SOURCE), virq)
 
 
 @handler
 def doorbell_unbind_virq(hyp, caller, doorbell):
-    _get(caller, doorbell, ObjectType.DOORBELL, DoorbellRights.BIND).unbind_virq()
+    _get(caller, doorbell, ObjectType.DOORBELL, DoorbellRights.BIND).source.unbind()
 
 
 @handler
@@ -411,13 +411,13 @@ def vcpu_set_affinity(hyp, caller, cap_id, affinity):
 def vcpu_bind_virq(hyp, caller, vcpu, vic, virq, virq_type):
     check(virq_type == VIRQ_TYPE_RUN_WAKEUP, Error.ARGUMENT_INVALID, "virq_type")
     v = _get(caller, vcpu, ObjectType.THREAD, ThreadRights.BIND_VIRQ)
-    v.bind_wakeup(_get(caller, vic, ObjectType.VIC, VicRights.BIND_SOURCE), virq)
+    v.wakeup.bind(_get(caller, vic, ObjectType.VIC, VicRights.BIND_SOURCE), virq)
 
 
 @handler
 def vcpu_unbind_virq(hyp, caller, vcpu, virq_type):
     check(virq_type == VIRQ_TYPE_RUN_WAKEUP, Error.ARGUMENT_INVALID, "virq_type")
-    _get(caller, vcpu, ObjectType.THREAD, ThreadRights.BIND_VIRQ).unbind_wakeup()
+    _get(caller, vcpu, ObjectType.THREAD, ThreadRights.BIND_VIRQ).wakeup.unbind()
 
 
 @handler

@@ -11,41 +11,24 @@ from __future__ import annotations
 
 from collections import deque
 
-from hyp.gunyah.errors import Error, HypError, check
+from hyp.gunyah.errors import Error, check
 from hyp.gunyah.object import Object, ObjectState, ObjectType
+from hyp.gunyah.vgic import VirqSource
 
 MAX_MSG_SIZE = 1024
 SEND_PUSH = 1
 
 
-class Endpoint:
-    """One side's virq binding; the source the vic asks about pending state."""
-
-    def __init__(self, pending):
-        self.vic = self.virq = None
-        self._pending = pending
-
-    def check_pending(self) -> bool:
-        return self._pending()
-
-    def bind(self, vic, virq: int) -> None:
-        check(self.vic is None, Error.VIRQ_BOUND)
-        vic.bind(self, virq)
-        self.vic, self.virq = vic, virq
-
-    def unbind(self) -> None:
-        if self.vic is None:
-            raise HypError(Error.VIRQ_NOT_BOUND)
-        self.vic.unbind(self.virq)
-        self.vic = self.virq = None
+class Endpoint(VirqSource):
+    """One side of a queue: its virq follows whether that side has work."""
 
     def update(self, edge: bool = False) -> None:
-        if self.vic is None:
-            return
-        if edge or self._pending():
-            self.vic.assert_virq(self.virq, edge_only=edge and not self._pending())
+        if self._pending():
+            self.assert_virq(edge_only=False)
+        elif edge:
+            self.assert_virq(edge_only=True)
         else:
-            self.vic.clear_virq(self.virq)
+            self.clear_virq()
 
 
 class Msgqueue(Object):

@@ -22,6 +22,7 @@ from enum import IntEnum
 from hyp.gunyah.errors import Error, HypError, check
 from hyp.gunyah.object import Object, ObjectState, ObjectType
 from hyp.gunyah.pgtable import ACCESS_X, VTCR
+from hyp.gunyah.vgic import VirqSource
 from hyp.hw import a64
 from hyp.hw.board import GICD_BASE, GICR_BASE, GICR_STRIDE, PPI_VTIMER
 from hyp.hw.cpu import (
@@ -93,7 +94,7 @@ class Vcpu(Object, Trap):
         self.powered = self.exited = self.waiting = self.sleeping = False
         self.pending_entry: tuple[int, int] | None = None
         self.pending_regs: dict[tuple[int, int], int] = {}
-        self.wakeup: tuple[object, int] | None = None
+        self.wakeup = VirqSource(lambda: self.runnable)
         self.mmio: tuple[a64.Access, int] | None = None
         self.reset_request: tuple[int, int] | None = None
         self._run_lock = threading.Lock()
@@ -124,6 +125,8 @@ class Vcpu(Object, Trap):
 
     def on_destroy(self) -> None:
         self.powered = False
+        if self.wakeup.vic is not None:
+            self.wakeup.unbind()
         self.hyp.scheduler.remove(self)
         if self.core is not None:
             self.addrspace.vcpus.remove(self)
@@ -158,20 +161,6 @@ class Vcpu(Object, Trap):
         check(reg_set in limits and 0 <= index <= limits[reg_set], Error.ARGUMENT_INVALID)
         self.pending_regs[(reg_set, index)] = value
 
-    def bind_wakeup(self, host_vic, virq: int) -> None:
-        check(self.wakeup is None, Error.VIRQ_BOUND)
-        host_vic.bind(self, virq)
-        self.wakeup = (host_vic, virq)
-
-    def unbind_wakeup(self) -> None:
-        if self.wakeup is None:
-            raise HypError(Error.VIRQ_NOT_BOUND)
-        self.wakeup[0].unbind(self.wakeup[1])
-        self.wakeup = None
-
-    def check_pending(self) -> bool:
-        return self.runnable
-
     # cross-thread notifications
     def kick(self) -> None:
         """Make the vCPU look at its state again (stops its core if it runs)."""
@@ -199,8 +188,7 @@ class Vcpu(Object, Trap):
         self.waiting = False
         if self.sleeping:
             self.sleeping = False
-            if self.wakeup is not None:
-                self.wakeup[0].assert_virq(self.wakeup[1], edge_only=True)
+            self.wakeup.assert_virq(edge_only=True)
         self.hyp.scheduler.poke()
 
     def flush_translations(self) -> None:
@@ -212,7 +200,7 @@ class Vcpu(Object, Trap):
     def run(self, resume0: int, resume1: int, resume2: int) -> tuple[int, int, int, int]:
         """The vcpu_run hypercall; BUSY if another thread runs this vCPU."""
         self.require(ObjectState.ACTIVE)
-        check(self.wakeup is not None, Error.BUSY, "no VCPU_RUN_WAKEUP virq bound")
+        check(self.wakeup.vic is not None, Error.BUSY, "no VCPU_RUN_WAKEUP virq bound")
         if not self._run_lock.acquire(blocking=False):
             raise HypError(Error.BUSY, "vcpu is running")
         try:

@@ -13,17 +13,44 @@ registered (the host's interrupt entry), one call per assertion.
 
 from __future__ import annotations
 
-from typing import Protocol
-
 from hyp.gunyah.errors import Error, HypError, check
 from hyp.gunyah.object import Object, ObjectState, ObjectType
 from hyp.hw.board import GICD_BASE, GICD_SIZE, GICR_BASE, GICR_STRIDE, SPI_BASE
 from hyp.hw.gicv3 import Gicv3
 
 
-class VirqSource(Protocol):
+class VirqSource:
+    """An interrupt source bound to at most one virq of a VIC.
+
+    ``pending()`` says whether the source still asserts a level; the VIC asks
+    it when a level interrupt is deactivated.
+    """
+
+    def __init__(self, pending):
+        self.vic = self.virq = None
+        self._pending = pending
+
     def check_pending(self) -> bool:
-        """Whether a level assertion is still pending (asked on deactivation)."""
+        return self._pending()
+
+    def bind(self, vic, virq: int) -> None:
+        check(self.vic is None, Error.VIRQ_BOUND)
+        vic.bind(self, virq)
+        self.vic, self.virq = vic, virq
+
+    def unbind(self) -> None:
+        if self.vic is None:
+            raise HypError(Error.VIRQ_NOT_BOUND)
+        self.vic.unbind(self.virq)
+        self.vic = self.virq = None
+
+    def assert_virq(self, edge_only: bool) -> None:
+        if self.vic is not None:
+            self.vic.assert_virq(self.virq, edge_only)
+
+    def clear_virq(self) -> None:
+        if self.vic is not None:
+            self.vic.clear_virq(self.virq)
 
 
 class Vic(Object):

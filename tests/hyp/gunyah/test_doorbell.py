@@ -1,9 +1,9 @@
 """Doorbells: flags, enable and ack masks, and how they assert the bound virq."""
 
 import pytest
-from tests.hyp.gunyah.vmhelper import Hv
 
 from hyp.gunyah.errors import Error
+from tests.hyp.gunyah.vmhelper import Hv
 
 VIRQ = 50
 
