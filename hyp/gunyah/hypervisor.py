@@ -2,7 +2,8 @@
 
 :class:`Gunyah` builds the SoC (DRAM, its memdb, the hypervisor's page
 pool, the virtual clock, the scheduler) and the root partition with a
-root cspace holding capabilities to it and to the host's VIC. It is
+root cspace (the Resource Manager's) holding capabilities to it, to the
+host's VIC and to the RM's VIC. It is
 reached only through its doors: :meth:`Gunyah.smccc`, the host's SMCCC
 ``hvc #0`` (the host kernel's arch code is the only caller), and the traps
 of guest vCPUs (:meth:`Gunyah.guest_call`).
@@ -27,7 +28,17 @@ from hyp.gunyah.pgtable import PagePool
 from hyp.gunyah.scheduler import Scheduler
 from hyp.gunyah.vcpu import Vcpu
 from hyp.gunyah.vgic import HostVic, Vic
-from hyp.hw.board import CNTFRQ, DRAM_BASE, DRAM_SIZE, HYP_POOL_SIZE
+from hyp.hw.board import (
+    CNTFRQ,
+    DRAM_BASE,
+    DRAM_SIZE,
+    GICD_BASE,
+    GICD_SIZE,
+    GICR_BASE,
+    GICR_STRIDE,
+    HYP_POOL_SIZE,
+    PAGE_SIZE,
+)
 from hyp.hw.memory import Dram
 from hyp.hw.timer import VirtualClock
 
@@ -145,12 +156,21 @@ class Gunyah:
         root_cspace = Cspace(self, self.root_partition)
         root_cspace.state = ObjectState.ACTIVE
         self.host_vic = HostVic(self, self.root_partition)
+        self.rm_vic = HostVic(self, self.root_partition)
         self.root_caps = {
             "partition": root_cspace.create(self.root_partition, ALL_RIGHTS),
             "cspace": root_cspace.create(root_cspace, ALL_RIGHTS),
             "host_vic": root_cspace.create(self.host_vic, ALL_RIGHTS),
+            "rm_vic": root_cspace.create(self.rm_vic, ALL_RIGHTS),
         }
         self.root = HostCaller(root_cspace, HostMemory())
+        # What the boot loader tells the root VM: its memory and the vGIC layout.
+        self.boot_info = {
+            "dram": (DRAM_BASE, pool_base - DRAM_BASE),
+            "gicd": (GICD_BASE, GICD_SIZE),
+            "gicr": (GICR_BASE, GICR_STRIDE),
+            "page_size": PAGE_SIZE,
+        }
 
     def create_object(self, type_: ObjectType, partition: Partition):
         return OBJECT_CLASSES[type_](self, partition)

@@ -1,9 +1,10 @@
 """Memory extents (hyp/mem/memextent): ranges of physical memory as objects.
 
 A basic extent is configured with a physical range and, when activated,
-takes ownership of it from its partition in the memdb. A derived extent
-takes a sub-range from its parent. A sparse extent starts empty and gains
-pages by donation. :meth:`Memextent.donate` moves pages between extents by
+takes ownership of it from its partition in the memdb. A derived basic
+extent takes a sub-range (offset and size in the parent) from its parent.
+A sparse extent is a window of physical addresses (absolute, even when
+derived) that starts empty and gains pages by donation. :meth:`Memextent.donate` moves pages between extents by
 compare-and-swap in the memdb and unmaps them wherever the giving extent
 had them mapped. Offsets are relative to an extent's base; sparse extents
 have base 0, so their offsets are physical addresses (as Linux uses them).
@@ -60,9 +61,10 @@ class Memextent(Object):
         kind = ExtentType(attrs >> 16 & 3) if attrs >> 16 & 3 in (0, 1) else None
         check(kind is not None and attrs >> 8 & 3 in (0, 1), Error.ARGUMENT_INVALID)
         if parent is not None:
-            check(phys_base + size <= parent.size, Error.ADDR_OVERFLOW, "outside parent")
             check(attrs & 7 & ~parent.access == 0, Error.ARGUMENT_INVALID, "access")
-            phys_base += parent.base
+            if kind == ExtentType.BASIC:
+                check(phys_base + size <= parent.size, Error.ADDR_OVERFLOW, "outside parent")
+                phys_base += parent.base
         self.base, self.size, self.parent = phys_base, size, parent
         self.access, self.memtype, self.kind = attrs & 7, MemType(attrs >> 8 & 3), kind
 

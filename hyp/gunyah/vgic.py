@@ -6,9 +6,9 @@ Sources (doorbells, message queues, vCPU wakeups) are bound to SPIs with
 :meth:`Vic.bind` and assert them; after every change each affected vCPU is
 told to re-evaluate its virtual IRQ line and, if it sleeps in WFI, woken.
 
-The host's VIC is :class:`HostVic`: the host kernel is not AArch64 code
-here, so its interrupts are delivered to the handlers its arch code
-registered (the host's interrupt entry), one call per assertion.
+The host's and the RM's VICs are :class:`HostVic`: neither runs AArch64
+code here, so their interrupts are delivered to the handlers they
+registered (their interrupt entry), one call per assertion.
 """
 
 from __future__ import annotations
@@ -143,10 +143,11 @@ class Vic(Object):
 
 
 class HostVic(Object):
-    """The host's interrupt controller: virqs call the host kernel's handlers.
+    """The VIC of a VM whose CPUs are Python (the host kernel, the RM).
 
-    Handlers run in the asserting thread with the hypervisor lock held: they
-    may make hypercalls but must not wait for another thread that does.
+    A virq calls the handler that VM registered for it, in the asserting
+    thread with the hypervisor lock held: handlers may make hypercalls but
+    must not wait for another thread that does.
     """
 
     TYPE = ObjectType.VIC

@@ -1,0 +1,47 @@
+"""Power-on: the SoC, the hypervisor and the Resource Manager, as firmware leaves them.
+
+:func:`boot_firmware` returns what the host kernel starts with: the
+hypervisor's door for its hypercalls (its cspace and memory), and its
+devicetree with the ``hypervisor`` node the RM overlaid.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from hyp.gunyah.hypervisor import Gunyah, HostCaller, HostMemory
+from hyp.hw.board import DRAM_SIZE
+from hyp.rm.resource_manager import ResourceManager
+
+
+@dataclass
+class Firmware:
+    gunyah: Gunyah
+    rm: ResourceManager
+    host: HostCaller
+    host_dt: bytes
+
+    def hvc(self, regs: list[int]) -> list[int]:
+        """The host's ``hvc #0``."""
+        return self.gunyah.smccc(self.host, regs)
+
+    def request_irq(self, virq: int, handler) -> None:
+        """Route host virq ``virq`` to ``handler(virq)`` (the host's interrupt entry)."""
+        self.gunyah.host_vic.handlers[virq] = handler
+
+    def free_irq(self, virq: int) -> None:
+        self.gunyah.host_vic.handlers.pop(virq, None)
+
+    def shutdown(self) -> None:
+        self.rm.stop()
+        self.gunyah.close()
+
+
+def boot_firmware(dram_size: int = DRAM_SIZE, rm_policy: str = "default") -> Firmware:
+    if rm_policy not in ("default", "retail"):
+        raise ValueError(f"unknown RM policy {rm_policy!r} (default or retail)")
+    gunyah = Gunyah(dram_size)
+    rm = ResourceManager(gunyah, rm_policy)
+    rm.start()
+    host = HostCaller(rm.link.cspace, HostMemory())
+    return Firmware(gunyah, rm, host, rm.host_dt())

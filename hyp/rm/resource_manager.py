@@ -1,0 +1,251 @@
+"""The Resource Manager VM: its link to the host and its message loop (src/main.c, rm-rpc).
+
+At boot the RM holds the root capabilities. It creates the host's cspace,
+the two message queues of the host link (host -> RM and RM -> host, 240-byte
+messages) with their virqs, and the devicetree node through which the host
+kernel finds them. Then it serves: whenever a message arrives its thread
+receives packets with ``msgqueue_receive``, reassembles them, runs the
+handler of the message id and sends the reply with ``msgqueue_send``.
+
+Bad input never stops it: malformed packets are dropped by the transport's
+rules, a malformed payload is answered with MSG_INVALID or ARGUMENT_INVALID,
+an unknown message id with UNIMPLEMENTED, and any failure of a handler with
+an error reply; the RM's state is changed only by handlers that succeed.
+"""
+
+from __future__ import annotations
+
+import struct
+import threading
+from dataclasses import dataclass
+
+import libfdt
+
+from hyp.gunyah.object import (
+    CspaceRights,
+    MsgqueueRights,
+    ObjectType,
+    VicRights,
+)
+from hyp.rm import rm_rpc
+from hyp.rm.hypercall import HypercallFailed, Hypercalls
+from hyp.rm.memparcel import Memparcels
+from hyp.rm.rm_rpc import Message, MsgType, Reassembler
+from hyp.rm.rm_types import VMID_HLOS, MsgId, RmError, RmFailure
+from hyp.rm.vm_mgnt import VmManager
+
+QUEUE_DEPTH = 64  # a whole message of 63 packets fits
+# virqs of the host link: on the host's VIC (its TX and RX interrupts) and the RM's.
+HOST_TX_VIRQ, HOST_RX_VIRQ = 33, 34
+RM_RX_VIRQ, RM_TX_VIRQ = 33, 34
+_ERR = struct.Struct("<I")
+
+
+@dataclass
+class HostLink:
+    """What the host kernel needs to reach the RM."""
+
+    cspace: object
+    tx_capid: int
+    rx_capid: int
+    tx_virq: int
+    rx_virq: int
+
+
+class ResourceManager:
+    """The RM: call :meth:`start` to serve; :meth:`stop` before the hypervisor closes."""
+
+    def __init__(self, gunyah, policy: str = "default"):
+        self.gunyah, self.policy = gunyah, policy
+        self.hvc = Hypercalls(gunyah, gunyah.root)
+        self.caps = gunyah.root_caps
+        self.memory = gunyah.root.memory
+        self.reassembler = Reassembler()
+        self.handlers: dict[int, object] = {}
+        self.notifications: list[Message] = []
+        self._seq = 0
+        self._wake = threading.Event()
+        self._stopping = False
+        self._thread: threading.Thread | None = None
+        self.stats = {"messages": 0, "errors": 0}
+        self.faults: list[BaseException] = []  # handler bugs, each answered as NOMEM
+        self.link = self._create_host_link()
+        self.dram = gunyah.boot_info["dram"]
+        self.caps["dram"] = self._create_dram_extent()
+        self.memparcels = Memparcels(self)
+        self.vm_manager = VmManager(self)
+
+    # boot
+    def _create(self, kind: str, cspace: int | None = None) -> int:
+        return self.hvc.call(f"partition_create_{kind}", self.caps["partition"],
+                             cspace or self.caps["cspace"], 0)[0]  # fmt: skip
+
+    def _create_host_link(self) -> HostLink:
+        hvc, caps = self.hvc, self.caps
+        host_cspace = self._create("cspace")
+        hvc.object_activate(host_cspace, 0)
+        to_rm, to_host = self._create("msgqueue"), self._create("msgqueue")
+        for q in (to_rm, to_host):
+            hvc.msgqueue_configure(q, QUEUE_DEPTH | rm_rpc.PACKET_SIZE << 16, 0)
+            hvc.object_activate(q, 0)
+        hvc.msgqueue_bind_receive_virq(to_rm, caps["rm_vic"], RM_RX_VIRQ, 0)
+        hvc.msgqueue_bind_send_virq(to_host, caps["rm_vic"], RM_TX_VIRQ, 0)
+        hvc.msgqueue_bind_send_virq(to_rm, caps["host_vic"], HOST_TX_VIRQ, 0)
+        hvc.msgqueue_bind_receive_virq(to_host, caps["host_vic"], HOST_RX_VIRQ, 0)
+        self.gunyah.rm_vic.handlers[RM_RX_VIRQ] = lambda _virq: self._wake.set()
+        self.rx_queue, self.tx_queue = to_rm, to_host
+        copy = hvc.cspace_copy_cap_from
+        space = self.gunyah.root.cspace.lookup(host_cspace, ObjectType.CSPACE)
+        tx = copy(caps["cspace"], to_rm, host_cspace, MsgqueueRights.SEND, 0)[0]
+        rx = copy(caps["cspace"], to_host, host_cspace, MsgqueueRights.RECEIVE, 0)[0]
+        copy(caps["cspace"], caps["host_vic"], host_cspace, VicRights.BIND_SOURCE, 0)
+        self.host_cspace_cap = host_cspace
+        rights = CspaceRights.CAP_CREATE | CspaceRights.CAP_COPY | CspaceRights.ATTACH
+        self.host_self_cap = copy(caps["cspace"], host_cspace, host_cspace, rights, 0)[0]
+        return HostLink(space, tx, rx, HOST_TX_VIRQ, HOST_RX_VIRQ)
+
+    def _create_dram_extent(self) -> int:
+        """All the memory the RM manages, as one extent parcels are derived from."""
+        extent = self.create("memextent")
+        self.hvc.memextent_configure(extent, *self.dram, 7, 0)
+        self.hvc.object_activate(extent, 0)
+        return extent
+
+    # services for the message handlers
+    def create(self, kind: str) -> int:
+        return self._create(kind)
+
+    def give_host(self, cap: int, rights: int) -> int:
+        """A copy of ``cap`` with ``rights`` in the host's cspace."""
+        root = self.caps["cspace"]
+        return self.hvc.cspace_copy_cap_from(root, cap, self.host_cspace_cap, rights, 0)[0]
+
+    def take_back(self, host_cap: int) -> None:
+        try:
+            self.hvc.cspace_delete_cap_from(self.host_cspace_cap, host_cap, 0)
+        except HypercallFailed:
+            pass  # the host deleted it already
+
+    def owns(self, vmid: int, base: int, size: int) -> bool:
+        """Whether [base, base+size) is memory of VM ``vmid`` (the host has DRAM)."""
+        start, length = self.dram
+        return vmid == VMID_HLOS and start <= base and base + size <= start + length
+
+    def read_parcel(self, parcel, offset: int, size: int) -> bytes:
+        """Bytes of a parcel the RM has been given, through its own mapping."""
+        return b"".join(self.gunyah.dram.read(pa, n) for pa, n in _spans(parcel, offset, size))
+
+    def write_parcel(self, parcel, offset: int, data: bytes) -> None:
+        pos = 0
+        for pa, n in _spans(parcel, offset, len(data)):
+            self.gunyah.dram.write(pa, data[pos : pos + n])
+            pos += n
+
+    def host_dt(self) -> bytes:
+        """The host's ``hypervisor`` node, as the RM overlays it into the host DT."""
+        sw = libfdt.FdtSw()
+        sw.finish_reservemap()
+        with sw.add_node(""):
+            sw.property_u32("#address-cells", 2)
+            sw.property_u32("#size-cells", 2)
+            with sw.add_node("hypervisor"):
+                sw.property_string("compatible", "gunyah-hypervisor")
+                sw.property_u32("#address-cells", 2)
+                sw.property_u32("#size-cells", 0)
+                with sw.add_node("gunyah-resource-mgr@0"):
+                    sw.property_string("compatible", "gunyah-resource-manager")
+                    cells = [self.link.tx_capid >> 32, self.link.tx_capid & 0xFFFF_FFFF,
+                             self.link.rx_capid >> 32, self.link.rx_capid & 0xFFFF_FFFF]  # fmt: skip
+                    sw.property("reg", struct.pack(">4I", *cells))
+                    irqs = [0, self.link.tx_virq - 32, 1, 0, self.link.rx_virq - 32, 1]
+                    sw.property("interrupts", struct.pack(">6I", *irqs))
+        return sw.as_fdt().as_bytearray()
+
+    # serving
+    def start(self) -> None:
+        self._thread = threading.Thread(target=self._serve, name="gunyah-rm", daemon=True)
+        self._thread.start()
+
+    def stop(self) -> None:
+        self._stopping = True
+        self._wake.set()
+        if self._thread is not None:
+            self._thread.join()
+
+    def _serve(self) -> None:
+        while not self._stopping:
+            self._wake.wait()
+            self._wake.clear()
+            self.poll()
+
+    def poll(self) -> None:
+        """Receive and handle every packet waiting in the queue."""
+        buf = self.memory.alloc(rm_rpc.PACKET_SIZE)
+        while not self._stopping:
+            try:
+                size, _ = self.hvc.msgqueue_receive(self.rx_queue, buf, rm_rpc.PACKET_SIZE, 0)[:2]
+            except HypercallFailed:
+                return  # MSGQUEUE_EMPTY
+            message = self.reassembler.feed(self.memory.read(buf, size))
+            if message is not None:
+                self.handle(message)
+
+    def handle(self, message: Message) -> None:
+        """Answer a request (replies and notifications to the RM are ignored)."""
+        if message.type != MsgType.REQUEST:
+            return
+        self.stats["messages"] += 1
+        with self.gunyah.lock:
+            error, data = self.dispatch(message.msg_id, message.payload)
+        if error != RmError.OK:
+            self.stats["errors"] += 1
+        reply = Message(MsgType.REPLY, message.seq, message.msg_id, _ERR.pack(error) + data)
+        self.send(reply)
+
+    def dispatch(self, msg_id: int, payload: bytes) -> tuple[RmError, bytes]:
+        handler = self.handlers.get(msg_id)
+        if handler is None:
+            return RmError.UNIMPLEMENTED, b""
+        try:
+            return RmError.OK, handler(VMID_HLOS, payload) or b""
+        except RmFailure as e:
+            self.gunyah.trace("rm_error", msg=_name(msg_id), error=e.error.name)
+            return e.error, b""
+        except Exception as e:  # noqa: BLE001 - a bug must not stop the RM; tests check faults
+            self.faults.append(e)
+            self.gunyah.trace("rm_fault", msg=_name(msg_id), error=repr(e))
+            return RmError.NOMEM, b""
+
+    def notify(self, msg_id: MsgId, payload: bytes) -> None:
+        self._seq = (self._seq + 1) & 0xFFFF
+        self.send(Message(MsgType.NOTIFICATION, self._seq, msg_id, payload))
+
+    def send(self, message: Message) -> None:
+        self.gunyah.trace("rm_tx", type=message.type.name, msg=_name(message.msg_id))
+        packets = rm_rpc.fragment(message)
+        buf = self.memory.alloc(rm_rpc.PACKET_SIZE)
+        for i, packet in enumerate(packets):
+            self.memory.write(buf, packet)
+            push = 1 if i == len(packets) - 1 else 0
+            try:
+                self.hvc.msgqueue_send(self.tx_queue, len(packet), buf, push, 0)
+            except HypercallFailed:
+                self.gunyah.trace("rm_tx_dropped", msg=_name(message.msg_id))
+                return
+
+
+def _spans(parcel, offset: int, size: int):
+    """(PA, length) pieces of [offset, offset+size) of a parcel's SGL."""
+    for base, length in parcel.sgl:
+        if size <= 0:
+            return
+        if offset >= length:
+            offset -= length
+            continue
+        n = min(length - offset, size)
+        yield base + offset, n
+        size, offset = size - n, 0
+
+
+def _name(msg_id: int) -> str:
+    return MsgId(msg_id).name if msg_id in MsgId._value2member_map_ else f"{msg_id:#x}"

@@ -1,0 +1,100 @@
+"""A VM's configuration devicetree (the RM's src/vm_config): read it, overlay it.
+
+The VMM describes the VM in the DTB it lends with CONFIG_IMAGE: the
+``gunyah-vm-config`` node (image name, OS type, memory base and maximum
+size, vCPU affinity, vdevices) and the ``/cpus`` node (one ``cpu@N`` per
+vCPU). After creating the VM the RM writes an overlay into the same DTB:
+the GICv3 node, and the ``hypervisor`` node with what it generated.
+Parsing and writing use libfdt; a DTB it cannot read is ARGUMENT_INVALID.
+"""
+
+from __future__ import annotations
+
+import struct
+from dataclasses import dataclass
+
+import libfdt
+
+from hyp.rm.rm_types import RmError, RmFailure
+
+MAX_VCPUS = 64
+
+
+@dataclass
+class VmConfig:
+    vcpus: int
+    mem_base: int | None
+    mem_size: int | None
+    os_type: str
+
+
+def _u64(fdt, node: int, name: str) -> int | None:
+    try:
+        raw = fdt.getprop(node, name)
+    except libfdt.FdtException:
+        return None
+    if len(raw) == 8:
+        return struct.unpack(">Q", raw)[0]
+    if len(raw) == 4:
+        return struct.unpack(">I", raw)[0]
+    raise RmFailure(RmError.ARGUMENT_INVALID, f"{name}: {len(raw)} bytes")
+
+
+def parse(dtb: bytes) -> VmConfig:
+    try:
+        fdt = libfdt.Fdt(bytes(dtb))
+        config = fdt.path_offset("/gunyah-vm-config")
+    except libfdt.FdtException as e:
+        raise RmFailure(RmError.ARGUMENT_INVALID, f"VM config DT: {e}") from None
+    mem_base = mem_size = None
+    try:
+        memory = fdt.subnode_offset(config, "memory")
+        mem_base, mem_size = _u64(fdt, memory, "base-address"), _u64(fdt, memory, "size-max")
+    except libfdt.FdtException:
+        pass
+    try:
+        os_type = fdt.getprop(config, "os-type").as_str()
+    except libfdt.FdtException:
+        os_type = "linux"
+    vcpus = 0
+    try:
+        cpus = fdt.path_offset("/cpus")
+        node = fdt.first_subnode(cpus, quiet=[libfdt.NOTFOUND])
+        while node >= 0:
+            if fdt.get_name(node).startswith("cpu@"):
+                vcpus += 1
+            node = fdt.next_subnode(node, quiet=[libfdt.NOTFOUND])
+    except libfdt.FdtException:
+        vcpus = 1
+    if not 1 <= vcpus <= MAX_VCPUS:
+        raise RmFailure(RmError.ARGUMENT_INVALID, f"{vcpus} vCPUs")
+    return VmConfig(max(vcpus, 1), mem_base, mem_size, os_type)
+
+
+def overlay(
+    dtb: bytes, room: int, vcpus: int, gic: dict, vdevices: list[tuple[str, dict]]
+) -> bytes:
+    """The DTB with the RM's nodes added, at most ``room`` bytes; NOMEM if it does not fit."""
+    try:
+        fdt = libfdt.Fdt(bytes(dtb))
+        fdt.resize(room)
+        root = fdt.path_offset("/")
+        (gicd, gicd_size), (gicr, gicr_stride) = gic["gicd"], gic["gicr"]
+        node = fdt.add_subnode(root, f"interrupt-controller@{gicd:x}")
+        fdt.setprop_str(node, "compatible", "arm,gic-v3")
+        fdt.setprop_u32(node, "#interrupt-cells", 3)
+        fdt.setprop(node, "interrupt-controller", b"")
+        fdt.setprop(node, "reg", struct.pack(">4Q", gicd, gicd_size, gicr, gicr_stride * vcpus))
+        hyp = fdt.add_subnode(root, "hypervisor")
+        fdt.setprop_str(hyp, "compatible", "gunyah-hypervisor")
+        for name, props in vdevices:
+            node = fdt.add_subnode(hyp, name)
+            for key, value in props.items():
+                if isinstance(value, str):
+                    fdt.setprop_str(node, key, value)
+                else:
+                    fdt.setprop(node, key, struct.pack(f">{len(value)}I", *value))
+        fdt.pack()
+        return bytes(fdt.as_bytearray())
+    except libfdt.FdtException as e:
+        raise RmFailure(RmError.NOMEM, f"overlay: {e}") from None

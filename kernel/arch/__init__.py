@@ -1,0 +1,1 @@
+"""Architecture code of the host kernel: the only door to the hypervisor."""

@@ -1,0 +1,1 @@
+"""arch/arm64: the SMCCC conduit and the host's interrupts."""

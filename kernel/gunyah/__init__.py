@@ -1,0 +1,1 @@
+"""drivers/virt/gunyah: the Gunyah drivers of the host kernel."""

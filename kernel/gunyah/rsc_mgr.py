@@ -1,0 +1,246 @@
+"""The Resource Manager RPC transport (drivers/virt/gunyah/rsc_mgr.c).
+
+``gunyah_rm_call`` sends a request of at most 14384 bytes (62 continuation
+fragments; E2BIG beyond) in 240-byte packets over the TX message queue,
+the last one with PUSH, and waits, uninterruptibly, for the reply with the
+same sequence id. Sequence ids are allocated cyclically in 16 bits. The RX
+interrupt drains the RX queue: replies complete their caller, notifications
+go to the notifier chain in priority order, continuations extend the message
+they belong to; a new message aborts a partial one (a pending reply then
+completes with EIO). RM errors become errno with ``gunyah_rm_error_remap``,
+unknown ones EBADMSG: where the second error space ends.
+"""
+
+from __future__ import annotations
+
+import errno
+import struct
+import threading
+from dataclasses import dataclass, field
+
+import libfdt
+
+from kernel.gunyah.gunyah import gunyah_error_remap
+
+RPC_API_VERSION, RPC_HEADER_WORDS = 1, 2
+TYPE_CONTINUATION, TYPE_REQUEST, TYPE_REPLY, TYPE_NOTIF = 0, 1, 2, 3
+GUNYAH_RM_MAX_MSG_SIZE = 240
+HDR = struct.Struct("<BBHI")
+MAX_PAYLOAD = GUNYAH_RM_MAX_MSG_SIZE - HDR.size
+MAX_FRAGMENTS = 62
+MAX_REQUEST = MAX_FRAGMENTS * MAX_PAYLOAD
+GUNYAH_ERROR_MSGQUEUE_FULL, GUNYAH_ERROR_MSGQUEUE_EMPTY = 61, 60
+
+_RM_ERRNO = {
+    0x0: 0,
+    0xFFFF_FFFF: errno.EOPNOTSUPP,
+    0x1: errno.ENOMEM,
+    0x2: errno.ENODEV,
+    0x3: errno.EPERM,
+    0x5: errno.EBUSY,
+    **dict.fromkeys([0x4, *range(0x6, 0x12)], errno.EINVAL),
+}
+
+
+def gunyah_rm_error_remap(rm_error: int) -> int:
+    return _RM_ERRNO.get(rm_error, errno.EBADMSG)
+
+
+class RmError(OSError):
+    """An RM call failed; ``errno`` as the driver returns it, ``rm_error`` the RM's word."""
+
+    def __init__(self, err: int, rm_error: int | None = None, what: str = ""):
+        super().__init__(err, f"{what}: {errno.errorcode.get(err, err)}" if what else None)
+        self.rm_error = rm_error
+
+
+@dataclass
+class _Call:
+    msg_id: int
+    done: threading.Event = field(default_factory=threading.Event)
+    payload: bytes = b""
+    error: int = 0
+
+
+@dataclass
+class _Partial:
+    type: int
+    msg_id: int
+    fragments: int
+    parts: list[bytes]
+    call: _Call | None
+
+
+@dataclass(frozen=True)
+class RmNode:
+    """The ``gunyah-resource-manager`` DT node: message queue capids and virqs."""
+
+    tx_capid: int
+    rx_capid: int
+    tx_virq: int
+    rx_virq: int
+
+    @classmethod
+    def from_dt(cls, dtb: bytes) -> RmNode:
+        """Read the node the RM overlaid into the host DT; ENODEV if absent."""
+        try:
+            fdt = libfdt.Fdt(bytes(dtb))
+            node = fdt.path_offset("/hypervisor/gunyah-resource-mgr@0")
+            reg = struct.unpack(">4I", fdt.getprop(node, "reg"))
+            irqs = struct.unpack(">6I", fdt.getprop(node, "interrupts"))
+        except (libfdt.FdtException, struct.error) as e:
+            raise OSError(errno.ENODEV, f"no gunyah-resource-manager node: {e}") from None
+        return cls(reg[0] << 32 | reg[1], reg[2] << 32 | reg[3], irqs[1] + 32, irqs[4] + 32)
+
+
+class GunyahRm:
+    """One host's link to the RM."""
+
+    def __init__(self, hcall, node: RmNode, request_irq):
+        self.hcall, self.node = hcall, node
+        self.faults: dict[str, int] = {}
+        self._lock = threading.Lock()
+        self._pending: dict[int, _Call] = {}
+        self._next_seq = 0
+        self._partial: _Partial | None = None
+        self._notifiers: list[tuple[int, int, object]] = []
+        self._tx_ready = threading.Condition()
+        self.aborted = 0
+        request_irq(node.rx_virq, self._rx_irq)
+        request_irq(node.tx_virq, self._tx_irq)
+
+    def inject(self, name: str, err: int):
+        raise RmError(err, what=f"{name} (injected)")
+
+    # notifiers
+    def gunyah_rm_notifier_register(self, fn, priority: int = 0) -> None:
+        """``fn(msg_id, payload)`` for every notification, highest priority first."""
+        with self._lock:
+            self._notifiers.append((priority, len(self._notifiers), fn))
+            self._notifiers.sort(key=lambda n: (-n[0], n[1]))
+
+    def gunyah_rm_notifier_unregister(self, fn) -> None:
+        with self._lock:
+            self._notifiers = [n for n in self._notifiers if n[2] is not fn]
+
+    # calls
+    def gunyah_rm_call(self, msg_id: int, req: bytes) -> bytes:
+        """Send a request and wait for its reply; the reply's data, or RmError."""
+        if not msg_id:
+            raise RmError(errno.EINVAL, what="message id 0")
+        if len(req) > MAX_REQUEST:
+            raise RmError(errno.E2BIG, what=f"{len(req)}-byte request")
+        call = _Call(msg_id)
+        seq = self._alloc_seq(call)
+        try:
+            self._send(TYPE_REQUEST, seq, msg_id, req)
+            call.done.wait()
+        finally:
+            with self._lock:
+                self._pending.pop(seq, None)
+        if call.error:
+            raise RmError(call.error, what=f"RM call {msg_id:#x}")
+        rm_error = struct.unpack_from("<I", call.payload)[0]
+        if rm_error:
+            raise RmError(gunyah_rm_error_remap(rm_error), rm_error, f"RM call {msg_id:#x}")
+        return call.payload[4:]
+
+    def _alloc_seq(self, call: _Call) -> int:
+        with self._lock:
+            for _ in range(1 << 16):
+                seq, self._next_seq = self._next_seq, (self._next_seq + 1) & 0xFFFF
+                if seq not in self._pending:
+                    self._pending[seq] = call
+                    return seq
+        raise RmError(errno.EBUSY, what="no free sequence id")
+
+    def _send(self, msg_type: int, seq: int, msg_id: int, payload: bytes) -> None:
+        chunks = [payload[i : i + MAX_PAYLOAD] for i in range(0, len(payload), MAX_PAYLOAD)]
+        chunks = chunks or [b""]
+        frags = len(chunks) - 1
+        for i, chunk in enumerate(chunks):
+            kind = msg_type if i == 0 else TYPE_CONTINUATION
+            header = HDR.pack(
+                RPC_API_VERSION | RPC_HEADER_WORDS << 4, kind | frags << 2, seq, msg_id
+            )
+            push = 1 if i == frags else 0
+            self._send_packet(header + chunk, push)
+
+    def _send_packet(self, packet: bytes, flags: int) -> None:
+        while True:
+            err, _ = self.hcall.gunyah_hypercall_msgq_send(self.node.tx_capid, packet, flags)
+            if err != GUNYAH_ERROR_MSGQUEUE_FULL:
+                break
+            with self._tx_ready:
+                self._tx_ready.wait(0.01)
+        if err:
+            raise RmError(gunyah_error_remap(err), what="msgq_send")
+
+    # receiving
+    def _tx_irq(self, _virq: int) -> None:
+        with self._tx_ready:
+            self._tx_ready.notify_all()
+
+    def _rx_irq(self, _virq: int) -> None:
+        while True:
+            err, packet, ready = self.hcall.gunyah_hypercall_msgq_recv(
+                self.node.rx_capid, GUNYAH_RM_MAX_MSG_SIZE
+            )
+            if err:
+                return
+            self._process(packet)
+            if not ready:
+                return
+
+    def _process(self, packet: bytes) -> None:
+        if len(packet) < HDR.size:
+            return
+        api, flags, seq, msg_id = HDR.unpack_from(packet)
+        kind, frags, body = flags & 3, flags >> 2, packet[HDR.size :]
+        if api != RPC_API_VERSION | RPC_HEADER_WORDS << 4 or frags > MAX_FRAGMENTS:
+            return
+        if kind == TYPE_CONTINUATION:
+            self._continue(msg_id, frags, body)
+            return
+        self._abort_partial()
+        call = None
+        if kind == TYPE_REPLY:
+            with self._lock:
+                call = self._pending.get(seq)
+            if call is None or call.msg_id != msg_id:
+                return
+        elif kind != TYPE_NOTIF:
+            return
+        self._partial = _Partial(kind, msg_id, frags, [body], call)
+        self._complete_if_whole()
+
+    def _continue(self, msg_id: int, frags: int, body: bytes) -> None:
+        partial = self._partial
+        if partial is None or (partial.msg_id, partial.fragments) != (msg_id, frags):
+            self._abort_partial()
+            return
+        partial.parts.append(body)
+        self._complete_if_whole()
+
+    def _complete_if_whole(self) -> None:
+        partial = self._partial
+        if len(partial.parts) != partial.fragments + 1:
+            return
+        self._partial = None
+        payload = b"".join(partial.parts)
+        if partial.call is not None:
+            if len(payload) < 4:
+                partial.call.error = errno.EBADMSG
+            partial.call.payload = payload
+            partial.call.done.set()
+            return
+        for _, _, fn in list(self._notifiers):
+            fn(partial.msg_id, payload)
+
+    def _abort_partial(self) -> None:
+        partial, self._partial = self._partial, None
+        if partial is not None:
+            self.aborted += 1
+            if partial.call is not None:
+                partial.call.error = errno.EIO
+                partial.call.done.set()

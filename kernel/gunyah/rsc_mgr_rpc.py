@@ -1,0 +1,202 @@
+"""The Resource Manager calls (drivers/virt/gunyah/rsc_mgr_rpc.c).
+
+One short function per RM message, each packing its request exactly as the
+RM expects (little-endian, packed), unpacking the reply, and raising
+:class:`~kernel.gunyah.rsc_mgr.RmError` (an OSError with the driver's
+errno) on failure. Every call is error-injectable by its name.
+"""
+
+from __future__ import annotations
+
+import errno
+import struct
+from dataclasses import dataclass, field
+
+from kernel.fault_inject import allow_error_injection
+from kernel.gunyah.rsc_mgr import GunyahRm, RmError
+
+VM_ALLOCATE, VM_DEALLOCATE, VM_START, VM_STOP, VM_RESET = (
+    0x5600_0001, 0x5600_0002, 0x5600_0004, 0x5600_0005, 0x5600_0006,
+)  # fmt: skip
+VM_CONFIG_IMAGE, VM_INIT, VM_SET_BOOT_CONTEXT = 0x5600_0009, 0x5600_000B, 0x5600_000C
+VM_GET_HYP_RESOURCES, VM_GET_VMID = 0x5600_0020, 0x5600_0024
+VM_SET_DEMAND_PAGING, VM_SET_ADDRESS_LAYOUT = 0x5600_0033, 0x5600_0034
+MEM_LEND, MEM_SHARE, MEM_RECLAIM, MEM_APPEND = 0x5100_0012, 0x5100_0013, 0x5100_0015, 0x5100_0018
+NOTIFY_VM_EXITED, NOTIFY_VM_STATUS = 0x5610_0001, 0x5610_0008
+
+GUNYAH_RM_VM_STOP_FLAG_FORCE_STOP = 1
+GUNYAH_RM_VM_STOP_REASON_FORCE_STOP = 3
+GUNYAH_RM_MEM_TYPE_NORMAL = 0
+GUNYAH_RM_MEM_APPEND_REQ_FLAGS_END = 1
+GUNYAH_RM_MEM_SHARE_REQ_FLAGS_APPEND = 2
+GUNYAH_RM_MAX_MEM_ENTRIES = 512
+GUNYAH_RM_ACL_X, GUNYAH_RM_ACL_W, GUNYAH_RM_ACL_R = 1, 2, 4
+
+RESOURCE = struct.Struct("<BBHIIQIIQQ")
+
+
+@dataclass(frozen=True)
+class GunyahRmHypResource:
+    type: int
+    partner_vmid: int
+    resource_handle: int
+    resource_label: int
+    cap_id: int
+    virq_handle: int
+    virq: int
+    base: int
+    size: int
+
+
+@dataclass
+class GunyahRmMemParcel:
+    """A parcel to lend or share: ACL (vmid, rights), SGL (phys, size), label."""
+
+    acl: list[tuple[int, int]]
+    mem_entries: list[tuple[int, int]]
+    label: int = 0
+    mem_handle: int = 0xFFFF_FFFF
+    attrs: list[tuple[int, int]] = field(default_factory=list)
+
+
+def _vmid_call(rm: GunyahRm, msg_id: int, vmid: int) -> bytes:
+    return rm.gunyah_rm_call(msg_id, struct.pack("<HH", vmid, 0))
+
+
+@allow_error_injection
+def gunyah_rm_alloc_vmid(rm: GunyahRm, vmid: int) -> int:
+    """VM_ALLOCATE; 0 asks for a dynamic VMID. Returns the VMID."""
+    reply = rm.gunyah_rm_call(VM_ALLOCATE, struct.pack("<HH", vmid, 0))
+    if vmid:
+        return vmid
+    if len(reply) < 4:
+        raise RmError(errno.EBADMSG, what="VM_ALLOCATE reply")
+    return struct.unpack_from("<I", reply)[0] & 0xFFFF
+
+
+@allow_error_injection
+def gunyah_rm_dealloc_vmid(rm: GunyahRm, vmid: int) -> None:
+    _vmid_call(rm, VM_DEALLOCATE, vmid)
+
+
+@allow_error_injection
+def gunyah_rm_vm_reset(rm: GunyahRm, vmid: int) -> None:
+    _vmid_call(rm, VM_RESET, vmid)
+
+
+@allow_error_injection
+def gunyah_rm_vm_start(rm: GunyahRm, vmid: int) -> None:
+    _vmid_call(rm, VM_START, vmid)
+
+
+@allow_error_injection
+def gunyah_rm_vm_stop(rm: GunyahRm, vmid: int) -> None:
+    req = struct.pack(
+        "<HBBI", vmid, GUNYAH_RM_VM_STOP_FLAG_FORCE_STOP, 0, GUNYAH_RM_VM_STOP_REASON_FORCE_STOP
+    )
+    rm.gunyah_rm_call(VM_STOP, req)
+
+
+@allow_error_injection
+def gunyah_rm_vm_configure(rm, vmid, auth, mem_handle, image_offset, image_size,
+                           dtb_offset, dtb_size) -> None:  # fmt: skip
+    req = struct.pack("<HHIQQQQ", vmid, auth, mem_handle, image_offset, image_size,
+                      dtb_offset, dtb_size)  # fmt: skip
+    rm.gunyah_rm_call(VM_CONFIG_IMAGE, req)
+
+
+@allow_error_injection
+def gunyah_rm_vm_init(rm: GunyahRm, vmid: int) -> None:
+    _vmid_call(rm, VM_INIT, vmid)
+
+
+@allow_error_injection
+def gunyah_rm_vm_set_boot_context(rm, vmid: int, reg_set: int, reg_index: int, value: int) -> None:
+    rm.gunyah_rm_call(
+        VM_SET_BOOT_CONTEXT, struct.pack("<HBBIQ", vmid, reg_set, reg_index, 0, value)
+    )
+
+
+@allow_error_injection
+def gunyah_rm_get_hyp_resources(rm: GunyahRm, vmid: int) -> list[GunyahRmHypResource]:
+    """VM_GET_HYP_RESOURCES; EBADMSG unless the reply is exactly 4 + 44n bytes."""
+    reply = _vmid_call(rm, VM_GET_HYP_RESOURCES, vmid)
+    if len(reply) < 4:
+        raise RmError(errno.EBADMSG, what="empty VM_GET_HYP_RESOURCES reply")
+    count = struct.unpack_from("<I", reply)[0]
+    if len(reply) != 4 + count * RESOURCE.size:
+        raise RmError(errno.EBADMSG, what="VM_GET_HYP_RESOURCES size")
+    out = []
+    for i in range(count):
+        rtype, _, vmid_, handle, label, cap, virq_handle, virq, base, size = RESOURCE.unpack_from(
+            reply, 4 + i * RESOURCE.size
+        )
+        out.append(GunyahRmHypResource(rtype, vmid_, handle, label, cap, virq_handle, virq,
+                                       base, size))  # fmt: skip
+    return out
+
+
+@allow_error_injection
+def gunyah_rm_get_vmid(rm: GunyahRm) -> int:
+    cached = getattr(rm, "vmid", None)
+    if cached is None:
+        reply = rm.gunyah_rm_call(VM_GET_VMID, b"")
+        if len(reply) != 4:
+            raise RmError(errno.EBADMSG, what="VM_GET_VMID reply")
+        rm.vmid = cached = struct.unpack("<I", reply)[0] & 0xFFFF
+    return cached
+
+
+@allow_error_injection
+def gunyah_rm_vm_set_demand_paging(rm, vmid: int, ranges: list[tuple[int, int]]) -> None:
+    req = struct.pack("<HHI", vmid, 0, len(ranges))
+    req += b"".join(struct.pack("<QQ", base, size) for base, size in ranges)
+    rm.gunyah_rm_call(VM_SET_DEMAND_PAGING, req)
+
+
+@allow_error_injection
+def gunyah_rm_vm_set_address_layout(rm, vmid: int, range_id: int, base: int, size: int) -> None:
+    rm.gunyah_rm_call(VM_SET_ADDRESS_LAYOUT, struct.pack("<HHIQQ", vmid, 0, range_id, base, size))
+
+
+def _sgl(entries: list[tuple[int, int]]) -> bytes:
+    return struct.pack("<HH", len(entries), 0) + b"".join(struct.pack("<QQ", *e) for e in entries)
+
+
+@allow_error_injection
+def gunyah_rm_mem_share(rm: GunyahRm, parcel: GunyahRmMemParcel) -> int:
+    """MEM_LEND (one ACL entry) or MEM_SHARE; SGL beyond 512 entries goes by MEM_APPEND.
+
+    Sets and returns ``parcel.mem_handle``; a failed append reclaims the parcel.
+    """
+    if not 0 < len(parcel.acl) <= 255 or not parcel.mem_entries:
+        raise RmError(errno.EINVAL, what="mem_share ACL or SGL")
+    first = parcel.mem_entries[:GUNYAH_RM_MAX_MEM_ENTRIES]
+    rest = parcel.mem_entries[GUNYAH_RM_MAX_MEM_ENTRIES:]
+    flags = GUNYAH_RM_MEM_SHARE_REQ_FLAGS_APPEND if rest else 0
+    req = struct.pack("<BBBBI", GUNYAH_RM_MEM_TYPE_NORMAL, 0, flags, 0, parcel.label)
+    req += struct.pack("<HH", len(parcel.acl), 0)
+    req += b"".join(struct.pack("<HBB", vmid, perms, 0) for vmid, perms in parcel.acl)
+    req += _sgl(first) + struct.pack("<HH", 0, 0)
+    msg_id = MEM_LEND if len(parcel.acl) == 1 else MEM_SHARE
+    reply = rm.gunyah_rm_call(msg_id, req)
+    if len(reply) != 4:
+        raise RmError(errno.EBADMSG, what="mem share reply")
+    parcel.mem_handle = struct.unpack("<I", reply)[0]
+    while rest:
+        chunk, rest = rest[:GUNYAH_RM_MAX_MEM_ENTRIES], rest[GUNYAH_RM_MAX_MEM_ENTRIES:]
+        end = 0 if rest else GUNYAH_RM_MEM_APPEND_REQ_FLAGS_END
+        try:
+            rm.gunyah_rm_call(
+                MEM_APPEND, struct.pack("<IB3x", parcel.mem_handle, end) + _sgl(chunk)
+            )
+        except RmError:
+            gunyah_rm_mem_reclaim(rm, parcel)
+            raise
+    return parcel.mem_handle
+
+
+@allow_error_injection
+def gunyah_rm_mem_reclaim(rm: GunyahRm, parcel: GunyahRmMemParcel) -> None:
+    rm.gunyah_rm_call(MEM_RECLAIM, struct.pack("<IB3x", parcel.mem_handle, 0))
+    parcel.mem_handle = 0xFFFF_FFFF
