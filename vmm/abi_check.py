@@ -53,9 +53,10 @@ def render(report: Report) -> str:
         "",
         f"{counts}.",
         f"Closest profile: {report.closest} ({scores}).",
-        "OK: the header agrees with the profile." if report.exit_code == 0 else
-        f"NOT OK: a VMM built with this header does not speak the {p} ABI.",
-    ]  # fmt: skip
+        "OK: the header agrees with the profile."
+        if report.exit_code == 0
+        else f"NOT OK: a VMM built with this header does not speak the {p} ABI.",
+    ]
     return "\n".join(lines)
 
 

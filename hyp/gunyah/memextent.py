@@ -4,10 +4,11 @@ A basic extent is configured with a physical range and, when activated,
 takes ownership of it from its partition in the memdb. A derived basic
 extent takes a sub-range (offset and size in the parent) from its parent.
 A sparse extent is a window of physical addresses (absolute, even when
-derived) that starts empty and gains pages by donation. :meth:`Memextent.donate` moves pages between extents by
-compare-and-swap in the memdb and unmaps them wherever the giving extent
-had them mapped. Offsets are relative to an extent's base; sparse extents
-have base 0, so their offsets are physical addresses (as Linux uses them).
+derived) that starts empty and gains pages by donation.
+:meth:`Memextent.donate` moves pages between extents by compare-and-swap
+in the memdb and unmaps them wherever the giving extent had them mapped.
+Offsets are relative to an extent's base; sparse extents have base 0, so
+their offsets are physical addresses (as Linux uses them).
 """
 
 from __future__ import annotations

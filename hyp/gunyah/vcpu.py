@@ -235,8 +235,9 @@ class Vcpu(Object, Trap):
                     result = self._after_run(reason)
                     if result is not None:
                         # Traced inside the turn, so the order is the same every run.
-                        self.hyp.trace("vcpu_run", vcpu=self.trace_name, state=result[0].name,
-                                       data=result[1:])  # fmt: skip
+                        self.hyp.trace(
+                            "vcpu_run", vcpu=self.trace_name, state=result[0].name, data=result[1:]
+                        )
             finally:
                 self.hyp.scheduler.leave(self)
             if result is not None:

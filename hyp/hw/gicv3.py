@@ -38,8 +38,12 @@ PIDR2_GICV3 = 0x3B
 ICC_PMR = (4, 6, 0)
 ICC_IAR0, ICC_EOIR0, ICC_HPPIR0, ICC_BPR0 = (12, 8, 0), (12, 8, 1), (12, 8, 2), (12, 8, 3)
 ICC_DIR, ICC_RPR, ICC_SGI1R, ICC_ASGI1R, ICC_SGI0R = (
-    (12, 11, 1), (12, 11, 3), (12, 11, 5), (12, 11, 6), (12, 11, 7),
-)  # fmt: skip
+    (12, 11, 1),
+    (12, 11, 3),
+    (12, 11, 5),
+    (12, 11, 6),
+    (12, 11, 7),
+)
 ICC_IAR1, ICC_EOIR1, ICC_HPPIR1, ICC_BPR1 = (12, 12, 0), (12, 12, 1), (12, 12, 2), (12, 12, 3)
 ICC_CTLR, ICC_SRE, ICC_IGRPEN0, ICC_IGRPEN1 = (12, 12, 4), (12, 12, 5), (12, 12, 6), (12, 12, 7)
 ICC_CTLR_EOIMODE = 1 << 1
@@ -229,10 +233,12 @@ class Gicv3:
                 (value >> 48 & 0xFF) << 32 | (value >> 32 & 0xFF) << 16 | (value >> 16 & 0xFF) << 8
             )
             targets = [
-                i for i, c in enumerate(self.cpus)
-                if c.affinity & ~0xFF == aff and value >> (c.affinity & 0xF) & 1
+                i
+                for i, c in enumerate(self.cpus)
+                if c.affinity & ~0xFF == aff
+                and value >> (c.affinity & 0xF) & 1
                 and c.affinity & 0xFF < 16
-            ]  # fmt: skip
+            ]
         for i in targets:
             self.cpus[i].private[intid].pending = True
 

@@ -95,9 +95,15 @@ class Memparcels:
         self._check_owned(vmid, sgl)
         handle, self._next = self._next, self._next + 1
         self.parcels[handle] = Parcel(
-            handle, vmid, lend, mem_type, label, [(v, r) for v, r, _ in acl], list(sgl),
+            handle,
+            vmid,
+            lend,
+            mem_type,
+            label,
+            [(v, r) for v, r, _ in acl],
+            list(sgl),
             complete=not flags & FLAG_APPEND,
-        )  # fmt: skip
+        )
         return struct.pack("<I", handle)
 
     def _check_owned(self, vmid: int, sgl: list[tuple[int, int]]) -> None:

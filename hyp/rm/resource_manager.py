@@ -15,6 +15,7 @@ an error reply; the RM's state is changed only by handlers that succeed.
 
 from __future__ import annotations
 
+import contextlib
 import struct
 import threading
 from dataclasses import dataclass
@@ -77,8 +78,9 @@ class ResourceManager:
 
     # boot
     def _create(self, kind: str, cspace: int | None = None) -> int:
-        return self.hvc.call(f"partition_create_{kind}", self.caps["partition"],
-                             cspace or self.caps["cspace"], 0)[0]  # fmt: skip
+        return self.hvc.call(
+            f"partition_create_{kind}", self.caps["partition"], cspace or self.caps["cspace"], 0
+        )[0]
 
     def _create_host_link(self) -> HostLink:
         hvc, caps = self.hvc, self.caps
@@ -121,10 +123,8 @@ class ResourceManager:
         return self.hvc.cspace_copy_cap_from(root, cap, self.host_cspace_cap, rights, 0)[0]
 
     def take_back(self, host_cap: int) -> None:
-        try:
+        with contextlib.suppress(HypercallFailed):  # the host may have deleted it
             self.hvc.cspace_delete_cap_from(self.host_cspace_cap, host_cap, 0)
-        except HypercallFailed:
-            pass  # the host deleted it already
 
     def owns(self, vmid: int, base: int, size: int) -> bool:
         """Whether [base, base+size) is memory of VM ``vmid`` (the host has DRAM)."""
@@ -154,8 +154,12 @@ class ResourceManager:
                 sw.property_u32("#size-cells", 0)
                 with sw.add_node("gunyah-resource-mgr@0"):
                     sw.property_string("compatible", "gunyah-resource-manager")
-                    cells = [self.link.tx_capid >> 32, self.link.tx_capid & 0xFFFF_FFFF,
-                             self.link.rx_capid >> 32, self.link.rx_capid & 0xFFFF_FFFF]  # fmt: skip
+                    cells = [
+                        self.link.tx_capid >> 32,
+                        self.link.tx_capid & 0xFFFF_FFFF,
+                        self.link.rx_capid >> 32,
+                        self.link.rx_capid & 0xFFFF_FFFF,
+                    ]
                     sw.property("reg", struct.pack(">4I", *cells))
                     irqs = [0, self.link.tx_virq - 32, 1, 0, self.link.rx_virq - 32, 1]
                     sw.property("interrupts", struct.pack(">6I", *irqs))
@@ -211,7 +215,7 @@ class ResourceManager:
         except RmFailure as e:
             self.gunyah.trace("rm_error", msg=_name(msg_id), error=e.error.name)
             return e.error, b""
-        except Exception as e:  # noqa: BLE001 - a bug must not stop the RM; tests check faults
+        except Exception as e:
             self.faults.append(e)
             self.gunyah.trace("rm_fault", msg=_name(msg_id), error=repr(e))
             return RmError.NOMEM, b""

@@ -157,8 +157,9 @@ class VmManager:
         vmid, _, count = _DEMAND_PAGING.unpack_from(payload)
         require(len(payload) == _DEMAND_PAGING.size + count * _RANGE.size, RmError.MSG_INVALID)
         vm = self.vm(caller, vmid, VmState.INIT)
-        ranges = [_RANGE.unpack_from(payload, _DEMAND_PAGING.size + i * _RANGE.size)
-                  for i in range(count)]  # fmt: skip
+        ranges = [
+            _RANGE.unpack_from(payload, _DEMAND_PAGING.size + i * _RANGE.size) for i in range(count)
+        ]
         for base, size in ranges:
             require(size and not (base | size) % PAGE_SIZE, RmError.ARGUMENT_INVALID, "range")
         vm.demand_ranges = ranges

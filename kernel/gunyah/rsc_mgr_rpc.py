@@ -16,8 +16,12 @@ from kernel.fault_inject import allow_error_injection
 from kernel.gunyah.rsc_mgr import GunyahRm, RmError
 
 VM_ALLOCATE, VM_DEALLOCATE, VM_START, VM_STOP, VM_RESET = (
-    0x5600_0001, 0x5600_0002, 0x5600_0004, 0x5600_0005, 0x5600_0006,
-)  # fmt: skip
+    0x5600_0001,
+    0x5600_0002,
+    0x5600_0004,
+    0x5600_0005,
+    0x5600_0006,
+)
 VM_CONFIG_IMAGE, VM_INIT, VM_SET_BOOT_CONTEXT = 0x5600_0009, 0x5600_000B, 0x5600_000C
 VM_GET_HYP_RESOURCES, VM_GET_VMID = 0x5600_0020, 0x5600_0024
 VM_SET_DEMAND_PAGING, VM_SET_ADDRESS_LAYOUT = 0x5600_0033, 0x5600_0034
@@ -98,10 +102,12 @@ def gunyah_rm_vm_stop(rm: GunyahRm, vmid: int) -> None:
 
 
 @allow_error_injection
-def gunyah_rm_vm_configure(rm, vmid, auth, mem_handle, image_offset, image_size,
-                           dtb_offset, dtb_size) -> None:  # fmt: skip
-    req = struct.pack("<HHIQQQQ", vmid, auth, mem_handle, image_offset, image_size,
-                      dtb_offset, dtb_size)  # fmt: skip
+def gunyah_rm_vm_configure(
+    rm, vmid, auth, mem_handle, image_offset, image_size, dtb_offset, dtb_size
+) -> None:
+    req = struct.pack(
+        "<HHIQQQQ", vmid, auth, mem_handle, image_offset, image_size, dtb_offset, dtb_size
+    )
     rm.gunyah_rm_call(VM_CONFIG_IMAGE, req)
 
 
@@ -131,8 +137,9 @@ def gunyah_rm_get_hyp_resources(rm: GunyahRm, vmid: int) -> list[GunyahRmHypReso
         rtype, _, vmid_, handle, label, cap, virq_handle, virq, base, size = RESOURCE.unpack_from(
             reply, 4 + i * RESOURCE.size
         )
-        out.append(GunyahRmHypResource(rtype, vmid_, handle, label, cap, virq_handle, virq,
-                                       base, size))  # fmt: skip
+        out.append(
+            GunyahRmHypResource(rtype, vmid_, handle, label, cap, virq_handle, virq, base, size)
+        )
     return out
 
 

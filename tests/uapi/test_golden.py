@@ -127,12 +127,19 @@ def _offsets(module, record, paths):
 
 def test_v16_run_page_layout():
     want = {
-        "immediate_exit": 0, "exit_reason": 8,
-        "mmio.phys_addr": 16, "mmio.data": 24, "mmio.len": 32, "mmio.is_write": 36,
+        "immediate_exit": 0,
+        "exit_reason": 8,
+        "mmio.phys_addr": 16,
+        "mmio.data": 24,
+        "mmio.len": 32,
+        "mmio.is_write": 36,
         "mmio.resume_action": 37,
-        "status.status": 16, "status.exit_info": 20,
-        "page_fault.phys_addr": 16, "page_fault.attempt": 24, "page_fault.resume_action": 28,
-    }  # fmt: skip
+        "status.status": 16,
+        "status.exit_info": 20,
+        "page_fault.phys_addr": 16,
+        "page_fault.attempt": 24,
+        "page_fault.resume_action": 28,
+    }
     assert _offsets(gunyah, "struct gunyah_vcpu_run", want) == want
 
 
@@ -145,11 +152,20 @@ def test_ack_run_page_has_no_resume_action_or_page_fault():
 
 def test_gzvm_run_layout():
     want = {
-        "exit_reason": 0, "immediate_exit": 4, "padding1": 5,
-        "mmio.phys_addr": 8, "mmio.data": 16, "mmio.size": 24, "mmio.reg_nr": 32,
-        "mmio.is_write": 36, "exception.fault_gpa": 16, "exception.reserved": 24,
-        "hypercall.args": 8, "system_event.data": 16, "padding": 8,
-    }  # fmt: skip
+        "exit_reason": 0,
+        "immediate_exit": 4,
+        "padding1": 5,
+        "mmio.phys_addr": 8,
+        "mmio.data": 16,
+        "mmio.size": 24,
+        "mmio.reg_nr": 32,
+        "mmio.is_write": 36,
+        "exception.fault_gpa": 16,
+        "exception.reserved": 24,
+        "hypercall.args": 8,
+        "system_event.data": 16,
+        "padding": 8,
+    }
     assert _offsets(gzvm, "struct gzvm_vcpu_run", want) == want
 
 
@@ -164,10 +180,16 @@ def test_map_flag_layouts_conflict_between_generations():
         "GUNYAH_MEM_ALLOW_RWX": 0x70,
         "GUNYAH_MEM_UNMAP": 0x100,
     }
-    ack = {"GUNYAH_MEM_FORCE_LEND": 0x10, "GUNYAH_MEM_FORCE_SHARE": 0x20,
-           "GUNYAH_MEM_ACCESS_MASK": 0x70, "GUNYAH_MEM_ALLOW_READ": 1,
-           "GUNYAH_MEM_ALLOW_WRITE": 2, "GUNYAH_MEM_ALLOW_EXEC": 4, "GUNYAH_MEM_ALLOW_RWX": 7,
-           "GUNYAH_MEM_UNMAP": 0x100}  # fmt: skip
+    ack = {
+        "GUNYAH_MEM_FORCE_LEND": 0x10,
+        "GUNYAH_MEM_FORCE_SHARE": 0x20,
+        "GUNYAH_MEM_ACCESS_MASK": 0x70,
+        "GUNYAH_MEM_ALLOW_READ": 1,
+        "GUNYAH_MEM_ALLOW_WRITE": 2,
+        "GUNYAH_MEM_ALLOW_EXEC": 4,
+        "GUNYAH_MEM_ALLOW_RWX": 7,
+        "GUNYAH_MEM_UNMAP": 0x100,
+    }
     assert {k: getattr(gunyah, k) for k in v16} == v16
     assert {k: getattr(gunyah_ack, k) for k in ack} == ack
     assert (gunyah_ack.GH_MEM_ALLOW_READ, gunyah_ack.GH_MEM_ALLOW_WRITE) == (1, 2)

@@ -96,9 +96,10 @@ def _explain_constant(name: str, here: int, prof: int, profile: str) -> str:
     if layouts:
         why += f": this header has the {layouts[0]} layout"
     meant = [
-        n for n, v in profile_abi(profile).constants.items()
+        n
+        for n, v in profile_abi(profile).constants.items()
         if v == here and n != name and n.startswith(_family(name))
-    ]  # fmt: skip
+    ]
     if meant:
         why += (
             f"; a VMM built with it asks {_a(profile)} kernel for {meant[0]} when it means {name}"
@@ -138,32 +139,48 @@ def _compare_values(kind: str, ours: dict[str, int], theirs: dict[str, int], pro
 def _compare_record(name: str, here: Record, prof: Record, profile: str):
     if here.size != prof.size:
         yield Finding(
-            "record", name, DIFFER, here.size, prof.size,
+            "record",
+            name,
+            DIFFER,
+            here.size,
+            prof.size,
             f"{name} is {here.size} bytes here and {prof.size} in {profile}: the kernel copies "
             f"{prof.size} bytes where the VMM passes {here.size}, and every ioctl that carries "
             "it has another number",
-        )  # fmt: skip
+        )
     for path, pf in prof.fields.items():
         hf = here.fields.get(path)
         label = f"{name}.{path}"
         if hf is None:
             yield Finding(
-                "field", label, DIFFER, None, asdict(pf),
+                "field",
+                label,
+                DIFFER,
+                None,
+                asdict(pf),
                 f"{label} (offset {pf.offset}) is missing here: the VMM never reads or sets it",
-            )  # fmt: skip
+            )
         elif hf != pf:
             yield Finding(
-                "field", label, DIFFER, asdict(hf), asdict(pf),
+                "field",
+                label,
+                DIFFER,
+                asdict(hf),
+                asdict(pf),
                 f"{label} is {hf.type} at offset {hf.offset} here and {pf.type} at offset "
                 f"{pf.offset} in {profile}: the kernel and the VMM read different bytes",
-            )  # fmt: skip
+            )
     for path, hf in here.fields.items():
         if path not in prof.fields:
             label = f"{name}.{path}"
             yield Finding(
-                "field", label, DIFFER, asdict(hf), None,
+                "field",
+                label,
+                DIFFER,
+                asdict(hf),
+                None,
                 f"{label} exists only here: {_a(profile)} kernel never looks at it",
-            )  # fmt: skip
+            )
 
 
 def compare(header: Abi, profile: str) -> list[Finding]:

@@ -83,9 +83,12 @@ def _type(t) -> str:
     if kind == ci.TypeKind.BOOL:
         return "bool"
     unsigned = kind in (
-        ci.TypeKind.UCHAR, ci.TypeKind.USHORT, ci.TypeKind.UINT,
-        ci.TypeKind.ULONG, ci.TypeKind.ULONGLONG,
-    )  # fmt: skip
+        ci.TypeKind.UCHAR,
+        ci.TypeKind.USHORT,
+        ci.TypeKind.UINT,
+        ci.TypeKind.ULONG,
+        ci.TypeKind.ULONGLONG,
+    )
     return int_type(not unsigned, t.get_size())
 
 

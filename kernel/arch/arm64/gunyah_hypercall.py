@@ -23,8 +23,11 @@ def _id(n: int) -> int:
 HYP_IDENTIFY, BELL_SEND, BELL_SET_MASK = _id(0x00), _id(0x12), _id(0x15)
 MSGQ_SEND, MSGQ_RECV = _id(0x1B), _id(0x1C)
 ADDRSPACE_MAP, ADDRSPACE_UNMAP, MEMEXTENT_DONATE, VCPU_RUN = (
-    _id(0x2B), _id(0x2C), _id(0x61), _id(0x65),
-)  # fmt: skip
+    _id(0x2B),
+    _id(0x2C),
+    _id(0x61),
+    _id(0x65),
+)
 MSGQ_TX_PUSH = 1
 
 

@@ -67,9 +67,15 @@ def test_store_to_a_read_only_mapping_is_a_permission_fault(gunyah):
 
 @pytest.mark.parametrize(
     "insn",
-    ["ldp x2, x3, [x0]", "stp x2, x3, [x0]", "ldxr x2, [x0]", "ldaxr w2, [x0]",
-     "ldadd x2, x3, [x0]", "ldr q0, [x0]"],
-)  # fmt: skip
+    [
+        "ldp x2, x3, [x0]",
+        "stp x2, x3, [x0]",
+        "ldxr x2, [x0]",
+        "ldaxr w2, [x0]",
+        "ldadd x2, x3, [x0]",
+        "ldr q0, [x0]",
+    ],
+)
 def test_accesses_that_cannot_be_emulated_abort_the_guest(gunyah, insn):
     vm = build_vm(gunyah, assemble(program(insn)))
     esr, far = reported_abort(vm)

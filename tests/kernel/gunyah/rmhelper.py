@@ -19,8 +19,9 @@ class Host:
         self.firmware = boot_firmware(dram_size, rm_policy)
         self.hcall = GunyahHypercall(self.firmware)
         self.info = gunyah_probe(self.hcall)
-        self.rm = GunyahRm(self.hcall, RmNode.from_dt(self.firmware.host_dt),
-                           self.firmware.request_irq)  # fmt: skip
+        self.rm = GunyahRm(
+            self.hcall, RmNode.from_dt(self.firmware.host_dt), self.firmware.request_irq
+        )
 
     def close(self) -> None:
         """Shut down; a bug the RM survived (answered NOMEM) fails the test here."""

@@ -5,11 +5,11 @@ import struct
 import threading
 
 import pytest
-from tests.aarch64 import assemble
-from tests.kernel.gunyah.rmhelper import Host, vm_config_dtb
 
 from kernel.gunyah import rsc_mgr_rpc as rpc
 from kernel.gunyah.rsc_mgr import RmError
+from tests.aarch64 import assemble
+from tests.kernel.gunyah.rmhelper import Host, vm_config_dtb
 
 IMAGE_IPA = 0x8000_0000
 PARCEL_PA = 0x8000_0000 + (256 << 20)

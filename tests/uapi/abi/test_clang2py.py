@@ -26,8 +26,11 @@ def _clang2py(header: str) -> dict:
     code = "import sys; from ctypeslib.clang2py import main; sys.exit(main())"
     out = subprocess.run(
         [sys.executable, "-c", code, header, "-k", "emsu", f"--clang-args={args}"],
-        capture_output=True, text=True, env=env, check=True,
-    ).stdout  # fmt: skip
+        capture_output=True,
+        text=True,
+        env=env,
+        check=True,
+    ).stdout
     namespace: dict = {}
     exec(compile(out, f"clang2py({header})", "exec"), namespace)
     return namespace
