@@ -20,8 +20,8 @@ def packets(rng: random.Random):
             yield rng.randbytes(rng.randint(1, 240))
             continue
         flags = rng.randrange(4) | rng.randrange(64) << 2
-        if kind == 1:  # a valid-looking single packet of a real message id
-            flags &= 3
+        if kind == 1:  # a single-packet request of a real message id
+            flags = 1
         header = struct.pack(
             "<BBHI",
             0x21 if kind != 3 else rng.randrange(256),
