@@ -35,6 +35,9 @@ from hyp.rm.rm_rpc import Message, MsgType, Reassembler
 from hyp.rm.rm_types import VMID_HLOS, MsgId, RmError, RmFailure
 from hyp.rm.vm_mgnt import VmManager
 
+SPARSE_WINDOW = 1 << 40
+SPARSE_RWX = 7 | 1 << 16  # access RWX, type SPARSE
+DONATE_TO_CHILD, DONATE_TO_SIBLING = 0, 2
 QUEUE_DEPTH = 64  # a whole message of 63 packets fits
 # virqs of the host link: on the host's VIC (its TX and RX interrupts) and the RM's.
 HOST_TX_VIRQ, HOST_RX_VIRQ = 33, 34
@@ -73,6 +76,16 @@ class ResourceManager:
         self.link = self._create_host_link()
         self.dram = gunyah.boot_info["dram"]
         self.caps["dram"] = self._create_dram_extent()
+        self.caps["host_private"] = self.sparse_extent()
+        self.caps["host_shared"] = self.sparse_extent()
+        self.hvc.memextent_donate(
+            DONATE_TO_CHILD,
+            self.caps["dram"],
+            self.caps["host_private"],
+            self.dram[0],
+            self.dram[1],
+            0,
+        )
         self.memparcels = Memparcels(self)
         self.vm_manager = VmManager(self)
 
@@ -116,6 +129,15 @@ class ResourceManager:
     # services for the message handlers
     def create(self, kind: str) -> int:
         return self._create(kind)
+
+    def sparse_extent(self) -> int:
+        """An empty extent over the whole IPA-sized window, a child of DRAM."""
+        extent = self.create("memextent")
+        self.hvc.memextent_configure_derive(
+            extent, self.caps["dram"], 0, SPARSE_WINDOW, SPARSE_RWX, 0
+        )
+        self.hvc.object_activate(extent, 0)
+        return extent
 
     def give_host(self, cap: int, rights: int) -> int:
         """A copy of ``cap`` with ``rights`` in the host's cspace."""

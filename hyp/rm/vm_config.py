@@ -20,12 +20,23 @@ from hyp.rm.rm_types import RmError, RmFailure
 MAX_VCPUS = 64
 
 
+@dataclass(frozen=True)
+class Doorbell:
+    """A ``vdevice-type = "doorbell"`` vdevice: its node name, label and SPI."""
+
+    name: str
+    label: int
+    virq: int
+    trigger: int
+
+
 @dataclass
 class VmConfig:
     vcpus: int
     mem_base: int | None
     mem_size: int | None
     os_type: str
+    doorbells: list[Doorbell]
 
 
 def _u64(fdt, node: int, name: str) -> int | None:
@@ -68,7 +79,38 @@ def parse(dtb: bytes) -> VmConfig:
         vcpus = 1
     if not 1 <= vcpus <= MAX_VCPUS:
         raise RmFailure(RmError.ARGUMENT_INVALID, f"{vcpus} vCPUs")
-    return VmConfig(max(vcpus, 1), mem_base, mem_size, os_type)
+    return VmConfig(max(vcpus, 1), mem_base, mem_size, os_type, _doorbells(fdt, config))
+
+
+def _doorbells(fdt, config: int) -> list[Doorbell]:
+    try:
+        vdevices = fdt.subnode_offset(config, "vdevices")
+    except libfdt.FdtException:
+        return []
+    bells, labels = [], set()
+    node = fdt.first_subnode(vdevices, quiet=[libfdt.NOTFOUND])
+    while node >= 0:
+        try:
+            kind = fdt.getprop(node, "vdevice-type").as_str()
+        except libfdt.FdtException:
+            kind = ""
+        if kind == "doorbell":
+            bells.append(_doorbell(fdt, node, labels))
+        node = fdt.next_subnode(node, quiet=[libfdt.NOTFOUND])
+    return bells
+
+
+def _doorbell(fdt, node: int, labels: set) -> Doorbell:
+    name = fdt.get_name(node)
+    try:
+        label = fdt.getprop(node, "label").as_uint32()
+        irq = struct.unpack(">3I", fdt.getprop(node, "interrupts"))
+    except (libfdt.FdtException, struct.error) as e:
+        raise RmFailure(RmError.ARGUMENT_INVALID, f"doorbell {name}: {e}") from None
+    if irq[0] != 0 or not 0 <= irq[1] < 988 or label in labels:
+        raise RmFailure(RmError.ARGUMENT_INVALID, f"doorbell {name}: interrupts or label")
+    labels.add(label)
+    return Doorbell(name, label, irq[1] + 32, irq[2])
 
 
 def overlay(

@@ -16,11 +16,12 @@ from __future__ import annotations
 import struct
 from dataclasses import dataclass, field
 
-from hyp.gunyah.object import ThreadRights
+from hyp.gunyah.object import DoorbellRights, MemextentRights, ThreadRights
 from hyp.rm import vm_config
 from hyp.rm.hypercall import HypercallFailed
 from hyp.rm.rm_types import (
     DYNAMIC_VMIDS,
+    EXIT_FLAG_RESTART,
     AuthMech,
     ExitCode,
     ExitType,
@@ -51,6 +52,10 @@ MAX_EXPLICIT_VMID = 64
 FIRST_HOST_VIRQ = 64
 THREAD_RIGHTS = ThreadRights.AFFINITY | ThreadRights.YIELD_TO | ThreadRights.POWER
 ATTRS_RWX_WB = 7 | 7 << 4 | 0xF << 16
+DONATE_TO_SIBLING = 2
+# Memory extent resources Linux expects, by label.
+EXTENT_LABELS = {0: "guest_private", 1: "host_shared", 2: "host_private", 3: "guest_shared"}
+EXTENT_RIGHTS = MemextentRights.MAP | MemextentRights.DONATE | MemextentRights.LOOKUP
 
 
 def unpack(layout: struct.Struct, payload: bytes) -> tuple:
@@ -75,6 +80,7 @@ class Vm:
     caps: dict = field(default_factory=dict)  # RM-side capabilities by role
     vcpus: list = field(default_factory=list)
     resources: list = field(default_factory=list)  # (type, label, host cap, virq)
+    taken: list = field(default_factory=list)  # host pages moved to the VM: (pa, size)
     exit: tuple[int, int] | None = None
 
 
@@ -225,7 +231,7 @@ class VmManager:
         require(flags & ~1 == 0, RmError.ARGUMENT_INVALID, "flags")
         for vcpu in vm.vcpus:
             self.rm.hvc.vcpu_poweroff(vcpu, 0)
-        self._exited(vm, ExitType.VM_STOP_FORCED, ExitCode.NORMAL, reason)
+        self._exited(vm, ExitType.VM_STOP_FORCED, ExitCode.NORMAL, extra=(reason,))
         return b""
 
     def reset(self, caller: int, payload: bytes) -> bytes:
@@ -268,21 +274,53 @@ class VmManager:
             vm.vcpus.append(vcpu)
             vm.resources.append((ResourceType.VIRTUAL_CPU, index, host_cap, virq))
         vm.resources.append((ResourceType.ADDR_SPACE, 0, rm.give_host(space, 0x7), 0))
+        vm.caps["guest_private"] = rm.sparse_extent()
+        vm.caps["guest_shared"] = rm.sparse_extent()
+        for label, role in EXTENT_LABELS.items():
+            cap = rm.give_host(vm.caps.get(role) or rm.caps[role], EXTENT_RIGHTS)
+            vm.resources.append((ResourceType.MEM_EXTENT, label, cap, 0))
+        for doorbell in config.doorbells:
+            self._create_doorbell(vm, doorbell)
         self._map_parcel(vm, vm.dtb_parcel, vm.image_base)
         dtb = rm.read_parcel(vm.dtb_parcel, vm.dtb_offset, vm.dtb_size)
-        merged = vm_config.overlay(dtb, vm.dtb_size, config.vcpus, rm.gunyah.boot_info, [])
+        vdevices = [
+            (
+                bell.name,
+                {"compatible": "gunyah-doorbell", "interrupts": [0, bell.virq - 32, bell.trigger]},
+            )
+            for bell in config.doorbells
+        ]
+        merged = vm_config.overlay(dtb, vm.dtb_size, config.vcpus, rm.gunyah.boot_info, vdevices)
         rm.write_parcel(vm.dtb_parcel, vm.dtb_offset, merged)
 
     def _map_parcel(self, vm: Vm, parcel, ipa: int) -> None:
-        rm, hvc = self.rm, self.rm.hvc
-        for n, (base, size) in enumerate(parcel.sgl):
-            extent = rm.create("memextent")
-            vm.caps[f"parcel{parcel.handle}.{n}"] = extent
-            offset = base - rm.dram[0]
-            hvc.memextent_configure_derive(extent, rm.caps["dram"], offset, size, 7, 0)
-            hvc.object_activate(extent, 0)
-            hvc.addrspace_map(vm.caps["addrspace"], extent, ipa, ATTRS_RWX_WB, 1, 0, size)
+        """Move the parcel's pages to the VM and map them from ``ipa`` on."""
+        hvc, guest = self.rm.hvc, vm.caps["guest_private"]
+        for base, size in parcel.sgl:
+            hvc.memextent_donate(
+                DONATE_TO_SIBLING, self.rm.caps["host_private"], guest, base, size, 0
+            )
+            vm.taken.append((base, size))
+            hvc.addrspace_map(
+                vm.caps["addrspace"],
+                guest,
+                ipa,
+                ATTRS_RWX_WB,
+                1,
+                base,
+                size,
+            )
             ipa += size
+
+    def _create_doorbell(self, vm: Vm, doorbell) -> None:
+        """A doorbell vdevice: the guest takes its SPI, the host gets the send side."""
+        rm, hvc = self.rm, self.rm.hvc
+        cap = rm.create("doorbell")
+        vm.caps[f"doorbell{doorbell.label}"] = cap
+        hvc.object_activate(cap, 0)
+        hvc.doorbell_bind_virq(cap, vm.caps["vic"], doorbell.virq, 0)
+        host_cap = rm.give_host(cap, DoorbellRights.SEND | DoorbellRights.RECEIVE)
+        vm.resources.append((ResourceType.DOORBELL_SRC, doorbell.label, host_cap, 0))
 
     def _host_virq(self) -> int:
         self._next_virq += 1
@@ -292,6 +330,16 @@ class VmManager:
         """Delete every capability the VM's objects have, host copies first."""
         for _, _, host_cap, _ in vm.resources:
             self.rm.take_back(host_cap)
+        for base, size in vm.taken:
+            self.rm.hvc.memextent_donate(
+                DONATE_TO_SIBLING,
+                vm.caps["guest_private"],
+                self.rm.caps["host_private"],
+                base,
+                size,
+                0,
+            )
+        vm.taken.clear()
         for cap in reversed(list(vm.caps.values())):
             self.rm.hvc.cspace_delete_cap_from(self.rm.caps["cspace"], cap, 0)
         vm.caps.clear()
@@ -305,13 +353,19 @@ class VmManager:
         vm.state, vm.os_state = state, os_state
         self.rm.notify(MsgId.NOTIFY_VM_STATUS, STATUS.pack(vm.vmid, 0, state, os_state, 0))
 
-    def _exited(self, vm: Vm, exit_type: ExitType, code: ExitCode, flags: int = 0) -> None:
+    def _exited(
+        self,
+        vm: Vm,
+        exit_type: ExitType,
+        code: ExitCode,
+        flags: int = 0,
+        extra: tuple[int, ...] = (),
+    ) -> None:
+        """EXITED, and NOTIFY_VM_EXITED with reason word 0 (flags | code << 16) and ``extra``."""
         vm.state, vm.os_state = VmState.EXITED, OsState.HALTED
         vm.exit = (exit_type, code)
-        reason = struct.pack("<I", (flags & 0xFFFF) | code << 16)
-        self.rm.notify(
-            MsgId.NOTIFY_VM_EXITED, EXITED.pack(vm.vmid, exit_type, len(reason)) + reason
-        )
+        words = struct.pack(f"<{1 + len(extra)}I", (flags & 0xFFFF) | code << 16, *extra)
+        self.rm.notify(MsgId.NOTIFY_VM_EXITED, EXITED.pack(vm.vmid, exit_type, len(words)) + words)
 
     def on_vm_event(self, vcpu, kind: str, a: int, b: int) -> None:
         """The hypervisor reports a guest's PSCI SYSTEM_OFF or SYSTEM_RESET(2)."""
@@ -323,4 +377,4 @@ class VmManager:
         else:
             reset2 = not a >> 63
             exit_type = ExitType.PSCI_SYSTEM_RESET2 if reset2 else ExitType.PLATFORM_RESET
-            self._exited(vm, exit_type, ExitCode.NORMAL, flags=1)
+            self._exited(vm, exit_type, ExitCode.NORMAL, flags=EXIT_FLAG_RESTART)

@@ -30,7 +30,8 @@ class Host:
         assert not faults, faults
 
 
-def vm_config_dtb(vcpus: int = 1, size: int = 0x1000) -> bytes:
+def vm_config_dtb(vcpus: int = 1, doorbells: tuple[tuple[int, int], ...] = ()) -> bytes:
+    """A VM config DT with ``vcpus`` CPUs and doorbells given as (label, SPI number)."""
     sw = libfdt.FdtSw()
     sw.finish_reservemap()
     with sw.add_node(""):
@@ -42,6 +43,15 @@ def vm_config_dtb(vcpus: int = 1, size: int = 0x1000) -> bytes:
             with sw.add_node("memory"):
                 sw.property("base-address", struct.pack(">Q", 0x8000_0000))
                 sw.property("size-max", struct.pack(">Q", 0x1000_0000))
+            with sw.add_node("vdevices"):
+                sw.property_string("generate", "/hypervisor")
+                for label, spi in doorbells:
+                    with sw.add_node(f"bell-{label}"):
+                        sw.property_string("vdevice-type", "doorbell")
+                        sw.property_string("generate", f"/hypervisor/bell-{label}")
+                        sw.property_u32("label", label)
+                        sw.property("peer-default", b"")
+                        sw.property("interrupts", struct.pack(">3I", 0, spi, 1))
         with sw.add_node("cpus"):
             sw.property_u32("#address-cells", 1)
             sw.property_u32("#size-cells", 0)
