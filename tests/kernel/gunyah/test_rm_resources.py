@@ -52,7 +52,7 @@ def test_resources_linux_expects(ready_vm):
 
 
 def test_the_dtb_parcel_moved_to_the_vm_and_holds_the_overlay(ready_vm):
-    host, _, parcel = ready_vm
+    host, _, _ = ready_vm
     gunyah = host.firmware.gunyah
     owner = gunyah.memdb.owner(PARCEL_PA)
     assert owner is not None and owner.kind.name == "SPARSE"
