@@ -18,12 +18,11 @@ from __future__ import annotations
 import contextlib
 import struct
 import threading
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import libfdt
 
 from hyp.gunyah.object import (
-    CspaceRights,
     MsgqueueRights,
     ObjectType,
     VicRights,
@@ -39,10 +38,25 @@ SPARSE_WINDOW = 1 << 40
 SPARSE_RWX = 7 | 1 << 16  # access RWX, type SPARSE
 DONATE_TO_CHILD, DONATE_TO_SIBLING = 0, 2
 QUEUE_DEPTH = 64  # a whole message of 63 packets fits
-# virqs of the host link: on the host's VIC (its TX and RX interrupts) and the RM's.
+# The host's TX and RX interrupts (virqs on its VIC); the RM's RX virqs count up.
 HOST_TX_VIRQ, HOST_RX_VIRQ = 33, 34
-RM_RX_VIRQ, RM_TX_VIRQ = 33, 34
+RM_FIRST_VIRQ = 33
 _ERR = struct.Struct("<I")
+
+
+@dataclass
+class RmLink:
+    """One VM's link to the RM: the RM's ends of the two queues, the VM's capids."""
+
+    vmid: int
+    rx_queue: int  # VM -> RM, the RM receives
+    tx_queue: int  # RM -> VM, the RM sends
+    peer_tx_capid: int  # in the VM's cspace: its sending end
+    peer_rx_capid: int
+    peer_tx_virq: int  # on the VM's VIC
+    peer_rx_virq: int
+    reassembler: Reassembler = field(default_factory=Reassembler)
+    pending: bool = False
 
 
 @dataclass
@@ -64,7 +78,8 @@ class ResourceManager:
         self.hvc = Hypercalls(gunyah, gunyah.root)
         self.caps = gunyah.root_caps
         self.memory = gunyah.root.memory
-        self.reassembler = Reassembler()
+        self.links: dict[int, RmLink] = {}  # by the RM's RX virq
+        self._next_rm_virq = RM_FIRST_VIRQ
         self.handlers: dict[int, object] = {}
         self.notifications: list[Message] = []
         self._seq = 0
@@ -95,29 +110,52 @@ class ResourceManager:
             f"partition_create_{kind}", self.caps["partition"], cspace or self.caps["cspace"], 0
         )[0]
 
+    def create_link(
+        self, vmid: int, peer_vic: int, peer_cspace: int, tx_virq: int, rx_virq: int
+    ) -> RmLink:
+        """The two queues of a VM's RM link, bound to the RM's and the VM's VICs."""
+        hvc, caps = self.hvc, self.caps
+        to_rm, to_vm = self._create("msgqueue"), self._create("msgqueue")
+        for q in (to_rm, to_vm):
+            hvc.msgqueue_configure(q, QUEUE_DEPTH | rm_rpc.PACKET_SIZE << 16, 0)
+            hvc.object_activate(q, 0)
+        rm_rx, self._next_rm_virq = self._next_rm_virq, self._next_rm_virq + 1
+        hvc.msgqueue_bind_receive_virq(to_rm, caps["rm_vic"], rm_rx, 0)
+        hvc.msgqueue_bind_send_virq(to_rm, peer_vic, tx_virq, 0)
+        hvc.msgqueue_bind_receive_virq(to_vm, peer_vic, rx_virq, 0)
+        copy = hvc.cspace_copy_cap_from
+        tx = copy(caps["cspace"], to_rm, peer_cspace, MsgqueueRights.SEND, 0)[0]
+        rx = copy(caps["cspace"], to_vm, peer_cspace, MsgqueueRights.RECEIVE, 0)[0]
+        link = RmLink(vmid, to_rm, to_vm, tx, rx, tx_virq, rx_virq)
+        self.links[rm_rx] = link
+        self.gunyah.rm_vic.handlers[rm_rx] = self._on_rx
+        return link
+
+    def destroy_link(self, link: RmLink) -> None:
+        virq = next(v for v, candidate in self.links.items() if candidate is link)
+        del self.links[virq]
+        self.gunyah.rm_vic.handlers.pop(virq, None)
+        for queue in (link.rx_queue, link.tx_queue):
+            self.hvc.cspace_delete_cap_from(self.caps["cspace"], queue, 0)
+
+    def _on_rx(self, virq: int) -> None:
+        self.links[virq].pending = True
+        self._wake.set()
+
     def _create_host_link(self) -> HostLink:
         hvc, caps = self.hvc, self.caps
         host_cspace = self._create("cspace")
         hvc.object_activate(host_cspace, 0)
-        to_rm, to_host = self._create("msgqueue"), self._create("msgqueue")
-        for q in (to_rm, to_host):
-            hvc.msgqueue_configure(q, QUEUE_DEPTH | rm_rpc.PACKET_SIZE << 16, 0)
-            hvc.object_activate(q, 0)
-        hvc.msgqueue_bind_receive_virq(to_rm, caps["rm_vic"], RM_RX_VIRQ, 0)
-        hvc.msgqueue_bind_send_virq(to_host, caps["rm_vic"], RM_TX_VIRQ, 0)
-        hvc.msgqueue_bind_send_virq(to_rm, caps["host_vic"], HOST_TX_VIRQ, 0)
-        hvc.msgqueue_bind_receive_virq(to_host, caps["host_vic"], HOST_RX_VIRQ, 0)
-        self.gunyah.rm_vic.handlers[RM_RX_VIRQ] = lambda _virq: self._wake.set()
-        self.rx_queue, self.tx_queue = to_rm, to_host
-        copy = hvc.cspace_copy_cap_from
-        space = self.gunyah.root.cspace.lookup(host_cspace, ObjectType.CSPACE)
-        tx = copy(caps["cspace"], to_rm, host_cspace, MsgqueueRights.SEND, 0)[0]
-        rx = copy(caps["cspace"], to_host, host_cspace, MsgqueueRights.RECEIVE, 0)[0]
-        copy(caps["cspace"], caps["host_vic"], host_cspace, VicRights.BIND_SOURCE, 0)
         self.host_cspace_cap = host_cspace
-        rights = CspaceRights.CAP_CREATE | CspaceRights.CAP_COPY | CspaceRights.ATTACH
-        self.host_self_cap = copy(caps["cspace"], host_cspace, host_cspace, rights, 0)[0]
-        return HostLink(space, tx, rx, HOST_TX_VIRQ, HOST_RX_VIRQ)
+        link = self.create_link(
+            VMID_HLOS, caps["host_vic"], host_cspace, HOST_TX_VIRQ, HOST_RX_VIRQ
+        )
+        self.host_link = link
+        hvc.cspace_copy_cap_from(
+            caps["cspace"], caps["host_vic"], host_cspace, VicRights.BIND_SOURCE, 0
+        )
+        space = self.gunyah.root.cspace.lookup(host_cspace, ObjectType.CSPACE)
+        return HostLink(space, link.peer_tx_capid, link.peer_rx_capid, HOST_TX_VIRQ, HOST_RX_VIRQ)
 
     def _create_dram_extent(self) -> int:
         """All the memory the RM manages, as one extent parcels are derived from."""
@@ -202,38 +240,42 @@ class ResourceManager:
         while not self._stopping:
             self._wake.wait()
             self._wake.clear()
-            self.poll()
+            for link in list(self.links.values()):
+                if link.pending:
+                    link.pending = False
+                    self.poll(link)
 
-    def poll(self) -> None:
-        """Receive and handle every packet waiting in the queue."""
+    def poll(self, link: RmLink) -> None:
+        """Receive and handle every packet waiting on ``link``."""
         buf = self.memory.alloc(rm_rpc.PACKET_SIZE)
         while not self._stopping:
             try:
-                size, _ = self.hvc.msgqueue_receive(self.rx_queue, buf, rm_rpc.PACKET_SIZE, 0)[:2]
+                size, _ = self.hvc.msgqueue_receive(link.rx_queue, buf, rm_rpc.PACKET_SIZE, 0)[:2]
             except HypercallFailed:
-                return  # MSGQUEUE_EMPTY
-            message = self.reassembler.feed(self.memory.read(buf, size))
+                return  # MSGQUEUE_EMPTY, or the link went away
+            message = link.reassembler.feed(self.memory.read(buf, size))
             if message is not None:
-                self.handle(message)
+                self.handle(link, message)
 
-    def handle(self, message: Message) -> None:
+    def handle(self, link: RmLink, message: Message) -> None:
         """Answer a request (replies and notifications to the RM are ignored)."""
         if message.type != MsgType.REQUEST:
             return
         self.stats["messages"] += 1
         with self.gunyah.lock:
-            error, data = self.dispatch(message.msg_id, message.payload)
+            error, data = self.dispatch(link.vmid, message.msg_id, message.payload)
         if error != RmError.OK:
             self.stats["errors"] += 1
         reply = Message(MsgType.REPLY, message.seq, message.msg_id, _ERR.pack(error) + data)
-        self.send(reply)
+        self.send(reply, link)
 
-    def dispatch(self, msg_id: int, payload: bytes) -> tuple[RmError, bytes]:
+    def dispatch(self, caller: int, msg_id: int, payload: bytes) -> tuple[RmError, bytes]:
+        """Run the handler of ``msg_id`` for VM ``caller``; (error, reply data)."""
         handler = self.handlers.get(msg_id)
         if handler is None:
             return RmError.UNIMPLEMENTED, b""
         try:
-            return RmError.OK, handler(VMID_HLOS, payload) or b""
+            return RmError.OK, handler(caller, payload) or b""
         except RmFailure as e:
             self.gunyah.trace("rm_error", msg=_name(msg_id), error=e.error.name)
             return e.error, b""
@@ -243,10 +285,11 @@ class ResourceManager:
             return RmError.NOMEM, b""
 
     def notify(self, msg_id: MsgId, payload: bytes) -> None:
+        """A notification to the host (the owner of every VM here)."""
         self._seq = (self._seq + 1) & 0xFFFF
-        self.send(Message(MsgType.NOTIFICATION, self._seq, msg_id, payload))
+        self.send(Message(MsgType.NOTIFICATION, self._seq, msg_id, payload), self.host_link)
 
-    def send(self, message: Message) -> None:
+    def send(self, message: Message, link: RmLink) -> None:
         self.gunyah.trace("rm_tx", type=message.type.name, msg=_name(message.msg_id))
         packets = rm_rpc.fragment(message)
         buf = self.memory.alloc(rm_rpc.PACKET_SIZE)
@@ -254,7 +297,7 @@ class ResourceManager:
             self.memory.write(buf, packet)
             push = 1 if i == len(packets) - 1 else 0
             try:
-                self.hvc.msgqueue_send(self.tx_queue, len(packet), buf, push, 0)
+                self.hvc.msgqueue_send(link.tx_queue, len(packet), buf, push, 0)
             except HypercallFailed:
                 self.gunyah.trace("rm_tx_dropped", msg=_name(message.msg_id))
                 return

@@ -52,6 +52,10 @@ MAX_EXPLICIT_VMID = 64
 FIRST_HOST_VIRQ = 64
 THREAD_RIGHTS = ThreadRights.AFFINITY | ThreadRights.YIELD_TO | ThreadRights.POWER
 ATTRS_RWX_WB = 7 | 7 << 4 | 0xF << 16
+GUEST_VIRQS = 64
+# The guest's RM link interrupts: the last two SPIs of its VIC.
+GUEST_RM_TX_VIRQ, GUEST_RM_RX_VIRQ = 32 + GUEST_VIRQS - 2, 32 + GUEST_VIRQS - 1
+_VM_EXIT = struct.Struct("<HBB")
 DONATE_TO_SIBLING = 2
 # Memory extent resources Linux expects, by label.
 EXTENT_LABELS = {0: "guest_private", 1: "host_shared", 2: "host_private", 3: "guest_shared"}
@@ -81,6 +85,7 @@ class Vm:
     vcpus: list = field(default_factory=list)
     resources: list = field(default_factory=list)  # (type, label, host cap, virq)
     taken: list = field(default_factory=list)  # host pages moved to the VM: (pa, size)
+    link: object = None  # its RM link
     exit: tuple[int, int] | None = None
 
 
@@ -103,6 +108,7 @@ class VmManager:
             MsgId.VM_RESET: self.reset,
             MsgId.VM_GET_VMID: self.get_vmid,
             MsgId.VM_GET_STATE: self.get_state,
+            MsgId.VM_EXIT: self.vm_exit,
         }
         rm.handlers.update(handlers)
         rm.gunyah.vm_listeners.append(self.on_vm_event)
@@ -241,6 +247,18 @@ class VmManager:
         self._set_state(vm, VmState.RESET, OsState.NONE)
         return b""
 
+    def vm_exit(self, caller: int, payload: bytes) -> bytes:
+        """VM_EXIT from a running guest: le16 exit flags, u8 exit code, u8 reserved."""
+        flags, code, reserved = unpack(_VM_EXIT, payload)
+        vm = self.vms.get(caller)
+        require(vm is not None and vm.state == VmState.RUNNING, RmError.VM_STATE)
+        require(reserved == 0 and code in ExitCode._value2member_map_, RmError.ARGUMENT_INVALID)
+        require(code != ExitCode.UNKNOWN_ERROR, RmError.ARGUMENT_INVALID, "exit code")
+        for vcpu in vm.vcpus:
+            self.rm.hvc.vcpu_poweroff(vcpu, 0)
+        self._exited(vm, ExitType.VM_EXIT, ExitCode(code), flags)
+        return b""
+
     def get_vmid(self, caller: int, payload: bytes) -> bytes:
         require(payload == b"", RmError.MSG_INVALID, "payload")
         return struct.pack("<I", caller)
@@ -258,8 +276,11 @@ class VmManager:
         hvc.addrspace_configure(space, vm.vmid, 0)
         hvc.object_activate(space, 0)
         vm.caps["vic"] = vic = rm.create("vic")
-        hvc.vic_configure(vic, config.vcpus, 64, 0, 0)
+        hvc.vic_configure(vic, config.vcpus, GUEST_VIRQS, 0, 0)
         hvc.object_activate(vic, 0)
+        vm.caps["cspace"] = guest_cspace = rm.create("cspace")
+        hvc.object_activate(guest_cspace, 0)
+        vm.link = rm.create_link(vm.vmid, vic, guest_cspace, GUEST_RM_TX_VIRQ, GUEST_RM_RX_VIRQ)
         for index in range(config.vcpus):
             vcpu = rm.create("thread")
             vm.caps[f"vcpu{index}"] = vcpu
@@ -267,6 +288,7 @@ class VmManager:
             hvc.vcpu_set_affinity(vcpu, index, 0)
             hvc.addrspace_attach_thread(space, vcpu, 0)
             hvc.vic_attach_vcpu(vic, vcpu, index, 0)
+            hvc.cspace_attach_thread(guest_cspace, vcpu, 0)
             hvc.object_activate(vcpu, 0)
             virq = self._host_virq()
             hvc.vcpu_bind_virq(vcpu, caps["host_vic"], virq, 1, 0)
@@ -279,6 +301,7 @@ class VmManager:
         for label, role in EXTENT_LABELS.items():
             cap = rm.give_host(vm.caps.get(role) or rm.caps[role], EXTENT_RIGHTS)
             vm.resources.append((ResourceType.MEM_EXTENT, label, cap, 0))
+        self._create_doorbell_check(config)
         for doorbell in config.doorbells:
             self._create_doorbell(vm, doorbell)
         self._map_parcel(vm, vm.dtb_parcel, vm.image_base)
@@ -290,6 +313,7 @@ class VmManager:
             )
             for bell in config.doorbells
         ]
+        vdevices.append(("gunyah-resource-mgr@0", _rm_node(vm.link)))
         merged = vm_config.overlay(dtb, vm.dtb_size, config.vcpus, rm.gunyah.boot_info, vdevices)
         rm.write_parcel(vm.dtb_parcel, vm.dtb_offset, merged)
 
@@ -322,6 +346,14 @@ class VmManager:
         host_cap = rm.give_host(cap, DoorbellRights.SEND | DoorbellRights.RECEIVE)
         vm.resources.append((ResourceType.DOORBELL_SRC, doorbell.label, host_cap, 0))
 
+    def _create_doorbell_check(self, config) -> None:
+        taken = {bell.virq for bell in config.doorbells}
+        require(
+            not taken & {GUEST_RM_TX_VIRQ, GUEST_RM_RX_VIRQ},
+            RmError.ARGUMENT_INVALID,
+            "a doorbell uses the RM link's interrupt",
+        )
+
     def _host_virq(self) -> int:
         self._next_virq += 1
         return self._next_virq - 1
@@ -340,6 +372,9 @@ class VmManager:
                 0,
             )
         vm.taken.clear()
+        if vm.link is not None:
+            self.rm.destroy_link(vm.link)
+            vm.link = None
         for cap in reversed(list(vm.caps.values())):
             self.rm.hvc.cspace_delete_cap_from(self.rm.caps["cspace"], cap, 0)
         vm.caps.clear()
@@ -378,3 +413,13 @@ class VmManager:
             reset2 = not a >> 63
             exit_type = ExitType.PSCI_SYSTEM_RESET2 if reset2 else ExitType.PLATFORM_RESET
             self._exited(vm, exit_type, ExitCode.NORMAL, flags=EXIT_FLAG_RESTART)
+
+
+def _rm_node(link) -> dict:
+    """The guest's ``gunyah-resource-mgr`` node: its queue capids and interrupts."""
+    caps = (link.peer_tx_capid, link.peer_rx_capid)
+    return {
+        "compatible": "gunyah-resource-manager",
+        "reg": [w for cap in caps for w in (cap >> 32, cap & 0xFFFF_FFFF)],
+        "interrupts": [0, link.peer_tx_virq - 32, 1, 0, link.peer_rx_virq - 32, 1],
+    }

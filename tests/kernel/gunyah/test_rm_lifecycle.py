@@ -25,9 +25,9 @@ def host():
     h.close()
 
 
-def lend_image(host, vmid, dtb):
+def lend_image(host, vmid, dtb, guest=GUEST):
     memory = host.firmware.gunyah.dram
-    memory.write(PARCEL_PA, assemble(GUEST))
+    memory.write(PARCEL_PA, assemble(guest))
     memory.write(PARCEL_PA + DTB_OFFSET, dtb)
     parcel = rpc.GunyahRmMemParcel(acl=[(vmid, 7)], mem_entries=[(PARCEL_PA, PARCEL_SIZE)])
     return rpc.gunyah_rm_mem_share(host.rm, parcel), parcel
@@ -97,3 +97,68 @@ def test_retail_policy_refuses_unprotected_vms():
         assert e.value.errno == 19  # NORESOURCE -> ENODEV
     finally:
         host.close()
+
+
+VM_EXIT_GUEST = f"""
+    ldr x9, ={IMAGE_IPA + 0x1000:#x}
+    ldr x1, [x9]                    // our send queue, from the RM node of our DT
+    add x3, x9, #8                  // a VM_EXIT request, below
+    ldr x0, =0xc600801b             // msgqueue_send
+    mov x2, #12
+    mov x4, #1                      // PUSH
+    mov x5, #0
+    hvc #0
+    b .
+"""
+VM_EXIT_REQUEST = bytes.fromhex("210101008500005600000100")  # flags 0, SOFTWARE_ERROR
+
+
+def test_guest_vm_exit_over_its_own_rm_link(host):
+    import libfdt
+
+    events, exited = [], threading.Event()
+    host.rm.gunyah_rm_notifier_register(
+        lambda m, p: (events.append((m, p)), m == rpc.NOTIFY_VM_EXITED and exited.set())
+    )
+    vmid = rpc.gunyah_rm_alloc_vmid(host.rm, 0)
+    handle, _ = lend_image(host, vmid, vm_config_dtb())
+    rpc.gunyah_rm_vm_configure(host.rm, vmid, 0, handle, 0, 0, DTB_OFFSET, 0x1000)
+    rpc.gunyah_rm_vm_set_address_layout(host.rm, vmid, 0, IMAGE_IPA, PARCEL_SIZE)
+    rpc.gunyah_rm_vm_init(host.rm, vmid)
+    dram = host.firmware.gunyah.dram
+    fdt = libfdt.Fdt(dram.read(PARCEL_PA + DTB_OFFSET, 0x1000))
+    node = fdt.path_offset("/hypervisor/gunyah-resource-mgr@0")
+    hi, lo = struct.unpack(">2I", fdt.getprop(node, "reg")[:8])
+    dram.write(PARCEL_PA, assemble(VM_EXIT_GUEST))
+    dram.write(PARCEL_PA + 0x1000, struct.pack("<Q", hi << 32 | lo) + VM_EXIT_REQUEST)
+    rpc.gunyah_rm_vm_start(host.rm, vmid)
+    vcpu = next(r for r in rpc.gunyah_rm_get_hyp_resources(host.rm, vmid) if r.type == 4)
+    err, state, _ = host.hcall.gunyah_hypercall_vcpu_run(vcpu.cap_id, (0, 0, 0))
+    assert (err, state) == (0, 2)  # POWERED_OFF: the RM stopped the VM
+    assert exited.wait(5)
+    payload = next(p for m, p in events if m == rpc.NOTIFY_VM_EXITED)
+    assert struct.unpack("<HHII", payload) == (vmid, 0, 4, 1 << 16)  # VM_EXIT, SOFTWARE_ERROR
+    rpc.gunyah_rm_vm_reset(host.rm, vmid)
+
+
+@pytest.mark.parametrize(
+    ("guest", "exit_type", "word0"),
+    [
+        ("ldr x0, =0x84000009\n hvc #0\n b .", 2, 1),  # SYSTEM_RESET: PLATFORM_RESET, RESTART
+        ("ldr x0, =0xc4000012\n mov x1, #0\n hvc #0\n b .", 3, 1),  # SYSTEM_RESET2
+    ],
+)
+def test_guest_resets_are_exits_with_restart(host, guest, exit_type, word0):
+    events = []
+    host.rm.gunyah_rm_notifier_register(lambda m, p: events.append((m, p)))
+    vmid = rpc.gunyah_rm_alloc_vmid(host.rm, 0)
+    handle, _ = lend_image(host, vmid, vm_config_dtb(), guest)
+    rpc.gunyah_rm_vm_configure(host.rm, vmid, 0, handle, 0, 0, DTB_OFFSET, 0x1000)
+    rpc.gunyah_rm_vm_set_address_layout(host.rm, vmid, 0, IMAGE_IPA, PARCEL_SIZE)
+    rpc.gunyah_rm_vm_init(host.rm, vmid)
+    rpc.gunyah_rm_vm_start(host.rm, vmid)
+    vcpu = next(r for r in rpc.gunyah_rm_get_hyp_resources(host.rm, vmid) if r.type == 4)
+    err, state, _ = host.hcall.gunyah_hypercall_vcpu_run(vcpu.cap_id, (0, 0, 0))
+    assert (err, state) == (0, 0x100)  # PSCI_SYSTEM_RESET
+    payload = next(p for m, p in events if m == rpc.NOTIFY_VM_EXITED)
+    assert struct.unpack("<HHII", payload) == (vmid, exit_type, 4, word0)
