@@ -9,7 +9,8 @@ the same way. A vCPU whose thread does not come back for its turn within
 others. A watchdog preempts a vCPU that runs longer than ``QUANTUM``
 seconds of host time without an event while another vCPU waits or a timer
 is armed (the only place host time matters: guests that compute without
-trapping still share the SoC and see their timers fire).
+trapping still share the SoC and see their timers fire). The watchdog also repeats a stop unicorn
+dropped (one that raced with the start of a run).
 """
 
 from __future__ import annotations
@@ -106,6 +107,8 @@ class Scheduler:
             while not self._closed:
                 self._cond.wait(QUANTUM)
                 holder = self.holder
+                if holder is not None:
+                    holder.retry_stop()
                 overdue = holder is not None and time.monotonic() - self._started > QUANTUM
                 if overdue and self._preemption_matters():
                     holder.preempt()

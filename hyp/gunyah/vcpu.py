@@ -172,6 +172,10 @@ class Vcpu(Object, Trap):
         if self.core is not None:
             self.core.stop("preempt")
 
+    def retry_stop(self) -> None:
+        if self.core is not None:
+            self.core.retry_stop()
+
     def interrupts_changed(self) -> None:
         """The vGIC changed: update the IRQ line now or wake the vCPU."""
         if self.core is None:

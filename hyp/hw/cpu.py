@@ -217,6 +217,13 @@ class Core:
             if self._running:
                 self.uc.emu_stop()
 
+    def retry_stop(self) -> None:
+        """Repeat a pending stop: unicorn drops an ``emu_stop`` that lands while
+        ``emu_start`` is still setting up, so a stop is re-issued until the run ends."""
+        with self._lock:
+            if self._running and self._stop is not None:
+                self.uc.emu_stop()
+
     def _halted(self) -> bool:
         return self.trap.fetch_insn(self.pc - 4) == INSN_WFI
 
