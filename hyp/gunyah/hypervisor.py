@@ -217,8 +217,15 @@ class Gunyah:
         return [smccc.SMCCC_UNKNOWN]
 
     def _guest_hypercall(self, vcpu: Vcpu, n: int, args: list[int]) -> list[int]:
-        if n == VCPU_RUN or vcpu.cspace is None:
-            return [Error.UNIMPLEMENTED & MASK64] if n == VCPU_RUN else [Error.CSPACE_CAP_NULL]
+        """A guest's hypercall with its vCPU's cspace (an empty one if none is attached).
+
+        vcpu_run is the host's proxy-scheduling call: a guest running another
+        vCPU inside its own trap is not supported (UNIMPLEMENTED).
+        """
+        if n == VCPU_RUN:
+            return [Error.UNIMPLEMENTED & MASK64]
+        if vcpu.cspace is None:
+            return [Error.CSPACE_CAP_NULL]
         self.trace("guest_hypercall", vcpu=vcpu.trace_name, n=n)
         return hypercalls.dispatch(self, GuestCaller(vcpu), n, args)
 
