@@ -1,0 +1,91 @@
+"""Files and file descriptors (fs/file.c, fs/anon_inodes.c).
+
+Every fd a Host returns is a real descriptor of the process: a placeholder
+opened on /dev/null where no OS object fits, so numbers never collide with
+eventfds or other files and ``os.fstat`` works. A :class:`File` is the
+kernel object behind it; ``dup`` shares it, and its ``release`` runs when
+the last descriptor referring to it is closed.
+"""
+
+from __future__ import annotations
+
+import errno
+import os
+import threading
+
+
+class FileOperations:
+    """What a file can do; the defaults are the kernel's for a missing handler."""
+
+    def ioctl(self, file: File, cmd: int, arg) -> int:
+        raise OSError(errno.ENOTTY, os.strerror(errno.ENOTTY))
+
+    def mmap(self, file: File, length: int, offset: int, prot: int):
+        raise OSError(errno.ENODEV, os.strerror(errno.ENODEV))
+
+    def release(self, file: File) -> None:
+        """The last reference is gone."""
+
+
+class File:
+    """An open file: its operations, its private data and its references."""
+
+    def __init__(self, fops: FileOperations, private, name: str):
+        self.fops, self.private, self.name = fops, private, name
+        self._refs = 1
+        self._lock = threading.Lock()
+
+    def get(self) -> File:
+        with self._lock:
+            self._refs += 1
+        return self
+
+    def put(self) -> None:
+        with self._lock:
+            self._refs -= 1
+            last = self._refs == 0
+        if last:
+            self.fops.release(self)
+
+
+class FdTable:
+    """The process's descriptors that refer to kernel files."""
+
+    def __init__(self):
+        self._files: dict[int, File] = {}
+        self._lock = threading.Lock()
+
+    def install(self, file: File, cloexec: bool = True) -> int:
+        """A new real descriptor for ``file`` (which the table now holds)."""
+        fd = os.open(os.devnull, os.O_RDWR)
+        os.set_inheritable(fd, not cloexec)  # Python opens close-on-exec by default
+        with self._lock:
+            self._files[fd] = file
+        return fd
+
+    def get(self, fd: int) -> File:
+        """The file behind ``fd`` with a reference taken; EBADF if none."""
+        with self._lock:
+            file = self._files.get(fd)
+            if file is None:
+                raise OSError(errno.EBADF, os.strerror(errno.EBADF))
+            return file.get()
+
+    def dup(self, fd: int) -> int:
+        file = self.get(fd)
+        new = os.dup(fd)
+        with self._lock:
+            self._files[new] = file
+        return new
+
+    def close(self, fd: int) -> None:
+        with self._lock:
+            file = self._files.pop(fd, None)
+        if file is None:
+            raise OSError(errno.EBADF, os.strerror(errno.EBADF))
+        os.close(fd)
+        file.put()
+
+    def fds(self) -> list[int]:
+        with self._lock:
+            return list(self._files)

@@ -1,0 +1,31 @@
+"""The Gunyah drivers of one booted host: hypercalls, probe result and the RM link.
+
+This is what drivers/virt/gunyah's probe functions leave behind: the
+arch hypercall conduit, the hypervisor's identity and the RM device.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from kernel.arch.arm64.gunyah_hypercall import GunyahHypercall
+from kernel.gunyah.gunyah import GunyahInfo, gunyah_probe
+from kernel.gunyah.rsc_mgr import GunyahRm, RmNode
+
+
+@dataclass
+class GunyahHost:
+    firmware: object
+    hcall: GunyahHypercall
+    info: GunyahInfo
+    rm: GunyahRm
+
+    @classmethod
+    def probe(cls, firmware) -> GunyahHost:
+        hcall = GunyahHypercall(firmware)
+        info = gunyah_probe(hcall)
+        rm = GunyahRm(hcall, RmNode.from_dt(firmware.host_dt), firmware.request_irq)
+        return cls(firmware, hcall, info, rm)
+
+    def shutdown(self) -> None:
+        self.firmware.shutdown()

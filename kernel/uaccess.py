@@ -1,0 +1,69 @@
+"""copy_from_user and copy_to_user (arch/arm64/include/asm/uaccess.h, lib/usercopy.c).
+
+ioctl arguments are what a C program passes: an address in the calling
+process, or a cffi pointer. User memory is read and written by address with
+process_vm_readv/process_vm_writev on our own pid, so a bad pointer is
+EFAULT, never a crash.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import errno
+import os
+
+_libc = ctypes.CDLL(None, use_errno=True)
+
+
+class _Iovec(ctypes.Structure):
+    _fields_ = [("iov_base", ctypes.c_void_p), ("iov_len", ctypes.c_size_t)]
+
+
+for _name in ("process_vm_readv", "process_vm_writev"):
+    _fn = getattr(_libc, _name)
+    _fn.restype = ctypes.c_ssize_t
+    _fn.argtypes = [
+        ctypes.c_int,
+        ctypes.POINTER(_Iovec),
+        ctypes.c_ulong,
+        ctypes.POINTER(_Iovec),
+        ctypes.c_ulong,
+        ctypes.c_ulong,
+    ]
+
+
+def user_address(arg) -> int:
+    """The address an ioctl argument stands for: an int, or a cffi pointer."""
+    if isinstance(arg, int):
+        return arg & (2**64 - 1)
+    try:
+        import cffi
+
+        return int(cffi.FFI().cast("uintptr_t", arg))
+    except (TypeError, cffi.FFIError):
+        raise OSError(errno.EFAULT, "not a pointer") from None
+
+
+def _transfer(fn, local: ctypes.Array, address: int, size: int) -> None:
+    if size == 0:
+        return
+    if address == 0 or address + size > 2**64:
+        raise OSError(errno.EFAULT, os.strerror(errno.EFAULT))
+    mine = _Iovec(ctypes.addressof(local), size)
+    theirs = _Iovec(address, size)
+    done = fn(os.getpid(), ctypes.byref(mine), 1, ctypes.byref(theirs), 1, 0)
+    if done != size:
+        raise OSError(errno.EFAULT, os.strerror(errno.EFAULT))
+
+
+def copy_from_user(arg, size: int) -> bytes:
+    """``size`` bytes at the user address ``arg``; OSError(EFAULT) if unreadable."""
+    buf = ctypes.create_string_buffer(size)
+    _transfer(_libc.process_vm_readv, buf, user_address(arg), size)
+    return buf.raw
+
+
+def copy_to_user(arg, data: bytes) -> None:
+    """Write ``data`` at the user address ``arg``; OSError(EFAULT) if unwritable."""
+    buf = ctypes.create_string_buffer(bytes(data), len(data))
+    _transfer(_libc.process_vm_writev, buf, user_address(arg), len(data))

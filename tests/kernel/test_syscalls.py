@@ -1,0 +1,115 @@
+"""The Host's syscalls: real fds, EBADF, ENOTTY, EFAULT, and the first /dev/gunyah ioctls."""
+
+import errno
+import os
+
+import pytest
+
+import kernel
+from uapi.linux import gunyah as gh
+
+
+@pytest.fixture(scope="module")
+def host():
+    h = kernel.boot(dram_size=1 << 30)
+    yield h
+    h.shutdown()
+    assert h.bugs == []
+
+
+def err(fn, *args):
+    with pytest.raises(OSError) as e:
+        fn(*args)
+    return e.value.errno
+
+
+def test_fds_are_real_and_do_not_collide(host):
+    dev = host.open("/dev/gunyah")
+    vm = host.ioctl(dev, gh.GUNYAH_CREATE_VM, 0)
+    efd = os.eventfd(0)
+    assert len({dev, vm, efd}) == 3
+    assert os.fstat(vm) is not None
+    os.close(efd)
+    host.close(vm)
+    host.close(dev)
+
+
+def test_bad_fds_and_requests(host):
+    dev = host.open("/dev/gunyah")
+    assert err(host.ioctl, 999_999, gh.GUNYAH_CREATE_VM, 0) == errno.EBADF
+    assert err(host.ioctl, dev, 0x4712, 0) == errno.ENOTTY
+    vm = host.ioctl(dev, gh.GUNYAH_CREATE_VM, 0)
+    assert err(host.ioctl, vm, gh.GUNYAH_CREATE_VM, 0) == errno.ENOTTY
+    host.close(vm)
+    assert err(host.ioctl, vm, gh.GUNYAH_VM_SET_DTB_CONFIG, 0) == errno.EBADF
+    assert err(host.close, vm) == errno.EBADF
+    assert err(host.open, "/dev/kvm") == errno.ENOENT
+    host.close(dev)
+
+
+def test_create_vm_takes_zero(host):
+    dev = host.open("/dev/gunyah")
+    assert err(host.ioctl, dev, gh.GUNYAH_CREATE_VM, 1) == errno.EINVAL
+    host.close(dev)
+
+
+@pytest.mark.parametrize(
+    ("flags", "size", "expect"),
+    [
+        (0, 0x10_0000, None),
+        (gh.GHMF_CLOEXEC | gh.GHMF_ALLOW_HUGEPAGE, 0x20_0000, None),
+        (0, 0, None),  # size 0 is accepted
+        (0, 0x1001, errno.EINVAL),
+        (0b1000, 0x1000, errno.EINVAL),  # the test VMM's invalid-flags case
+    ],
+)
+def test_create_guest_mem(host, flags, size, expect):
+    dev = host.open("/dev/gunyah")
+    args = gh.ffi.new("struct gunyah_create_mem_args *", {"flags": flags, "size": size})
+    if expect is None:
+        fd = host.ioctl(dev, gh.GUNYAH_CREATE_GUEST_MEM, args)
+        assert bool(os.get_inheritable(fd)) is not bool(flags & gh.GHMF_CLOEXEC)
+        host.close(fd)
+    else:
+        assert err(host.ioctl, dev, gh.GUNYAH_CREATE_GUEST_MEM, args) == expect
+    host.close(dev)
+
+
+def test_bad_pointers_are_efault(host):
+    dev = host.open("/dev/gunyah")
+    for bad in (0, 8, 0xDEAD_0000_0000):
+        assert err(host.ioctl, dev, gh.GUNYAH_CREATE_GUEST_MEM, bad) == errno.EFAULT
+    vm = host.ioctl(dev, gh.GUNYAH_CREATE_VM, 0)
+    assert err(host.ioctl, vm, gh.GUNYAH_VM_SET_BOOT_CONTEXT, 16) == errno.EFAULT
+    host.close(vm)
+    host.close(dev)
+
+
+def test_boot_context_validation(host):
+    dev = host.open("/dev/gunyah")
+    vm = host.ioctl(dev, gh.GUNYAH_CREATE_VM, 0)
+    ctx = gh.ffi.new("struct gunyah_vm_boot_context *")
+    for reg, expect in [
+        (gh.GUNYAH_VM_BOOT_CONTEXT_REG(gh.REG_SET_PC, 0), 0),
+        (gh.GUNYAH_VM_BOOT_CONTEXT_REG(gh.REG_SET_X, 31), 0),
+        (gh.GUNYAH_VM_BOOT_CONTEXT_REG(gh.REG_SET_SP, 2), 0),
+        (gh.GUNYAH_VM_BOOT_CONTEXT_REG(gh.REG_SET_PC, 1), errno.EINVAL),
+        (gh.GUNYAH_VM_BOOT_CONTEXT_REG(gh.REG_SET_SP, 3), errno.EINVAL),
+        (gh.GUNYAH_VM_BOOT_CONTEXT_REG(3, 0), errno.EINVAL),
+    ]:
+        ctx.reg = reg
+        if expect:
+            assert err(host.ioctl, vm, gh.GUNYAH_VM_SET_BOOT_CONTEXT, ctx) == expect
+        else:
+            assert host.ioctl(vm, gh.GUNYAH_VM_SET_BOOT_CONTEXT, ctx) == 0
+    host.close(vm)
+    host.close(dev)
+
+
+def test_dup_shares_the_file(host):
+    dev = host.open("/dev/gunyah")
+    copy = host.dup(dev)
+    host.close(dev)
+    vm = host.ioctl(copy, gh.GUNYAH_CREATE_VM, 0)
+    host.close(vm)
+    host.close(copy)
