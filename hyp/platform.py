@@ -7,6 +7,7 @@ devicetree with the ``hypervisor`` node the RM overlaid.
 
 from __future__ import annotations
 
+import mmap
 from dataclasses import dataclass
 
 from hyp.gunyah.hypervisor import Gunyah, HostCaller, HostMemory
@@ -24,6 +25,22 @@ class Firmware:
     def hvc(self, regs: list[int]) -> list[int]:
         """The host's ``hvc #0``."""
         return self.gunyah.smccc(self.host, regs)
+
+    @property
+    def memory(self) -> tuple[int, int]:
+        """The host's RAM: (physical base, size), as the boot DT's memory node says."""
+        return self.gunyah.boot_info["dram"]
+
+    def map_ram(self, pa: int, length: int):
+        """A shared mapping of host RAM at ``pa`` (how the kernel maps pages to users)."""
+        dram = self.gunyah.dram
+        if not dram.contains(pa, length):
+            raise ValueError(f"{pa:#x}+{length:#x} is not RAM")
+        return mmap.mmap(dram.fd, length, offset=pa - dram.base)
+
+    def discard_ram(self, pa: int, length: int) -> None:
+        """Give whole pages back (they read as zero again)."""
+        self.gunyah.dram.zero(pa, length)
 
     def request_irq(self, virq: int, handler) -> None:
         """Route host virq ``virq`` to ``handler(virq)`` (the host's interrupt entry)."""

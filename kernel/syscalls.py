@@ -1,8 +1,8 @@
 """The system-call surface of one host process (the Host).
 
-``open``, ``close``, ``dup`` and ``ioctl`` behave as on Linux: every fd is a
-real descriptor, a request is dispatched to the file's operations, and the
-only exception that escapes is OSError with the driver's errno (ENOTTY for
+``open``, ``close``, ``dup``, ``ioctl``, ``mmap`` and ``fallocate`` behave
+as on Linux: every fd is a real descriptor, a request is dispatched to the
+file's operations, and the only exception that escapes is OSError with the driver's errno (ENOTTY for
 an unknown request, EBADF for a closed or foreign fd, EFAULT for a bad
 pointer). Anything else raised inside the kernel model is a bug; it is
 reported as EIO and kept in ``Host.bugs`` for tests to fail on.
@@ -42,6 +42,27 @@ class Host:
         file = self._call(self.fdtable.get, fd)
         try:
             return self._call(file.fops.ioctl, file, request & 0xFFFF_FFFF, arg)
+        finally:
+            file.put()
+
+    def mmap(self, fd: int, length: int, prot: int = 3, flags: int = 1, offset: int = 0):
+        """Map a file; returns an object with the buffer protocol (like mmap.mmap)."""
+        file = self._call(self.fdtable.get, fd)
+        try:
+            return self._call(file.fops.mmap, file, length, offset, prot)
+        finally:
+            file.put()
+
+    def munmap(self, mapping) -> None:
+        mapping.close()
+
+    def fallocate(self, fd: int, mode: int, offset: int, length: int) -> None:
+        file = self._call(self.fdtable.get, fd)
+        try:
+            fallocate = getattr(file.fops, "fallocate", None)
+            if fallocate is None:
+                raise OSError(errno.EOPNOTSUPP, os.strerror(errno.EOPNOTSUPP))
+            self._call(fallocate, file, mode, offset, length)
         finally:
             file.put()
 

@@ -3,7 +3,15 @@
 GUNYAH_CREATE_GUEST_MEM: the argument is copied (EFAULT), the size must be
 page aligned (EINVAL; 0 is accepted), flags other than GHMF_CLOEXEC and
 GHMF_ALLOW_HUGEPAGE are EINVAL, ``reserved`` is not checked (as in v16).
-The fd is close-on-exec only with GHMF_CLOEXEC.
+The fd is close-on-exec only with GHMF_CLOEXEC. Its size never changes.
+
+Each file is backed by one contiguous range of host RAM (2 MiB aligned with
+GHMF_ALLOW_HUGEPAGE), so ``mmap`` gives the VMM the very pages the guest
+will see. ``fallocate`` needs FALLOC_FL_KEEP_SIZE (else EOPNOTSUPP), takes
+only KEEP_SIZE, PUNCH_HOLE and ZERO_RANGE (else EOPNOTSUPP), page-aligned
+offset and length (EINVAL), and a range inside the file (EINVAL);
+PUNCH_HOLE gives the pages back (they read as zero), ZERO_RANGE allocates
+(it does not zero pages already there).
 """
 
 from __future__ import annotations
@@ -17,16 +25,45 @@ from kernel.uaccess import copy_from_user
 from uapi.linux import gunyah as gh
 
 PAGE_SIZE = 4096
+HPAGE_SIZE = 2 << 20
+FALLOC_FL_KEEP_SIZE, FALLOC_FL_PUNCH_HOLE, FALLOC_FL_ZERO_RANGE = 0x01, 0x02, 0x10
 
 
 @dataclass
 class GuestMem:
+    gunyah: object
     size: int
     flags: int
+    pa: int
+
+    @property
+    def huge(self) -> bool:
+        return bool(self.flags & gh.GHMF_ALLOW_HUGEPAGE)
 
 
 class GuestMemFops(FileOperations):
-    """The [gh-gmem] file's operations (fallocate and mmap come with the binding work)."""
+    def mmap(self, file: File, length: int, offset: int, prot: int):
+        gmem: GuestMem = file.private
+        if offset % PAGE_SIZE or length <= 0 or offset + length > gmem.size:
+            raise OSError(errno.EINVAL, "mapping outside the guest_memfd")
+        return gmem.gunyah.firmware.map_ram(gmem.pa + offset, length)
+
+    def fallocate(self, file: File, mode: int, offset: int, length: int) -> None:
+        gmem: GuestMem = file.private
+        if not mode & FALLOC_FL_KEEP_SIZE:
+            raise OSError(errno.EOPNOTSUPP, "guest_memfd size is immutable")
+        if mode & ~(FALLOC_FL_KEEP_SIZE | FALLOC_FL_PUNCH_HOLE | FALLOC_FL_ZERO_RANGE):
+            raise OSError(errno.EOPNOTSUPP, os.strerror(errno.EOPNOTSUPP))
+        if offset % PAGE_SIZE or length % PAGE_SIZE or offset < 0 or length <= 0:
+            raise OSError(errno.EINVAL, "unaligned range")
+        if offset + length > gmem.size:
+            raise OSError(errno.EINVAL, "range beyond the guest_memfd")
+        if mode & FALLOC_FL_PUNCH_HOLE:
+            gmem.gunyah.firmware.discard_ram(gmem.pa + offset, length)
+
+    def release(self, file: File) -> None:
+        gmem: GuestMem = file.private
+        gmem.gunyah.mm.free(gmem.pa, gmem.size)
 
 
 GMEM_FOPS = GuestMemFops()
@@ -39,5 +76,7 @@ def gunyah_guest_mem_create(host, arg) -> int:
         raise OSError(errno.EINVAL, "guest_memfd size is not page aligned")
     if args.flags & ~(gh.GHMF_CLOEXEC | gh.GHMF_ALLOW_HUGEPAGE):
         raise OSError(errno.EINVAL, os.strerror(errno.EINVAL))
-    file = File(GMEM_FOPS, GuestMem(args.size, args.flags), "[gh-gmem]")
+    align = HPAGE_SIZE if args.flags & gh.GHMF_ALLOW_HUGEPAGE else PAGE_SIZE
+    pa = host.gunyah.mm.alloc(args.size, align)
+    file = File(GMEM_FOPS, GuestMem(host.gunyah, args.size, args.flags, pa), "[gh-gmem]")
     return host.fdtable.install(file, cloexec=bool(args.flags & gh.GHMF_CLOEXEC))

@@ -1,7 +1,8 @@
 """The Gunyah drivers of one booted host: hypercalls, probe result and the RM link.
 
 This is what drivers/virt/gunyah's probe functions leave behind: the
-arch hypercall conduit, the hypervisor's identity and the RM device.
+arch hypercall conduit, the hypervisor's identity and the RM device, with
+the host's RAM allocator next to them.
 """
 
 from __future__ import annotations
@@ -11,6 +12,7 @@ from dataclasses import dataclass
 from kernel.arch.arm64.gunyah_hypercall import GunyahHypercall
 from kernel.gunyah.gunyah import GunyahInfo, gunyah_probe
 from kernel.gunyah.rsc_mgr import GunyahRm, RmNode
+from kernel.mm import PageAllocator
 
 
 @dataclass
@@ -19,13 +21,14 @@ class GunyahHost:
     hcall: GunyahHypercall
     info: GunyahInfo
     rm: GunyahRm
+    mm: PageAllocator
 
     @classmethod
     def probe(cls, firmware) -> GunyahHost:
         hcall = GunyahHypercall(firmware)
         info = gunyah_probe(hcall)
         rm = GunyahRm(hcall, RmNode.from_dt(firmware.host_dt), firmware.request_irq)
-        return cls(firmware, hcall, info, rm)
+        return cls(firmware, hcall, info, rm, PageAllocator(*firmware.memory, firmware.discard_ram))
 
     def shutdown(self) -> None:
         self.firmware.shutdown()
