@@ -2,9 +2,9 @@
 
 ``open``, ``close``, ``dup``, ``ioctl``, ``mmap`` and ``fallocate`` behave
 as on Linux: every fd is a real descriptor, a request is dispatched to the
-file's operations, and the only exception that escapes is OSError with the driver's errno (ENOTTY for
-an unknown request, EBADF for a closed or foreign fd, EFAULT for a bad
-pointer). Anything else raised inside the kernel model is a bug; it is
+file's operations, and the only exception that escapes is OSError with
+the driver's errno (ENOTTY for an unknown request, EBADF for a closed or
+foreign fd, EFAULT for a bad pointer). Anything else raised inside the kernel model is a bug; it is
 reported as EIO and kept in ``Host.bugs`` for tests to fail on.
 """
 
