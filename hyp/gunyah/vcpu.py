@@ -397,11 +397,9 @@ class Vcpu(Object, Trap):
             core.stop(("vmmio", access, ipa))
 
     def _prefetch_abort(self) -> None:
+        """An instruction fetch from an unmapped IPA cannot be MMIO: the host may page it in."""
         ipa = (self.core.sysreg(HPFAR_EL2) >> 4) << 12 | (self.core.pc & 0xFFF)
-        if self.addrspace.in_demand_range(ipa):
-            self.core.stop(("page_fault", ipa, False))
-        else:
-            self.core.stop(("fault", ipa, self.core.pc))
+        self.core.stop(("page_fault", ipa, False))
 
     @staticmethod
     def _vgic_range(ipa: int) -> bool:

@@ -1,23 +1,39 @@
 """The VM manager (drivers/virt/gunyah/vm_mgr.c): /dev/gunyah and VM fds.
 
-/dev/gunyah: GUNYAH_CREATE_VM (the argument must be 0, else EINVAL; no RM
-call happens yet) and GUNYAH_CREATE_GUEST_MEM. VM fds: SET_DTB_CONFIG and
-SET_BOOT_CONTEXT store what START will use; any other request is ENOTTY.
+/dev/gunyah: GUNYAH_CREATE_VM (argument 0, else EINVAL; no RM call yet) and
+GUNYAH_CREATE_GUEST_MEM. A VM fd: SET_DTB_CONFIG, SET_BOOT_CONTEXT, MAP_MEM,
+ADD_FUNCTION/REMOVE_FUNCTION and START; anything else is ENOTTY.
+
+START runs the driver's sequence against the RM once (VM_ALLOCATE, the DTB
+parcel lent with MEM_LEND or MEM_SHARE, CONFIG_IMAGE, SET_DEMAND_PAGING for
+lent bindings, SET_ADDRESS_LAYOUT, INIT, the boot context, GET_HYP_RESOURCES
+handed to tickets, VM_START); it is idempotent while running, and after a
+failed start or an exit it is ENODEV. The VM object outlives its fd while
+vCPU fds hold references; on the last one the release sequence runs in
+reverse: force-stop, remove functions, reclaim memory, VM_RESET (waiting for
+RESET), VM_DEALLOCATE.
 """
 
 from __future__ import annotations
 
 import errno
 import os
+import struct
 import threading
+from contextlib import ExitStack
 from dataclasses import dataclass, field
 
 from kernel.fs import File, FileOperations
-from kernel.gunyah.guest_memfd import gunyah_guest_mem_create
+from kernel.gunyah import rsc_mgr_rpc as rpc
+from kernel.gunyah import vcpu as vcpu_fn
+from kernel.gunyah import vm_mgr_mem
+from kernel.gunyah.guest_memfd import PAGE_SIZE, gunyah_guest_mem_create
 from kernel.uaccess import copy_from_user
 from uapi.linux import gunyah as gh
 
 GUNYAH_VMID_INVAL = 0xFFFF
+RM_VM_STATUS_RESET = 11
+RESOURCE_ROLES = {4: "vcpu", 9: "mem_extent", 10: "addr_space", 0: "bell_tx", 1: "bell_rx"}
 
 
 class VmStatus:
@@ -32,11 +48,228 @@ class GunyahVm:
     dtb: tuple[int, int] | None = None
     boot_context: dict[int, int] = field(default_factory=dict)
     status_lock: threading.RLock = field(default_factory=threading.RLock)
+    status_changed: threading.Condition = field(default_factory=threading.Condition)
+    bindings: list = field(default_factory=list)
+    bindings_lock: threading.RLock = field(default_factory=threading.RLock)
+    provided: dict[int, tuple[int, bool]] = field(default_factory=dict)
+    tickets: dict = field(default_factory=dict)  # (role, label) -> capid once populated
+    ticket_owners: dict = field(default_factory=dict)  # (role, label) -> function
+    unclaimed: dict = field(default_factory=dict)  # resources no ticket took yet
+    functions: list = field(default_factory=list)
+    exit_info: tuple[int, int, bytes] = (0, 0, b"")
+    parcel: object = None
+    refs: int = 1
+    _lock: threading.Lock = field(default_factory=threading.Lock)
+
+    @property
+    def running(self) -> bool:
+        return self.vm_status == VmStatus.RUNNING
+
+    @property
+    def rm(self):
+        return self.host.gunyah.rm
+
+    # references
+    def get(self) -> None:
+        with self._lock:
+            if self.refs == 0:
+                raise OSError(errno.ENODEV, "VM is going away")
+            self.refs += 1
+
+    def put(self) -> None:
+        with self._lock:
+            self.refs -= 1
+            last = self.refs == 0
+        if last:
+            gunyah_vm_release(self)
+
+    # tickets
+    def add_ticket(self, key: tuple[str, int], owner) -> None:
+        if key in self.ticket_owners:
+            raise OSError(errno.EEXIST, f"{key[0]} {key[1]} already has a function")
+        self.ticket_owners[key] = owner
+        resource = self.unclaimed.pop(key, None)
+        if resource is not None:
+            owner.populate(resource)
+
+    def remove_ticket(self, key: tuple[str, int]) -> None:
+        owner = self.ticket_owners.pop(key, None)
+        if owner is not None:
+            owner.unpopulate()
+
+    def offer(self, resource) -> None:
+        role = RESOURCE_ROLES.get(resource.type)
+        key = (role, resource.resource_label)
+        owner = self.ticket_owners.get(key)
+        if role in ("mem_extent", "addr_space"):
+            self.tickets[key] = resource.cap_id
+        elif owner is not None and owner.populate(resource):
+            return
+        else:
+            self.unclaimed[key] = resource
+
+    def io_handlers(self, addr: int, size: int, value: int) -> bool:
+        """In-kernel handlers of MMIO writes (ioeventfd comes with the next issue)."""
+        return False
+
+    def remapped_status(self) -> int:
+        if self.vm_status == VmStatus.INIT_FAILED:
+            return gh.GUNYAH_VM_STATUS_LOAD_FAILED
+        if self.vm_status == VmStatus.EXITED:
+            return gh.GUNYAH_VM_STATUS_EXITED
+        return gh.GUNYAH_VM_STATUS_CRASHED
+
+    # RM notifications (the rsc_mgr notifier chain)
+    def notified(self, msg_id: int, payload: bytes) -> None:
+        if len(payload) < 4 or struct.unpack_from("<H", payload)[0] != self.vmid:
+            return
+        if msg_id == rpc.NOTIFY_VM_EXITED and len(payload) >= 8:
+            _, exit_type, size = struct.unpack_from("<HHI", payload)
+            self.exit_info = (exit_type, size, payload[8 : 8 + min(size, 8)])
+            self._set_status(VmStatus.EXITED)
+        elif msg_id == rpc.NOTIFY_VM_STATUS and payload[4:5] == bytes([RM_VM_STATUS_RESET]):
+            self._set_status(VmStatus.RESET)
+
+    def _set_status(self, status: int) -> None:
+        with self.status_changed:
+            self.vm_status = status
+            self.status_changed.notify_all()
+        for owner in list(self.ticket_owners.values()):
+            owner.ready.set()
+
+    def wait_status(self, done) -> None:
+        with self.status_changed:
+            self.status_changed.wait_for(lambda: done(self.vm_status), timeout=10)
 
 
 def _struct(ctype: str, arg):
     data = bytearray(copy_from_user(arg, gh.ffi.sizeof(ctype)))
     return gh.ffi.from_buffer(f"{ctype} *", data)
+
+
+# START
+def gunyah_vm_ensure_started(vm: GunyahVm) -> int:
+    with vm.status_lock:
+        if vm.vm_status == VmStatus.RUNNING:
+            return 0
+        if vm.vm_status != VmStatus.NO_STATE:
+            raise OSError(errno.ENODEV, "VM failed to start or has exited")
+        _start(vm)
+        return 0
+
+
+def _start(vm: GunyahVm) -> None:
+    if vm.dtb is None:
+        raise OSError(errno.EINVAL, "no GUNYAH_VM_SET_DTB_CONFIG")
+    rm = vm.rm
+    vm.rm.gunyah_rm_notifier_register(vm.notified)
+    try:
+        vm.vmid = rpc.gunyah_rm_alloc_vmid(rm, 0)
+    except OSError:
+        vm.rm.gunyah_rm_notifier_unregister(vm.notified)
+        raise
+    vm.vm_status = VmStatus.LOAD
+    gpa, size = vm.dtb
+    parcel_start, pages = gpa // PAGE_SIZE, size // PAGE_SIZE
+    vm.parcel = _share_dtb_parcel(vm, parcel_start, pages)
+    rpc.gunyah_rm_vm_configure(
+        rm, vm.vmid, 0, vm.parcel.mem_handle, 0, 0, gpa - parcel_start * PAGE_SIZE, size
+    )
+    lent = [(b.gfn * PAGE_SIZE, b.nr * PAGE_SIZE) for b in vm.bindings if not b.share]
+    if lent:
+        rpc.gunyah_rm_vm_set_demand_paging(rm, vm.vmid, lent)
+    rpc.gunyah_rm_vm_set_address_layout(rm, vm.vmid, 0, parcel_start * PAGE_SIZE, pages * PAGE_SIZE)
+    try:
+        rpc.gunyah_rm_vm_init(rm, vm.vmid)
+    except OSError:
+        vm.vm_status = VmStatus.INIT_FAILED
+        raise
+    vm.vm_status = VmStatus.READY
+    for reg, value in sorted(vm.boot_context.items()):
+        rpc.gunyah_rm_vm_set_boot_context(rm, vm.vmid, reg >> 8, reg & 0xFF, value)
+    for resource in rpc.gunyah_rm_get_hyp_resources(rm, vm.vmid):
+        vm.offer(resource)
+    rpc.gunyah_rm_vm_start(rm, vm.vmid)
+    vm.vm_status = VmStatus.RUNNING
+
+
+def _share_dtb_parcel(vm: GunyahVm, start: int, pages: int) -> rpc.GunyahRmMemParcel:
+    """The DTB's pages as an RM parcel: lent (one ACL entry) unless the binding shares."""
+    if pages == 0:
+        raise OSError(errno.EINVAL, "DTB size is less than a page")
+    binding = vm_mgr_mem.find_binding(vm, start)
+    if binding is None or start + pages > binding.end:
+        raise OSError(errno.ENOENT, "the DTB is not inside a guest_memfd binding")
+    perms = (binding.flags >> 4) & 7  # ALLOW_R/W/X -> bits 0..2: X 1, W 2, R 4
+    acl_perms = (4 if perms & 1 else 0) | (2 if perms & 2 else 0) | (1 if perms & 4 else 0)
+    acl = [(vm.vmid, acl_perms)]
+    if binding.share:
+        acl.append((rpc.gunyah_rm_get_vmid(vm.rm), 7))
+    parcel = rpc.GunyahRmMemParcel(acl=acl, mem_entries=[(binding.pa(start), pages * PAGE_SIZE)])
+    rpc.gunyah_rm_mem_share(vm.rm, parcel)
+    return parcel
+
+
+# functions
+@dataclass
+class Function:
+    type: int
+    key: tuple
+    instance: object
+
+
+def gunyah_vm_add_function(vm: GunyahVm, arg) -> int:
+    desc = _struct("struct gunyah_fn_desc", arg)
+    if desc.arg_size > gh.GUNYAH_FN_MAX_ARG_SIZE:
+        raise OSError(errno.EINVAL, "arg_size")
+    fn_arg = copy_from_user(desc.arg, desc.arg_size) if desc.arg_size else b""
+    if desc.type != gh.GUNYAH_FN_VCPU:
+        raise OSError(errno.ENOENT, f"no function of type {desc.type}")
+    fd = vcpu_fn.vcpu_bind(vm, fn_arg)
+    file = vm.host.fdtable.get(fd)
+    vm.functions.append(Function(desc.type, fn_arg, file.private))
+    file.put()
+    return fd
+
+
+def gunyah_vm_remove_function(vm: GunyahVm, arg) -> int:
+    desc = _struct("struct gunyah_fn_desc", arg)
+    if desc.arg_size > gh.GUNYAH_FN_MAX_ARG_SIZE:
+        raise OSError(errno.EINVAL, "arg_size")
+    fn_arg = copy_from_user(desc.arg, desc.arg_size) if desc.arg_size else b""
+    matches = [f for f in vm.functions if f.type == desc.type and f.key == fn_arg]
+    if not matches:
+        raise OSError(errno.ENOENT, "no such function")
+    for f in matches:
+        vm.functions.remove(f)
+        f.instance.unbind()
+    return 0
+
+
+# release
+def gunyah_vm_release(vm: GunyahVm) -> None:
+    """The release sequence of the last reference, whatever order fds closed in."""
+    rm = vm.rm
+    with ExitStack() as later:
+        if vm.vm_status > VmStatus.NO_STATE:
+            later.callback(_dealloc_vmid, vm)
+        if vm.vm_status == VmStatus.RUNNING:
+            rpc.gunyah_rm_vm_stop(rm, vm.vmid)
+            vm.wait_status(lambda s: s != VmStatus.RUNNING)
+        for f in list(vm.functions):
+            f.instance.unbind()
+        vm.functions.clear()
+        vm_mgr_mem.remove_all_bindings(vm)
+        if vm.vm_status in (VmStatus.EXITED, VmStatus.READY, VmStatus.INIT_FAILED):
+            rpc.gunyah_rm_vm_reset(rm, vm.vmid)
+            vm.wait_status(lambda s: s == VmStatus.RESET)
+        if vm.parcel is not None and vm.parcel.mem_handle != 0xFFFF_FFFF:
+            rpc.gunyah_rm_mem_reclaim(rm, vm.parcel)
+
+
+def _dealloc_vmid(vm: GunyahVm) -> None:
+    vm.rm.gunyah_rm_notifier_unregister(vm.notified)
+    rpc.gunyah_rm_dealloc_vmid(vm.rm, vm.vmid)
 
 
 class VmFops(FileOperations):
@@ -50,7 +283,18 @@ class VmFops(FileOperations):
             return 0
         if cmd == gh.GUNYAH_VM_SET_BOOT_CONTEXT:
             return gunyah_vm_set_boot_context(vm, _struct("struct gunyah_vm_boot_context", arg))
+        if cmd == gh.GUNYAH_VM_START:
+            return gunyah_vm_ensure_started(vm)
+        if cmd == gh.GUNYAH_VM_MAP_MEM:
+            return vm_mgr_mem.gunyah_vm_map_mem(vm, _struct("struct gunyah_map_mem_args", arg))
+        if cmd == gh.GUNYAH_VM_ADD_FUNCTION:
+            return gunyah_vm_add_function(vm, arg)
+        if cmd == gh.GUNYAH_VM_REMOVE_FUNCTION:
+            return gunyah_vm_remove_function(vm, arg)
         return super().ioctl(file, cmd, arg)
+
+    def release(self, file: File) -> None:
+        file.private.put()
 
 
 def gunyah_vm_set_boot_context(vm: GunyahVm, ctx) -> int:

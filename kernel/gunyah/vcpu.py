@@ -1,0 +1,235 @@
+"""vCPUs (drivers/virt/gunyah/gunyah_vcpu.c): the GUNYAH_FN_VCPU function and VCPU_RUN.
+
+Adding a vCPU function (arg: struct gunyah_fn_vcpu_arg, exactly 4 bytes,
+else EINVAL) takes a ticket for the VCPU resource with label = id (EEXIST
+if taken), a reference on the VM, and returns the fd ``gh-vcpu:<id>``. Its
+mmap is one zeroed page holding struct gunyah_vcpu_run; VCPU_MMAP_SIZE is
+PAGE_SIZE.
+
+VCPU_RUN: ENODEV if the function is gone or the VM has no resource for it
+yet (not started). A vCPU of a VM that is down makes a STATUS exit, once,
+and then returns 0 at once (SYSTEM_DOWN). After an MMIO exit the run
+page's resume_action says how to finish the access (HANDLED copies
+``mmio.data`` into the guest register, FAULT injects an abort, RETRY runs
+it again; anything else is EINVAL). Then ``vcpu_run`` is called until an
+exit for userspace: VMMIO accesses are first tried as demand paging of a
+binding (no exit), then exit as MMIO; a page-fault state that cannot be
+served exits as PAGE_FAULT with the negative errno; EXPECTS_WAKEUP waits
+for the vCPU's wakeup interrupt; ``immediate_exit`` set is EINTR.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import errno
+import mmap
+import os
+import struct
+import threading
+from dataclasses import dataclass, field
+
+from kernel.fs import File, FileOperations
+from kernel.gunyah import vm_mgr_mem
+from kernel.gunyah.gunyah import gunyah_error_remap
+from uapi.linux import gunyah as gh
+
+PAGE_SIZE = 4096
+READY, EXPECTS_WAKEUP, POWERED_OFF, BLOCKED = 0, 1, 2, 3
+VMMIO_READ, VMMIO_WRITE, FAULT, PAGE_FAULT, PSCI_SYSTEM_RESET = 4, 5, 6, 7, 0x100
+RESUME_EMULATE, RESUME_RETRY, RESUME_FAULT = 0, 1, 2
+GUNYAH_ERROR_RETRY = -2
+
+UNKNOWN, MMIO_READ, MMIO_WRITE, SYSTEM_DOWN = "unknown", "mmio_read", "mmio_write", "down"
+
+
+def _run_page() -> tuple[int, mmap.mmap]:
+    """One zeroed page in a memfd: the kernel's mapping, and the file users map."""
+    fd = os.memfd_create("gh-vcpu-run", os.MFD_CLOEXEC)
+    os.ftruncate(fd, PAGE_SIZE)
+    return fd, mmap.mmap(fd, PAGE_SIZE)
+
+
+@dataclass
+class GunyahVcpu:
+    vm: object
+    id: int
+    page: tuple[int, mmap.mmap] = field(default_factory=_run_page)
+    capid: int | None = None
+    virq: int = 0
+    state: str = UNKNOWN
+    mmio_addr: int = 0
+    ready: threading.Event = field(default_factory=threading.Event)
+    run_lock: threading.Lock = field(default_factory=threading.Lock)
+    unbound: bool = False
+
+    @property
+    def run(self):
+        return gh.ffi.from_buffer("struct gunyah_vcpu_run *", self.page[1])
+
+    def free_run_page(self) -> None:
+        fd, mapping = self.page
+        with contextlib.suppress(BufferError):  # a caller's view may still be alive
+            mapping.close()
+        os.close(fd)
+
+    # resource ticket
+    def populate(self, resource) -> bool:
+        if self.capid is not None:
+            return False
+        self.capid, self.virq = resource.cap_id, resource.virq
+        self.vm.host.gunyah.firmware.request_irq(self.virq, lambda _v: self.ready.set())
+        return True
+
+    def unbind(self) -> None:
+        """REMOVE_FUNCTION: the fd stays, VCPU_RUN on it is ENODEV."""
+        self.unbound = True
+        self.vm.remove_ticket(("vcpu", self.id))
+
+    def unpopulate(self) -> None:
+        if not self.page[1].closed:
+            self.run.immediate_exit = 1
+        self.ready.set()
+        if self.capid is not None:
+            self.vm.host.gunyah.firmware.free_irq(self.virq)
+        self.capid = None
+
+    # VCPU_RUN
+    def gunyah_vcpu_run(self) -> int:
+        if self.unbound:
+            raise OSError(errno.ENODEV, "vCPU function removed")
+        with self.run_lock:
+            if self.capid is None:
+                raise OSError(errno.ENODEV, "VM not started or no such vCPU")
+            if self.state == SYSTEM_DOWN:
+                return 0
+            if self.state == UNKNOWN and not self.vm.running:
+                return self._status_exit()
+            resume = self._resume()
+            return self._loop(resume)
+
+    def _resume(self) -> tuple[int, int, int]:
+        run = self.run
+        if self.state not in (MMIO_READ, MMIO_WRITE):
+            self.state = READY
+            return (0, 0, 0)
+        action = run.mmio.resume_action
+        if action == gh.GUNYAH_VCPU_RESUME_HANDLED:
+            data = bytes(gh.ffi.buffer(run.mmio.data))[: min(run.mmio.len, 8)]
+            value = int.from_bytes(data.ljust(8, b"\0"), "little")
+            resume = (value if self.state == MMIO_READ else 0, RESUME_EMULATE, 0)
+        elif action == gh.GUNYAH_VCPU_RESUME_FAULT:
+            resume = (0, RESUME_FAULT, 0)
+        elif action == gh.GUNYAH_VCPU_RESUME_RETRY:
+            vm_mgr_mem.gunyah_gmem_demand_page(self.vm, self.mmio_addr, self.state == MMIO_WRITE)
+            resume = (0, RESUME_RETRY, 0)
+        else:
+            raise OSError(errno.EINVAL, "resume_action")
+        self.state = READY
+        return resume
+
+    def _loop(self, resume: tuple[int, int, int]) -> int:
+        hcall = self.vm.host.gunyah.hcall
+        run = self.run
+        while True:
+            if run.immediate_exit:
+                raise OSError(errno.EINTR, os.strerror(errno.EINTR))
+            if self.capid is None:
+                raise OSError(errno.ENODEV, "vCPU resource gone")
+            err, state, data = hcall.gunyah_hypercall_vcpu_run(self.capid, resume)
+            resume = (0, 0, 0)
+            if err == GUNYAH_ERROR_RETRY:
+                continue
+            if err:
+                raise OSError(gunyah_error_remap(err), "vcpu_run")
+            outcome = self._handle(state, data)
+            if isinstance(outcome, int):
+                return outcome
+            resume = outcome or (0, 0, 0)
+
+    def _handle(self, state: int, data: tuple[int, int, int]):
+        """An exit for userspace (0), or the resume data to run on with (None: none)."""
+        if state in (VMMIO_READ, VMMIO_WRITE):
+            return self._mmio(state, *data)
+        if state == PAGE_FAULT:
+            return self._page_fault(data[0], bool(data[1]))
+        if state in (EXPECTS_WAKEUP, POWERED_OFF):
+            if not self.vm.running:
+                return self._status_exit()
+            self.ready.wait()
+            self.ready.clear()
+            return self._status_exit() if not self.vm.running else None
+        if not self.vm.running:
+            return self._status_exit()
+        return None
+
+    def _mmio(self, state: int, addr: int, size: int, value: int):
+        write = state == VMMIO_WRITE
+        ret = vm_mgr_mem.gunyah_gmem_demand_page(self.vm, addr, write)
+        if ret in (0, -errno.EAGAIN):
+            return (0, RESUME_RETRY, 0)
+        if write and self.vm.io_handlers(addr, min(size, 8), value):
+            return (0, RESUME_EMULATE, 0)
+        run = self.run
+        run.exit_reason = gh.GUNYAH_VCPU_EXIT_MMIO
+        run.mmio.phys_addr, run.mmio.len, run.mmio.is_write = addr, min(size, 8), int(write)
+        data = value.to_bytes(8, "little") if write else bytes(8)
+        gh.ffi.memmove(run.mmio.data, data, 8)
+        run.mmio.resume_action = gh.GUNYAH_VCPU_RESUME_HANDLED
+        self.state, self.mmio_addr = (MMIO_WRITE if write else MMIO_READ), addr
+        return 0
+
+    def _page_fault(self, addr: int, write: bool) -> int | None:
+        ret = vm_mgr_mem.gunyah_gmem_demand_page(self.vm, addr, write)
+        if ret in (0, -errno.EAGAIN):
+            return None
+        run = self.run
+        run.exit_reason = gh.GUNYAH_VCPU_EXIT_PAGE_FAULT
+        run.page_fault.phys_addr, run.page_fault.attempt = addr, ret
+        run.page_fault.resume_action = gh.GUNYAH_VCPU_RESUME_FAULT
+        return 0
+
+    def _status_exit(self) -> int:
+        vm, run = self.vm, self.run
+        run.exit_reason = gh.GUNYAH_VCPU_EXIT_STATUS
+        run.status.status = vm.remapped_status()
+        info = vm.exit_info
+        run.status.exit_info.type = info[0]
+        run.status.exit_info.reason_size = info[1]
+        reason = info[2][: gh.GUNYAH_VM_MAX_EXIT_REASON_SIZE].ljust(8, b"\0")
+        gh.ffi.memmove(run.status.exit_info.reason, reason, 8)
+        self.state = SYSTEM_DOWN
+        return 0
+
+
+class VcpuFops(FileOperations):
+    def ioctl(self, file: File, cmd: int, arg) -> int:
+        vcpu: GunyahVcpu = file.private
+        if cmd == gh.GUNYAH_VCPU_RUN:
+            return vcpu.gunyah_vcpu_run()
+        if cmd == gh.GUNYAH_VCPU_MMAP_SIZE:
+            return PAGE_SIZE
+        return super().ioctl(file, cmd, arg)
+
+    def mmap(self, file: File, length: int, offset: int, prot: int):
+        if offset != 0 or length > PAGE_SIZE:
+            raise OSError(errno.EINVAL, "the vCPU run page is one page at offset 0")
+        return mmap.mmap(file.private.page[0], PAGE_SIZE)
+
+    def release(self, file: File) -> None:
+        vcpu: GunyahVcpu = file.private
+        vcpu.free_run_page()
+        vcpu.vm.put()
+
+
+VCPU_FOPS = VcpuFops()
+
+
+def vcpu_bind(vm, arg: bytes) -> int:
+    """The GUNYAH_FN_VCPU function's bind: a new vCPU fd."""
+    if len(arg) != 4:
+        raise OSError(errno.EINVAL, "gunyah_fn_vcpu_arg is 4 bytes")
+    (vcpu_id,) = struct.unpack("<I", arg)
+    vcpu = GunyahVcpu(vm, vcpu_id)
+    vm.add_ticket(("vcpu", vcpu_id), vcpu)
+    vm.get()
+    return vm.host.fdtable.install(File(VCPU_FOPS, vcpu, f"gh-vcpu:{vcpu_id}"))

@@ -1,0 +1,206 @@
+"""Guest memory of a VM (drivers/virt/gunyah/vm_mgr_mem.c and the bindings of guest_memfd.c).
+
+GUNYAH_VM_MAP_MEM binds guest_memfd pages to guest addresses; nothing is
+given to the VM until it touches them. Validation order is the driver's:
+a bad fd or a file that is not a guest_memfd is EINVAL (not EBADF), then
+unknown flags, no ALLOW_* bit, an access kind other than default, lend or
+share, unaligned address/offset/size (2 MiB for hugepage files): EINVAL.
+Overlapping guest addresses, and overlapping file ranges of the same file,
+are EEXIST (v17's rule; v16's check is inverted). With GUNYAH_MEM_UNMAP a
+whole binding, a prefix or a suffix is removed (ENOENT if no binding of the
+same flags and offset holds the range, EINVAL for a middle part).
+
+A page is provided on the guest's first access (``gunyah_gmem_demand_page``):
+``memextent_donate`` moves it from the host's extent to the guest's (to a
+sibling for share, to protected for lend) and ``addrspace_map`` maps it.
+Reclaim undoes both; it runs on unmap, punch-hole and teardown.
+"""
+
+from __future__ import annotations
+
+import errno
+import os
+from dataclasses import dataclass
+
+from kernel.gunyah.guest_memfd import GMEM_FOPS, HPAGE_SIZE, PAGE_SIZE
+from kernel.gunyah.gunyah import gunyah_error_remap
+from uapi.linux import gunyah as gh
+
+ACCESS_MASK = gh.GUNYAH_MEM_ACCESS_MASK
+DONATE_TO_SIBLING, DONATE_TO_PROTECTED, DONATE_FROM_PROTECTED = 2, 3, 4
+MAP_PARTIAL, MAP_PRIVATE, MAP_VMMIO = 1, 2, 4
+MEMTYPE_WB = 0xF
+ACCESS_R, ACCESS_W, ACCESS_X = 4, 2, 1
+# Memory extent resource labels (RM numbering) and their roles.
+GUEST_PRIVATE, HOST_SHARED, HOST_PRIVATE, GUEST_SHARED = 0, 1, 2, 3
+
+
+@dataclass
+class Binding:
+    gfn: int
+    nr: int
+    i_off: int  # page offset in the file
+    flags: int
+    file: object  # the guest_memfd File, referenced while bound
+
+    @property
+    def share(self) -> bool:
+        return self.flags & ACCESS_MASK == gh.GUNYAH_MEM_FORCE_SHARE
+
+    @property
+    def end(self) -> int:
+        return self.gfn + self.nr
+
+    def pa(self, gfn: int) -> int:
+        return self.file.private.pa + (self.i_off + gfn - self.gfn) * PAGE_SIZE
+
+
+def _einval(why: str) -> OSError:
+    return OSError(errno.EINVAL, f"{os.strerror(errno.EINVAL)}: {why}")
+
+
+def gunyah_vm_map_mem(vm, args) -> int:
+    """GUNYAH_VM_MAP_MEM: add or (with GUNYAH_MEM_UNMAP) remove a binding."""
+    try:
+        file = vm.host.fdtable.get(args.guest_mem_fd)
+    except OSError:
+        raise _einval("guest_mem_fd is not an open file") from None
+    try:
+        if file.fops is not GMEM_FOPS:
+            raise _einval("not a guest_memfd")
+        valid = gh.GUNYAH_MEM_ALLOW_RWX | gh.GUNYAH_MEM_UNMAP | ACCESS_MASK
+        if args.flags & ~valid:
+            raise _einval("unknown flags")
+        if args.flags & gh.GUNYAH_MEM_UNMAP:
+            return _unmap(vm, file, args)
+        return _bind(vm, file, args)
+    finally:
+        file.put()
+
+
+def _check_range(file, args) -> tuple[int, int, int]:
+    if not args.flags & gh.GUNYAH_MEM_ALLOW_RWX:
+        raise _einval("no GUNYAH_MEM_ALLOW_* bit")
+    if args.flags & ACCESS_MASK > gh.GUNYAH_MEM_FORCE_SHARE:
+        raise _einval("access kind")
+    align = HPAGE_SIZE if file.private.huge else PAGE_SIZE
+    if (args.guest_addr | args.offset | args.size) % align or not args.size:
+        raise _einval("alignment")
+    if args.guest_addr + args.size >= 1 << 64 or args.offset + args.size >= 1 << 64:
+        raise OSError(errno.EOVERFLOW, os.strerror(errno.EOVERFLOW))
+    return args.guest_addr // PAGE_SIZE, args.offset // PAGE_SIZE, args.size // PAGE_SIZE
+
+
+def _bind(vm, file, args) -> int:
+    gfn, i_off, nr = _check_range(file, args)
+    with vm.bindings_lock:
+        for b in vm.bindings:
+            if gfn < b.end and b.gfn < gfn + nr:
+                raise OSError(errno.EEXIST, "guest addresses already bound")
+            if b.file is file and i_off < b.i_off + b.nr and b.i_off < i_off + nr:
+                raise OSError(errno.EEXIST, "file range already bound")
+        vm.bindings.append(Binding(gfn, nr, i_off, args.flags, file.get()))
+    return 0
+
+
+def _unmap(vm, file, args) -> int:
+    flags = args.flags & ~gh.GUNYAH_MEM_UNMAP
+    gfn, i_off, nr = args.guest_addr // PAGE_SIZE, args.offset // PAGE_SIZE, args.size // PAGE_SIZE
+    if (args.guest_addr | args.offset | args.size) % PAGE_SIZE or not nr:
+        raise _einval("alignment")
+    with vm.bindings_lock:
+        for b in vm.bindings:
+            holds = b.gfn <= gfn and gfn + nr <= b.end and b.file is file and b.flags == flags
+            if holds and b.i_off + gfn - b.gfn == i_off:
+                break
+        else:
+            raise OSError(errno.ENOENT, "no binding holds that range")
+        if gfn != b.gfn and gfn + nr != b.end:
+            raise _einval("cannot split a binding")
+        reclaim_range(vm, gfn, gfn + nr)
+        if nr == b.nr:
+            vm.bindings.remove(b)
+            b.file.put()
+        elif gfn == b.gfn:
+            b.gfn, b.i_off, b.nr = gfn + nr, b.i_off + nr, b.nr - nr
+        else:
+            b.nr -= nr
+    return 0
+
+
+def find_binding(vm, gfn: int) -> Binding | None:
+    return next((b for b in vm.bindings if b.gfn <= gfn < b.end), None)
+
+
+def gunyah_gmem_demand_page(vm, gpa: int, write: bool) -> int:
+    """Give the VM the page at ``gpa``: 0, or a negative errno (ENOENT: no binding,
+    EPERM: a write to a binding without ALLOW_WRITE, EAGAIN: already provided)."""
+    gfn = gpa // PAGE_SIZE
+    with vm.bindings_lock:
+        b = find_binding(vm, gfn)
+        if b is None:
+            return -errno.ENOENT
+        if write and not b.flags & gh.GUNYAH_MEM_ALLOW_WRITE:
+            return -errno.EPERM
+        if gfn in vm.provided:
+            return -errno.EAGAIN
+        return _provide(vm, b, gfn)
+
+
+def _access(b: Binding) -> int:
+    write = b.flags & gh.GUNYAH_MEM_ALLOW_WRITE
+    if b.share:
+        return ACCESS_R | ACCESS_W if write else ACCESS_R
+    return ACCESS_R | ACCESS_W | ACCESS_X if write else ACCESS_R | ACCESS_X
+
+
+def _extents(vm, share: bool) -> tuple[int, int] | None:
+    host = vm.tickets.get(("mem_extent", HOST_PRIVATE))
+    guest = vm.tickets.get(("mem_extent", GUEST_SHARED if share else GUEST_PRIVATE))
+    return None if host is None or guest is None else (host, guest)
+
+
+def _provide(vm, b: Binding, gfn: int) -> int:
+    hcall, extents = vm.host.gunyah.hcall, _extents(vm, b.share)
+    space = vm.tickets.get(("addr_space", 0))
+    if extents is None or space is None:
+        return -errno.ENODEV
+    pa = b.pa(gfn)
+    donate = DONATE_TO_SIBLING if b.share else DONATE_TO_PROTECTED
+    err = hcall.gunyah_hypercall_memextent_donate(donate, extents[0], extents[1], pa, PAGE_SIZE)
+    if err:
+        return -gunyah_error_remap(err)
+    access = _access(b)
+    attrs = MEMTYPE_WB << 16 | access << 4 | access
+    flags = MAP_PARTIAL | (MAP_VMMIO if b.share else MAP_PRIVATE)
+    err = hcall.gunyah_hypercall_addrspace_map(
+        space, extents[1], gfn * PAGE_SIZE, attrs, flags, pa, PAGE_SIZE
+    )
+    if err:
+        back = DONATE_TO_SIBLING if b.share else DONATE_FROM_PROTECTED
+        hcall.gunyah_hypercall_memextent_donate(back, extents[1], extents[0], pa, PAGE_SIZE)
+        return -gunyah_error_remap(err)
+    vm.provided[gfn] = (pa, b.share)
+    return 0
+
+
+def reclaim_range(vm, start: int, end: int) -> None:
+    """Take back every provided page with a gfn in [start, end)."""
+    hcall = vm.host.gunyah.hcall
+    space = vm.tickets.get(("addr_space", 0))
+    for gfn in sorted(g for g in vm.provided if start <= g < end):
+        pa, share = vm.provided.pop(gfn)
+        host, guest = _extents(vm, share)
+        flags = MAP_PARTIAL | (MAP_VMMIO if share else MAP_PRIVATE)
+        hcall.gunyah_hypercall_addrspace_unmap(space, guest, gfn * PAGE_SIZE, flags, pa, PAGE_SIZE)
+        back = DONATE_TO_SIBLING if share else DONATE_FROM_PROTECTED
+        hcall.gunyah_hypercall_memextent_donate(back, guest, host, pa, PAGE_SIZE)
+
+
+def remove_all_bindings(vm) -> None:
+    with vm.bindings_lock:
+        if vm.tickets.get(("addr_space", 0)) is not None:
+            reclaim_range(vm, 0, 1 << 52)
+        for b in vm.bindings:
+            b.file.put()
+        vm.bindings.clear()

@@ -1,0 +1,160 @@
+"""Story: a VMM boots real AArch64 code through /dev/gunyah, exactly as on a device.
+
+CREATE_VM -> CREATE_GUEST_MEM -> MAP_MEM -> DTB -> SET_BOOT_CONTEXT ->
+ADD_FUNCTION(vCPU) -> START -> VCPU_RUN: an MMIO write exit with the right
+address, length and data; an MMIO read completed by the VMM and written
+back by the guest; a shared page written by the host seen by the guest;
+and a STATUS exit (EXITED, PLATFORM_OFF) after PSCI SYSTEM_OFF. Closing
+every fd leaves nothing of the VM in the RM or the hypervisor.
+"""
+
+import errno
+
+import pytest
+
+import kernel
+from tests.aarch64 import assemble
+from tests.kernel.gunyah.rmhelper import vm_config_dtb
+from uapi.linux import gunyah as gh
+
+RAM_IPA, SHARED_IPA, MMIO = 0x8000_0000, 0x9000_0000, 0x1000_0000
+DTB_OFFSET, DTB_SIZE = 0x10000, 0x2000
+
+GUEST = f"""
+    ldr x9, ={MMIO:#x}
+    str x0, [x9]                 // the DTB address the RM passed in X0
+    ldr w1, [x9, #8]             // MMIO read, completed by the VMM
+    str x1, [x9, #16]            // ... and written back
+    ldr x2, ={SHARED_IPA:#x}
+    ldr x3, [x2]                 // a page the host wrote
+    str x3, [x9, #24]
+    ldr x0, =0x84000008          // PSCI SYSTEM_OFF
+    hvc #0
+    b .
+"""
+
+
+@pytest.fixture
+def host():
+    h = kernel.boot(dram_size=1 << 30)
+    yield h
+    h.shutdown()
+    assert h.bugs == []
+
+
+def guest_mem(host, dev, size):
+    args = gh.ffi.new("struct gunyah_create_mem_args *", {"size": size})
+    return host.ioctl(dev, gh.GUNYAH_CREATE_GUEST_MEM, args)
+
+
+def map_mem(host, vm, gmem, ipa, size, flags):
+    args = gh.ffi.new(
+        "struct gunyah_map_mem_args *",
+        {"guest_addr": ipa, "flags": flags, "guest_mem_fd": gmem, "size": size},
+    )
+    return host.ioctl(vm, gh.GUNYAH_VM_MAP_MEM, args)
+
+
+def build(host):
+    dev = host.open("/dev/gunyah")
+    vm = host.ioctl(dev, gh.GUNYAH_CREATE_VM, 0)
+    ram, shared = guest_mem(host, dev, 0x20_0000), guest_mem(host, dev, 0x1000)
+    image = host.mmap(ram, 0x20_0000)
+    code = assemble(GUEST)
+    image[0 : len(code)] = code
+    dtb = vm_config_dtb()
+    image[DTB_OFFSET : DTB_OFFSET + len(dtb)] = dtb
+    host.munmap(image)
+    page = host.mmap(shared, 0x1000)
+    page[0:8] = (0xC0FFEE).to_bytes(8, "little")
+    host.munmap(page)
+    map_mem(host, vm, ram, RAM_IPA, 0x20_0000, gh.GUNYAH_MEM_FORCE_LEND | gh.GUNYAH_MEM_ALLOW_RWX)
+    map_mem(
+        host,
+        vm,
+        shared,
+        SHARED_IPA,
+        0x1000,
+        gh.GUNYAH_MEM_FORCE_SHARE | gh.GUNYAH_MEM_ALLOW_READ | gh.GUNYAH_MEM_ALLOW_WRITE,
+    )
+    config = gh.ffi.new(
+        "struct gunyah_vm_dtb_config *", {"guest_phys_addr": RAM_IPA + DTB_OFFSET, "size": DTB_SIZE}
+    )
+    host.ioctl(vm, gh.GUNYAH_VM_SET_DTB_CONFIG, config)
+    ctx = gh.ffi.new(
+        "struct gunyah_vm_boot_context *",
+        {"reg": gh.GUNYAH_VM_BOOT_CONTEXT_REG(gh.REG_SET_PC, 0), "value": RAM_IPA},
+    )
+    host.ioctl(vm, gh.GUNYAH_VM_SET_BOOT_CONTEXT, ctx)
+    vcpu_arg = gh.ffi.new("struct gunyah_fn_vcpu_arg *", {"id": 0})
+    desc = gh.ffi.new(
+        "struct gunyah_fn_desc *",
+        {"type": gh.GUNYAH_FN_VCPU, "arg_size": 4, "arg": int(gh.ffi.cast("uintptr_t", vcpu_arg))},
+    )
+    vcpu = host.ioctl(vm, gh.GUNYAH_VM_ADD_FUNCTION, desc)
+    return dev, vm, (ram, shared), vcpu
+
+
+def run_to_exit(host, vcpu, run):
+    assert host.ioctl(vcpu, gh.GUNYAH_VCPU_RUN, 0) == 0
+    return run.exit_reason
+
+
+def test_first_guest(host):
+    dev, vm, gmems, vcpu = build(host)
+    size = host.ioctl(vcpu, gh.GUNYAH_VCPU_MMAP_SIZE, 0)
+    assert size == 4096
+    page = host.mmap(vcpu, size)
+    run = gh.ffi.from_buffer("struct gunyah_vcpu_run *", page)
+    with pytest.raises(OSError) as e:
+        host.ioctl(vcpu, gh.GUNYAH_VCPU_RUN, 0)
+    assert e.value.errno == errno.ENODEV  # not started yet
+
+    assert host.ioctl(vm, gh.GUNYAH_VM_START, 0) == 0
+    assert host.ioctl(vm, gh.GUNYAH_VM_START, 0) == 0  # idempotent while running
+
+    assert run_to_exit(host, vcpu, run) == gh.GUNYAH_VCPU_EXIT_MMIO
+    assert (run.mmio.phys_addr, run.mmio.len, run.mmio.is_write) == (MMIO, 8, 1)
+    assert int.from_bytes(bytes(run.mmio.data), "little") == RAM_IPA + DTB_OFFSET
+
+    assert run_to_exit(host, vcpu, run) == gh.GUNYAH_VCPU_EXIT_MMIO
+    assert (run.mmio.phys_addr, run.mmio.len, run.mmio.is_write) == (MMIO + 8, 4, 0)
+    run.mmio.data[0:4] = b"\x78\x56\x34\x12"
+    run.mmio.resume_action = gh.GUNYAH_VCPU_RESUME_HANDLED
+    assert run_to_exit(host, vcpu, run) == gh.GUNYAH_VCPU_EXIT_MMIO
+    assert run.mmio.phys_addr == MMIO + 16
+    assert int.from_bytes(bytes(run.mmio.data), "little") == 0x12345678
+
+    assert run_to_exit(host, vcpu, run) == gh.GUNYAH_VCPU_EXIT_MMIO
+    assert run.mmio.phys_addr == MMIO + 24
+    assert int.from_bytes(bytes(run.mmio.data), "little") == 0xC0FFEE
+
+    assert run_to_exit(host, vcpu, run) == gh.GUNYAH_VCPU_EXIT_STATUS
+    assert run.status.status == gh.GUNYAH_VM_STATUS_EXITED
+    assert run.status.exit_info.type == 1  # PLATFORM_OFF
+    assert host.ioctl(vcpu, gh.GUNYAH_VCPU_RUN, 0) == 0  # SYSTEM_DOWN: still the STATUS exit
+    assert run.exit_reason == gh.GUNYAH_VCPU_EXIT_STATUS
+    with pytest.raises(OSError) as e:
+        host.ioctl(vm, gh.GUNYAH_VM_START, 0)
+    assert e.value.errno == errno.ENODEV
+
+    del run
+    host.munmap(page)
+    rm = host.gunyah.firmware.rm
+    gunyah = host.gunyah.firmware.gunyah
+    for fd in (vm, *gmems, vcpu, dev):  # the VM fd first: the vCPU keeps the VM alive
+        host.close(fd)
+    assert rm.vm_manager.vms == {}
+    assert rm.memparcels.parcels == {}
+    assert gunyah.vmids == set()
+    assert gunyah.scheduler.order == []
+
+
+def test_start_without_dtb_config_is_einval(host):
+    dev = host.open("/dev/gunyah")
+    vm = host.ioctl(dev, gh.GUNYAH_CREATE_VM, 0)
+    with pytest.raises(OSError) as e:
+        host.ioctl(vm, gh.GUNYAH_VM_START, 0)
+    assert e.value.errno == errno.EINVAL
+    host.close(vm)
+    host.close(dev)
