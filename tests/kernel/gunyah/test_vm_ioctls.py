@@ -1,0 +1,149 @@
+"""VM-fd ioctls and their errno, before and after START (spec section 2.4)."""
+
+import errno
+
+import pytest
+
+import kernel
+from tests.conformance.test_first_guest import build, map_mem
+from uapi.linux import gunyah as gh
+
+LEND_RWX = gh.GUNYAH_MEM_FORCE_LEND | gh.GUNYAH_MEM_ALLOW_RWX
+
+
+@pytest.fixture
+def host():
+    h = kernel.boot(dram_size=1 << 30)
+    yield h
+    h.shutdown()
+    assert h.bugs == []
+
+
+def errno_of(fn, *args):
+    with pytest.raises(OSError) as e:
+        fn(*args)
+    return e.value.errno
+
+
+def new_vm(host):
+    dev = host.open("/dev/gunyah")
+    vm = host.ioctl(dev, gh.GUNYAH_CREATE_VM, 0)
+    args = gh.ffi.new("struct gunyah_create_mem_args *", {"size": 0x40_0000})
+    gmem = host.ioctl(dev, gh.GUNYAH_CREATE_GUEST_MEM, args)
+    return dev, vm, gmem
+
+
+@pytest.mark.parametrize(
+    ("flags", "ipa", "offset", "size", "expect"),
+    [
+        (LEND_RWX, 0x8000_0000, 0, 0x1000, 0),
+        (gh.GUNYAH_MEM_FORCE_LEND, 0x8000_0000, 0, 0x1000, errno.EINVAL),  # no ALLOW_*
+        (3 | gh.GUNYAH_MEM_ALLOW_READ, 0x8000_0000, 0, 0x1000, errno.EINVAL),  # access 3
+        (LEND_RWX | 0x200, 0x8000_0000, 0, 0x1000, errno.EINVAL),  # unknown flag
+        (LEND_RWX, 0x8000_0800, 0, 0x1000, errno.EINVAL),
+        (LEND_RWX, 0x8000_0000, 0x800, 0x1000, errno.EINVAL),
+        (LEND_RWX, 0x8000_0000, 0, 0x1800, errno.EINVAL),
+    ],
+)
+def test_map_mem_validation(host, flags, ipa, offset, size, expect):
+    _, vm, gmem = new_vm(host)
+    args = gh.ffi.new(
+        "struct gunyah_map_mem_args *",
+        {"guest_addr": ipa, "flags": flags, "guest_mem_fd": gmem, "offset": offset, "size": size},
+    )
+    if expect:
+        assert errno_of(host.ioctl, vm, gh.GUNYAH_VM_MAP_MEM, args) == expect
+    else:
+        assert host.ioctl(vm, gh.GUNYAH_VM_MAP_MEM, args) == 0
+
+
+def test_map_mem_fd_that_is_not_guest_memfd_is_einval(host):
+    dev, vm, _ = new_vm(host)
+    for fd in (dev, 999_999):
+        assert errno_of(map_mem, host, vm, fd, 0x8000_0000, 0x1000, LEND_RWX) == errno.EINVAL
+
+
+def test_overlaps_are_eexist_and_unmap_rules(host):
+    _, vm, gmem = new_vm(host)
+    assert map_mem(host, vm, gmem, 0x8000_0000, 0x3000, LEND_RWX) == 0
+    assert errno_of(map_mem, host, vm, gmem, 0x8000_2000, 0x1000, LEND_RWX) == errno.EEXIST
+    args = gh.ffi.new(
+        "struct gunyah_map_mem_args *",
+        {
+            "guest_addr": 0x9000_0000,
+            "flags": LEND_RWX,
+            "guest_mem_fd": gmem,
+            "offset": 0x2000,
+            "size": 0x1000,
+        },
+    )
+    assert errno_of(host.ioctl, vm, gh.GUNYAH_VM_MAP_MEM, args) == errno.EEXIST  # file range
+    unmap = LEND_RWX | gh.GUNYAH_MEM_UNMAP
+    middle = gh.ffi.new(
+        "struct gunyah_map_mem_args *",
+        {
+            "guest_addr": 0x8000_1000,
+            "flags": unmap,
+            "guest_mem_fd": gmem,
+            "offset": 0x1000,
+            "size": 0x1000,
+        },
+    )
+    assert errno_of(host.ioctl, vm, gh.GUNYAH_VM_MAP_MEM, middle) == errno.EINVAL
+    middle.guest_addr, middle.offset = 0x8000_2000, 0x2000  # a suffix
+    assert host.ioctl(vm, gh.GUNYAH_VM_MAP_MEM, middle) == 0
+    assert errno_of(host.ioctl, vm, gh.GUNYAH_VM_MAP_MEM, middle) == errno.ENOENT
+    middle.flags = LEND_RWX
+    assert host.ioctl(vm, gh.GUNYAH_VM_MAP_MEM, middle) == 0  # free again
+
+
+def test_functions(host):
+    _, vm, _ = new_vm(host)
+    arg = gh.ffi.new("struct gunyah_fn_vcpu_arg *", {"id": 1})
+    ptr = int(gh.ffi.cast("uintptr_t", arg))
+    desc = gh.ffi.new(
+        "struct gunyah_fn_desc *", {"type": gh.GUNYAH_FN_VCPU, "arg_size": 4, "arg": ptr}
+    )
+    vcpu = host.ioctl(vm, gh.GUNYAH_VM_ADD_FUNCTION, desc)
+    assert errno_of(host.ioctl, vm, gh.GUNYAH_VM_ADD_FUNCTION, desc) == errno.EEXIST
+    desc.arg_size = 3
+    assert errno_of(host.ioctl, vm, gh.GUNYAH_VM_ADD_FUNCTION, desc) == errno.EINVAL
+    desc.arg_size = 257
+    assert errno_of(host.ioctl, vm, gh.GUNYAH_VM_ADD_FUNCTION, desc) == errno.EINVAL
+    desc.arg_size, desc.type = 4, 99
+    assert errno_of(host.ioctl, vm, gh.GUNYAH_VM_ADD_FUNCTION, desc) == errno.ENOENT
+    desc.type, desc.arg = gh.GUNYAH_FN_VCPU, 8
+    assert errno_of(host.ioctl, vm, gh.GUNYAH_VM_ADD_FUNCTION, desc) == errno.EFAULT
+    desc.arg = ptr
+    assert host.ioctl(vm, gh.GUNYAH_VM_REMOVE_FUNCTION, desc) == 0
+    assert errno_of(host.ioctl, vm, gh.GUNYAH_VM_REMOVE_FUNCTION, desc) == errno.ENOENT
+    assert errno_of(host.ioctl, vcpu, gh.GUNYAH_VCPU_RUN, 0) == errno.ENODEV
+
+
+def test_after_start(host):
+    _, vm, _, vcpu = build(host)
+    assert host.ioctl(vm, gh.GUNYAH_VM_START, 0) == 0
+    ctx = gh.ffi.new("struct gunyah_vm_boot_context *", {"reg": 0, "value": 1})
+    assert errno_of(host.ioctl, vm, gh.GUNYAH_VM_SET_BOOT_CONTEXT, ctx) == errno.EINVAL
+    config = gh.ffi.new("struct gunyah_vm_dtb_config *", {"guest_phys_addr": 0, "size": 0x1000})
+    assert host.ioctl(vm, gh.GUNYAH_VM_SET_DTB_CONFIG, config) == 0  # stored, ignored
+    run_page = host.mmap(vcpu, 4096)
+    run = gh.ffi.from_buffer("struct gunyah_vcpu_run *", run_page)
+    run.immediate_exit = 1
+    assert errno_of(host.ioctl, vcpu, gh.GUNYAH_VCPU_RUN, 0) == errno.EINTR
+    run.immediate_exit = 0
+    assert host.ioctl(vcpu, gh.GUNYAH_VCPU_RUN, 0) == 0
+    run.mmio.resume_action = 7
+    assert errno_of(host.ioctl, vcpu, gh.GUNYAH_VCPU_RUN, 0) == errno.EINVAL
+    del run
+    host.munmap(run_page)
+
+
+def test_start_with_dtb_outside_any_binding_is_enoent_then_enodev(host):
+    _, vm, _ = new_vm(host)
+    config = gh.ffi.new(
+        "struct gunyah_vm_dtb_config *", {"guest_phys_addr": 0x7000_0000, "size": 0x1000}
+    )
+    host.ioctl(vm, gh.GUNYAH_VM_SET_DTB_CONFIG, config)
+    assert errno_of(host.ioctl, vm, gh.GUNYAH_VM_START, 0) == errno.ENOENT
+    assert errno_of(host.ioctl, vm, gh.GUNYAH_VM_START, 0) == errno.ENODEV
