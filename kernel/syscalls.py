@@ -23,6 +23,7 @@ class Host:
     def __init__(self, gunyah):
         self.gunyah = gunyah  # the drivers' state: hypercalls, RM link, firmware
         self.fdtable = FdTable()
+        self._mappings: dict[int, File] = {}
         self.bugs: list[BaseException] = []
 
     def open(self, path: str, flags: int = os.O_RDWR) -> int:
@@ -49,12 +50,22 @@ class Host:
         """Map a file; returns an object with the buffer protocol (like mmap.mmap)."""
         file = self._call(self.fdtable.get, fd)
         try:
-            return self._call(file.fops.mmap, file, length, offset, prot)
-        finally:
+            mapping = self._call(file.fops.mmap, file, length, offset, prot)
+        except BaseException:
             file.put()
+            raise
+        self._mappings[id(mapping)] = file  # the mapping holds the file, as a VMA does
+        return mapping
 
     def munmap(self, mapping) -> None:
+        """Unmap what ``mmap`` returned (the file learns of it, then is released)."""
+        file = self._mappings.pop(id(mapping), None)
         mapping.close()
+        if file is not None:
+            unmap = getattr(file.fops, "munmap", None)
+            if unmap is not None:
+                unmap(file, mapping)
+            file.put()
 
     def fallocate(self, fd: int, mode: int, offset: int, length: int) -> None:
         file = self._call(self.fdtable.get, fd)

@@ -7,7 +7,10 @@ The fd is close-on-exec only with GHMF_CLOEXEC. Its size never changes.
 
 Each file is backed by one contiguous range of host RAM (2 MiB aligned with
 GHMF_ALLOW_HUGEPAGE), so ``mmap`` gives the VMM the very pages the guest
-will see. ``fallocate`` needs FALLOC_FL_KEEP_SIZE (else EOPNOTSUPP), takes
+will see. A host mapping first takes back every page of its range that is
+lent to a VM, and while it exists those pages cannot be lent again (the
+guest's access is a PAGE_FAULT exit with -EPERM): host and guest never hold
+a lent page at once. ``fallocate`` needs FALLOC_FL_KEEP_SIZE (else EOPNOTSUPP), takes
 only KEEP_SIZE, PUNCH_HOLE and ZERO_RANGE (else EOPNOTSUPP), page-aligned
 offset and length (EINVAL), and a range inside the file (EINVAL);
 PUNCH_HOLE gives the pages back (they read as zero), ZERO_RANGE allocates
@@ -18,7 +21,7 @@ from __future__ import annotations
 
 import errno
 import os
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from kernel.fs import File, FileOperations
 from kernel.uaccess import copy_from_user
@@ -35,6 +38,16 @@ class GuestMem:
     size: int
     flags: int
     pa: int
+    vms: set = field(default_factory=set)  # VMs with bindings of this file
+    host_maps: dict = field(default_factory=dict)  # id(mapping) -> (offset, length)
+
+    def host_mapped(self, offset: int) -> bool:
+        return any(o <= offset < o + n for o, n in self.host_maps.values())
+
+    def reclaim(self, offset: int, length: int, lent_only: bool) -> None:
+        """Take pages in [offset, offset+length) of the file back from every VM."""
+        for vm in list(self.vms):
+            vm.reclaim_file(self, offset, length, lent_only)
 
     @property
     def huge(self) -> bool:
@@ -46,7 +59,14 @@ class GuestMemFops(FileOperations):
         gmem: GuestMem = file.private
         if offset % PAGE_SIZE or length <= 0 or offset + length > gmem.size:
             raise OSError(errno.EINVAL, "mapping outside the guest_memfd")
-        return gmem.gunyah.firmware.map_ram(gmem.pa + offset, length)
+        length = -(-length // PAGE_SIZE) * PAGE_SIZE
+        gmem.reclaim(offset, length, lent_only=True)  # lent pages come back first
+        mapping = gmem.gunyah.firmware.map_ram(gmem.pa + offset, length)
+        gmem.host_maps[id(mapping)] = (offset, length)
+        return mapping
+
+    def munmap(self, file: File, mapping) -> None:
+        file.private.host_maps.pop(id(mapping), None)
 
     def fallocate(self, file: File, mode: int, offset: int, length: int) -> None:
         gmem: GuestMem = file.private
@@ -59,6 +79,7 @@ class GuestMemFops(FileOperations):
         if offset + length > gmem.size:
             raise OSError(errno.EINVAL, "range beyond the guest_memfd")
         if mode & FALLOC_FL_PUNCH_HOLE:
+            gmem.reclaim(offset, length, lent_only=False)
             gmem.gunyah.firmware.discard_ram(gmem.pa + offset, length)
 
     def release(self, file: File) -> None:

@@ -40,7 +40,7 @@ class VmStatus:
     NO_STATE, LOAD, READY, RUNNING, INIT_FAILED, EXITED, RESET = 0, 5, 2, 3, 8, 9, 11
 
 
-@dataclass
+@dataclass(eq=False)
 class GunyahVm:
     host: object
     vmid: int = GUNYAH_VMID_INVAL
@@ -107,6 +107,9 @@ class GunyahVm:
             return
         else:
             self.unclaimed[key] = resource
+
+    def reclaim_file(self, gmem, offset: int, length: int, lent_only: bool) -> None:
+        vm_mgr_mem.reclaim_file(self, gmem, offset, length, lent_only)
 
     def io_handlers(self, addr: int, size: int, value: int) -> bool:
         """In-kernel handlers of MMIO writes (ioeventfd comes with the next issue)."""

@@ -100,6 +100,7 @@ def _bind(vm, file, args) -> int:
             if b.file is file and i_off < b.i_off + b.nr and b.i_off < i_off + nr:
                 raise OSError(errno.EEXIST, "file range already bound")
         vm.bindings.append(Binding(gfn, nr, i_off, args.flags, file.get()))
+        file.private.vms.add(vm)
     return 0
 
 
@@ -120,6 +121,8 @@ def _unmap(vm, file, args) -> int:
         reclaim_range(vm, gfn, gfn + nr)
         if nr == b.nr:
             vm.bindings.remove(b)
+            if not any(o.file is b.file for o in vm.bindings):
+                b.file.private.vms.discard(vm)
             b.file.put()
         elif gfn == b.gfn:
             b.gfn, b.i_off, b.nr = gfn + nr, b.i_off + nr, b.nr - nr
@@ -144,6 +147,8 @@ def gunyah_gmem_demand_page(vm, gpa: int, write: bool) -> int:
             return -errno.EPERM
         if gfn in vm.provided:
             return -errno.EAGAIN
+        if not b.share and b.file.private.host_mapped((b.i_off + gfn - b.gfn) * PAGE_SIZE):
+            return -errno.EPERM  # the host has it mapped: it cannot be lent
         return _provide(vm, b, gfn)
 
 
@@ -197,10 +202,23 @@ def reclaim_range(vm, start: int, end: int) -> None:
         hcall.gunyah_hypercall_memextent_donate(back, guest, host, pa, PAGE_SIZE)
 
 
+def reclaim_file(vm, gmem, offset: int, length: int, lent_only: bool) -> None:
+    """Take back the pages of file range [offset, offset+length) ``vm`` was given."""
+    first, last = offset // PAGE_SIZE, (offset + length) // PAGE_SIZE
+    with vm.bindings_lock:
+        for b in vm.bindings:
+            if b.file.private is not gmem or (lent_only and b.share):
+                continue
+            lo, hi = max(b.i_off, first), min(b.i_off + b.nr, last)
+            if lo < hi:
+                reclaim_range(vm, b.gfn + lo - b.i_off, b.gfn + hi - b.i_off)
+
+
 def remove_all_bindings(vm) -> None:
     with vm.bindings_lock:
         if vm.tickets.get(("addr_space", 0)) is not None:
             reclaim_range(vm, 0, 1 << 52)
         for b in vm.bindings:
+            b.file.private.vms.discard(vm)
             b.file.put()
         vm.bindings.clear()

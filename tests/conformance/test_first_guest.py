@@ -158,3 +158,31 @@ def test_start_without_dtb_config_is_einval(host):
     assert e.value.errno == errno.EINVAL
     host.close(vm)
     host.close(dev)
+
+
+def test_host_and_guest_never_hold_a_lent_page_at_once(host):
+    """Story: the guest runs from lent memory; the VMM maps it; the guest loses it
+    (PAGE_FAULT, -EPERM) until the VMM unmaps, then carries on."""
+    _, vm, (ram, _), vcpu = build(host)
+    gunyah = host.gunyah.firmware.gunyah
+    ram_file = host.fdtable.get(ram)
+    code_pa = ram_file.private.pa
+    ram_file.put()
+    host_extent = gunyah.memdb.owner(code_pa)
+    host.ioctl(vm, gh.GUNYAH_VM_START, 0)
+    page = host.mmap(vcpu, 4096)
+    run = gh.ffi.from_buffer("struct gunyah_vcpu_run *", page)
+    assert run_to_exit(host, vcpu, run) == gh.GUNYAH_VCPU_EXIT_MMIO
+    assert gunyah.memdb.owner(code_pa) is not host_extent  # the guest has it
+
+    view = host.mmap(ram, 0x1000)
+    assert gunyah.memdb.owner(code_pa) is host_extent  # taken back before the host saw it
+    assert view[0:4] == assemble(GUEST)[0:4]
+    assert run_to_exit(host, vcpu, run) == gh.GUNYAH_VCPU_EXIT_PAGE_FAULT
+    assert (run.page_fault.phys_addr & ~0xFFF, run.page_fault.attempt) == (RAM_IPA, -errno.EPERM)
+
+    host.munmap(view)
+    assert run_to_exit(host, vcpu, run) == gh.GUNYAH_VCPU_EXIT_MMIO
+    assert (run.mmio.phys_addr, run.mmio.is_write) == (MMIO + 8, 0)
+    del run
+    host.munmap(page)
