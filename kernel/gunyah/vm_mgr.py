@@ -203,8 +203,12 @@ def _share_dtb_parcel(vm: GunyahVm, start: int, pages: int) -> rpc.GunyahRmMemPa
     binding = vm_mgr_mem.find_binding(vm, start)
     if binding is None or start + pages > binding.end:
         raise OSError(errno.ENOENT, "the DTB is not inside a guest_memfd binding")
-    perms = (binding.flags >> 4) & 7  # ALLOW_R/W/X -> bits 0..2: X 1, W 2, R 4
-    acl_perms = (4 if perms & 1 else 0) | (2 if perms & 2 else 0) | (1 if perms & 4 else 0)
+    flags = binding.flags  # ALLOW_READ/WRITE/EXEC become the RM's rights R 4, W 2, X 1
+    acl_perms = (
+        (rpc.GUNYAH_RM_ACL_R if flags & gh.GUNYAH_MEM_ALLOW_READ else 0)
+        | (rpc.GUNYAH_RM_ACL_W if flags & gh.GUNYAH_MEM_ALLOW_WRITE else 0)
+        | (rpc.GUNYAH_RM_ACL_X if flags & gh.GUNYAH_MEM_ALLOW_EXEC else 0)
+    )
     acl = [(vm.vmid, acl_perms)]
     if binding.share:
         acl.append((rpc.gunyah_rm_get_vmid(vm.rm), 7))

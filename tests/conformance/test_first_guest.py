@@ -12,7 +12,6 @@ import errno
 
 import pytest
 
-import kernel
 from tests.aarch64 import assemble
 from tests.kernel.gunyah.rmhelper import vm_config_dtb
 from uapi.linux import gunyah as gh
@@ -32,14 +31,6 @@ GUEST = f"""
     hvc #0
     b .
 """
-
-
-@pytest.fixture
-def host():
-    h = kernel.boot(dram_size=1 << 30)
-    yield h
-    h.shutdown()
-    assert h.bugs == []
 
 
 def guest_mem(host, dev, size):

@@ -5,16 +5,7 @@ import os
 
 import pytest
 
-import kernel
 from uapi.linux import gunyah as gh
-
-
-@pytest.fixture(scope="module")
-def host():
-    h = kernel.boot(dram_size=1 << 30)
-    yield h
-    h.shutdown()
-    assert h.bugs == []
 
 
 def err(fn, *args):
@@ -23,7 +14,8 @@ def err(fn, *args):
     return e.value.errno
 
 
-def test_fds_are_real_and_do_not_collide(host):
+def test_fds_are_real_and_do_not_collide(shared_host):
+    host = shared_host
     dev = host.open("/dev/gunyah")
     vm = host.ioctl(dev, gh.GUNYAH_CREATE_VM, 0)
     efd = os.eventfd(0)
@@ -34,7 +26,8 @@ def test_fds_are_real_and_do_not_collide(host):
     host.close(dev)
 
 
-def test_bad_fds_and_requests(host):
+def test_bad_fds_and_requests(shared_host):
+    host = shared_host
     dev = host.open("/dev/gunyah")
     assert err(host.ioctl, 999_999, gh.GUNYAH_CREATE_VM, 0) == errno.EBADF
     assert err(host.ioctl, dev, 0x4712, 0) == errno.ENOTTY
@@ -47,7 +40,8 @@ def test_bad_fds_and_requests(host):
     host.close(dev)
 
 
-def test_create_vm_takes_zero(host):
+def test_create_vm_takes_zero(shared_host):
+    host = shared_host
     dev = host.open("/dev/gunyah")
     assert err(host.ioctl, dev, gh.GUNYAH_CREATE_VM, 1) == errno.EINVAL
     host.close(dev)
@@ -63,7 +57,8 @@ def test_create_vm_takes_zero(host):
         (0b1000, 0x1000, errno.EINVAL),  # the test VMM's invalid-flags case
     ],
 )
-def test_create_guest_mem(host, flags, size, expect):
+def test_create_guest_mem(shared_host, flags, size, expect):
+    host = shared_host
     dev = host.open("/dev/gunyah")
     args = gh.ffi.new("struct gunyah_create_mem_args *", {"flags": flags, "size": size})
     if expect is None:
@@ -75,7 +70,8 @@ def test_create_guest_mem(host, flags, size, expect):
     host.close(dev)
 
 
-def test_bad_pointers_are_efault(host):
+def test_bad_pointers_are_efault(shared_host):
+    host = shared_host
     dev = host.open("/dev/gunyah")
     for bad in (0, 8, 0xDEAD_0000_0000):
         assert err(host.ioctl, dev, gh.GUNYAH_CREATE_GUEST_MEM, bad) == errno.EFAULT
@@ -85,7 +81,8 @@ def test_bad_pointers_are_efault(host):
     host.close(dev)
 
 
-def test_boot_context_validation(host):
+def test_boot_context_validation(shared_host):
+    host = shared_host
     dev = host.open("/dev/gunyah")
     vm = host.ioctl(dev, gh.GUNYAH_CREATE_VM, 0)
     ctx = gh.ffi.new("struct gunyah_vm_boot_context *")
@@ -106,7 +103,8 @@ def test_boot_context_validation(host):
     host.close(dev)
 
 
-def test_dup_shares_the_file(host):
+def test_dup_shares_the_file(shared_host):
+    host = shared_host
     dev = host.open("/dev/gunyah")
     copy = host.dup(dev)
     host.close(dev)

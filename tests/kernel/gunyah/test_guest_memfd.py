@@ -4,21 +4,12 @@ import errno
 
 import pytest
 
-import kernel
 from kernel.gunyah.guest_memfd import (
     FALLOC_FL_KEEP_SIZE,
     FALLOC_FL_PUNCH_HOLE,
     FALLOC_FL_ZERO_RANGE,
 )
 from uapi.linux import gunyah as gh
-
-
-@pytest.fixture(scope="module")
-def host():
-    h = kernel.boot(dram_size=1 << 30)
-    yield h
-    h.shutdown()
-    assert h.bugs == []
 
 
 def create(host, size, flags=0):
@@ -29,7 +20,8 @@ def create(host, size, flags=0):
     return fd
 
 
-def test_mmap_is_the_memory_and_punch_hole_zeroes_it(host):
+def test_mmap_is_the_memory_and_punch_hole_zeroes_it(shared_host):
+    host = shared_host
     fd = create(host, 0x4000)
     mem = host.mmap(fd, 0x4000)
     mem[0x1000:0x1004] = b"abcd"
@@ -53,7 +45,8 @@ def test_mmap_is_the_memory_and_punch_hole_zeroes_it(host):
         (FALLOC_FL_KEEP_SIZE, 0, 0x5000, errno.EINVAL),  # beyond the file
     ],
 )
-def test_fallocate_rules(host, mode, offset, length, expect):
+def test_fallocate_rules(shared_host, mode, offset, length, expect):
+    host = shared_host
     fd = create(host, 0x4000)
     try:
         if expect is None:
@@ -66,7 +59,8 @@ def test_fallocate_rules(host, mode, offset, length, expect):
         host.close(fd)
 
 
-def test_memory_goes_back_when_the_last_fd_closes(host):
+def test_memory_goes_back_when_the_last_fd_closes(shared_host):
+    host = shared_host
     mm = host.gunyah.mm
     before = mm.free_bytes
     fd = create(host, 0x40_0000, gh.GHMF_ALLOW_HUGEPAGE)
@@ -77,7 +71,8 @@ def test_memory_goes_back_when_the_last_fd_closes(host):
     assert mm.free_bytes == before
 
 
-def test_other_files_cannot_fallocate_or_mmap(host):
+def test_other_files_cannot_fallocate_or_mmap(shared_host):
+    host = shared_host
     dev = host.open("/dev/gunyah")
     with pytest.raises(OSError) as e:
         host.fallocate(dev, FALLOC_FL_KEEP_SIZE, 0, 0x1000)

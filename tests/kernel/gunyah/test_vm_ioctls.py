@@ -4,19 +4,10 @@ import errno
 
 import pytest
 
-import kernel
 from tests.conformance.test_first_guest import build, map_mem
 from uapi.linux import gunyah as gh
 
 LEND_RWX = gh.GUNYAH_MEM_FORCE_LEND | gh.GUNYAH_MEM_ALLOW_RWX
-
-
-@pytest.fixture
-def host():
-    h = kernel.boot(dram_size=1 << 30)
-    yield h
-    h.shutdown()
-    assert h.bugs == []
 
 
 def errno_of(fn, *args):
