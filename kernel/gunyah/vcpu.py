@@ -34,12 +34,19 @@ from kernel.gunyah.gunyah import gunyah_error_remap
 from uapi.linux import gunyah as gh
 
 PAGE_SIZE = 4096
-READY, EXPECTS_WAKEUP, POWERED_OFF, BLOCKED = 0, 1, 2, 3
-VMMIO_READ, VMMIO_WRITE, FAULT, PAGE_FAULT, PSCI_SYSTEM_RESET = 4, 5, 6, 7, 0x100
+# States vcpu_run returns (the hypervisor's numbering).
+EXPECTS_WAKEUP, POWERED_OFF, VMMIO_READ, VMMIO_WRITE, PAGE_FAULT = 1, 2, 4, 5, 7
 RESUME_EMULATE, RESUME_RETRY, RESUME_FAULT = 0, 1, 2
 GUNYAH_ERROR_RETRY = -2
 
-UNKNOWN, MMIO_READ, MMIO_WRITE, SYSTEM_DOWN = "unknown", "mmio_read", "mmio_write", "down"
+# The driver's own state of a vCPU between two VCPU_RUNs.
+UNKNOWN, READY, MMIO_READ, MMIO_WRITE, SYSTEM_DOWN = (
+    "unknown",
+    "ready",
+    "mmio_read",
+    "mmio_write",
+    "down",
+)
 
 
 def _run_page() -> tuple[int, mmap.mmap]:
