@@ -82,6 +82,10 @@ class HostMemory:
         self.mem[start : start + size] = bytes(size)
         return self.BASE + start
 
+    def check(self, addr: int, size: int) -> None:
+        """ADDR_INVALID unless [addr, addr+size) is host memory."""
+        self._span(addr, size)
+
     def _span(self, addr: int, size: int) -> slice:
         off = addr - self.BASE
         if not 0 <= off <= off + size <= len(self.mem):
@@ -108,7 +112,7 @@ class HostCaller:
         self.memory.write(addr, data)
 
     def check_writable(self, addr: int, size: int) -> None:
-        self.memory._span(addr, size)
+        self.memory.check(addr, size)
 
 
 class GuestCaller:

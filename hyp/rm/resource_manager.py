@@ -81,7 +81,6 @@ class ResourceManager:
         self.links: dict[int, RmLink] = {}  # by the RM's RX virq
         self._next_rm_virq = RM_FIRST_VIRQ
         self.handlers: dict[int, object] = {}
-        self.notifications: list[Message] = []
         self._seq = 0
         self._wake = threading.Event()
         self._stopping = False
