@@ -49,6 +49,10 @@ class Firmware:
     def free_irq(self, virq: int) -> None:
         self.gunyah.host_vic.handlers.pop(virq, None)
 
+    def send_ipi(self, thread: int) -> None:
+        """Interrupt the CPU that host thread ``thread`` runs on (a reschedule IPI)."""
+        self.gunyah.ipi(thread)
+
     def shutdown(self) -> None:
         self.rm.stop()
         self.gunyah.close()

@@ -23,6 +23,12 @@ class FileOperations:
     def mmap(self, file: File, length: int, offset: int, prot: int):
         raise OSError(errno.ENODEV, os.strerror(errno.ENODEV))
 
+    def read(self, file: File, size: int) -> bytes:
+        raise OSError(errno.EINVAL, os.strerror(errno.EINVAL))
+
+    def write(self, file: File, data: bytes) -> int:
+        raise OSError(errno.EINVAL, os.strerror(errno.EINVAL))
+
     def release(self, file: File) -> None:
         """The last reference is gone."""
 
@@ -70,6 +76,10 @@ class FdTable:
             if file is None:
                 raise OSError(errno.EBADF, os.strerror(errno.EBADF))
             return file.get()
+
+    def holds(self, fd: int) -> bool:
+        with self._lock:
+            return fd in self._files
 
     def dup(self, fd: int) -> int:
         file = self.get(fd)

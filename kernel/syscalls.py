@@ -1,10 +1,15 @@
 """The system-call surface of one host process (the Host).
 
-``open``, ``close``, ``dup``, ``ioctl``, ``mmap`` and ``fallocate`` behave
-as on Linux: every fd is a real descriptor, a request is dispatched to the
-file's operations, and the only exception that escapes is OSError with
-the driver's errno (ENOTTY for an unknown request, EBADF for a closed or
-foreign fd, EFAULT for a bad pointer). Anything else raised inside the kernel model is a bug; it is
+``open``, ``close``, ``dup``, ``ioctl``, ``mmap``, ``munmap``,
+``fallocate``, ``read``, ``write``, ``poll``, ``eventfd`` and
+``pthread_kill`` behave as on Linux. The process's descriptor table is the
+real one: kernel files (/dev/gunyah, VMs, vCPUs, guest_memfds, sysfs
+attributes) sit behind real placeholder descriptors, and eventfds are real
+eventfds, so numbers never collide and ``os.fstat`` works on all of them.
+A request goes to the file's operations; a descriptor that is open but not
+a kernel file (an eventfd, a pipe) gets ENOTTY for any ioctl, one that is
+not open EBADF. The only exception that escapes is OSError with the
+driver's errno. Anything else raised inside the kernel model is a bug; it is
 reported as EIO and kept in ``Host.bugs`` for tests to fail on.
 """
 
@@ -12,43 +17,91 @@ from __future__ import annotations
 
 import errno
 import os
+import select
 
-from kernel.fs import FdTable, File
+from kernel.eventfd import EventfdWaitQueue
+from kernel.fs import FdTable, File, FileOperations
+from kernel.gunyah.sysfs import ATTRIBUTES, sysfs_open
 from kernel.gunyah.vm_mgr import GUNYAH_DEV_FOPS
+from kernel.signal import Signals
 
 DEVICES = {"/dev/gunyah": GUNYAH_DEV_FOPS}
+_NOT_OURS = FileOperations()  # an open fd the kernel model has no file for: an eventfd, a pipe
+
+
+def _ebadf() -> OSError:
+    return OSError(errno.EBADF, os.strerror(errno.EBADF))
 
 
 class Host:
     def __init__(self, gunyah):
         self.gunyah = gunyah  # the drivers' state: hypercalls, RM link, firmware
         self.fdtable = FdTable()
+        self.signals = Signals(gunyah.firmware.send_ipi)
+        self.eventfd_wq = EventfdWaitQueue()
         self._mappings: dict[int, File] = {}
         self.bugs: list[BaseException] = []
 
     def open(self, path: str, flags: int = os.O_RDWR) -> int:
+        """/dev/gunyah, or a /sys/hypervisor attribute (read-only: EACCES to write)."""
+        cloexec = bool(flags & os.O_CLOEXEC)
+        if path in ATTRIBUTES:
+            if flags & os.O_ACCMODE != os.O_RDONLY:
+                raise OSError(errno.EACCES, os.strerror(errno.EACCES), path)
+            return self.fdtable.install(sysfs_open(self, path), cloexec)
         fops = DEVICES.get(path)
         if fops is None:
             raise OSError(errno.ENOENT, os.strerror(errno.ENOENT), path)
-        return self.fdtable.install(File(fops, self, path), cloexec=bool(flags & os.O_CLOEXEC))
+        return self.fdtable.install(File(fops, self, path), cloexec)
 
     def close(self, fd: int) -> None:
-        self._call(self.fdtable.close, fd)
+        if self.fdtable.holds(fd):
+            self._call(self.fdtable.close, fd)
+        else:
+            os.close(fd)
 
     def dup(self, fd: int) -> int:
-        return self._call(self.fdtable.dup, fd)
+        if self.fdtable.holds(fd):
+            return self._call(self.fdtable.dup, fd)
+        return os.dup(fd)
 
     def ioctl(self, fd: int, request: int, arg=0) -> int:
         """``ioctl(fd, request, arg)``: arg is an int or a pointer, as in C."""
-        file = self._call(self.fdtable.get, fd)
-        try:
+        with self._file(fd) as file:
             return self._call(file.fops.ioctl, file, request & 0xFFFF_FFFF, arg)
-        finally:
-            file.put()
+
+    def read(self, fd: int, size: int) -> bytes:
+        if not self.fdtable.holds(fd):
+            return os.read(fd, size)
+        with self._file(fd) as file:
+            return self._call(file.fops.read, file, size)
+
+    def write(self, fd: int, data: bytes) -> int:
+        if not self.fdtable.holds(fd):
+            return os.write(fd, data)
+        with self._file(fd) as file:
+            return self._call(file.fops.write, file, bytes(data))
+
+    def eventfd(self, initval: int = 0, flags: int = 0) -> int:
+        """A real eventfd of the process (``os.EFD_*`` flags)."""
+        return os.eventfd(initval, flags)
+
+    def poll(self, fds, timeout_ms: int | None = None) -> list[tuple[int, int]]:
+        """``fds`` is a list of (fd, events); returns (fd, revents) pairs that are ready.
+        Kernel files without a poll operation are always ready for reading and
+        writing (DEFAULT_POLLMASK), as their placeholders are."""
+        poller = select.poll()
+        for fd, events in fds:
+            poller.register(fd, events)
+        return poller.poll(timeout_ms)
+
+    def pthread_kill(self, thread: int, sig: int) -> None:
+        """Send ``sig`` to ``thread`` (a ``threading.get_ident()`` value); see kernel/signal.py."""
+        self.signals.send(thread, sig)
 
     def mmap(self, fd: int, length: int, prot: int = 3, flags: int = 1, offset: int = 0):
         """Map a file; returns an object with the buffer protocol (like mmap.mmap)."""
-        file = self._call(self.fdtable.get, fd)
+        file = self._get(fd)
         try:
             mapping = self._call(file.fops.mmap, file, length, offset, prot)
         except BaseException:
@@ -68,14 +121,24 @@ class Host:
             file.put()
 
     def fallocate(self, fd: int, mode: int, offset: int, length: int) -> None:
-        file = self._call(self.fdtable.get, fd)
-        try:
+        with self._file(fd) as file:
             fallocate = getattr(file.fops, "fallocate", None)
             if fallocate is None:
                 raise OSError(errno.EOPNOTSUPP, os.strerror(errno.EOPNOTSUPP))
             self._call(fallocate, file, mode, offset, length)
-        finally:
-            file.put()
+
+    def _get(self, fd: int) -> File:
+        """The kernel file behind ``fd`` (referenced); ENOTTY-only for other open fds."""
+        if self.fdtable.holds(fd):
+            return self._call(self.fdtable.get, fd)
+        try:
+            os.fstat(fd)
+        except (OSError, ValueError, OverflowError):
+            raise _ebadf() from None
+        return File(_NOT_OURS, None, "")
+
+    def _file(self, fd: int):
+        return _Held(self._get(fd))
 
     def _call(self, fn, *args):
         try:
@@ -90,4 +153,18 @@ class Host:
         """Close every descriptor, then power the machine off."""
         for fd in self.fdtable.fds():
             self.close(fd)
+        self.eventfd_wq.close()
         self.gunyah.shutdown()
+
+
+class _Held:
+    """``with`` for a referenced file: the reference is dropped at the end."""
+
+    def __init__(self, file: File):
+        self.file = file
+
+    def __enter__(self) -> File:
+        return self.file
+
+    def __exit__(self, *exc) -> None:
+        self.file.put()

@@ -155,6 +155,7 @@ class Gunyah:
         self.events: deque = deque(maxlen=trace_limit)
         self.trace_sinks: list = []
         self.vm_listeners: list = []
+        self.pending_ipis: set[int] = set()  # host threads with an IPI not yet taken
         self.root_partition = Partition.root(self)
         self.memdb.update(DRAM_BASE, pool_base - DRAM_BASE, self.root_partition, None)
         root_cspace = Cspace(self, self.root_partition)
@@ -194,6 +195,17 @@ class Gunyah:
         if fid == smccc.REVISION:
             return [self.identify()[0]]
         return [smccc.SMCCC_UNKNOWN]
+
+    def ipi(self, thread: int) -> None:
+        """An interrupt for the physical CPU host thread ``thread`` runs on: a
+        vcpu_run in progress there returns to the host (READY); if none is,
+        the interrupt stays pending and the thread's next vcpu_run returns at once."""
+        with self.lock:
+            for vcpu in self.scheduler.order:
+                if vcpu.proxy_thread == thread:
+                    vcpu.kick()
+                    return
+            self.pending_ipis.add(thread)
 
     def call(self, caller, n: int, args: list[int]) -> list[int]:
         """Hypercall ``n``; vcpu_run runs without the hypervisor lock held."""

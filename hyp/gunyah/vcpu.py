@@ -98,6 +98,7 @@ class Vcpu(Object, Trap):
         self.mmio: tuple[a64.Access, int] | None = None
         self.reset_request: tuple[int, int] | None = None
         self._run_lock = threading.Lock()
+        self.proxy_thread: int | None = None  # the host thread inside vcpu_run
         self._kicked = self._needs_flush = False
 
     # configuration (INIT)
@@ -209,10 +210,19 @@ class Vcpu(Object, Trap):
             raise HypError(Error.BUSY, "vcpu is running")
         try:
             with self.hyp.lock:
+                self._take_host_ipi(threading.get_ident())
                 self._resume(resume0, resume1)
             return self._run_loop()
         finally:
+            self.proxy_thread = None
             self._run_lock.release()
+
+    def _take_host_ipi(self, thread: int) -> None:
+        """The calling thread's CPU had an IPI pending: return to the host at once."""
+        self.proxy_thread = thread
+        if thread in self.hyp.pending_ipis:
+            self.hyp.pending_ipis.discard(thread)
+            self._kicked = True
 
     def _resume(self, data: int, action: int) -> None:
         if self.mmio is None:

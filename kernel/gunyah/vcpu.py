@@ -16,6 +16,11 @@ exit for userspace: VMMIO accesses are first tried as demand paging of a
 binding (no exit), then exit as MMIO; a page-fault state that cannot be
 served exits as PAGE_FAULT with the negative errno; EXPECTS_WAKEUP waits
 for the vCPU's wakeup interrupt; ``immediate_exit`` set is EINTR.
+
+A signal to the thread (``Host.pthread_kill``) ends VCPU_RUN with EINTR
+wherever it is: waiting for run_lock or a wakeup, or inside ``vcpu_run``
+(the IPI makes the hypervisor return); it wins over an exit just filled in
+(the driver's -ERESTARTSYS), which the next VCPU_RUN then resumes.
 """
 
 from __future__ import annotations
@@ -38,6 +43,7 @@ PAGE_SIZE = 4096
 EXPECTS_WAKEUP, POWERED_OFF, VMMIO_READ, VMMIO_WRITE, PAGE_FAULT = 1, 2, 4, 5, 7
 RESUME_EMULATE, RESUME_RETRY, RESUME_FAULT = 0, 1, 2
 GUNYAH_ERROR_RETRY = -2
+LOCK_POLL = 0.05  # seconds between looks for a signal while waiting for run_lock
 
 # The driver's own state of a vCPU between two VCPU_RUNs.
 UNKNOWN, READY, MMIO_READ, MMIO_WRITE, SYSTEM_DOWN = (
@@ -104,7 +110,9 @@ class GunyahVcpu:
     def gunyah_vcpu_run(self) -> int:
         if self.unbound:
             raise OSError(errno.ENODEV, "vCPU function removed")
-        with self.run_lock:
+        signals = self.vm.host.signals
+        self._lock_interruptible(signals)
+        try:
             if self.capid is None:
                 raise OSError(errno.ENODEV, "VM not started or no such vCPU")
             if self.state == SYSTEM_DOWN:
@@ -112,7 +120,22 @@ class GunyahVcpu:
             if self.state == UNKNOWN and not self.vm.running:
                 return self._status_exit()
             resume = self._resume()
-            return self._loop(resume)
+            try:
+                ret = self._loop(resume, signals)
+            except OSError as e:
+                if e.errno != errno.EINTR or not signals.pending():
+                    raise
+            if signals.pending():  # -ERESTARTSYS: it wins over EINTR and over an exit
+                raise signals.deliver()
+            return ret
+        finally:
+            self.run_lock.release()
+
+    def _lock_interruptible(self, signals) -> None:
+        """mutex_lock_interruptible(run_lock): another thread may be running this vCPU."""
+        while not self.run_lock.acquire(timeout=LOCK_POLL):
+            if signals.pending():
+                raise signals.deliver()
 
     def _resume(self) -> tuple[int, int, int]:
         run = self.run
@@ -134,10 +157,10 @@ class GunyahVcpu:
         self.state = READY
         return resume
 
-    def _loop(self, resume: tuple[int, int, int]) -> int:
+    def _loop(self, resume: tuple[int, int, int], signals) -> int:
         hcall = self.vm.host.gunyah.hcall
         run = self.run
-        while True:
+        while not signals.pending():
             if run.immediate_exit:
                 raise OSError(errno.EINTR, os.strerror(errno.EINTR))
             if self.capid is None:
@@ -152,6 +175,7 @@ class GunyahVcpu:
             if isinstance(outcome, int):
                 return outcome
             resume = outcome or (0, 0, 0)
+        return 0  # a signal: the caller turns it into EINTR
 
     def _handle(self, state: int, data: tuple[int, int, int]):
         """An exit for userspace (0), or the resume data to run on with (None: none)."""
@@ -162,7 +186,10 @@ class GunyahVcpu:
         if state in (EXPECTS_WAKEUP, POWERED_OFF):
             if not self.vm.running:
                 return self._status_exit()
-            self.ready.wait()
+            signals = self.vm.host.signals
+            with signals.interruptible(self.ready.set):
+                if not signals.pending():
+                    self.ready.wait()
             self.ready.clear()
             return self._status_exit() if not self.vm.running else None
         if not self.vm.running:

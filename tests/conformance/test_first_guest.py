@@ -13,11 +13,8 @@ import errno
 import pytest
 
 from tests.aarch64 import assemble
-from tests.kernel.gunyah.rmhelper import vm_config_dtb
+from tests.gunyahvm import DTB_OFFSET, MMIO, RAM_IPA, SHARED_IPA, make_vm
 from uapi.linux import gunyah as gh
-
-RAM_IPA, SHARED_IPA, MMIO = 0x8000_0000, 0x9000_0000, 0x1000_0000
-DTB_OFFSET, DTB_SIZE = 0x10000, 0x2000
 
 GUEST = f"""
     ldr x9, ={MMIO:#x}
@@ -33,57 +30,9 @@ GUEST = f"""
 """
 
 
-def guest_mem(host, dev, size):
-    args = gh.ffi.new("struct gunyah_create_mem_args *", {"size": size})
-    return host.ioctl(dev, gh.GUNYAH_CREATE_GUEST_MEM, args)
-
-
-def map_mem(host, vm, gmem, ipa, size, flags):
-    args = gh.ffi.new(
-        "struct gunyah_map_mem_args *",
-        {"guest_addr": ipa, "flags": flags, "guest_mem_fd": gmem, "size": size},
-    )
-    return host.ioctl(vm, gh.GUNYAH_VM_MAP_MEM, args)
-
-
 def build(host):
-    dev = host.open("/dev/gunyah")
-    vm = host.ioctl(dev, gh.GUNYAH_CREATE_VM, 0)
-    ram, shared = guest_mem(host, dev, 0x20_0000), guest_mem(host, dev, 0x1000)
-    image = host.mmap(ram, 0x20_0000)
-    code = assemble(GUEST)
-    image[0 : len(code)] = code
-    dtb = vm_config_dtb()
-    image[DTB_OFFSET : DTB_OFFSET + len(dtb)] = dtb
-    host.munmap(image)
-    page = host.mmap(shared, 0x1000)
-    page[0:8] = (0xC0FFEE).to_bytes(8, "little")
-    host.munmap(page)
-    map_mem(host, vm, ram, RAM_IPA, 0x20_0000, gh.GUNYAH_MEM_FORCE_LEND | gh.GUNYAH_MEM_ALLOW_RWX)
-    map_mem(
-        host,
-        vm,
-        shared,
-        SHARED_IPA,
-        0x1000,
-        gh.GUNYAH_MEM_FORCE_SHARE | gh.GUNYAH_MEM_ALLOW_READ | gh.GUNYAH_MEM_ALLOW_WRITE,
-    )
-    config = gh.ffi.new(
-        "struct gunyah_vm_dtb_config *", {"guest_phys_addr": RAM_IPA + DTB_OFFSET, "size": DTB_SIZE}
-    )
-    host.ioctl(vm, gh.GUNYAH_VM_SET_DTB_CONFIG, config)
-    ctx = gh.ffi.new(
-        "struct gunyah_vm_boot_context *",
-        {"reg": gh.GUNYAH_VM_BOOT_CONTEXT_REG(gh.REG_SET_PC, 0), "value": RAM_IPA},
-    )
-    host.ioctl(vm, gh.GUNYAH_VM_SET_BOOT_CONTEXT, ctx)
-    vcpu_arg = gh.ffi.new("struct gunyah_fn_vcpu_arg *", {"id": 0})
-    desc = gh.ffi.new(
-        "struct gunyah_fn_desc *",
-        {"type": gh.GUNYAH_FN_VCPU, "arg_size": 4, "arg": int(gh.ffi.cast("uintptr_t", vcpu_arg))},
-    )
-    vcpu = host.ioctl(vm, gh.GUNYAH_VM_ADD_FUNCTION, desc)
-    return dev, vm, (ram, shared), vcpu
+    t = make_vm(host, GUEST, shared_word=0xC0FFEE)
+    return t.dev, t.vm, (t.ram, t.shared), t.vcpus[0]
 
 
 def run_to_exit(host, vcpu, run):

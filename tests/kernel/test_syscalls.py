@@ -2,6 +2,7 @@
 
 import errno
 import os
+import select
 
 import pytest
 
@@ -111,3 +112,36 @@ def test_dup_shares_the_file(shared_host):
     vm = host.ioctl(copy, gh.GUNYAH_CREATE_VM, 0)
     host.close(vm)
     host.close(copy)
+
+
+def test_hypervisor_facts_in_sysfs(shared_host):
+    """What a VMM probes before opening /dev/gunyah: type, API version, variant."""
+    host = shared_host
+
+    def read(path):
+        fd = host.open(path, os.O_RDONLY)
+        try:
+            return host.read(fd, 64) + host.read(fd, 64)  # the second read is at EOF
+        finally:
+            host.close(fd)
+
+    assert read("/sys/hypervisor/type") == b"gunyah\n"
+    assert read("/sys/hypervisor/gunyah/api") == b"1\n"
+    assert read("/sys/hypervisor/gunyah/variant") == b"72\n"  # 0x48, Gunyah's own variant
+    assert err(host.open, "/sys/hypervisor/type", os.O_WRONLY) == errno.EACCES
+
+
+def test_eventfds_are_the_processes_own(shared_host):
+    host = shared_host
+    efd = host.eventfd(0, os.EFD_NONBLOCK)
+    host.write(efd, (3).to_bytes(8, "little"))
+    assert host.poll([(efd, select.POLLIN)], 0) == [(efd, select.POLLIN)]
+    assert os.eventfd_read(efd) == 3  # the real eventfd
+    assert host.poll([(efd, select.POLLIN)], 0) == []
+    assert err(host.ioctl, efd, gh.GUNYAH_CREATE_VM, 0) == errno.ENOTTY  # open, not ours
+    dev = host.open("/dev/gunyah")
+    assert err(host.read, dev, 8) == errno.EINVAL
+    host.close(dev)
+    host.close(efd)
+    assert err(host.read, efd, 8) == errno.EBADF
+    assert err(host.ioctl, efd, gh.GUNYAH_CREATE_VM, 0) == errno.EBADF

@@ -4,7 +4,7 @@ import errno
 
 import pytest
 
-from tests.conformance.test_first_guest import build, map_mem
+from tests.gunyahvm import MMIO, make_vm, map_mem
 from uapi.linux import gunyah as gh
 
 LEND_RWX = gh.GUNYAH_MEM_FORCE_LEND | gh.GUNYAH_MEM_ALLOW_RWX
@@ -112,7 +112,8 @@ def test_functions(host):
 
 
 def test_after_start(host):
-    _, vm, _, vcpu = build(host)
+    t = make_vm(host, f"ldr x9, ={MMIO:#x}\nstr x0, [x9]\nldr x1, [x9]\nb .")
+    vm, vcpu = t.vm, t.vcpus[0]
     assert host.ioctl(vm, gh.GUNYAH_VM_START, 0) == 0
     ctx = gh.ffi.new("struct gunyah_vm_boot_context *", {"reg": 0, "value": 1})
     assert errno_of(host.ioctl, vm, gh.GUNYAH_VM_SET_BOOT_CONTEXT, ctx) == errno.EINVAL

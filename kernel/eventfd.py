@@ -1,0 +1,95 @@
+"""eventfd contexts and their wait queues (fs/eventfd.c) over real eventfds.
+
+The eventfds are the process's own (``os.eventfd`` or ``Host.eventfd``),
+so any thread, or any process holding the fd, can write them.
+``eventfd_ctx_fdget`` takes a reference the way the kernel does: a
+duplicate of the descriptor, so the user may close theirs (EBADF for a
+descriptor that is not open, EINVAL for a file that is not an eventfd).
+
+:class:`EventfdWaitQueue` is where drivers hook a callback on EPOLLIN: one
+thread of the kernel waits on every registered eventfd and calls the
+callback once per write (edge-triggered, like a wait-queue entry), without
+consuming the counter.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import errno
+import os
+import select
+import threading
+
+EVENTFD_LINK = "anon_inode:[eventfd]"
+
+
+def eventfd_ctx_fdget(host, fd: int) -> EventfdCtx:
+    """A reference to the eventfd behind ``fd``; EBADF if not open, EINVAL if not an eventfd."""
+    if host.fdtable.holds(fd):
+        raise OSError(errno.EINVAL, "not an eventfd")
+    try:
+        link = os.readlink(f"/proc/self/fd/{fd}")
+    except (OSError, ValueError):
+        raise OSError(errno.EBADF, os.strerror(errno.EBADF)) from None
+    if link != EVENTFD_LINK:
+        raise OSError(errno.EINVAL, "not an eventfd")
+    return EventfdCtx(os.dup(fd))
+
+
+class EventfdCtx:
+    def __init__(self, fd: int):
+        self.fd = fd
+
+    def signal(self, n: int = 1) -> None:
+        """eventfd_signal: add ``n`` to the counter (and wake its readers)."""
+        os.eventfd_write(self.fd, n)
+
+    def readable(self) -> bool:
+        return bool(select.select([self.fd], [], [], 0)[0])
+
+    def put(self) -> None:
+        os.close(self.fd)
+
+
+class EventfdWaitQueue:
+    """One kernel thread calling ``callback()`` on every write to a registered eventfd."""
+
+    def __init__(self):
+        self._epoll = select.epoll()
+        self._callbacks: dict[int, object] = {}
+        self._lock = threading.Lock()
+        self._wake_r, self._wake_w = os.pipe()
+        self._epoll.register(self._wake_r, select.EPOLLIN)
+        self._thread: threading.Thread | None = None
+
+    def add(self, ctx: EventfdCtx, callback) -> None:
+        with self._lock:
+            self._callbacks[ctx.fd] = callback
+            self._epoll.register(ctx.fd, select.EPOLLIN | select.EPOLLET)
+            if self._thread is None:
+                self._thread = threading.Thread(target=self._wait, name="eventfd-wq", daemon=True)
+                self._thread.start()
+
+    def remove(self, ctx: EventfdCtx) -> None:
+        with self._lock:
+            if self._callbacks.pop(ctx.fd, None) is not None:
+                self._epoll.unregister(ctx.fd)
+
+    def _wait(self) -> None:
+        while True:
+            for fd, _ in self._epoll.poll():
+                if fd == self._wake_r:
+                    return
+                with self._lock:
+                    callback = self._callbacks.get(fd)
+                if callback is not None:
+                    callback()
+
+    def close(self) -> None:
+        os.write(self._wake_w, b"x")
+        if self._thread is not None:
+            self._thread.join()
+        for fd in (self._wake_r, self._wake_w):
+            os.close(fd)
+        with contextlib.suppress(OSError):
+            self._epoll.close()
