@@ -92,14 +92,16 @@ class TestVm:
             self.host.close(fd)
 
 
-def make_vm(host, source, vcpus=1, doorbells=(), shared_word=None, dtb=None) -> TestVm:
+def make_vm(
+    host, source, vcpus=1, doorbells=(), shared_word=None, dtb=None, ram_size=RAM_SIZE, ram_flags=0
+) -> TestVm:
     """A VM with ``source`` at RAM_IPA (lent, RWX), a shared page at SHARED_IPA
     (holding ``shared_word`` if given), the DTB at RAM_IPA+DTB_OFFSET and
     ``vcpus`` vCPU functions; not started."""
     dev = host.open("/dev/gunyah")
     vm = host.ioctl(dev, gh.GUNYAH_CREATE_VM, 0)
-    ram, shared = guest_mem(host, dev, RAM_SIZE), guest_mem(host, dev, 0x1000)
-    image = host.mmap(ram, RAM_SIZE)
+    ram, shared = guest_mem(host, dev, ram_size, ram_flags), guest_mem(host, dev, 0x1000)
+    image = host.mmap(ram, DTB_OFFSET + DTB_SIZE)
     code = assemble(source)
     image[0 : len(code)] = code
     blob = dtb if dtb is not None else vm_config_dtb(vcpus, doorbells)
@@ -109,7 +111,7 @@ def make_vm(host, source, vcpus=1, doorbells=(), shared_word=None, dtb=None) -> 
         page = host.mmap(shared, 0x1000)
         page[0:8] = shared_word.to_bytes(8, "little")
         host.munmap(page)
-    map_mem(host, vm, ram, RAM_IPA, RAM_SIZE, RWX_LEND)
+    map_mem(host, vm, ram, RAM_IPA, ram_size, RWX_LEND)
     map_mem(host, vm, shared, SHARED_IPA, 0x1000, RW_SHARE)
     set_dtb(host, vm, RAM_IPA + DTB_OFFSET, DTB_SIZE)
     boot_reg(host, vm, gh.REG_SET_PC, 0, RAM_IPA)

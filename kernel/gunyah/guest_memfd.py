@@ -41,8 +41,8 @@ class GuestMem:
     vms: set = field(default_factory=set)  # VMs with bindings of this file
     host_maps: dict = field(default_factory=dict)  # id(mapping) -> (offset, length)
 
-    def host_mapped(self, offset: int) -> bool:
-        return any(o <= offset < o + n for o, n in self.host_maps.values())
+    def host_mapped(self, offset: int, length: int) -> bool:
+        return any(o < offset + length and offset < o + n for o, n in self.host_maps.values())
 
     def reclaim(self, offset: int, length: int, lent_only: bool) -> None:
         """Take pages in [offset, offset+length) of the file back from every VM."""

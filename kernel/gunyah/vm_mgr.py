@@ -51,13 +51,14 @@ class GunyahVm:
     status_changed: threading.Condition = field(default_factory=threading.Condition)
     bindings: list = field(default_factory=list)
     bindings_lock: threading.RLock = field(default_factory=threading.RLock)
-    provided: dict[int, tuple[int, bool]] = field(default_factory=dict)
+    provided: dict[int, tuple[int, bool, int]] = field(default_factory=dict)  # gfn: pa, share, nr
     tickets: dict = field(default_factory=dict)  # (role, label) -> capid once populated
     ticket_owners: dict = field(default_factory=dict)  # (role, label) -> function
     unclaimed: dict = field(default_factory=dict)  # resources no ticket took yet
     functions: list = field(default_factory=list)
     exit_info: tuple[int, int, bytes] = (0, 0, b"")
     parcel: object = None
+    parcel_gfns: range = range(0)  # the DTB parcel's pages: the RM maps them, not demand paging
     refs: int = 1
     _lock: threading.Lock = field(default_factory=threading.Lock)
 
@@ -174,7 +175,7 @@ def _start(vm: GunyahVm) -> None:
     vm.vm_status = VmStatus.LOAD
     gpa, size = vm.dtb
     parcel_start, pages = gpa // PAGE_SIZE, size // PAGE_SIZE
-    vm.parcel = _share_dtb_parcel(vm, parcel_start, pages)
+    vm.parcel, parcel_start, pages = _share_dtb_parcel(vm, parcel_start, pages)
     rpc.gunyah_rm_vm_configure(
         rm, vm.vmid, 0, vm.parcel.mem_handle, 0, 0, gpa - parcel_start * PAGE_SIZE, size
     )
@@ -196,13 +197,15 @@ def _start(vm: GunyahVm) -> None:
     vm.vm_status = VmStatus.RUNNING
 
 
-def _share_dtb_parcel(vm: GunyahVm, start: int, pages: int) -> rpc.GunyahRmMemParcel:
-    """The DTB's pages as an RM parcel: lent (one ACL entry) unless the binding shares."""
+def _share_dtb_parcel(vm: GunyahVm, start: int, pages: int):
+    """The DTB's pages, rounded out to whole folios, as an RM parcel: lent (one
+    ACL entry) unless the binding shares. Returns (parcel, first gfn, pages)."""
     if pages == 0:
         raise OSError(errno.EINVAL, "DTB size is less than a page")
     binding = vm_mgr_mem.find_binding(vm, start)
     if binding is None or start + pages > binding.end:
         raise OSError(errno.ENOENT, "the DTB is not inside a guest_memfd binding")
+    start, pages = vm_mgr_mem.folio_range(binding, start, pages)
     flags = binding.flags  # ALLOW_READ/WRITE/EXEC become the RM's rights R 4, W 2, X 1
     acl_perms = (
         (rpc.GUNYAH_RM_ACL_R if flags & gh.GUNYAH_MEM_ALLOW_READ else 0)
@@ -214,7 +217,8 @@ def _share_dtb_parcel(vm: GunyahVm, start: int, pages: int) -> rpc.GunyahRmMemPa
         acl.append((rpc.gunyah_rm_get_vmid(vm.rm), 7))
     parcel = rpc.GunyahRmMemParcel(acl=acl, mem_entries=[(binding.pa(start), pages * PAGE_SIZE)])
     rpc.gunyah_rm_mem_share(vm.rm, parcel)
-    return parcel
+    vm.parcel_gfns = range(start, start + pages)
+    return parcel, start, pages
 
 
 # functions

@@ -10,7 +10,8 @@ are EEXIST (v17's rule; v16's check is inverted). With GUNYAH_MEM_UNMAP a
 whole binding, a prefix or a suffix is removed (ENOENT if no binding of the
 same flags and offset holds the range, EINVAL for a middle part).
 
-A page is provided on the guest's first access (``gunyah_gmem_demand_page``):
+A folio is provided on the guest's first access to one of its pages
+(``gunyah_gmem_demand_page``; a folio is a page, or 2 MiB in a hugepage file):
 ``memextent_donate`` moves it from the host's extent to the guest's (to a
 sibling for share, to protected for lend) and ``addrspace_map`` maps it.
 Reclaim undoes both; it runs on unmap, punch-hole and teardown.
@@ -145,11 +146,26 @@ def gunyah_gmem_demand_page(vm, gpa: int, write: bool) -> int:
             return -errno.ENOENT
         if write and not b.flags & gh.GUNYAH_MEM_ALLOW_WRITE:
             return -errno.EPERM
-        if gfn in vm.provided:
+        start, nr = _folio(b, gfn)
+        if start in vm.provided or start in vm.parcel_gfns:
             return -errno.EAGAIN
-        if not b.share and b.file.private.host_mapped((b.i_off + gfn - b.gfn) * PAGE_SIZE):
+        offset = (b.i_off + start - b.gfn) * PAGE_SIZE
+        if not b.share and b.file.private.host_mapped(offset, nr * PAGE_SIZE):
             return -errno.EPERM  # the host has it mapped: it cannot be lent
-        return _provide(vm, b, gfn)
+        return _provide(vm, b, start, nr)
+
+
+def _folio(b: Binding, gfn: int) -> tuple[int, int]:
+    """The folio holding ``gfn``: (first gfn, pages); 2 MiB in a hugepage file."""
+    nr = HPAGE_SIZE // PAGE_SIZE if b.file.private.huge else 1
+    return gfn - (gfn - b.gfn) % nr, nr
+
+
+def folio_range(b: Binding, gfn: int, pages: int) -> tuple[int, int]:
+    """[gfn, gfn+pages) rounded out to whole folios: (first gfn, pages)."""
+    start, nr = _folio(b, gfn)
+    end = -(-(gfn + pages - start) // nr) * nr + start
+    return start, end - start
 
 
 def _access(b: Binding) -> int:
@@ -165,41 +181,43 @@ def _extents(vm, share: bool) -> tuple[int, int] | None:
     return None if host is None or guest is None else (host, guest)
 
 
-def _provide(vm, b: Binding, gfn: int) -> int:
+def _provide(vm, b: Binding, gfn: int, nr: int) -> int:
+    """gunyah_vm_provide_folio: the folio of ``nr`` pages at ``gfn`` goes to the VM."""
     hcall, extents = vm.host.gunyah.hcall, _extents(vm, b.share)
     space = vm.tickets.get(("addr_space", 0))
     if extents is None or space is None:
         return -errno.ENODEV
-    pa = b.pa(gfn)
+    pa, size = b.pa(gfn), nr * PAGE_SIZE
     donate = DONATE_TO_SIBLING if b.share else DONATE_TO_PROTECTED
-    err = hcall.gunyah_hypercall_memextent_donate(donate, extents[0], extents[1], pa, PAGE_SIZE)
+    err = hcall.gunyah_hypercall_memextent_donate(donate, extents[0], extents[1], pa, size)
     if err:
         return -gunyah_error_remap(err)
     access = _access(b)
     attrs = MEMTYPE_WB << 16 | access << 4 | access
     flags = MAP_PARTIAL | (MAP_VMMIO if b.share else MAP_PRIVATE)
     err = hcall.gunyah_hypercall_addrspace_map(
-        space, extents[1], gfn * PAGE_SIZE, attrs, flags, pa, PAGE_SIZE
+        space, extents[1], gfn * PAGE_SIZE, attrs, flags, pa, size
     )
     if err:
         back = DONATE_TO_SIBLING if b.share else DONATE_FROM_PROTECTED
-        hcall.gunyah_hypercall_memextent_donate(back, extents[1], extents[0], pa, PAGE_SIZE)
+        hcall.gunyah_hypercall_memextent_donate(back, extents[1], extents[0], pa, size)
         return -gunyah_error_remap(err)
-    vm.provided[gfn] = (pa, b.share)
+    vm.provided[gfn] = (pa, b.share, nr)
     return 0
 
 
 def reclaim_range(vm, start: int, end: int) -> None:
-    """Take back every provided page with a gfn in [start, end)."""
+    """Take back every provided folio with a page in [start, end) (whole folios)."""
     hcall = vm.host.gunyah.hcall
     space = vm.tickets.get(("addr_space", 0))
-    for gfn in sorted(g for g in vm.provided if start <= g < end):
-        pa, share = vm.provided.pop(gfn)
+    for gfn in sorted(g for g, (_, _, nr) in vm.provided.items() if start < g + nr and g < end):
+        pa, share, nr = vm.provided.pop(gfn)
         host, guest = _extents(vm, share)
         flags = MAP_PARTIAL | (MAP_VMMIO if share else MAP_PRIVATE)
-        hcall.gunyah_hypercall_addrspace_unmap(space, guest, gfn * PAGE_SIZE, flags, pa, PAGE_SIZE)
+        size = nr * PAGE_SIZE
+        hcall.gunyah_hypercall_addrspace_unmap(space, guest, gfn * PAGE_SIZE, flags, pa, size)
         back = DONATE_TO_SIBLING if share else DONATE_FROM_PROTECTED
-        hcall.gunyah_hypercall_memextent_donate(back, guest, host, pa, PAGE_SIZE)
+        hcall.gunyah_hypercall_memextent_donate(back, guest, host, pa, size)
 
 
 def reclaim_file(vm, gmem, offset: int, length: int, lent_only: bool) -> None:

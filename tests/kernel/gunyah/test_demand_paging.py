@@ -1,0 +1,83 @@
+"""Demand paging of guest_memfd bindings: a page, or a 2 MiB folio for hugepage files."""
+
+import errno
+
+import pytest
+
+from tests.gunyahvm import DTB_OFFSET, MMIO, RAM_IPA, RWX_LEND, guest_mem, make_vm, map_mem
+from uapi.linux import gunyah as gh
+
+HPAGE = 2 << 20
+TOUCH = RAM_IPA + HPAGE + 0x1234 * 8  # inside the second 2 MiB of RAM
+
+GUEST = f"""
+    ldr x9, ={MMIO:#x}
+    ldr x2, ={TOUCH:#x}
+    ldr x3, =0x5a5a
+    str x3, [x2]          // first touch of the second folio: demand paged, no exit
+    ldr x4, [x2]
+    str x4, [x9]          // MMIO exit with what the guest read back
+    b .
+"""
+
+
+def gmem_pa(host, fd):
+    file = host.fdtable.get(fd)
+    try:
+        return file.private.pa
+    finally:
+        file.put()
+
+
+def vm_of(host, fd):
+    file = host.fdtable.get(fd)
+    try:
+        return file.private
+    finally:
+        file.put()
+
+
+@pytest.mark.parametrize(("flags", "pages"), [(0, 1), (gh.GHMF_ALLOW_HUGEPAGE, HPAGE // 4096)])
+def test_a_first_touch_provides_one_folio(host, flags, pages):
+    t = make_vm(host, GUEST, ram_size=2 * HPAGE, ram_flags=flags)
+    run = t.run_page()
+    t.start()
+    assert t.run() == 0
+    assert (run.exit_reason, run.mmio.phys_addr) == (gh.GUNYAH_VCPU_EXIT_MMIO, MMIO)
+    assert int.from_bytes(bytes(run.mmio.data), "little") == 0x5A5A
+
+    vm = vm_of(host, t.vm)
+    second = (RAM_IPA + HPAGE) // 4096
+    touched = (TOUCH // 4096) if pages == 1 else second
+    assert vm.provided[touched][2] == pages  # the whole folio went at its aligned gfn
+    memdb = host.gunyah.firmware.gunyah.memdb
+    base = gmem_pa(host, t.ram)
+    guest_extent = memdb.owner(base + (touched - RAM_IPA // 4096) * 4096)
+    last = base + HPAGE + HPAGE - 4096
+    assert (memdb.owner(last) is guest_extent) == (pages > 1)
+    if pages > 1:  # the DTB parcel is rounded out to its folio, the code with it
+        assert vm.parcel_gfns == range(RAM_IPA // 4096, RAM_IPA // 4096 + pages)
+    else:
+        assert vm.parcel_gfns == range(
+            (RAM_IPA + DTB_OFFSET) // 4096, (RAM_IPA + DTB_OFFSET) // 4096 + 2
+        )
+    del run
+    t.close()
+    assert memdb.owner(last) is not guest_extent  # all back to the host
+
+
+def test_hugepage_files_need_2mib_alignment(host):
+    dev = host.open("/dev/gunyah")
+    vm = host.ioctl(dev, gh.GUNYAH_CREATE_VM, 0)
+    gmem = guest_mem(host, dev, 2 * HPAGE, gh.GHMF_ALLOW_HUGEPAGE)
+    for ipa, offset, size in [
+        (RAM_IPA + 0x1000, 0, HPAGE),
+        (RAM_IPA, 0x1000, HPAGE),
+        (RAM_IPA, 0, 0x1000),
+    ]:
+        with pytest.raises(OSError) as e:
+            map_mem(host, vm, gmem, ipa, size, RWX_LEND, offset)
+        assert e.value.errno == errno.EINVAL
+    assert map_mem(host, vm, gmem, RAM_IPA, HPAGE, RWX_LEND, HPAGE) == 0
+    for fd in (vm, gmem, dev):
+        host.close(fd)
