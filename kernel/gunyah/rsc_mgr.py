@@ -99,6 +99,7 @@ class GunyahRm:
     def __init__(self, hcall, node: RmNode, request_irq):
         self.hcall, self.node = hcall, node
         self.faults: dict[str, int] = {}
+        self.platform_ops = None  # see platform_hooks.py
         self._lock = threading.Lock()
         self._pending: dict[int, _Call] = {}
         self._next_seq = 0

@@ -13,6 +13,10 @@ import struct
 from dataclasses import dataclass, field
 
 from kernel.fault_inject import allow_error_injection
+from kernel.gunyah.platform_hooks import (
+    gunyah_rm_platform_post_mem_reclaim,
+    gunyah_rm_platform_pre_mem_share,
+)
 from kernel.gunyah.rsc_mgr import GunyahRm, RmError
 
 VM_ALLOCATE, VM_DEALLOCATE, VM_START, VM_STOP, VM_RESET = (
@@ -178,6 +182,15 @@ def gunyah_rm_mem_share(rm: GunyahRm, parcel: GunyahRmMemParcel) -> int:
     """
     if not 0 < len(parcel.acl) <= 255 or not parcel.mem_entries:
         raise RmError(errno.EINVAL, what="mem_share ACL or SGL")
+    gunyah_rm_platform_pre_mem_share(rm, parcel)
+    try:
+        return _mem_share(rm, parcel)
+    except OSError:
+        gunyah_rm_platform_post_mem_reclaim(rm, parcel)
+        raise
+
+
+def _mem_share(rm: GunyahRm, parcel: GunyahRmMemParcel) -> int:
     first = parcel.mem_entries[:GUNYAH_RM_MAX_MEM_ENTRIES]
     rest = parcel.mem_entries[GUNYAH_RM_MAX_MEM_ENTRIES:]
     flags = GUNYAH_RM_MEM_SHARE_REQ_FLAGS_APPEND if rest else 0
@@ -198,12 +211,18 @@ def gunyah_rm_mem_share(rm: GunyahRm, parcel: GunyahRmMemParcel) -> int:
                 MEM_APPEND, struct.pack("<IB3x", parcel.mem_handle, end) + _sgl(chunk)
             )
         except RmError:
-            gunyah_rm_mem_reclaim(rm, parcel)
+            _mem_reclaim(rm, parcel)  # the caller's post-reclaim hook runs once, after
             raise
     return parcel.mem_handle
 
 
 @allow_error_injection
 def gunyah_rm_mem_reclaim(rm: GunyahRm, parcel: GunyahRmMemParcel) -> None:
+    """MEM_RECLAIM; the platform's post-reclaim hook runs only if it succeeds."""
+    _mem_reclaim(rm, parcel)
+    gunyah_rm_platform_post_mem_reclaim(rm, parcel)
+
+
+def _mem_reclaim(rm: GunyahRm, parcel: GunyahRmMemParcel) -> None:
     rm.gunyah_rm_call(MEM_RECLAIM, struct.pack("<IB3x", parcel.mem_handle, 0))
     parcel.mem_handle = 0xFFFF_FFFF

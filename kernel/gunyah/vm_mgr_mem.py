@@ -25,6 +25,10 @@ from dataclasses import dataclass
 
 from kernel.gunyah.guest_memfd import GMEM_FOPS, HPAGE_SIZE, PAGE_SIZE
 from kernel.gunyah.gunyah import gunyah_error_remap
+from kernel.gunyah.platform_hooks import (
+    gunyah_rm_platform_pre_demand_page,
+    gunyah_rm_platform_reclaim_demand_page,
+)
 from uapi.linux import gunyah as gh
 
 ACCESS_MASK = gh.GUNYAH_MEM_ACCESS_MASK
@@ -187,12 +191,16 @@ def _provide(vm, b: Binding, gfn: int, nr: int) -> int:
     space = vm.tickets.get(("addr_space", 0))
     if extents is None or space is None:
         return -errno.ENODEV
-    pa, size = b.pa(gfn), nr * PAGE_SIZE
+    pa, size, access = b.pa(gfn), nr * PAGE_SIZE, _access(b)
+    try:
+        gunyah_rm_platform_pre_demand_page(vm.rm, vm.vmid, access, pa, size)
+    except OSError as e:
+        return -e.errno
     donate = DONATE_TO_SIBLING if b.share else DONATE_TO_PROTECTED
     err = hcall.gunyah_hypercall_memextent_donate(donate, extents[0], extents[1], pa, size)
     if err:
+        gunyah_rm_platform_reclaim_demand_page(vm.rm, vm.vmid, access, pa, size)
         return -gunyah_error_remap(err)
-    access = _access(b)
     attrs = MEMTYPE_WB << 16 | access << 4 | access
     flags = MAP_PARTIAL | (MAP_VMMIO if b.share else MAP_PRIVATE)
     err = hcall.gunyah_hypercall_addrspace_map(
@@ -201,8 +209,9 @@ def _provide(vm, b: Binding, gfn: int, nr: int) -> int:
     if err:
         back = DONATE_TO_SIBLING if b.share else DONATE_FROM_PROTECTED
         hcall.gunyah_hypercall_memextent_donate(back, extents[1], extents[0], pa, size)
+        gunyah_rm_platform_reclaim_demand_page(vm.rm, vm.vmid, access, pa, size)
         return -gunyah_error_remap(err)
-    vm.provided[gfn] = (pa, b.share, nr)
+    vm.provided[gfn] = (pa, b.share, nr, access)
     return 0
 
 
@@ -210,14 +219,15 @@ def reclaim_range(vm, start: int, end: int) -> None:
     """Take back every provided folio with a page in [start, end) (whole folios)."""
     hcall = vm.host.gunyah.hcall
     space = vm.tickets.get(("addr_space", 0))
-    for gfn in sorted(g for g, (_, _, nr) in vm.provided.items() if start < g + nr and g < end):
-        pa, share, nr = vm.provided.pop(gfn)
+    for gfn in sorted(g for g, (_, _, nr, _) in vm.provided.items() if start < g + nr and g < end):
+        pa, share, nr, access = vm.provided.pop(gfn)
         host, guest = _extents(vm, share)
         flags = MAP_PARTIAL | (MAP_VMMIO if share else MAP_PRIVATE)
         size = nr * PAGE_SIZE
         hcall.gunyah_hypercall_addrspace_unmap(space, guest, gfn * PAGE_SIZE, flags, pa, size)
         back = DONATE_TO_SIBLING if share else DONATE_FROM_PROTECTED
         hcall.gunyah_hypercall_memextent_donate(back, guest, host, pa, size)
+        gunyah_rm_platform_reclaim_demand_page(vm.rm, vm.vmid, access, pa, size)
 
 
 def reclaim_file(vm, gmem, offset: int, length: int, lent_only: bool) -> None:

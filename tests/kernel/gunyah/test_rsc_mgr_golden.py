@@ -25,6 +25,7 @@ class Catalogue:
 
     def __init__(self, reply: bytes = b""):
         self.calls, self.reply, self.faults = [], reply, {}
+        self.platform_ops = None
 
     def gunyah_rm_call(self, msg_id, req):
         self.calls.append((msg_id, req))
