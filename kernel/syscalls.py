@@ -41,6 +41,10 @@ class Host:
         self.eventfd_wq = EventfdWaitQueue()
         self._mappings: dict[int, File] = {}
         self.bugs: list[BaseException] = []
+        self.dmesg: list[str] = []  # the kernel log
+
+    def printk(self, message: str) -> None:
+        self.dmesg.append(message)
 
     def open(self, path: str, flags: int = os.O_RDWR) -> int:
         """/dev/gunyah, or a /sys/hypervisor attribute (read-only: EACCES to write)."""

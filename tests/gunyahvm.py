@@ -48,11 +48,11 @@ def boot_reg(host, vm, reg_set, index, value):
 
 def fn_desc(fn_type, arg_struct=None, arg_size=None):
     """A gunyah_fn_desc pointing at ``arg_struct`` (kept alive by the returned tuple)."""
-    size = gh.ffi.sizeof(arg_struct[0]) if arg_struct is not None else 0
+    if arg_size is None:
+        arg_size = gh.ffi.sizeof(arg_struct[0]) if arg_struct is not None else 0
     addr = int(gh.ffi.cast("uintptr_t", arg_struct)) if arg_struct is not None else 0
     desc = gh.ffi.new(
-        "struct gunyah_fn_desc *",
-        {"type": fn_type, "arg_size": size if arg_size is None else arg_size, "arg": addr},
+        "struct gunyah_fn_desc *", {"type": fn_type, "arg_size": arg_size, "arg": addr}
     )
     return desc, arg_struct
 

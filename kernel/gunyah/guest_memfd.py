@@ -40,6 +40,11 @@ class GuestMem:
     pa: int
     vms: set = field(default_factory=set)  # VMs with bindings of this file
     host_maps: dict = field(default_factory=dict)  # id(mapping) -> (offset, length)
+    leaked: list = field(default_factory=list)  # (offset, length) a VM never gave back
+
+    def leak(self, offset: int, length: int) -> None:
+        """Pages the RM would not give back: never reused, as the driver leaks the folios."""
+        self.leaked.append((offset, length))
 
     def host_mapped(self, offset: int, length: int) -> bool:
         return any(o < offset + length and offset < o + n for o, n in self.host_maps.values())
@@ -84,7 +89,13 @@ class GuestMemFops(FileOperations):
 
     def release(self, file: File) -> None:
         gmem: GuestMem = file.private
-        gmem.gunyah.mm.free(gmem.pa, gmem.size)
+        start = 0
+        for offset, length in sorted(gmem.leaked):
+            if start < offset:
+                gmem.gunyah.mm.free(gmem.pa + start, offset - start)
+            start = max(start, offset + length)
+        if start < gmem.size:
+            gmem.gunyah.mm.free(gmem.pa + start, gmem.size - start)
 
 
 GMEM_FOPS = GuestMemFops()

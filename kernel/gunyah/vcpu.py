@@ -67,12 +67,14 @@ class GunyahVcpu:
     vm: object
     id: int
     page: tuple[int, mmap.mmap] = field(default_factory=_run_page)
+    resource: object = None
     capid: int | None = None
     virq: int = 0
     state: str = UNKNOWN
     mmio_addr: int = 0
     ready: threading.Event = field(default_factory=threading.Event)
     run_lock: threading.Lock = field(default_factory=threading.Lock)
+    runner: int | None = None  # the thread inside VCPU_RUN
     unbound: bool = False
 
     @property
@@ -89,7 +91,7 @@ class GunyahVcpu:
     def populate(self, resource) -> bool:
         if self.capid is not None:
             return False
-        self.capid, self.virq = resource.cap_id, resource.virq
+        self.resource, self.capid, self.virq = resource, resource.cap_id, resource.virq
         self.vm.host.gunyah.firmware.request_irq(self.virq, lambda _v: self.ready.set())
         return True
 
@@ -98,13 +100,18 @@ class GunyahVcpu:
         self.unbound = True
         self.vm.remove_ticket(("vcpu", self.id))
 
-    def unpopulate(self) -> None:
+    def unpopulate(self):
+        """Give the resource up (returned); a VCPU_RUN in progress ends."""
         if not self.page[1].closed:
             self.run.immediate_exit = 1
         self.ready.set()
+        runner = self.runner
+        if runner is not None:  # bring it out of the hypervisor to see immediate_exit
+            self.vm.host.gunyah.firmware.send_ipi(runner)
         if self.capid is not None:
             self.vm.host.gunyah.firmware.free_irq(self.virq)
-        self.capid = None
+        resource, self.resource, self.capid = self.resource, None, None
+        return resource
 
     # VCPU_RUN
     def gunyah_vcpu_run(self) -> int:
@@ -112,6 +119,7 @@ class GunyahVcpu:
             raise OSError(errno.ENODEV, "vCPU function removed")
         signals = self.vm.host.signals
         self._lock_interruptible(signals)
+        self.runner = threading.get_ident()
         try:
             if self.capid is None:
                 raise OSError(errno.ENODEV, "VM not started or no such vCPU")
@@ -129,6 +137,7 @@ class GunyahVcpu:
                 raise signals.deliver()
             return ret
         finally:
+            self.runner = None
             self.run_lock.release()
 
     def _lock_interruptible(self, signals) -> None:

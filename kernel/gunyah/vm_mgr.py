@@ -59,6 +59,7 @@ class GunyahVm:
     exit_info: tuple[int, int, bytes] = (0, 0, b"")
     parcel: object = None
     parcel_gfns: range = range(0)  # the DTB parcel's pages: the RM maps them, not demand paging
+    parcel_pages: tuple = (None, 0)  # (guest_memfd File, file offset) of the parcel
     refs: int = 1
     _lock: threading.Lock = field(default_factory=threading.Lock)
 
@@ -94,9 +95,12 @@ class GunyahVm:
             owner.populate(resource)
 
     def remove_ticket(self, key: tuple[str, int]) -> None:
+        """The owner lets its resource go; it waits, unclaimed, for the next ticket."""
         owner = self.ticket_owners.pop(key, None)
         if owner is not None:
-            owner.unpopulate()
+            resource = owner.unpopulate()
+            if resource is not None:
+                self.unclaimed[key] = resource
 
     def offer(self, resource) -> None:
         role = RESOURCE_ROLES.get(resource.type)
@@ -218,6 +222,8 @@ def _share_dtb_parcel(vm: GunyahVm, start: int, pages: int):
     parcel = rpc.GunyahRmMemParcel(acl=acl, mem_entries=[(binding.pa(start), pages * PAGE_SIZE)])
     rpc.gunyah_rm_mem_share(vm.rm, parcel)
     vm.parcel_gfns = range(start, start + pages)
+    # the parcel pins its pages (a file reference) until the RM gives them back
+    vm.parcel_pages = (binding.file.get(), (binding.i_off + start - binding.gfn) * PAGE_SIZE)
     return parcel, start, pages
 
 
@@ -259,28 +265,53 @@ def gunyah_vm_remove_function(vm: GunyahVm, arg) -> int:
 
 # release
 def gunyah_vm_release(vm: GunyahVm) -> None:
-    """The release sequence of the last reference, whatever order fds closed in."""
+    """The release sequence of the last reference, whatever order fds closed in.
+
+    Like the driver it cannot fail: an RM call that fails is logged to
+    ``Host.dmesg`` and the sequence goes on. (After a start that failed
+    between VM_CONFIG_IMAGE and VM_INIT the RM holds the VM in INIT, where
+    it accepts neither VM_RESET nor VM_DEALLOCATE: the VM stays in the RM,
+    as it does on a device.)
+    """
     rm = vm.rm
     with ExitStack() as later:
         if vm.vm_status > VmStatus.NO_STATE:
             later.callback(_dealloc_vmid, vm)
-        if vm.vm_status == VmStatus.RUNNING:
-            rpc.gunyah_rm_vm_stop(rm, vm.vmid)
+        running = vm.vm_status == VmStatus.RUNNING
+        if running and _logged(vm, rpc.gunyah_rm_vm_stop, rm, vm.vmid):
             vm.wait_status(lambda s: s != VmStatus.RUNNING)
         for f in list(vm.functions):
             f.instance.unbind()
         vm.functions.clear()
         vm_mgr_mem.remove_all_bindings(vm)
-        if vm.vm_status in (VmStatus.EXITED, VmStatus.READY, VmStatus.INIT_FAILED):
-            rpc.gunyah_rm_vm_reset(rm, vm.vmid)
+        resettable = vm.vm_status in (VmStatus.EXITED, VmStatus.READY, VmStatus.INIT_FAILED)
+        if resettable and _logged(vm, rpc.gunyah_rm_vm_reset, rm, vm.vmid):
             vm.wait_status(lambda s: s == VmStatus.RESET)
         if vm.parcel is not None and vm.parcel.mem_handle != 0xFFFF_FFFF:
-            rpc.gunyah_rm_mem_reclaim(rm, vm.parcel)
+            _reclaim_parcel(vm)
+
+
+def _reclaim_parcel(vm: GunyahVm) -> None:
+    """MEM_RECLAIM of the DTB parcel; pages the RM keeps are leaked, never reused."""
+    file, offset = vm.parcel_pages
+    if not _logged(vm, rpc.gunyah_rm_mem_reclaim, vm.rm, vm.parcel):
+        file.private.leak(offset, len(vm.parcel_gfns) * PAGE_SIZE)
+    file.put()
+
+
+def _logged(vm: GunyahVm, call, *args) -> bool:
+    """Make an RM call of the release path; a failure is logged (dev_warn), not raised."""
+    try:
+        call(*args)
+        return True
+    except OSError as e:
+        vm.host.printk(f"gunyah_vm_mgr: {call.__name__} for VM {vm.vmid}: {e}")
+        return False
 
 
 def _dealloc_vmid(vm: GunyahVm) -> None:
     vm.rm.gunyah_rm_notifier_unregister(vm.notified)
-    rpc.gunyah_rm_dealloc_vmid(vm.rm, vm.vmid)
+    _logged(vm, rpc.gunyah_rm_dealloc_vmid, vm.rm, vm.vmid)
 
 
 class VmFops(FileOperations):

@@ -126,3 +126,33 @@ def test_host_and_guest_never_hold_a_lent_page_at_once(host):
     assert (run.mmio.phys_addr, run.mmio.is_write) == (MMIO + 8, 0)
     del run
     host.munmap(page)
+
+
+@pytest.mark.parametrize(
+    "order",
+    [("vm", "vcpu", "ram", "dev"), ("vcpu", "ram", "dev", "vm"), ("ram", "dev", "vcpu", "vm")],
+)
+def test_whatever_order_the_fds_close_in_nothing_is_left(host, order):
+    dev, vm, (ram, shared), vcpu = build(host)
+    memdb = host.gunyah.firmware.gunyah.memdb
+    ram_file = host.fdtable.get(ram)
+    pages = [ram_file.private.pa + off for off in (0, DTB_OFFSET)]  # demand paged, parcel
+    ram_file.put()
+    host_extent = memdb.owner(pages[0])
+    host.ioctl(vm, gh.GUNYAH_VM_START, 0)
+    page = host.mmap(vcpu, 4096)
+    run = gh.ffi.from_buffer("struct gunyah_vcpu_run *", page)
+    assert run_to_exit(host, vcpu, run) == gh.GUNYAH_VCPU_EXIT_MMIO  # running, memory given
+    del run
+    host.munmap(page)
+    free = host.gunyah.mm.free_bytes
+    host.close(shared)
+    fds = {"vm": vm, "vcpu": vcpu, "ram": ram, "dev": dev}
+    for name in order:
+        host.close(fds[name])
+    rm, gunyah = host.gunyah.firmware.rm, host.gunyah.firmware.gunyah
+    assert rm.vm_manager.vms == {} and rm.memparcels.parcels == {}
+    assert gunyah.vmids == set() and gunyah.scheduler.order == []
+    assert host.gunyah.mm.free_bytes == free + 0x20_0000 + 0x1000  # every page back
+    assert [memdb.owner(pa) for pa in pages] == [host_extent, host_extent]
+    assert host.dmesg == []
