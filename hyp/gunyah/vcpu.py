@@ -70,7 +70,7 @@ VIRQ_TYPE_RUN_WAKEUP = 1
 POWEROFF_EXITED = 1
 
 # Exception classes and fault codes of the aborts injected into the guest.
-EC_DABT_LOWER, EC_DABT_CUR = 0x24, 0x25
+EC_IABT_LOWER, EC_IABT_CUR, EC_DABT_LOWER, EC_DABT_CUR = 0x20, 0x21, 0x24, 0x25
 DFSC_EXTERNAL, DFSC_PERMISSION_L3 = 0x10, 0x0F
 ISS_WNR = 1 << 6
 
@@ -96,6 +96,7 @@ class Vcpu(Object, Trap):
         self.pending_regs: dict[tuple[int, int], int] = {}
         self.wakeup = VirqSource(lambda: self.runnable)
         self.mmio: tuple[a64.Access, int] | None = None
+        self.page_fault: tuple[int, bool, bool] | None = None  # ipa, write, fetch
         self.reset_request: tuple[int, int] | None = None
         self._run_lock = threading.Lock()
         self.proxy_thread: int | None = None  # the host thread inside vcpu_run
@@ -225,6 +226,8 @@ class Vcpu(Object, Trap):
             self._kicked = True
 
     def _resume(self, data: int, action: int) -> None:
+        if self.page_fault is not None:
+            self._resume_page_fault(action)
         if self.mmio is None:
             return
         access, _ = self.mmio
@@ -235,6 +238,17 @@ class Vcpu(Object, Trap):
             self.complete(access, data)
         elif action != ResumeAction.RETRY:
             raise HypError(Error.ARGUMENT_INVALID, "resume action")
+
+    def _resume_page_fault(self, action: int) -> None:
+        """After ADDRSPACE_PAGE_FAULT: FAULT gives the guest the abort, else the access reruns."""
+        ipa, write, fetch = self.page_fault
+        self.page_fault = None
+        if action != ResumeAction.FAULT:
+            return
+        if fetch:
+            self.inject_prefetch_abort(ipa)
+        else:
+            self.inject_abort(ipa, write, DFSC_EXTERNAL)
 
     def _run_loop(self) -> tuple[int, int, int, int]:
         while True:
@@ -307,7 +321,9 @@ class Vcpu(Object, Trap):
                 return VcpuState.ADDRSPACE_VMMIO_WRITE, ipa, access.size, value
             return VcpuState.ADDRSPACE_VMMIO_READ, ipa, access.size, 0
         if kind == "page_fault":
-            return VcpuState.ADDRSPACE_PAGE_FAULT, data[0], int(data[1]), 0
+            ipa, write, fetch = data
+            self.page_fault = (ipa, write, fetch)
+            return VcpuState.ADDRSPACE_PAGE_FAULT, ipa, int(write), 0
         if kind == "fault":
             return VcpuState.FAULT, *data, 0
         return None
@@ -397,7 +413,7 @@ class Vcpu(Object, Trap):
             # Mapped: a permission fault the guest must see.
             self.inject_abort(va, access is not None and access.is_write, DFSC_PERMISSION_L3)
         elif self.addrspace.in_demand_range(ipa):
-            core.stop(("page_fault", ipa, access is not None and access.is_write))
+            core.stop(("page_fault", ipa, access is not None and access.is_write, False))
         elif access is None:
             self.hyp.trace("unsupported_mmio", vcpu=self.trace_name, ipa=ipa, insn=insn)
             self.inject_abort(ipa, False, DFSC_EXTERNAL)
@@ -409,7 +425,7 @@ class Vcpu(Object, Trap):
     def _prefetch_abort(self) -> None:
         """An instruction fetch from an unmapped IPA cannot be MMIO: the host may page it in."""
         ipa = (self.core.sysreg(HPFAR_EL2) >> 4) << 12 | (self.core.pc & 0xFFF)
-        self.core.stop(("page_fault", ipa, False))
+        self.core.stop(("page_fault", ipa, False, True))
 
     @staticmethod
     def _vgic_range(ipa: int) -> bool:
@@ -491,6 +507,12 @@ class Vcpu(Object, Trap):
         ec = EC_DABT_LOWER if el0 else EC_DABT_CUR
         iss = dfsc | (ISS_WNR if write else 0)
         self._enter_el1(ec << 26 | 1 << 25 | iss, elr=self.core.pc, far=far)
+
+    def inject_prefetch_abort(self, far: int) -> None:
+        """A synchronous instruction abort (external) at EL1 for the instruction at PC."""
+        el0 = self.core.reg("pstate") & 0xC == 0
+        ec = EC_IABT_LOWER if el0 else EC_IABT_CUR
+        self._enter_el1(ec << 26 | 1 << 25 | DFSC_EXTERNAL, elr=self.core.pc, far=far)
 
     def _enter_el1(self, esr: int, elr: int, far: int | None) -> None:
         core = self.core

@@ -122,6 +122,7 @@ def test_host_and_guest_never_hold_a_lent_page_at_once(host):
     assert (run.page_fault.phys_addr & ~0xFFF, run.page_fault.attempt) == (RAM_IPA, -errno.EPERM)
 
     host.munmap(view)
+    run.page_fault.resume_action = gh.GUNYAH_VCPU_RESUME_RETRY  # the preset, FAULT, would abort
     assert run_to_exit(host, vcpu, run) == gh.GUNYAH_VCPU_EXIT_MMIO
     assert (run.mmio.phys_addr, run.mmio.is_write) == (MMIO + 8, 0)
     del run

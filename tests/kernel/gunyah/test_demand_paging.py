@@ -1,6 +1,8 @@
 """Demand paging of guest_memfd bindings: a page, or a 2 MiB folio for hugepage files."""
 
 import errno
+import signal
+import threading
 
 import pytest
 
@@ -81,3 +83,69 @@ def test_hugepage_files_need_2mib_alignment(host):
     assert map_mem(host, vm, gmem, RAM_IPA, HPAGE, RWX_LEND, HPAGE) == 0
     for fd in (vm, gmem, dev):
         host.close(fd)
+
+
+ABORT_REPORTER = f"""
+    ldr x9, ={MMIO:#x}
+    ldr x1, ={RAM_IPA + 0x800:#x}
+    msr vbar_el1, x1
+    isb
+    ldr x2, ={RAM_IPA + 0x3000:#x}
+    br x2                     // into a page the host has mapped: it cannot be lent
+    .ltorg
+    .org 0xa00                // VBAR + 0x200: synchronous, current EL
+    mrs x1, esr_el1
+    str x1, [x9]
+    mrs x2, far_el1
+    str x2, [x9]
+    b .
+    .org 0x3000
+    b .
+"""
+
+
+@pytest.mark.parametrize("action", ["FAULT", "RETRY"])
+def test_page_fault_resume_action(host, action):
+    """After a PAGE_FAULT exit, FAULT (the preset) aborts the guest; RETRY runs it again."""
+    t = make_vm(host, ABORT_REPORTER)
+    run = t.run_page()
+    view = host.mmap(t.ram, 0x1000, offset=0x3000)
+    t.start()
+    assert t.run() == 0 and run.exit_reason == gh.GUNYAH_VCPU_EXIT_PAGE_FAULT
+    assert (run.page_fault.phys_addr, run.page_fault.attempt) == (RAM_IPA + 0x3000, -errno.EPERM)
+    assert run.page_fault.resume_action == gh.GUNYAH_VCPU_RESUME_FAULT
+    run.page_fault.resume_action = 9
+    assert errno_of(t.run) == errno.EINVAL  # and the vCPU still waits for an answer
+    run.page_fault.resume_action = gh.GUNYAH_VCPU_RESUME_FAULT
+    if action == "FAULT":
+        assert t.run() == 0 and run.exit_reason == gh.GUNYAH_VCPU_EXIT_MMIO
+        esr = int.from_bytes(bytes(run.mmio.data), "little")
+        assert esr >> 26 == 0x21  # an instruction abort taken at EL1
+        assert t.run() == 0
+        assert int.from_bytes(bytes(run.mmio.data), "little") == RAM_IPA + 0x3000
+    else:
+        host.munmap(view)
+        view = None
+        run.page_fault.resume_action = gh.GUNYAH_VCPU_RESUME_RETRY
+        ended = []
+        guest = threading.Thread(target=lambda: ended.append(errno_of(t.run)))
+        guest.start()  # the guest now spins in page 3; no exit
+        guest.join(0.3)
+        assert guest.is_alive()
+        run.immediate_exit = 1
+        host.pthread_kill(guest.ident, signal.SIGUSR1)
+        guest.join(10)
+        assert ended == [errno.EINTR]
+        run.immediate_exit = 0
+    if view is not None:
+        host.munmap(view)
+    del run
+    t.close()
+
+
+def errno_of(fn):
+    try:
+        fn()
+    except OSError as e:
+        return e.errno
+    return 0
