@@ -286,12 +286,22 @@ class VcpuFops(FileOperations):
 VCPU_FOPS = VcpuFops()
 
 
-def vcpu_bind(vm, arg: bytes) -> int:
-    """The GUNYAH_FN_VCPU function's bind: a new vCPU fd."""
+def bind(vm, arg: bytes) -> tuple[int, GunyahVcpu]:
+    """The GUNYAH_FN_VCPU function's bind: a new vCPU fd (EINVAL unless arg is 4
+    bytes, EEXIST for an id already bound, ENODEV if the VM is going away)."""
     if len(arg) != 4:
         raise OSError(errno.EINVAL, "gunyah_fn_vcpu_arg is 4 bytes")
     (vcpu_id,) = struct.unpack("<I", arg)
     vcpu = GunyahVcpu(vm, vcpu_id)
-    vm.add_ticket(("vcpu", vcpu_id), vcpu)
     vm.get()
-    return vm.host.fdtable.install(File(VCPU_FOPS, vcpu, f"gh-vcpu:{vcpu_id}"))
+    try:
+        vm.add_ticket(("vcpu", vcpu_id), vcpu)
+    except OSError:
+        vm.put()
+        vcpu.free_run_page()
+        raise
+    return vm.host.fdtable.install(File(VCPU_FOPS, vcpu, f"gh-vcpu:{vcpu_id}")), vcpu
+
+
+def compare(vcpu: GunyahVcpu, arg: bytes) -> bool:
+    return len(arg) == 4 and struct.unpack("<I", arg)[0] == vcpu.id

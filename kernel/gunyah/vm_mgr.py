@@ -24,9 +24,8 @@ from contextlib import ExitStack
 from dataclasses import dataclass, field
 
 from kernel.fs import File, FileOperations
+from kernel.gunyah import ioeventfd, irqfd, vcpu, vm_mgr_mem
 from kernel.gunyah import rsc_mgr_rpc as rpc
-from kernel.gunyah import vcpu as vcpu_fn
-from kernel.gunyah import vm_mgr_mem
 from kernel.gunyah.guest_memfd import PAGE_SIZE, gunyah_guest_mem_create
 from kernel.uaccess import copy_from_user
 from uapi.linux import gunyah as gh
@@ -56,6 +55,8 @@ class GunyahVm:
     ticket_owners: dict = field(default_factory=dict)  # (role, label) -> function
     unclaimed: dict = field(default_factory=dict)  # resources no ticket took yet
     functions: list = field(default_factory=list)
+    fn_lock: threading.Lock = field(default_factory=threading.Lock)
+    io_handler_list: list = field(default_factory=list)  # ioeventfds: (key, handler)
     exit_info: tuple[int, int, bytes] = (0, 0, b"")
     parcel: object = None
     parcel_gfns: range = range(0)  # the DTB parcel's pages: the RM maps them, not demand paging
@@ -117,7 +118,11 @@ class GunyahVm:
         vm_mgr_mem.reclaim_file(self, gmem, offset, length, lent_only)
 
     def io_handlers(self, addr: int, size: int, value: int) -> bool:
-        """In-kernel handlers of MMIO writes (ioeventfd comes with the next issue)."""
+        """Give a guest MMIO write to the in-kernel handler that matches it (True if one did)."""
+        for handler in list(self.io_handler_list):
+            if handler.matches(addr, size, value):
+                handler.write(addr, size, value)
+                return True
         return False
 
     def remapped_status(self) -> int:
@@ -142,8 +147,9 @@ class GunyahVm:
         with self.status_changed:
             self.vm_status = status
             self.status_changed.notify_all()
-        for owner in list(self.ticket_owners.values()):
-            owner.ready.set()
+        for f in list(self.functions):
+            if f.type == gh.GUNYAH_FN_VCPU:
+                f.instance.ready.set()  # a vCPU waiting for a wakeup sees the VM down
 
     def wait_status(self, done) -> None:
         with self.status_changed:
@@ -231,35 +237,47 @@ def _share_dtb_parcel(vm: GunyahVm, start: int, pages: int):
 @dataclass
 class Function:
     type: int
-    key: tuple
     instance: object
 
 
-def gunyah_vm_add_function(vm: GunyahVm, arg) -> int:
+# GUNYAH_FN_* -> the module that implements it: bind(vm, arg), compare(instance, arg)
+FUNCTION_TYPES = {
+    gh.GUNYAH_FN_VCPU: vcpu,
+    gh.GUNYAH_FN_IRQFD: irqfd,
+    gh.GUNYAH_FN_IOEVENTFD: ioeventfd,
+}
+
+
+def _fn_arg(arg) -> tuple[int, bytes]:
     desc = _struct("struct gunyah_fn_desc", arg)
     if desc.arg_size > gh.GUNYAH_FN_MAX_ARG_SIZE:
         raise OSError(errno.EINVAL, "arg_size")
-    fn_arg = copy_from_user(desc.arg, desc.arg_size) if desc.arg_size else b""
-    if desc.type != gh.GUNYAH_FN_VCPU:
-        raise OSError(errno.ENOENT, f"no function of type {desc.type}")
-    fd = vcpu_fn.vcpu_bind(vm, fn_arg)
-    file = vm.host.fdtable.get(fd)
-    vm.functions.append(Function(desc.type, fn_arg, file.private))
-    file.put()
-    return fd
+    return desc.type, copy_from_user(desc.arg, desc.arg_size) if desc.arg_size else b""
+
+
+def gunyah_vm_add_function(vm: GunyahVm, arg) -> int:
+    """ADD_FUNCTION: bind's result (a vCPU fd, or 0); ENOENT for an unknown type."""
+    fn_type, fn_arg = _fn_arg(arg)
+    fn = FUNCTION_TYPES.get(fn_type)
+    if fn is None:
+        raise OSError(errno.ENOENT, f"no function of type {fn_type}")
+    with vm.fn_lock:
+        ret, instance = fn.bind(vm, fn_arg)
+        vm.functions.append(Function(fn_type, instance))
+    return ret
 
 
 def gunyah_vm_remove_function(vm: GunyahVm, arg) -> int:
-    desc = _struct("struct gunyah_fn_desc", arg)
-    if desc.arg_size > gh.GUNYAH_FN_MAX_ARG_SIZE:
-        raise OSError(errno.EINVAL, "arg_size")
-    fn_arg = copy_from_user(desc.arg, desc.arg_size) if desc.arg_size else b""
-    matches = [f for f in vm.functions if f.type == desc.type and f.key == fn_arg]
-    if not matches:
-        raise OSError(errno.ENOENT, "no such function")
-    for f in matches:
-        vm.functions.remove(f)
-        f.instance.unbind()
+    """REMOVE_FUNCTION: every instance of the type that compares equal; ENOENT if none."""
+    fn_type, fn_arg = _fn_arg(arg)
+    fn = FUNCTION_TYPES.get(fn_type)
+    with vm.fn_lock:
+        matches = [f for f in vm.functions if f.type == fn_type and fn.compare(f.instance, fn_arg)]
+        if not matches:
+            raise OSError(errno.ENOENT, "no such function")
+        for f in matches:
+            vm.functions.remove(f)
+            f.instance.unbind()
     return 0
 
 

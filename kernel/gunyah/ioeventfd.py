@@ -1,0 +1,87 @@
+"""ioeventfd (drivers/virt/gunyah/gunyah_ioeventfd.c): guest MMIO writes that signal an eventfd.
+
+GUNYAH_FN_IOEVENTFD's bind (arg: struct gunyah_fn_ioeventfd_arg, exactly 32
+bytes, else EINVAL) checks flags (only DATAMATCH), ``len`` (0, 1, 2, 4 or
+8), that ``addr + len`` does not wrap, and that DATAMATCH has a length
+(all EINVAL), then takes a reference on the eventfd (EBADF, EINVAL) and
+registers an IO handler of the VM (EEXIST for one with the same key).
+
+The key is (addr, len, datamatch?, value); without DATAMATCH the length
+is stored as 0, which matches a write of any length at exactly ``addr``.
+With DATAMATCH only a write of that length and value matches. A matching
+write adds 1 to the eventfd and the vCPU goes on with no exit to
+userspace; reads never match. REMOVE_FUNCTION compares addr, len, flags
+and (with DATAMATCH) the value.
+"""
+
+from __future__ import annotations
+
+import errno
+
+from kernel.eventfd import eventfd_ctx_fdget
+from uapi.linux import gunyah as gh
+
+ARG = "struct gunyah_fn_ioeventfd_arg"
+DATAMATCH = gh.GUNYAH_IOEVENTFD_FLAGS_DATAMATCH
+
+
+def _arg(arg: bytes):
+    if len(arg) != gh.ffi.sizeof(ARG):
+        raise OSError(errno.EINVAL, "gunyah_fn_ioeventfd_arg is 32 bytes")
+    return gh.ffi.from_buffer(f"{ARG} *", bytearray(arg))
+
+
+class GunyahIoeventfd:
+    def __init__(self, vm, addr: int, length: int, datamatch: bool, data: int, ctx):
+        self.vm, self.ctx = vm, ctx
+        self.addr, self.len, self.datamatch, self.data = addr, length, datamatch, data
+
+    @property
+    def key(self) -> tuple[int, int, bool, int]:
+        return (self.addr, self.len, self.datamatch, self.data)
+
+    def matches(self, addr: int, size: int, value: int) -> bool:
+        if addr != self.addr:
+            return False
+        if not self.datamatch:
+            return self.len == 0 or self.len == size
+        return size == self.len and value == self.data
+
+    def write(self, addr: int, size: int, value: int) -> None:
+        self.ctx.signal(1)
+
+    def unbind(self) -> None:
+        self.vm.io_handler_list.remove(self)
+        self.ctx.put()
+
+
+def bind(vm, arg: bytes) -> tuple[int, GunyahIoeventfd]:
+    args = _arg(arg)
+    if args.flags & ~DATAMATCH:
+        raise OSError(errno.EINVAL, "ioeventfd flags")
+    if args.len not in (0, 1, 2, 4, 8):
+        raise OSError(errno.EINVAL, "ioeventfd len")
+    if args.addr + args.len >= 1 << 64:
+        raise OSError(errno.EINVAL, "ioeventfd range wraps")
+    datamatch = bool(args.flags & DATAMATCH)
+    if datamatch and args.len == 0:
+        raise OSError(errno.EINVAL, "DATAMATCH needs a length")
+    length, data = (args.len, args.datamatch) if datamatch else (0, 0)
+    ctx = eventfd_ctx_fdget(vm.host, args.fd)
+    handler = GunyahIoeventfd(vm, args.addr, length, datamatch, data, ctx)
+    if any(h.key == handler.key for h in vm.io_handler_list):
+        ctx.put()
+        raise OSError(errno.EEXIST, "an ioeventfd with that key exists")
+    vm.io_handler_list.append(handler)
+    return 0, handler
+
+
+def compare(handler: GunyahIoeventfd, arg: bytes) -> bool:
+    if len(arg) != gh.ffi.sizeof(ARG):
+        return False
+    args = _arg(arg)
+    datamatch = bool(args.flags & DATAMATCH)
+    length = args.len if datamatch else 0
+    if (args.addr, length, datamatch) != (handler.addr, handler.len, handler.datamatch):
+        return False
+    return not datamatch or args.datamatch == handler.data

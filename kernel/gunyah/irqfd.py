@@ -1,0 +1,104 @@
+"""irqfd (drivers/virt/gunyah/gunyah_irqfd.c): an eventfd that rings a doorbell into the guest.
+
+GUNYAH_FN_IRQFD's bind (arg: struct gunyah_fn_irqfd_arg, exactly 16 bytes,
+else EINVAL; flags other than LEVEL: EINVAL) takes a reference on the
+eventfd (EBADF if ``fd`` is not open, EINVAL if it is not an eventfd) and a
+ticket for the BELL_TX resource with the irqfd's label (EEXIST if taken).
+The doorbell is the vdevice of the VM config DT whose ``label`` property
+is that label; the RM gives it to the host at START.
+
+Every write to the eventfd, from any thread or process, rings the doorbell
+(``bell_send`` of flag bit 0); the counter is left alone. Before the VM
+has the doorbell (not started, or no vdevice with the label) the write is
+dropped and logged, "Premature injection of interrupt", as is an eventfd
+already readable at bind. LEVEL sets the doorbell's masks to enable and
+auto-ack bit 0: the guest's level interrupt stays asserted until it
+deactivates it. REMOVE_FUNCTION compares the label alone.
+"""
+
+from __future__ import annotations
+
+import errno
+import threading
+
+from kernel.eventfd import eventfd_ctx_fdget
+from kernel.gunyah.gunyah import gunyah_error_remap
+from uapi.linux import gunyah as gh
+
+ARG = "struct gunyah_fn_irqfd_arg"
+
+
+def _arg(arg: bytes):
+    if len(arg) != gh.ffi.sizeof(ARG):
+        raise OSError(errno.EINVAL, "gunyah_fn_irqfd_arg is 16 bytes")
+    return gh.ffi.from_buffer(f"{ARG} *", bytearray(arg))
+
+
+class GunyahIrqfd:
+    def __init__(self, vm, label: int, level: bool, ctx):
+        self.vm, self.label, self.level, self.ctx = vm, label, level, ctx
+        self.capid: int | None = None
+        self.resource = None
+        self._lock = threading.Lock()
+
+    @property
+    def key(self) -> tuple[str, int]:
+        return ("bell_tx", self.label)
+
+    # resource ticket
+    def populate(self, resource) -> bool:
+        with self._lock:
+            if self.capid is not None:
+                return False
+            if self.level:
+                err = self.vm.host.gunyah.hcall.gunyah_hypercall_bell_set_mask(
+                    resource.cap_id, 1, 1
+                )
+                if err:
+                    self.vm.host.printk(f"irqfd {self.label}: bell_set_mask: {err}")
+                    return False
+            self.resource, self.capid = resource, resource.cap_id
+        return True
+
+    def unpopulate(self):
+        with self._lock:
+            resource, self.resource, self.capid = self.resource, None, None
+        return resource
+
+    # the eventfd's wait-queue entry
+    def wakeup(self) -> None:
+        with self._lock:
+            capid = self.capid
+            if capid is None:
+                self.vm.host.printk(f"irqfd {self.label}: Premature injection of interrupt")
+                return
+            err, _ = self.vm.host.gunyah.hcall.gunyah_hypercall_bell_send(capid, 1)
+        if err:
+            errno_ = gunyah_error_remap(err)
+            self.vm.host.printk(f"irqfd {self.label}: bell_send: errno {errno_}")
+
+    def unbind(self) -> None:
+        self.vm.host.eventfd_wq.remove(self.ctx)
+        self.vm.remove_ticket(self.key)
+        self.ctx.put()
+
+
+def bind(vm, arg: bytes) -> tuple[int, GunyahIrqfd]:
+    args = _arg(arg)
+    if args.flags & ~gh.GUNYAH_IRQFD_FLAGS_LEVEL:
+        raise OSError(errno.EINVAL, "irqfd flags")
+    ctx = eventfd_ctx_fdget(vm.host, args.fd)
+    irqfd = GunyahIrqfd(vm, args.label, bool(args.flags & gh.GUNYAH_IRQFD_FLAGS_LEVEL), ctx)
+    try:
+        vm.add_ticket(irqfd.key, irqfd)
+    except OSError:
+        ctx.put()
+        raise
+    if ctx.readable():
+        vm.host.printk(f"irqfd {args.label}: Premature injection of interrupt")
+    vm.host.eventfd_wq.add(ctx, irqfd.wakeup)
+    return 0, irqfd
+
+
+def compare(irqfd: GunyahIrqfd, arg: bytes) -> bool:
+    return len(arg) == gh.ffi.sizeof(ARG) and _arg(arg).label == irqfd.label
