@@ -136,11 +136,15 @@ def test_n_irqfd_writes_from_another_thread_wake_the_guest_n_times(host):
         assert (run.mmio.phys_addr, mmio_value(run)) == (MMIO, i)
     assert next(iter(sleeping.order)).proxy_thread is None
     # no write, no interrupt: the guest sleeps until a signal ends VCPU_RUN
+    events = host.gunyah.firmware.gunyah.events
     outcome = []
     runner = threading.Thread(target=lambda: outcome.append(_errno(t.run)))
     runner.start()
+    runner.join(0.1)
+    returns = sum(1 for event, _ in events if event == "vcpu_run")
     runner.join(0.3)
     assert runner.is_alive()
+    assert sum(1 for event, _ in events if event == "vcpu_run") == returns  # no spinning
     run.immediate_exit = 1
     host.pthread_kill(runner.ident, 10)
     runner.join(10)
