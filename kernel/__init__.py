@@ -3,20 +3,26 @@
 ``kernel.boot()`` powers the machine on (SoC, hypervisor, Resource
 Manager), probes Gunyah, connects to the RM and returns a
 :class:`~kernel.syscalls.Host`: the syscall surface of one process with
-/dev/gunyah. ``rm_policy="retail"`` makes the RM refuse unprotected VMs.
+/dev/gunyah. ``rm_policy="retail"`` makes the RM refuse unprotected VMs;
+``trace`` (a callable taking one line) receives every ioctl, RM call and
+vCPU exit of the hypervisor, strace-style.
 """
 
 from __future__ import annotations
 
 
-def boot(rm_policy: str = "default", dram_size: int | None = None):
+def boot(rm_policy: str = "default", dram_size: int | None = None, trace=None):
     from kernel.arch.arm64.platform import power_on
     from kernel.gunyah.gunyah_host import GunyahHost
     from kernel.syscalls import Host
 
     firmware = power_on(dram_size, rm_policy)
     try:
-        return Host(GunyahHost.probe(firmware))
+        host = Host(GunyahHost.probe(firmware))
+        if trace is not None:
+            host.trace = host.gunyah.rm.trace = trace
+            firmware.trace_guest_exits(trace)
+        return host
     except BaseException:
         firmware.shutdown()
         raise

@@ -24,8 +24,10 @@ from kernel.fs import FdTable, File, FileOperations
 from kernel.gunyah.sysfs import ATTRIBUTES, sysfs_open
 from kernel.gunyah.vm_mgr import GUNYAH_DEV_FOPS
 from kernel.signal import Signals
+from uapi.linux import gunyah as gh
 
 DEVICES = {"/dev/gunyah": GUNYAH_DEV_FOPS}
+IOCTL_NAMES = {number: name for name, number in gh.IOCTLS.items()}
 _NOT_OURS = FileOperations()  # an open fd the kernel model has no file for: an eventfd, a pipe
 
 
@@ -42,6 +44,7 @@ class Host:
         self._mappings: dict[int, File] = {}
         self.bugs: list[BaseException] = []
         self.dmesg: list[str] = []  # the kernel log
+        self.trace = None  # a callable taking one line: every ioctl, strace-style
 
     def printk(self, message: str) -> None:
         self.dmesg.append(message)
@@ -71,6 +74,19 @@ class Host:
 
     def ioctl(self, fd: int, request: int, arg=0) -> int:
         """``ioctl(fd, request, arg)``: arg is an int or a pointer, as in C."""
+        if self.trace is None:
+            return self._ioctl(fd, request, arg)
+        name = IOCTL_NAMES.get(request & 0xFFFF_FFFF, f"{request:#x}")
+        shown = arg if isinstance(arg, int) else "ptr"
+        try:
+            ret = self._ioctl(fd, request, arg)
+        except OSError as e:
+            self.trace(f"ioctl({fd}, {name}, {shown}) = -1 {errno.errorcode.get(e.errno, e.errno)}")
+            raise
+        self.trace(f"ioctl({fd}, {name}, {shown}) = {ret}")
+        return ret
+
+    def _ioctl(self, fd: int, request: int, arg) -> int:
         with self._file(fd) as file:
             return self._call(file.fops.ioctl, file, request & 0xFFFF_FFFF, arg)
 

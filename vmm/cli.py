@@ -7,11 +7,21 @@ exit status, never a traceback.
 from __future__ import annotations
 
 import argparse
+import re
 import sys
+from pathlib import Path
 
+import kernel
 from uapi.abi.check import PROFILES, check
 from uapi.abi.clang import AbiInputError
 from vmm import abi_check
+from vmm.guests import GUESTS
+from vmm.guests import image as guest_image
+from vmm.loader import ImageError
+from vmm.vmm import DTB_ROOM, Vmm, VmmConfig
+
+MAX_VCPUS = 64  # what the RM takes in a VM config DT
+SIZE_UNITS = {"": 1, "K": 1 << 10, "M": 1 << 20, "G": 1 << 30}
 
 
 def _abi_check(args: argparse.Namespace) -> int:
@@ -22,6 +32,72 @@ def _abi_check(args: argparse.Namespace) -> int:
         return 2
     print(abi_check.dumps(report) if args.json else abi_check.render(report))
     return report.exit_code
+
+
+class UsageError(Exception):
+    """Bad input on the command line: one line for the user."""
+
+
+def parse_size(text: str) -> int:
+    m = re.fullmatch(r"(\d+)([KMG]?)(i?B)?", text.strip(), re.IGNORECASE)
+    if not m:
+        raise UsageError(f"--mem {text!r}: not a size (e.g. 64M, 1G)")
+    size = int(m.group(1)) * SIZE_UNITS[m.group(2).upper()]
+    if size % 4096 or size < 2 * DTB_ROOM:
+        raise UsageError(f"--mem {text}: must be a multiple of 4 KiB and at least 128K")
+    return size
+
+
+def _image(what: str) -> tuple[str, bytes]:
+    if what in GUESTS:
+        return what, guest_image(what)
+    path = Path(what)
+    if not path.exists():
+        names = ", ".join(GUESTS)
+        raise UsageError(f"{what}: no such file, and not a bundled guest ({names})")
+    try:
+        return path.name, path.read_bytes()
+    except OSError as e:
+        raise UsageError(f"{what}: {e.strerror}") from None
+
+
+def _run(args: argparse.Namespace) -> int:
+    try:
+        if not 1 <= args.vcpus <= MAX_VCPUS:
+            raise UsageError(f"--vcpus {args.vcpus}: between 1 and {MAX_VCPUS}")
+        mem = parse_size(args.mem)
+        name, data = _image(args.image)
+    except UsageError as e:
+        print(f"gunyah-sim run: {e}", file=sys.stderr)
+        return 2
+    out = sys.stdout.buffer
+
+    def console(data: bytes) -> None:
+        out.write(data)
+        out.flush()
+
+    trace = (lambda line: print(f"  {line}", file=sys.stderr)) if args.trace else None
+    host = kernel.boot(dram_size=max(1 << 30, 2 * mem), trace=trace)
+    try:
+        report = Vmm(host, VmmConfig(data, name, args.vcpus, mem, args.cmdline), console).run()
+    except (ImageError, ValueError) as e:
+        print(f"gunyah-sim run: {e}", file=sys.stderr)
+        return 2
+    except OSError as e:
+        print(f"gunyah-sim run: {e.strerror or e}", file=sys.stderr)
+        return 1
+    finally:
+        host.shutdown()
+    print(file=sys.stderr)
+    for line in report.lines():
+        print(f"gunyah-sim: {line}", file=sys.stderr)
+    return 0 if report.clean else 1
+
+
+def _guests(args: argparse.Namespace) -> int:
+    for name, text in GUESTS.items():
+        print(f"{name:<16} {text}")
+    return 0
 
 
 def parser() -> argparse.ArgumentParser:
@@ -40,6 +116,22 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--profile", choices=sorted(PROFILES), default="v16", help="default: v16")
     p.add_argument("--json", action="store_true", help="print one JSON object")
     p.set_defaults(func=_abi_check)
+
+    p = sub.add_parser(
+        "run",
+        help="boot a guest in a VM on a simulated Gunyah host",
+        description="Boot IMAGE (an AArch64 ELF or raw image, or the name of a bundled guest) "
+        "and stream its console. Exit 0 when the guest powers off cleanly.",
+    )
+    p.add_argument("image", nargs="?", default="hello", help="default: the bundled hello")
+    p.add_argument("--vcpus", type=int, default=4, help=f"1 to {MAX_VCPUS} (default 4)")
+    p.add_argument("--mem", default="64M", help="guest RAM, e.g. 64M (default)")
+    p.add_argument("--cmdline", default="", help="the guest's /chosen/bootargs")
+    p.add_argument("--trace", action="store_true", help="print ioctls, RM calls and vCPU exits")
+    p.set_defaults(func=_run)
+
+    p = sub.add_parser("guests", help="list the bundled guests")
+    p.set_defaults(func=_guests)
     return top
 
 

@@ -100,6 +100,7 @@ class GunyahRm:
         self.hcall, self.node = hcall, node
         self.faults: dict[str, int] = {}
         self.platform_ops = None  # see platform_hooks.py
+        self.trace = None  # a callable taking one line, for gunyah-sim run --trace
         self._lock = threading.Lock()
         self._pending: dict[int, _Call] = {}
         self._next_seq = 0
@@ -140,11 +141,19 @@ class GunyahRm:
             with self._lock:
                 self._pending.pop(seq, None)
         if call.error:
+            self._trace(msg_id, req, f"-{errno.errorcode.get(call.error, call.error)}")
             raise RmError(call.error, what=f"RM call {msg_id:#x}")
         rm_error = struct.unpack_from("<I", call.payload)[0]
+        self._trace(
+            msg_id, req, f"rm_error {rm_error:#x}" if rm_error else f"{len(call.payload) - 4} bytes"
+        )
         if rm_error:
             raise RmError(gunyah_rm_error_remap(rm_error), rm_error, f"RM call {msg_id:#x}")
         return call.payload[4:]
+
+    def _trace(self, msg_id: int, req: bytes, outcome: str) -> None:
+        if self.trace is not None:
+            self.trace(f"rm_call({msg_id:#010x}, {len(req)} bytes) = {outcome}")
 
     def _alloc_seq(self, call: _Call) -> int:
         with self._lock:

@@ -1,0 +1,70 @@
+"""``gunyah-sim run`` and ``gunyah-sim guests``: the main job and its one-line errors."""
+
+import subprocess
+import sys
+
+import pytest
+
+from vmm.cli import main
+
+
+def run_cli(*args):
+    return subprocess.run(
+        [sys.executable, "-m", "vmm.cli", *args], capture_output=True, text=True, timeout=120
+    )
+
+
+def test_run_with_no_arguments_says_hello_from_every_vcpu_and_exits_0():
+    p = run_cli("run")
+    assert p.returncode == 0, p.stderr
+    for cpu in range(4):
+        assert f"hello from cpu {cpu}, MPIDR 0x8000000{cpu}" in p.stdout
+    assert "hello: hyp_identify: API 1, variant 0x48" in p.stdout
+    assert "VM exited: psci_power_off" in p.stderr
+    assert "vCPUs 4" in p.stderr
+
+
+def test_trace_prints_ioctls_rm_calls_and_exits():
+    p = run_cli("run", "hello", "--vcpus", "1", "--trace")
+    assert p.returncode == 0
+    assert "ioctl(" in p.stderr and "GUNYAH_VM_START, 0) = 0" in p.stderr
+    assert "rm_call(0x56000004" in p.stderr  # VM_START
+    assert "state=ADDRSPACE_VMMIO_WRITE" in p.stderr
+
+
+def test_guests_lists_the_bundled_ones(capsys):
+    assert main(["guests"]) == 0
+    assert capsys.readouterr().out.startswith("hello ")
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["missing.elf"], "missing.elf: no such file, and not a bundled guest"),
+        (["pyproject.toml"], "pyproject.toml: a text file, not an ELF or raw image"),
+        (["--vcpus", "65"], "--vcpus 65: between 1 and 64"),
+        (["--vcpus", "0"], "--vcpus 0: between 1 and 64"),
+        (["--mem", "lots"], "--mem 'lots': not a size"),
+        (["--mem", "64K"], "must be a multiple of 4 KiB and at least 128K"),
+    ],
+)
+def test_bad_input_is_one_line_and_non_zero(args, message, capsys):
+    assert main(["run", *args]) == 2
+    err = capsys.readouterr().err.strip()
+    assert message in err
+    assert "\n" not in err and "Traceback" not in err
+
+
+def test_memory_too_small_for_the_image(tmp_path, capsys):
+    big = tmp_path / "big.bin"
+    big.write_bytes(bytes(range(256)) * 1024)  # 256 KiB
+    assert main(["run", str(big), "--mem", "256K"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert "big.bin: 0x80000000+0x40000 does not fit in RAM" in err and "\n" not in err
+
+
+def test_a_crashing_guest_is_non_zero(tmp_path, capfd):
+    raw = tmp_path / "crash.bin"
+    raw.write_bytes(bytes.fromhex("00 00 80 d2 00 00 40 f9"))  # mov x0, #0; ldr x0, [x0]
+    assert main(["run", str(raw), "--vcpus", "1"]) == 1
+    assert "problem:" in capfd.readouterr().err

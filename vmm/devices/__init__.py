@@ -1,0 +1,1 @@
+"""Devices the sample VMM emulates for its guests."""

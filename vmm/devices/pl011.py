@@ -1,0 +1,43 @@
+"""An Arm PL011 UART, as much of it as a polled console needs, served by MMIO exits.
+
+Writes to UARTDR go to ``output``; UARTFR says the transmitter is never
+full and the receiver holds what ``feed`` queued; UARTDR reads take from
+that queue. The PrimeCell id registers read as a PL011's, so a guest
+driver that probes them finds one. Other registers read as zero and take
+writes without effect.
+"""
+
+from __future__ import annotations
+
+import collections
+import threading
+
+UARTDR, UARTFR = 0x000, 0x018
+FR_RXFE, FR_TXFF, FR_TXFE = 1 << 4, 1 << 5, 1 << 7
+# UARTPeriphID0..3, UARTPCellID0..3 (PL011 r1p5)
+ID_VALUES = (0x11, 0x10, 0x34, 0x00, 0x0D, 0xF0, 0x05, 0xB1)
+ID_REGS = dict(zip(range(0xFE0, 0x1000, 4), ID_VALUES, strict=True))
+SIZE = 0x1000
+
+
+class Pl011:
+    def __init__(self, output):
+        self.output = output
+        self._rx: collections.deque[int] = collections.deque()
+        self._lock = threading.Lock()
+
+    def feed(self, data: bytes) -> None:
+        with self._lock:
+            self._rx.extend(data)
+
+    def mmio_read(self, offset: int, size: int) -> int:
+        with self._lock:
+            if offset == UARTDR:
+                return self._rx.popleft() if self._rx else 0
+            if offset == UARTFR:
+                return FR_TXFE | (0 if self._rx else FR_RXFE)
+        return ID_REGS.get(offset, 0)
+
+    def mmio_write(self, offset: int, size: int, value: int) -> None:
+        if offset == UARTDR:
+            self.output(bytes([value & 0xFF]))

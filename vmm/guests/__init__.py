@@ -1,0 +1,21 @@
+"""The bundled guests: AArch64 sources here, built images committed beside them.
+
+``make -C vmm/guests`` rebuilds every image with Debian's cross binutils;
+.ci/run checks the rebuild is byte-identical to what is committed, so
+``pip install`` and ``gunyah-sim run`` need no cross toolchain.
+"""
+
+from __future__ import annotations
+
+from importlib import resources
+
+GUESTS = {
+    "hello": "probes Gunyah, prints over the PL011 UART, every vCPU says hello, then SYSTEM_OFF",
+}
+
+
+def image(name: str) -> bytes:
+    """The built image of bundled guest ``name`` (KeyError if there is none)."""
+    if name not in GUESTS:
+        raise KeyError(name)
+    return resources.files(__package__).joinpath(f"{name}.elf").read_bytes()
