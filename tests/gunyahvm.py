@@ -10,6 +10,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+import pytest
+
 from tests.aarch64 import assemble
 from tests.kernel.gunyah.rmhelper import vm_config_dtb
 from uapi.linux import gunyah as gh
@@ -18,6 +20,22 @@ RAM_IPA, SHARED_IPA, MMIO = 0x8000_0000, 0x9000_0000, 0x1000_0000
 RAM_SIZE, DTB_OFFSET, DTB_SIZE = 0x20_0000, 0x10000, 0x2000
 RWX_LEND = gh.GUNYAH_MEM_FORCE_LEND | gh.GUNYAH_MEM_ALLOW_RWX
 RW_SHARE = gh.GUNYAH_MEM_FORCE_SHARE | gh.GUNYAH_MEM_ALLOW_READ | gh.GUNYAH_MEM_ALLOW_WRITE
+
+
+def errno_of(fn, *args, **kwargs) -> int:
+    """The errno ``fn`` fails with; the test fails if it succeeds."""
+    with pytest.raises(OSError) as e:
+        fn(*args, **kwargs)
+    return e.value.errno
+
+
+def outcome(fn, *args) -> int:
+    """0 if ``fn`` returns, else its errno (for calls made in another thread)."""
+    try:
+        fn(*args)
+    except OSError as e:
+        return e.errno
+    return 0
 
 
 def guest_mem(host, dev, size, flags=0):

@@ -10,8 +10,6 @@ after START is demand paged when first touched.
 import errno
 import threading
 
-import pytest
-
 from tests.gunyahvm import (
     DTB_OFFSET,
     MMIO,
@@ -19,6 +17,7 @@ from tests.gunyahvm import (
     RW_SHARE,
     add_vcpu,
     boot_reg,
+    errno_of,
     fn_desc,
     guest_mem,
     make_vm,
@@ -35,12 +34,6 @@ PROBE = f"""
     str x3, [x9, #8]          // and reports what it read
     b 1b
 """
-
-
-def errno_of(fn, *args):
-    with pytest.raises(OSError) as e:
-        fn(*args)
-    return e.value.errno
 
 
 def serve(t, run, address):

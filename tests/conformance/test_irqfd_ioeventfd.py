@@ -13,7 +13,7 @@ import threading
 import pytest
 
 from hyp.hw.board import GICD_BASE, GICR_BASE
-from tests.gunyahvm import MMIO, fn_desc, make_vm
+from tests.gunyahvm import MMIO, fn_desc, make_vm, outcome
 from uapi.linux import gunyah as gh
 
 LABEL, SPI = 3, 8
@@ -137,8 +137,8 @@ def test_n_irqfd_writes_from_another_thread_wake_the_guest_n_times(host):
     assert next(iter(sleeping.order)).proxy_thread is None
     # no write, no interrupt: the guest sleeps until a signal ends VCPU_RUN
     events = host.gunyah.firmware.gunyah.events
-    outcome = []
-    runner = threading.Thread(target=lambda: outcome.append(_errno(t.run)))
+    ended = []
+    runner = threading.Thread(target=lambda: ended.append(outcome(t.run)))
     runner.start()
     runner.join(0.1)
     returns = sum(1 for event, _ in events if event == "vcpu_run")
@@ -148,7 +148,7 @@ def test_n_irqfd_writes_from_another_thread_wake_the_guest_n_times(host):
     run.immediate_exit = 1
     host.pthread_kill(runner.ident, 10)
     runner.join(10)
-    assert outcome == [errno.EINTR]
+    assert ended == [errno.EINTR]
     assert os.eventfd_read(efd) == n  # the driver never consumed the counter
     del run
     host.close(efd)
@@ -254,11 +254,3 @@ def test_a_datamatch_ioeventfd_fires_only_on_its_value(host):
     del run
     host.close(efd)
     t.close()
-
-
-def _errno(fn):
-    try:
-        fn()
-    except OSError as e:
-        return e.errno
-    return 0

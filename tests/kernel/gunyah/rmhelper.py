@@ -2,14 +2,11 @@
 
 from __future__ import annotations
 
-import struct
-
-import libfdt
-
 from hyp.platform import boot_firmware
 from kernel.arch.arm64.gunyah_hypercall import GunyahHypercall
 from kernel.gunyah.gunyah import gunyah_probe
 from kernel.gunyah.rsc_mgr import GunyahRm, RmNode
+from vmm.vm_config import DoorbellVdevice, VmLayout, build_dtb
 
 
 class Host:
@@ -32,33 +29,5 @@ class Host:
 
 def vm_config_dtb(vcpus: int = 1, doorbells: tuple[tuple[int, int], ...] = ()) -> bytes:
     """A VM config DT with ``vcpus`` CPUs and doorbells given as (label, SPI number)."""
-    sw = libfdt.FdtSw()
-    sw.finish_reservemap()
-    with sw.add_node(""):
-        sw.property_u32("#address-cells", 2)
-        sw.property_u32("#size-cells", 2)
-        with sw.add_node("gunyah-vm-config"):
-            sw.property_string("image-name", "test")
-            sw.property_string("os-type", "linux")
-            with sw.add_node("memory"):
-                sw.property("base-address", struct.pack(">Q", 0x8000_0000))
-                sw.property("size-max", struct.pack(">Q", 0x1000_0000))
-            with sw.add_node("vdevices"):
-                sw.property_string("generate", "/hypervisor")
-                for label, spi in doorbells:
-                    with sw.add_node(f"bell-{label}"):
-                        sw.property_string("vdevice-type", "doorbell")
-                        sw.property_string("generate", f"/hypervisor/bell-{label}")
-                        sw.property_u32("label", label)
-                        sw.property("peer-default", b"")
-                        sw.property("interrupts", struct.pack(">3I", 0, spi, 1))
-        with sw.add_node("cpus"):
-            sw.property_u32("#address-cells", 1)
-            sw.property_u32("#size-cells", 0)
-            for i in range(vcpus):
-                with sw.add_node(f"cpu@{i}"):
-                    sw.property_string("device_type", "cpu")
-                    sw.property_u32("reg", i)
-    fdt = sw.as_fdt()
-    fdt.pack()
-    return bytes(fdt.as_bytearray())
+    bells = [DoorbellVdevice(label, spi) for label, spi in doorbells]
+    return build_dtb(VmLayout(0x8000_0000, 0x1000_0000, vcpus, doorbells=bells), "test")

@@ -6,7 +6,7 @@ import threading
 
 import pytest
 
-from tests.gunyahvm import DTB_OFFSET, MMIO, RAM_IPA, RWX_LEND, guest_mem, make_vm, map_mem
+from tests.gunyahvm import DTB_OFFSET, MMIO, RAM_IPA, RWX_LEND, guest_mem, make_vm, map_mem, outcome
 from uapi.linux import gunyah as gh
 
 HPAGE = 2 << 20
@@ -115,7 +115,7 @@ def test_page_fault_resume_action(host, action):
     assert (run.page_fault.phys_addr, run.page_fault.attempt) == (RAM_IPA + 0x3000, -errno.EPERM)
     assert run.page_fault.resume_action == gh.GUNYAH_VCPU_RESUME_FAULT
     run.page_fault.resume_action = 9
-    assert errno_of(t.run) == errno.EINVAL  # and the vCPU still waits for an answer
+    assert outcome(t.run) == errno.EINVAL  # and the vCPU still waits for an answer
     run.page_fault.resume_action = gh.GUNYAH_VCPU_RESUME_FAULT
     if action == "FAULT":
         assert t.run() == 0 and run.exit_reason == gh.GUNYAH_VCPU_EXIT_MMIO
@@ -128,7 +128,7 @@ def test_page_fault_resume_action(host, action):
         view = None
         run.page_fault.resume_action = gh.GUNYAH_VCPU_RESUME_RETRY
         ended = []
-        guest = threading.Thread(target=lambda: ended.append(errno_of(t.run)))
+        guest = threading.Thread(target=lambda: ended.append(outcome(t.run)))
         guest.start()  # the guest now spins in page 3; no exit
         guest.join(0.3)
         assert guest.is_alive()
@@ -141,11 +141,3 @@ def test_page_fault_resume_action(host, action):
         host.munmap(view)
     del run
     t.close()
-
-
-def errno_of(fn):
-    try:
-        fn()
-    except OSError as e:
-        return e.errno
-    return 0

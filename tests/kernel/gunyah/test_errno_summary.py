@@ -22,6 +22,7 @@ from tests.gunyahvm import (
     RWX_LEND,
     add_vcpu,
     boot_reg,
+    errno_of,
     fn_desc,
     guest_mem,
     make_vm,
@@ -32,12 +33,6 @@ from uapi.linux import gunyah as gh
 
 BAD_POINTER = 8  # never mapped in a process
 REPORT = f"ldr x9, ={MMIO:#x}\nstr x0, [x9]\nb ."
-
-
-def errno_of(fn, *args):
-    with pytest.raises(OSError) as e:
-        fn(*args)
-    return e.value.errno
 
 
 def new_vm(host):

@@ -6,14 +6,8 @@ import os
 import pytest
 
 from tests.conformance.test_irqfd_ioeventfd import add_ioeventfd, add_irqfd
-from tests.gunyahvm import fn_desc
+from tests.gunyahvm import errno_of, fn_desc
 from uapi.linux import gunyah as gh
-
-
-def errno_of(fn, *args, **kwargs):
-    with pytest.raises(OSError) as e:
-        fn(*args, **kwargs)
-    return e.value.errno
 
 
 @pytest.fixture

@@ -4,16 +4,10 @@ import errno
 
 import pytest
 
-from tests.gunyahvm import MMIO, make_vm, map_mem
+from tests.gunyahvm import MMIO, errno_of, make_vm, map_mem
 from uapi.linux import gunyah as gh
 
 LEND_RWX = gh.GUNYAH_MEM_FORCE_LEND | gh.GUNYAH_MEM_ALLOW_RWX
-
-
-def errno_of(fn, *args):
-    with pytest.raises(OSError) as e:
-        fn(*args)
-    return e.value.errno
 
 
 def new_vm(host):
