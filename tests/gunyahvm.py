@@ -113,14 +113,14 @@ class TestVm:
 def make_vm(
     host, source, vcpus=1, doorbells=(), shared_word=None, dtb=None, ram_size=RAM_SIZE, ram_flags=0
 ) -> TestVm:
-    """A VM with ``source`` at RAM_IPA (lent, RWX), a shared page at SHARED_IPA
-    (holding ``shared_word`` if given), the DTB at RAM_IPA+DTB_OFFSET and
-    ``vcpus`` vCPU functions; not started."""
+    """A VM with ``source`` (assembly, or code bytes) at RAM_IPA (lent, RWX), a
+    shared page at SHARED_IPA (holding ``shared_word`` if given), the DTB at
+    RAM_IPA+DTB_OFFSET and ``vcpus`` vCPU functions; not started."""
     dev = host.open("/dev/gunyah")
     vm = host.ioctl(dev, gh.GUNYAH_CREATE_VM, 0)
     ram, shared = guest_mem(host, dev, ram_size, ram_flags), guest_mem(host, dev, 0x1000)
     image = host.mmap(ram, DTB_OFFSET + DTB_SIZE)
-    code = assemble(source)
+    code = source if isinstance(source, bytes) else assemble(source)
     image[0 : len(code)] = code
     blob = dtb if dtb is not None else vm_config_dtb(vcpus, doorbells)
     image[DTB_OFFSET : DTB_OFFSET + len(blob)] = blob

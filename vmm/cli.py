@@ -79,7 +79,8 @@ def _run(args: argparse.Namespace) -> int:
     trace = (lambda line: print(f"  {line}", file=sys.stderr)) if args.trace else None
     host = kernel.boot(dram_size=max(1 << 30, 2 * mem), trace=trace)
     try:
-        report = Vmm(host, VmmConfig(data, name, args.vcpus, mem, args.cmdline), console).run()
+        config = VmmConfig(data, name, args.vcpus, mem, args.cmdline)
+        report = Vmm(host, config, console, _stdin()).run()
     except (ImageError, ValueError) as e:
         print(f"gunyah-sim run: {e}", file=sys.stderr)
         return 2
@@ -92,6 +93,14 @@ def _run(args: argparse.Namespace) -> int:
     for line in report.lines():
         print(f"gunyah-sim: {line}", file=sys.stderr)
     return 0 if report.clean else 1
+
+
+def _stdin() -> int | None:
+    """The console's input: standard input, when there is a real one."""
+    try:
+        return sys.stdin.fileno()
+    except (AttributeError, OSError, ValueError):
+        return None
 
 
 def _guests(args: argparse.Namespace) -> int:

@@ -15,6 +15,7 @@ import libfdt
 
 GIC_SPI_BASE = 32
 IRQ_TYPE_EDGE_RISING = 1
+SHARED_PHANDLE = 1
 
 
 @dataclass(frozen=True)
@@ -36,6 +37,15 @@ class DoorbellVdevice:
     spi: int
 
 
+@dataclass(frozen=True)
+class SharedWindow:
+    """Memory shared with the VMM, for the DMA of ``device`` (a restricted-dma-pool)."""
+
+    base: int
+    size: int
+    device: str
+
+
 @dataclass
 class VmLayout:
     ram_base: int
@@ -45,6 +55,7 @@ class VmLayout:
     devices: list[MmioDevice] = field(default_factory=list)
     doorbells: list[DoorbellVdevice] = field(default_factory=list)
     stdout: str | None = None
+    shared: SharedWindow | None = None
 
 
 def _cells(*values: int) -> bytes:
@@ -70,8 +81,11 @@ def build_dtb(layout: VmLayout, image_name: str = "gunyah-sim") -> bytes:
             sw.property_string("bootargs", layout.cmdline)
             if layout.stdout:
                 sw.property_string("stdout-path", layout.stdout)
+        if layout.shared is not None:
+            _shared(sw, layout.shared)
         for dev in layout.devices:
-            _device(sw, dev)
+            shared = layout.shared is not None and layout.shared.device == dev.name
+            _device(sw, dev, SHARED_PHANDLE if shared else None)
     fdt = sw.as_fdt()
     fdt.pack()
     return bytes(fdt.as_bytearray())
@@ -107,8 +121,21 @@ def _cpus(sw, vcpus: int) -> None:
                 sw.property_string("enable-method", "psci")
 
 
-def _device(sw, dev: MmioDevice) -> None:
+def _shared(sw, window: SharedWindow) -> None:
+    with sw.add_node("reserved-memory"):
+        sw.property_u32("#address-cells", 2)
+        sw.property_u32("#size-cells", 2)
+        sw.property("ranges", b"")
+        with sw.add_node(f"restricted-dma@{window.base:x}"):
+            sw.property_string("compatible", "restricted-dma-pool")
+            sw.property("reg", _cells(window.base, window.size))
+            sw.property_u32("phandle", SHARED_PHANDLE)
+
+
+def _device(sw, dev: MmioDevice, memory_region: int | None) -> None:
     with sw.add_node(f"{dev.name}@{dev.base:x}"):
+        if memory_region is not None:
+            sw.property_u32("memory-region", memory_region)
         sw.property("compatible", b"".join(c.encode() + b"\0" for c in dev.compatible))
         sw.property("reg", _cells(dev.base, dev.size))
         if dev.spi is not None:

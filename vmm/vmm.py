@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import collections
 import errno
+import select
 import signal
 import threading
 import time
@@ -23,13 +24,18 @@ from contextlib import ExitStack
 from dataclasses import dataclass, field
 
 from uapi.linux import gunyah as gh
+from vmm.devices import virtio_mmio
 from vmm.devices.pl011 import SIZE as PL011_SIZE
 from vmm.devices.pl011 import Pl011
+from vmm.devices.virtio_console import VirtioConsole
+from vmm.devices.virtio_mmio import GuestMemory, VirtioMmio
 from vmm.loader import load_image
-from vmm.vm_config import MmioDevice, VmLayout, build_dtb
+from vmm.vm_config import DoorbellVdevice, MmioDevice, SharedWindow, VmLayout, build_dtb
 
 RAM_BASE = 0x8000_0000
 UART_BASE = 0x0900_0000
+VIRTIO_BASE, VIRTIO_SPI, VIRTIO_LABEL = 0x0A00_0000, 16, 1
+SHARED_BASE, SHARED_SIZE = 0xC000_0000, 0x1_0000  # where virtqueues and their buffers live
 DTB_ROOM = 0x1_0000  # the DTB and the RM's overlay, at the end of RAM
 KICK_SIGNAL = signal.SIGUSR1
 PAGE = 4096
@@ -71,6 +77,7 @@ class Report:
     exit_reason: bytes = b""
     vcpus: int = 0
     exits: collections.Counter = field(default_factory=collections.Counter)
+    mmio: collections.Counter = field(default_factory=collections.Counter)  # exits by address
     seconds: float = 0.0
     problem: str = ""
 
@@ -91,10 +98,19 @@ class Report:
 
 
 class Vmm:
-    def __init__(self, host, config: VmmConfig, console=None):
-        self.host, self.config = host, config
-        self.uart = Pl011(console or (lambda data: None))
-        self.bus = {UART_BASE: (PL011_SIZE, self.uart)}
+    def __init__(self, host, config: VmmConfig, console=None, input_fd: int | None = None):
+        self.host, self.config, self.input_fd = host, config, input_fd
+        console = console or (lambda data: None)
+        self.uart = Pl011(console)
+        self.memory = GuestMemory()
+        self.virtio_console = VirtioConsole(console)
+        self.virtio = VirtioMmio(self.virtio_console, self.memory, self._virtio_interrupt)
+        self.virtio_console.transport = self.virtio
+        self.bus = {
+            UART_BASE: (PL011_SIZE, self.uart),
+            VIRTIO_BASE: (virtio_mmio.SIZE, self.virtio),
+        }
+        self._irqfd: int | None = None
         self.report = Report(vcpus=config.vcpus)
         self._lock = threading.Lock()
         self._threads: list[threading.Thread] = []
@@ -104,13 +120,18 @@ class Vmm:
     # building the VM
     def layout(self) -> VmLayout:
         uart = MmioDevice("pl011", ("arm,pl011", "arm,primecell"), UART_BASE, PL011_SIZE)
+        virtio = MmioDevice(
+            "virtio_mmio", ("virtio,mmio",), VIRTIO_BASE, virtio_mmio.SIZE, VIRTIO_SPI
+        )
         return VmLayout(
             RAM_BASE,
             self.config.mem,
             self.config.vcpus,
             self.config.cmdline,
-            devices=[uart],
+            devices=[uart, virtio],
+            doorbells=[DoorbellVdevice(VIRTIO_LABEL, VIRTIO_SPI)],
             stdout=f"/pl011@{UART_BASE:x}",
+            shared=SharedWindow(SHARED_BASE, SHARED_SIZE, "virtio_mmio"),
         )
 
     def run(self) -> Report:
@@ -131,8 +152,11 @@ class Vmm:
             stack.callback(host.close, gmem)
             self._load(gmem, image, dtb)
             self._map_ram(vm, gmem)
+            self._share_window(stack, dev, vm)
             self._boot_config(vm, image.entry)
+            notify = self._virtio_eventfds(stack, vm)
             vcpus = [self._add_vcpu(stack, vm, i) for i in range(cfg.vcpus)]
+            self._event_loop(stack, notify)
             start = time.perf_counter()
             host.ioctl(vm, gh.GUNYAH_VM_START, 0)
             self._run_vcpus(vcpus)
@@ -160,6 +184,89 @@ class Vmm:
         )
         self.host.ioctl(vm, gh.GUNYAH_VM_MAP_MEM, args)
 
+    def _share_window(self, stack: ExitStack, dev: int, vm: int) -> None:
+        """A guest_memfd shared with the guest and kept mapped: the virtqueues' home."""
+        host = self.host
+        args = gh.ffi.new("struct gunyah_create_mem_args *", {"size": SHARED_SIZE})
+        gmem = host.ioctl(dev, gh.GUNYAH_CREATE_GUEST_MEM, args)
+        stack.callback(host.close, gmem)
+        flags = gh.GUNYAH_MEM_FORCE_SHARE | gh.GUNYAH_MEM_ALLOW_READ | gh.GUNYAH_MEM_ALLOW_WRITE
+        args = gh.ffi.new(
+            "struct gunyah_map_mem_args *",
+            {"guest_addr": SHARED_BASE, "flags": flags, "guest_mem_fd": gmem, "size": SHARED_SIZE},
+        )
+        host.ioctl(vm, gh.GUNYAH_VM_MAP_MEM, args)
+        mapping = host.mmap(gmem, SHARED_SIZE)
+        stack.callback(host.munmap, mapping)
+        self.memory.windows.append((SHARED_BASE, mapping))
+        stack.callback(self.memory.windows.clear)
+
+    def _virtio_eventfds(self, stack: ExitStack, vm: int) -> dict[int, int]:
+        """An irqfd for the device's interrupt, an ioeventfd per queue for QueueNotify."""
+        host = self.host
+        self._irqfd = host.eventfd()
+        stack.callback(host.close, self._irqfd)
+        arg = gh.ffi.new("struct gunyah_fn_irqfd_arg *", {"fd": self._irqfd, "label": VIRTIO_LABEL})
+        self._add_function(vm, gh.GUNYAH_FN_IRQFD, arg)
+        notify = {}
+        for index in range(self.virtio_console.num_queues):
+            efd = host.eventfd()
+            stack.callback(host.close, efd)
+            fields = {
+                "fd": efd,
+                "addr": VIRTIO_BASE + virtio_mmio.QUEUE_NOTIFY,
+                "len": 4,
+                "flags": gh.GUNYAH_IOEVENTFD_FLAGS_DATAMATCH,
+                "datamatch": index,
+            }
+            self._add_function(
+                vm, gh.GUNYAH_FN_IOEVENTFD, gh.ffi.new("struct gunyah_fn_ioeventfd_arg *", fields)
+            )
+            notify[efd] = index
+        return notify
+
+    def _add_function(self, vm: int, fn_type: int, arg) -> int:
+        desc = gh.ffi.new(
+            "struct gunyah_fn_desc *",
+            {
+                "type": fn_type,
+                "arg_size": gh.ffi.sizeof(arg[0]),
+                "arg": int(gh.ffi.cast("uintptr_t", arg)),
+            },
+        )
+        return self.host.ioctl(vm, gh.GUNYAH_VM_ADD_FUNCTION, desc)
+
+    def _virtio_interrupt(self) -> None:
+        if self._irqfd is not None:
+            self.host.write(self._irqfd, (1).to_bytes(8, "little"))
+
+    def _event_loop(self, stack: ExitStack, notify: dict[int, int]) -> None:
+        """One thread polls every eventfd (and the input) until the run is over."""
+        host = self.host
+        stop = host.eventfd()
+        stack.callback(host.close, stop)
+        thread = threading.Thread(target=self._poll, args=(notify, stop), name="vmm-events")
+        thread.start()
+        stack.callback(thread.join)
+        stack.callback(host.write, stop, (1).to_bytes(8, "little"))
+
+    def _poll(self, notify: dict[int, int], stop: int) -> None:
+        host, watch = self.host, [*notify, stop]
+        if self.input_fd is not None:
+            watch.append(self.input_fd)
+        while True:
+            for fd, _ in host.poll([(fd, select.POLLIN) for fd in watch]):
+                if fd == stop:
+                    return
+                if fd == self.input_fd:
+                    data = host.read(fd, 4096)
+                    self.virtio_console.feed(data or b"\x04")  # end of input: a Ctrl-D
+                    if not data:
+                        watch.remove(fd)
+                else:
+                    host.read(fd, 8)
+                    self.virtio.notify(notify[fd])
+
     def _boot_config(self, vm: int, entry: int) -> None:
         dtb = gh.ffi.new(
             "struct gunyah_vm_dtb_config *",
@@ -178,11 +285,7 @@ class Vmm:
 
     def _add_vcpu(self, stack: ExitStack, vm: int, index: int):
         arg = gh.ffi.new("struct gunyah_fn_vcpu_arg *", {"id": index})
-        desc = gh.ffi.new(
-            "struct gunyah_fn_desc *",
-            {"type": gh.GUNYAH_FN_VCPU, "arg_size": 4, "arg": int(gh.ffi.cast("uintptr_t", arg))},
-        )
-        fd = self.host.ioctl(vm, gh.GUNYAH_VM_ADD_FUNCTION, desc)
+        fd = self._add_function(vm, gh.GUNYAH_FN_VCPU, arg)
         stack.callback(self.host.close, fd)
         size = self.host.ioctl(fd, gh.GUNYAH_VCPU_MMAP_SIZE, 0)
         page = self.host.mmap(fd, size)
@@ -238,6 +341,8 @@ class Vmm:
 
     def _mmio(self, index: int, run) -> None:
         addr, size = run.mmio.phys_addr, run.mmio.len
+        with self._lock:
+            self.report.mmio[addr] += 1
         found = self._device_at(addr)
         if found is None:
             run.mmio.resume_action = gh.GUNYAH_VCPU_RESUME_FAULT  # nothing there: an abort
