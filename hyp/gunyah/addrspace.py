@@ -141,6 +141,21 @@ class Addrspace(Object):
         """(PA, attrs) of ``ipa`` by walking the real tables."""
         return self.stage2.lookup(ipa) if self.stage2 else None
 
+    def configure_demand(self, base: int, size: int, op: int) -> None:
+        """Add (op 0) or remove (op 1) a demand-paged range: faults in it are
+        ADDRSPACE_PAGE_FAULT for the host to serve, whatever the access."""
+        check(op in (0, 1), Error.ARGUMENT_INVALID, "op")
+        check(size > 0 and not (base | size) % PAGE_SIZE, Error.ARGUMENT_INVALID, "alignment")
+        check(base + size <= 1 << 64, Error.ADDR_OVERFLOW)
+        check(base + size <= 1 << IPA_BITS, Error.ADDR_INVALID)
+        if op == 1:
+            check((base, size) in self.demand_ranges, Error.ARGUMENT_INVALID, "no such range")
+            self.demand_ranges.remove((base, size))
+            return
+        overlap = any(b < base + size and base < b + n for b, n in self.demand_ranges)
+        check(not overlap, Error.ARGUMENT_INVALID, "overlaps a range")
+        self.demand_ranges.append((base, size))
+
     def in_demand_range(self, ipa: int) -> bool:
         return any(base <= ipa < base + size for base, size in self.demand_ranges)
 

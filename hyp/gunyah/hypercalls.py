@@ -102,6 +102,10 @@ TABLE = (
         "vcpu_state state_data_0 state_data_1 state_data_2",
     ),
     _h(0x68, "vcpu_run_check", "cap_id res0", "vcpu_state state_data_0 state_data_1 state_data_2"),
+    # A simulator extension (no public number exists): how the RM gives the
+    # hypervisor the ranges of VM_SET_DEMAND_PAGING. Shaped like 0x60,
+    # addrspace_configure_vmmio.
+    _h(0x7F, "addrspace_configure_demand", "addrspace vbase size op res0"),
 )
 
 BY_NUM = {h.num: h for h in TABLE}
@@ -345,6 +349,12 @@ def addrspace_unmap(hyp, caller, addrspace, memextent, vbase, map_flags, offset,
 @handler
 def addrspace_configure(hyp, caller, addrspace, vmid):
     _get(caller, addrspace, ObjectType.ADDRSPACE, active=False).configure(vmid)
+
+
+@handler
+def addrspace_configure_demand(hyp, caller, addrspace, vbase, size, op):
+    space = _get(caller, addrspace, ObjectType.ADDRSPACE, AddrspaceRights.ADD_VMMIO_RANGE)
+    space.configure_demand(vbase, size, op)
 
 
 @handler

@@ -413,7 +413,8 @@ class Vcpu(Object, Trap):
             # Mapped: a permission fault the guest must see.
             self.inject_abort(va, access is not None and access.is_write, DFSC_PERMISSION_L3)
         elif self.addrspace.in_demand_range(ipa):
-            core.stop(("page_fault", ipa, access is not None and access.is_write, False))
+            write = access.is_write if access is not None else a64.writes(insn or 0)
+            core.stop(("page_fault", ipa, write, False))
         elif access is None:
             self.hyp.trace("unsupported_mmio", vcpu=self.trace_name, ipa=ipa, insn=insn)
             self.inject_abort(ipa, False, DFSC_EXTERNAL)

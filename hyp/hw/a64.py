@@ -71,6 +71,14 @@ def _kind(size: int, opc: int) -> tuple[bool, bool, int] | None:
     return None  # PRFM and unallocated encodings
 
 
+def writes(insn: int) -> bool:
+    """Whether a load/store ``insn`` that :func:`decode` cannot emulate writes memory
+    (what a syndrome's WnR would say): atomics do; otherwise the L bit (22)
+    of pairs, exclusives and the SIMD forms tells, and a clear bit is a store."""
+    atomic = insn & 0x3B20_0C00 == 0x3820_0000
+    return atomic or not insn >> 22 & 1
+
+
 def decode(insn: int, xreg, sp: int) -> Access | None:
     """Decode ``insn``; ``xreg(n)`` reads Xn and ``sp`` is the current SP."""
     rt, rn = insn & 0x1F, insn >> 5 & 0x1F

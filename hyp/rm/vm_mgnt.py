@@ -275,6 +275,8 @@ class VmManager:
         vm.caps["addrspace"] = space = rm.create("addrspace")
         hvc.addrspace_configure(space, vm.vmid, 0)
         hvc.object_activate(space, 0)
+        for base, size in vm.demand_ranges:
+            hvc.addrspace_configure_demand(space, base, size, 0, 0)
         vm.caps["vic"] = vic = rm.create("vic")
         hvc.vic_configure(vic, config.vcpus, GUEST_VIRQS, 0, 0)
         hvc.object_activate(vic, 0)

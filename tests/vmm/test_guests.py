@@ -11,7 +11,7 @@ GUESTS_DIR = Path(__file__).parents[2] / "vmm" / "guests"
 
 def test_every_image_rebuilds_byte_identical(tmp_path):
     for path in GUESTS_DIR.iterdir():
-        if path.suffix in (".S", ".ld") or path.name == "Makefile":
+        if path.suffix in (".S", ".c", ".ld") or path.name == "Makefile":
             shutil.copy(path, tmp_path)
     subprocess.run(["make", "-s", "-C", str(tmp_path)], check=True, timeout=120)
     for name in GUESTS:

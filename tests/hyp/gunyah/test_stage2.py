@@ -1,5 +1,6 @@
 """Guest code behind real stage-2 tables: RAM lands in DRAM, holes are VMMIO."""
 
+from hyp.gunyah.errors import Error
 from hyp.gunyah.vcpu import VcpuState
 from tests.aarch64 import assemble
 from tests.hyp.gunyah.vmhelper import GUEST_PA, MMIO_IPA, RAM_IPA, build_vm
@@ -24,9 +25,40 @@ def test_loads_and_stores_land_in_dram_at_the_mapped_pa(gunyah):
 
 
 def test_unmapped_ipa_in_a_demand_paging_range_is_a_page_fault(gunyah):
-    from hyp.gunyah.object import ObjectType
-
     vm = build_vm(gunyah, assemble(PROGRAM.replace(f"={MMIO_IPA:#x}", "=0x90000000")))
-    space = gunyah.root.cspace.lookup(vm.addrspace, ObjectType.ADDRSPACE)
-    space.demand_ranges.append((0x9000_0000, 0x10_0000))  # as the RM registers lent memory
+    # as the RM registers lent memory
+    vm.hv.ok("addrspace_configure_demand", vm.addrspace, 0x9000_0000, 0x10_0000, 0, 0)
     assert vm.run() == (VcpuState.ADDRSPACE_PAGE_FAULT, 0x9000_0000, 1, 0)
+
+
+def test_a_pair_store_in_a_demand_range_is_a_page_fault_too(gunyah):
+    """No syndrome is needed to page memory in: an STP cannot be emulated, but it can fault."""
+    source = "ldr x0, =0x90000010\nstp x1, x2, [x0]\nb ."
+    vm = build_vm(gunyah, assemble(source))
+    vm.hv.ok("addrspace_configure_demand", vm.addrspace, 0x9000_0000, 0x10_0000, 0, 0)
+    assert vm.run() == (VcpuState.ADDRSPACE_PAGE_FAULT, 0x9000_0000, 1, 0)
+
+
+def test_demand_ranges_are_checked(gunyah):
+    vm = build_vm(gunyah, assemble("b ."))
+    hv, space = vm.hv, vm.addrspace
+    hv.ok("addrspace_configure_demand", space, 0x9000_0000, 0x2000, 0, 0)
+    assert (
+        hv.err("addrspace_configure_demand", space, 0x9000_1000, 0x2000, 0, 0)
+        == Error.ARGUMENT_INVALID
+    )
+    assert (
+        hv.err("addrspace_configure_demand", space, 0x9000_0800, 0x1000, 0, 0)
+        == Error.ARGUMENT_INVALID
+    )
+    assert hv.err("addrspace_configure_demand", space, 1 << 40, 0x1000, 0, 0) == Error.ADDR_INVALID
+    assert (
+        hv.err("addrspace_configure_demand", space, 0x9000_0000, 0x1000, 1, 0)
+        == Error.ARGUMENT_INVALID
+    )
+    assert (
+        hv.err("addrspace_configure_demand", space, 0x9000_0000, 0x2000, 2, 0)
+        == Error.ARGUMENT_INVALID
+    )
+    hv.ok("addrspace_configure_demand", space, 0x9000_0000, 0x2000, 1, 0)
+    hv.ok("addrspace_configure_demand", space, 0x9000_1000, 0x2000, 0, 0)

@@ -67,3 +67,21 @@ def test_load_result_extends():
     assert a64.load_result(ldrsh_w, 0x1_8001) == 0xFFFF_8001
     ldrh = a64.Access(False, 2, 5, 0)
     assert a64.load_result(ldrh, 0x1_8001) == 0x8001
+
+
+@pytest.mark.parametrize(
+    ("source", "write"),
+    [
+        ("stp x1, x2, [x0]", True),
+        ("ldp x1, x2, [x0]", False),
+        ("stxr w3, x1, [x0]", True),
+        ("ldaxr x1, [x0]", False),
+        ("ldadd x1, x2, [x0]", True),
+        ("str q0, [x0]", True),
+        ("ldr q0, [x0]", False),
+    ],
+)
+def test_writes_of_accesses_decode_cannot_emulate(source, write):
+    insn = enc(source)
+    assert a64.decode(insn, xreg, 0) is None
+    assert a64.writes(insn) is write
