@@ -5,13 +5,15 @@ Manager), probes Gunyah, connects to the RM and returns a
 :class:`~kernel.syscalls.Host`: the syscall surface of one process with
 /dev/gunyah. ``rm_policy="retail"`` makes the RM refuse unprotected VMs;
 ``trace`` (a callable taking one line) receives every ioctl, RM call and
-vCPU exit of the hypervisor, strace-style.
+vCPU exit of the hypervisor, strace-style; ``faults`` (a
+:class:`~kernel.fault_inject.FaultPlan`) arms the injection points of every
+RM call and hypercall wrapper.
 """
 
 from __future__ import annotations
 
 
-def boot(rm_policy: str = "default", dram_size: int | None = None, trace=None):
+def boot(rm_policy: str = "default", dram_size: int | None = None, trace=None, faults=None):
     from kernel.arch.arm64.platform import power_on
     from kernel.gunyah.gunyah_host import GunyahHost
     from kernel.syscalls import Host
@@ -19,6 +21,8 @@ def boot(rm_policy: str = "default", dram_size: int | None = None, trace=None):
     firmware = power_on(dram_size, rm_policy)
     try:
         host = Host(GunyahHost.probe(firmware))
+        if faults is not None:
+            host.gunyah.rm.faults = host.gunyah.hcall.faults = faults
         if trace is not None:
             host.trace = host.gunyah.rm.trace = trace
             firmware.trace_guest_exits(trace)

@@ -60,6 +60,10 @@ class EventfdWaitQueue:
         self._lock = threading.Lock()
         self._wake_r, self._wake_w = os.pipe()
         self._epoll.register(self._wake_r, select.EPOLLIN)
+        self._sync_r, self._sync_w = os.pipe()
+        self._epoll.register(self._sync_r, select.EPOLLIN)
+        self._synced = threading.Condition()
+        self._sync_count = 0
         self._thread: threading.Thread | None = None
 
     def add(self, ctx: EventfdCtx, callback) -> None:
@@ -75,11 +79,25 @@ class EventfdWaitQueue:
             if self._callbacks.pop(ctx.fd, None) is not None:
                 self._epoll.unregister(ctx.fd)
 
+    def quiesce(self) -> None:
+        """Return once every write made before the call has had its callback."""
+        if self._thread is None:
+            return
+        with self._synced:
+            target = self._sync_count + 1
+            os.write(self._sync_w, b"s")
+            self._synced.wait_for(lambda: self._sync_count >= target, timeout=10)
+
     def _wait(self) -> None:
         while True:
             for fd, _ in self._epoll.poll():
                 if fd == self._wake_r:
                     return
+                if fd == self._sync_r:
+                    with self._synced:
+                        self._sync_count += len(os.read(self._sync_r, 64))
+                        self._synced.notify_all()
+                    continue
                 with self._lock:
                     callback = self._callbacks.get(fd)
                 if callback is not None:
@@ -89,7 +107,7 @@ class EventfdWaitQueue:
         os.write(self._wake_w, b"x")
         if self._thread is not None:
             self._thread.join()
-        for fd in (self._wake_r, self._wake_w):
+        for fd in (self._wake_r, self._wake_w, self._sync_r, self._sync_w):
             os.close(fd)
         with contextlib.suppress(OSError):
             self._epoll.close()

@@ -2,13 +2,17 @@
 
 A function marked with :func:`allow_error_injection` is a named injection
 point. Its object's ``faults`` map names to the value to return instead of
-calling it: an errno for RM calls, a Gunyah error for hypercalls.
-``POINTS`` lists every point, so tests can walk them all.
+calling it: an errno for RM calls, a Gunyah error for hypercalls. The map
+may be a plain dict or a :class:`FaultPlan`, which fails one point on one
+of its calls and records every point reached. ``POINTS`` lists every
+point, so tests can walk them all.
 """
 
 from __future__ import annotations
 
+import collections
 import functools
+import threading
 
 POINTS: set[str] = set()
 
@@ -24,3 +28,25 @@ def allow_error_injection(fn):
         return fn(self, *args, **kwargs)
 
     return wrapper
+
+
+class FaultPlan:
+    """Fail ``point`` on its ``nth`` call with ``value``; count the calls of every point.
+
+    ``value`` may be a callable of the point's name (an errno for RM calls,
+    a Gunyah error for hypercalls: one plan serves both spaces).
+    """
+
+    def __init__(self, point: str | None = None, value=None, nth: int = 1):
+        self.point, self.value, self.nth = point, value, nth
+        self.calls: collections.Counter[str] = collections.Counter()
+        self.fired = False
+        self._lock = threading.Lock()
+
+    def get(self, name: str):
+        with self._lock:
+            self.calls[name] += 1
+            if name != self.point or self.calls[name] != self.nth:
+                return None
+            self.fired = True
+        return self.value(name) if callable(self.value) else self.value

@@ -22,3 +22,18 @@ def host():
 def shared_host():
     """One booted host for a module whose tests leave nothing behind."""
     yield from _booted()
+
+
+def pytest_terminal_summary(terminalreporter):
+    """The robustness counts CI prints: scenarios, injection points, fuzz examples, leaks."""
+    from tests.robustness import test_fault_injection, test_ioctl_fuzz
+
+    passed = terminalreporter.stats.get("passed", [])
+    scenarios = sum(1 for r in passed if r.nodeid.startswith("tests/conformance/"))
+    counts = {
+        "scenarios passed": scenarios,
+        **test_fault_injection.SUMMARY,
+        **test_ioctl_fuzz.SUMMARY,
+    }
+    terminalreporter.write_sep("-", "robustness")
+    terminalreporter.write_line(", ".join(f"{name}: {n}" for name, n in counts.items()))

@@ -89,13 +89,14 @@ class GuestMemFops(FileOperations):
 
     def release(self, file: File) -> None:
         gmem: GuestMem = file.private
+        allocated = max(gmem.size, PAGE_SIZE)  # an empty file still holds a page
         start = 0
         for offset, length in sorted(gmem.leaked):
             if start < offset:
                 gmem.gunyah.mm.free(gmem.pa + start, offset - start)
             start = max(start, offset + length)
-        if start < gmem.size:
-            gmem.gunyah.mm.free(gmem.pa + start, gmem.size - start)
+        if start < allocated:
+            gmem.gunyah.mm.free(gmem.pa + start, allocated - start)
 
 
 GMEM_FOPS = GuestMemFops()

@@ -30,6 +30,7 @@ MAX_PAYLOAD = GUNYAH_RM_MAX_MSG_SIZE - HDR.size
 MAX_FRAGMENTS = 62
 MAX_REQUEST = MAX_FRAGMENTS * MAX_PAYLOAD
 GUNYAH_ERROR_MSGQUEUE_FULL, GUNYAH_ERROR_MSGQUEUE_EMPTY = 61, 60
+RX_RETRIES = 100  # a receive error that persists this long is given up on
 
 _RM_ERRNO = {
     0x0: 0,
@@ -192,12 +193,20 @@ class GunyahRm:
             self._tx_ready.notify_all()
 
     def _rx_irq(self, _virq: int) -> None:
+        """Drain the RX queue. The queue's interrupt is level-sensitive on a device: a
+        receive that fails while messages wait raises it again, modelled as a retry."""
+        failures = 0
         while True:
             err, packet, ready = self.hcall.gunyah_hypercall_msgq_recv(
                 self.node.rx_capid, GUNYAH_RM_MAX_MSG_SIZE
             )
-            if err:
+            if err == GUNYAH_ERROR_MSGQUEUE_EMPTY:
                 return
+            if err:
+                failures += 1
+                if failures > RX_RETRIES:
+                    return
+                continue
             self._process(packet)
             if not ready:
                 return

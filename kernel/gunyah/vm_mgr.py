@@ -50,7 +50,7 @@ class GunyahVm:
     status_changed: threading.Condition = field(default_factory=threading.Condition)
     bindings: list = field(default_factory=list)
     bindings_lock: threading.RLock = field(default_factory=threading.RLock)
-    provided: dict = field(default_factory=dict)  # gfn -> (pa, share, pages, access)
+    provided: dict = field(default_factory=dict)  # first gfn -> vm_mgr_mem.Folio
     tickets: dict = field(default_factory=dict)  # (role, label) -> capid once populated
     ticket_owners: dict = field(default_factory=dict)  # (role, label) -> function
     unclaimed: dict = field(default_factory=dict)  # resources no ticket took yet

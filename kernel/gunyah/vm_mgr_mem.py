@@ -40,6 +40,17 @@ ACCESS_R, ACCESS_W, ACCESS_X = 4, 2, 1
 GUEST_PRIVATE, HOST_SHARED, HOST_PRIVATE, GUEST_SHARED = 0, 1, 2, 3
 
 
+@dataclass(frozen=True)
+class Folio:
+    """Pages provided to a VM: where they are, how, and the guest_memfd they belong to."""
+
+    pa: int
+    share: bool
+    nr: int
+    access: int
+    gmem: object
+
+
 @dataclass
 class Binding:
     gfn: int
@@ -211,23 +222,34 @@ def _provide(vm, b: Binding, gfn: int, nr: int) -> int:
         hcall.gunyah_hypercall_memextent_donate(back, extents[1], extents[0], pa, size)
         gunyah_rm_platform_reclaim_demand_page(vm.rm, vm.vmid, access, pa, size)
         return -gunyah_error_remap(err)
-    vm.provided[gfn] = (pa, b.share, nr, access)
+    vm.provided[gfn] = Folio(pa, b.share, nr, access, b.file.private)
     return 0
 
 
 def reclaim_range(vm, start: int, end: int) -> None:
-    """Take back every provided folio with a page in [start, end) (whole folios)."""
+    """Take back every provided folio with a page in [start, end) (whole folios).
+
+    A folio the hypervisor will not unmap or give back stays with the VM: it
+    is logged and leaked (its pages are never reused), as the driver does.
+    """
     hcall = vm.host.gunyah.hcall
     space = vm.tickets.get(("addr_space", 0))
-    for gfn in sorted(g for g, (_, _, nr, _) in vm.provided.items() if start < g + nr and g < end):
-        pa, share, nr, access = vm.provided.pop(gfn)
-        host, guest = _extents(vm, share)
-        flags = MAP_PARTIAL | (MAP_VMMIO if share else MAP_PRIVATE)
-        size = nr * PAGE_SIZE
-        hcall.gunyah_hypercall_addrspace_unmap(space, guest, gfn * PAGE_SIZE, flags, pa, size)
-        back = DONATE_TO_SIBLING if share else DONATE_FROM_PROTECTED
-        hcall.gunyah_hypercall_memextent_donate(back, guest, host, pa, size)
-        gunyah_rm_platform_reclaim_demand_page(vm.rm, vm.vmid, access, pa, size)
+    for gfn in sorted(g for g, f in vm.provided.items() if start < g + f.nr and g < end):
+        folio = vm.provided.pop(gfn)
+        host, guest = _extents(vm, folio.share)
+        flags = MAP_PARTIAL | (MAP_VMMIO if folio.share else MAP_PRIVATE)
+        size = folio.nr * PAGE_SIZE
+        err = hcall.gunyah_hypercall_addrspace_unmap(
+            space, guest, gfn * PAGE_SIZE, flags, folio.pa, size
+        )
+        if not err:
+            back = DONATE_TO_SIBLING if folio.share else DONATE_FROM_PROTECTED
+            err = hcall.gunyah_hypercall_memextent_donate(back, guest, host, folio.pa, size)
+        if err:
+            vm.host.printk(f"gunyah_vm_mgr: cannot reclaim gfn {gfn:#x}: Gunyah error {err}")
+            folio.gmem.leak(folio.pa - folio.gmem.pa, size)
+            continue
+        gunyah_rm_platform_reclaim_demand_page(vm.rm, vm.vmid, folio.access, folio.pa, size)
 
 
 def reclaim_file(vm, gmem, offset: int, length: int, lent_only: bool) -> None:

@@ -51,7 +51,7 @@ def test_a_first_touch_provides_one_folio(host, flags, pages):
     vm = vm_of(host, t.vm)
     second = (RAM_IPA + HPAGE) // 4096
     touched = (TOUCH // 4096) if pages == 1 else second
-    assert vm.provided[touched][2] == pages  # the whole folio went at its aligned gfn
+    assert vm.provided[touched].nr == pages  # the whole folio went at its aligned gfn
     memdb = host.gunyah.firmware.gunyah.memdb
     base = gmem_pa(host, t.ram)
     guest_extent = memdb.owner(base + (touched - RAM_IPA // 4096) * 4096)
