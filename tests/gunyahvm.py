@@ -111,7 +111,16 @@ class TestVm:
 
 
 def make_vm(
-    host, source, vcpus=1, doorbells=(), shared_word=None, dtb=None, ram_size=RAM_SIZE, ram_flags=0
+    host,
+    source,
+    vcpus=1,
+    doorbells=(),
+    shared_word=None,
+    dtb=None,
+    ram_size=RAM_SIZE,
+    ram_flags=0,
+    ram_access=RWX_LEND,
+    dtb_size=DTB_SIZE,
 ) -> TestVm:
     """A VM with ``source`` (assembly, or code bytes) at RAM_IPA (lent, RWX), a
     shared page at SHARED_IPA (holding ``shared_word`` if given), the DTB at
@@ -119,19 +128,19 @@ def make_vm(
     dev = host.open("/dev/gunyah")
     vm = host.ioctl(dev, gh.GUNYAH_CREATE_VM, 0)
     ram, shared = guest_mem(host, dev, ram_size, ram_flags), guest_mem(host, dev, 0x1000)
-    image = host.mmap(ram, DTB_OFFSET + DTB_SIZE)
+    blob = dtb if dtb is not None else vm_config_dtb(vcpus, doorbells)
+    image = host.mmap(ram, DTB_OFFSET + max(dtb_size, len(blob)))
     code = source if isinstance(source, bytes) else assemble(source)
     image[0 : len(code)] = code
-    blob = dtb if dtb is not None else vm_config_dtb(vcpus, doorbells)
     image[DTB_OFFSET : DTB_OFFSET + len(blob)] = blob
     host.munmap(image)
     if shared_word is not None:
         page = host.mmap(shared, 0x1000)
         page[0:8] = shared_word.to_bytes(8, "little")
         host.munmap(page)
-    map_mem(host, vm, ram, RAM_IPA, ram_size, RWX_LEND)
+    map_mem(host, vm, ram, RAM_IPA, ram_size, ram_access)
     map_mem(host, vm, shared, SHARED_IPA, 0x1000, RW_SHARE)
-    set_dtb(host, vm, RAM_IPA + DTB_OFFSET, DTB_SIZE)
+    set_dtb(host, vm, RAM_IPA + DTB_OFFSET, dtb_size)
     boot_reg(host, vm, gh.REG_SET_PC, 0, RAM_IPA)
     fds = [add_vcpu(host, vm, i) for i in range(vcpus)]
     return TestVm(host, dev, vm, ram, shared, fds)

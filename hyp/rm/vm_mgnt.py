@@ -37,6 +37,7 @@ from hyp.rm.rm_types import (
 _VMID = struct.Struct("<HH")
 _STOP = struct.Struct("<HBBI")
 _CONFIG_IMAGE = struct.Struct("<HHIQQQQ")
+ACL_W = 2  # the W of a memparcel ACL entry (R 4, W 2, X 1)
 _BOOT_CONTEXT = struct.Struct("<HBBIQ")
 _ADDRESS_LAYOUT = struct.Struct("<HHIQQ")
 _DEMAND_PAGING = struct.Struct("<HHI")
@@ -151,7 +152,10 @@ class VmManager:
         require(auth in (AuthMech.NONE, AuthMech.ANDROID), RmError.ARGUMENT_INVALID, "auth")
         parcel = self.rm.memparcels.get(caller, handle)
         require(parcel.complete and not parcel.users, RmError.MEM_INUSE, "parcel busy")
-        require(parcel.rights(vmid) is not None, RmError.DENIED, "parcel not for this VM")
+        rights = parcel.rights(vmid)
+        require(rights is not None, RmError.DENIED, "parcel not for this VM")
+        # The RM writes its overlay into the DTB: the VM's own copy must be writable.
+        require(rights & ACL_W, RmError.DENIED, "the DTB parcel is read-only")
         require(0 < dtb_size and dtb_off + dtb_size <= parcel.size, RmError.ARGUMENT_INVALID)
         require(img_off + img_size <= parcel.size, RmError.ARGUMENT_INVALID, "image")
         try:

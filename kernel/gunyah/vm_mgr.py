@@ -209,13 +209,18 @@ def _start(vm: GunyahVm) -> None:
 
 def _share_dtb_parcel(vm: GunyahVm, start: int, pages: int):
     """The DTB's pages, rounded out to whole folios, as an RM parcel: lent (one
-    ACL entry) unless the binding shares. Returns (parcel, first gfn, pages)."""
+    ACL entry) unless the binding shares. Returns (parcel, first gfn, pages).
+    EINVAL under a page, ENOENT outside a binding, EPERM for lent pages the
+    host has mapped."""
     if pages == 0:
         raise OSError(errno.EINVAL, "DTB size is less than a page")
     binding = vm_mgr_mem.find_binding(vm, start)
     if binding is None or start + pages > binding.end:
         raise OSError(errno.ENOENT, "the DTB is not inside a guest_memfd binding")
     start, pages = vm_mgr_mem.folio_range(binding, start, pages)
+    offset = (binding.i_off + start - binding.gfn) * PAGE_SIZE
+    if not binding.share and binding.file.private.host_mapped(offset, pages * PAGE_SIZE):
+        raise OSError(errno.EPERM, "the DTB's pages are mapped by the host: they cannot be lent")
     flags = binding.flags  # ALLOW_READ/WRITE/EXEC become the RM's rights R 4, W 2, X 1
     acl_perms = (
         (rpc.GUNYAH_RM_ACL_R if flags & gh.GUNYAH_MEM_ALLOW_READ else 0)
@@ -229,7 +234,7 @@ def _share_dtb_parcel(vm: GunyahVm, start: int, pages: int):
     rpc.gunyah_rm_mem_share(vm.rm, parcel)
     vm.parcel_gfns = range(start, start + pages)
     # the parcel pins its pages (a file reference) until the RM gives them back
-    vm.parcel_pages = (binding.file.get(), (binding.i_off + start - binding.gfn) * PAGE_SIZE)
+    vm.parcel_pages = (binding.file.get(), offset)
     return parcel, start, pages
 
 

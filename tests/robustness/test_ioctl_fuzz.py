@@ -122,7 +122,7 @@ def struct_arg(request: str, data) -> object:
                         [0, RWX_LEND, RW_SHARE, RWX_LEND | gh.GUNYAH_MEM_UNMAP, 0x77, 0xFFFF_FFFF]
                     )
                 ),
-                "guest_mem_fd": data.draw(st.integers(-1, 64)),
+                "guest_mem_fd": data.draw(st.integers(0, 64) | st.just(0xFFFF_FFFF)),
                 "offset": data.draw(U64),
                 "size": data.draw(U64),
             },
