@@ -4,7 +4,11 @@
   (VCPU_RUN returns MMIO, the VMM answers HANDLED, VCPU_RUN again).
 - ``ioeventfd_write_us``: the same store matched by an ioeventfd: the
   kernel signals the eventfd and resumes the guest, no exit.
-- ``ioeventfd_ratio``: the second over the first, measured in one run.
+- ``mmio_exit_ratio``: the round trip over a bare unicorn core whose
+  memory hook stops it at the same store and is started again.
+- ``ioeventfd_ratio``: the ioeventfd-handled store over a bare unicorn
+  memory hook that sees the store and lets the core run on;
+  ``ioeventfd_vs_mmio`` relates the two kinds of store of this stack.
 - ``irqfd_latency_us``: an eventfd write from another thread until the
   guest's IRQ vector has run and its report reached the VMM (the guest
   sleeps in WFI in between); ``irqfd_to_mmio_ratio`` relates it to the
@@ -22,6 +26,7 @@ import threading
 import time
 
 import kernel
+from bench import baselines
 from tests.conformance.test_irqfd_ioeventfd import COUNTER, LABEL, SPI, add_ioeventfd, add_irqfd
 from tests.gunyahvm import MMIO, make_vm
 
@@ -95,10 +100,14 @@ def exit_paths(quick: bool) -> dict:
         irqfd = statistics.median(_irqfd_latencies(host, 50 if quick else 500))
     finally:
         host.shutdown()
+    bare_exit = min(baselines.stop_and_restart_us(count) for _ in range(3))
+    bare_hook = min(baselines.memory_hook_us(count * 10) for _ in range(3))
     return {
         "mmio_exit_us": round(mmio * 1e6, 1),
+        "mmio_exit_ratio": round(mmio * 1e6 / bare_exit, 1),
         "ioeventfd_write_us": round(ioevent * 1e6, 1),
-        "ioeventfd_ratio": round(ioevent / mmio, 3),
+        "ioeventfd_ratio": round(ioevent * 1e6 / bare_hook, 1),
+        "ioeventfd_vs_mmio": round(ioevent / mmio, 3),
         "irqfd_latency_us": round(irqfd * 1e6, 1),
         "irqfd_to_mmio_ratio": round(irqfd / mmio, 2),
     }

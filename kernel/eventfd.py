@@ -45,7 +45,9 @@ class EventfdCtx:
         os.eventfd_write(self.fd, n)
 
     def readable(self) -> bool:
-        return bool(select.select([self.fd], [], [], 0)[0])
+        poller = select.poll()  # not select(): descriptors may be above FD_SETSIZE
+        poller.register(self.fd, select.POLLIN)
+        return bool(poller.poll(0))
 
     def put(self) -> None:
         os.close(self.fd)

@@ -20,3 +20,9 @@ def test_compute_loop_words(iterations):
         b .
     """
     assert to_bytes(compute_loop(iterations)) == assemble(source)
+
+
+def test_bare_baseline_store_loop():
+    from bench.baselines import STORE_LOOP
+
+    assert STORE_LOOP == assemble("1: str x1, [x9]\nb 1b")
