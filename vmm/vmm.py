@@ -49,14 +49,14 @@ STATUS_NAMES = {
     gh.GUNYAH_VM_STATUS_EXITED: "exited",
     gh.GUNYAH_VM_STATUS_CRASHED: "crashed",
 }
-EXIT_TYPES = {
+EXIT_TYPES = {  # the RM's exit types (spec section 4.6)
     0: "vm_exit",
-    1: "psci_power_off",
-    2: "psci_system_reset",
+    1: "platform_off",
+    2: "platform_reset",
     3: "psci_system_reset2",
-    4: "wdt_bite",
-    5: "hyp_error",
-    6: "async_ext_abort",
+    4: "watchdog_bite",
+    5: "software_error",
+    6: "async_hw_error",
     7: "vm_stop_forced",
 }
 
@@ -83,7 +83,7 @@ class Report:
 
     @property
     def clean(self) -> bool:
-        return self.status == "exited" and self.exit_type == "psci_power_off" and not self.problem
+        return self.status == "exited" and self.exit_type == "platform_off" and not self.problem
 
     def lines(self) -> list[str]:
         exits = ", ".join(f"{n} {k}" for k, n in sorted(self.exits.items())) or "none"

@@ -20,7 +20,7 @@ def test_run_with_no_arguments_says_hello_from_every_vcpu_and_exits_0():
     for cpu in range(4):
         assert f"hello from cpu {cpu}, MPIDR 0x8000000{cpu}" in p.stdout
     assert "hello: hyp_identify: API 1, variant 0x48" in p.stdout
-    assert "VM exited: psci_power_off" in p.stderr
+    assert "VM exited: platform_off" in p.stderr
     assert "vCPUs 4" in p.stderr
 
 
