@@ -156,12 +156,12 @@ class Vmm:
             self._boot_config(vm, image.entry)
             notify = self._virtio_eventfds(stack, vm)
             vcpus = [self._add_vcpu(stack, vm, i) for i in range(cfg.vcpus)]
+            stack.callback(vcpus.clear)  # no view of a run page may outlive it
             self._event_loop(stack, notify)
             start = time.perf_counter()
             host.ioctl(vm, gh.GUNYAH_VM_START, 0)
             self._run_vcpus(vcpus)
             self.report.seconds = time.perf_counter() - start
-            vcpus.clear()  # no view of a run page may outlive it
         return self.report
 
     def _load(self, gmem: int, image, dtb: bytes) -> None:
