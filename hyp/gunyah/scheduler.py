@@ -10,7 +10,8 @@ others. A watchdog preempts a vCPU that runs longer than ``QUANTUM``
 seconds of host time without an event while another vCPU waits or a timer
 is armed (the only place host time matters: guests that compute without
 trapping still share the SoC and see their timers fire). The watchdog also repeats a stop unicorn
-dropped (one that raced with the start of a run).
+dropped (one that raced with the start of a run). Each waiting vCPU sleeps
+on its own condition, and only the one whose turn it is gets woken.
 """
 
 from __future__ import annotations
@@ -24,7 +25,9 @@ QUANTUM = 0.01
 
 class Scheduler:
     def __init__(self):
-        self._cond = threading.Condition()
+        self._lock = threading.RLock()
+        self._cond = threading.Condition(self._lock)
+        self._turns: dict = {}  # vcpu -> its own condition on the same lock
         self.order: list = []
         self.holder = None
         self._last = -1
@@ -46,7 +49,8 @@ class Scheduler:
                 self.order.remove(vcpu)
                 if index <= self._last:
                     self._last -= 1
-            self._cond.notify_all()
+            self._turns.pop(vcpu, None)
+            self._wake_next()
 
     def _designate(self):
         n = len(self.order)
@@ -71,8 +75,9 @@ class Scheduler:
         """Wait for ``vcpu``'s turn and take the SoC."""
         with self._cond:
             self._waiting.add(vcpu)
+            turn = self._turns.setdefault(vcpu, threading.Condition(self._lock))
             while not self._may_enter(vcpu):
-                self._cond.wait(PATIENCE / 2)
+                turn.wait(PATIENCE / 2)
             self._waiting.discard(vcpu)
             self.holder, self._started = vcpu, time.monotonic()
             self._ensure_watchdog()
@@ -84,12 +89,25 @@ class Scheduler:
                 self.holder = None
                 if vcpu in self.order:
                     self._last = self.order.index(vcpu)
-            self._cond.notify_all()
+            self._wake_next()
 
     def poke(self) -> None:
-        """Runnability changed somewhere: waiters look again."""
+        """Runnability changed somewhere: the vCPU whose turn it is looks again."""
         with self._cond:
+            self._wake_next()
+
+    def _wake_next(self) -> None:
+        """Wake the waiter whose turn it is, not every waiter (hundreds of vCPU
+        threads would all wake to find it is not theirs); with no runnable
+        vCPU any waiter may go, so all look. A stalled turn is passed over by
+        the others' own PATIENCE timeouts."""
+        designated = self._designate()
+        if designated is None or designated not in self._waiting:
             self._cond.notify_all()
+            for turn in self._turns.values():
+                turn.notify_all()
+        else:
+            self._turns[designated].notify()
 
     def others_runnable(self, vcpu) -> bool:
         with self._cond:
