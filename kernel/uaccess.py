@@ -12,6 +12,8 @@ import ctypes
 import errno
 import os
 
+import cffi
+
 _libc = ctypes.CDLL(None, use_errno=True)
 
 
@@ -32,14 +34,16 @@ for _name in ("process_vm_readv", "process_vm_writev"):
     ]
 
 
+_FFI = cffi.FFI()  # any FFI casts any cffi pointer: the backend is shared
+_UINTPTR = _FFI.typeof("uintptr_t")
+
+
 def user_address(arg) -> int:
     """The address an ioctl argument stands for: an int, or a cffi pointer."""
     if isinstance(arg, int):
         return arg & (2**64 - 1)
     try:
-        import cffi
-
-        return int(cffi.FFI().cast("uintptr_t", arg))
+        return int(_FFI.cast(_UINTPTR, arg))
     except (TypeError, cffi.FFIError):
         raise OSError(errno.EFAULT, "not a pointer") from None
 
