@@ -22,7 +22,6 @@ import errno
 import threading
 
 from kernel.eventfd import eventfd_ctx_fdget
-from kernel.gunyah.gunyah import gunyah_error_remap
 from uapi.linux import gunyah as gh
 
 ARG = "struct gunyah_fn_irqfd_arg"
@@ -55,7 +54,7 @@ class GunyahIrqfd:
                     resource.cap_id, 1, 1
                 )
                 if err:
-                    self.vm.host.printk(f"irqfd {self.label}: bell_set_mask: {err}")
+                    self.vm.host.printk(f"irqfd {self.label}: bell_set_mask: Gunyah error {err}")
                     return False
             self.resource, self.capid = resource, resource.cap_id
         return True
@@ -74,8 +73,7 @@ class GunyahIrqfd:
                 return
             err, _ = self.vm.host.gunyah.hcall.gunyah_hypercall_bell_send(capid, 1)
         if err:
-            errno_ = gunyah_error_remap(err)
-            self.vm.host.printk(f"irqfd {self.label}: bell_send: errno {errno_}")
+            self.vm.host.printk(f"irqfd {self.label}: bell_send: Gunyah error {err}")
 
     def unbind(self) -> None:
         self.vm.host.eventfd_wq.remove(self.ctx)

@@ -126,7 +126,15 @@ def test_the_walk_reaches_rm_calls_and_hypercalls_of_every_phase():
 
 
 def shown_right(seen: list[str]) -> bool:
-    return all(s in ("errno 12", "page fault -12") or s.startswith("exit 1 at ") for s in seen)
+    """ENOMEM from an ioctl, -ENOMEM in a PAGE_FAULT exit, or the shared page the
+    kernel could not give the guest coming back as an MMIO exit (v16's path)."""
+    mmio_at_shared = f"exit {gh.GUNYAH_VCPU_EXIT_MMIO} at {SHARED_IPA:#x}"
+    return all(s in ("errno 12", "page fault -12", mmio_at_shared) for s in seen)
+
+
+def logged(point: str, dmesg: list[str]) -> bool:
+    """The kernel log names the failed call, or its error (Gunyah NOMEM, ENOMEM)."""
+    return any(point in line or "Gunyah error 10" in line or "Errno 12" in line for line in dmesg)
 
 
 @pytest.mark.parametrize(("point", "nth"), POINTS, ids=[f"{p}#{n}" for p, n in POINTS])
@@ -142,7 +150,8 @@ def test_one_failure_shows_and_leaves_nothing(point, nth):
         if point in ABSORBED:
             assert (seen, host.dmesg) == ([], [])
         else:
-            assert seen or host.dmesg, f"the failure of {point} showed nowhere"
+            assert seen or logged(point, host.dmesg), f"the failure of {point} showed nowhere"
+        # what stays behind after a refusal is logged by the release path
         if left and not (point in KEPT_ON_REFUSAL and host.dmesg):
             SUMMARY["leaks found"] += 1
             pytest.fail(f"{point}#{nth} left {left} behind")
