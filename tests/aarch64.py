@@ -24,3 +24,39 @@ def assemble(source: str) -> bytes:
         subprocess.run([AS, "-march=armv8.1-a", str(src), "-o", str(obj)], check=True)
         subprocess.run([OBJCOPY, "-O", "binary", str(obj), str(out)], check=True)
         return out.read_bytes()
+
+
+def gic_enable(intid: int, edge: bool = True, ppis: tuple[int, ...] = ()) -> str:
+    """Guest code that routes SPI ``intid`` (edge or level) to this CPU, enables it and
+    the PPIs ``ppis``, wakes the redistributor and opens the CPU interface.
+    Clobbers x1-x4; leaves x0 = GICD."""
+    from hyp.hw.board import GICD_BASE, GICR_BASE
+
+    bit, config = 1 << intid % 32, (2 if edge else 0) << 2 * (intid % 16)
+    ppi_bits = sum(1 << p for p in ppis)
+    ppi_code = (
+        f"""
+    ldr w1, ={ppi_bits:#x}
+    add x4, x3, #0x10000
+    str w1, [x4, #0x100]            // GICR_ISENABLER0: the PPIs"""
+        if ppis
+        else ""
+    )
+    return f"""
+    ldr x0, ={GICD_BASE:#x}
+    mov w1, #2
+    str w1, [x0]                    // GICD_CTLR.EnableGrp1
+    ldr x2, ={0x6000 + intid * 8:#x}
+    str xzr, [x0, x2]               // GICD_IROUTER: this CPU
+    ldr w1, ={bit:#x}
+    str w1, [x0, #{0x100 + intid // 32 * 4}]   // GICD_ISENABLER
+    ldr w1, ={config:#x}
+    str w1, [x0, #{0xC00 + intid // 16 * 4}]   // GICD_ICFGR
+    ldr x3, ={GICR_BASE:#x}
+    str wzr, [x3, #0x14]            // GICR_WAKER: awake{ppi_code}
+    mov x1, #0xff
+    msr S3_0_C4_C6_0, x1            // ICC_PMR_EL1
+    mov x1, #1
+    msr S3_0_C12_C12_7, x1          // ICC_IGRPEN1_EL1
+    isb
+"""

@@ -17,6 +17,8 @@ import select
 import signal
 from typing import Protocol
 
+import cffi
+
 _libc = ctypes.CDLL(None, use_errno=True)
 _libc.fallocate.argtypes = [ctypes.c_int, ctypes.c_int, ctypes.c_long, ctypes.c_long]
 # fcntl.ioctl takes only a C int or a buffer; a pointer needs the whole unsigned long.
@@ -33,13 +35,13 @@ class Host(Protocol):
     def pthread_kill(self, thread: int, sig: int) -> None: ...
 
 
+_FFI = cffi.FFI()  # any FFI casts any cffi pointer: the backend is shared
+_UINTPTR = _FFI.typeof("uintptr_t")
+
+
 def _address(arg) -> int:
     """An ioctl argument as the unsigned long C passes: an int or a cffi pointer."""
-    if isinstance(arg, int):
-        return arg
-    from uapi.linux.gunyah import ffi
-
-    return int(ffi.cast("uintptr_t", arg))
+    return arg if isinstance(arg, int) else int(_FFI.cast(_UINTPTR, arg))
 
 
 class LinuxHost:

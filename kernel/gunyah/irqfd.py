@@ -36,18 +36,21 @@ def _arg(arg: bytes):
 class GunyahIrqfd:
     def __init__(self, vm, label: int, level: bool, ctx):
         self.vm, self.label, self.level, self.ctx = vm, label, level, ctx
-        self.capid: int | None = None
-        self.resource = None
+        self.resource = None  # the doorbell's send side, once the VM has started
         self._lock = threading.Lock()
 
     @property
     def key(self) -> tuple[str, int]:
         return ("bell_tx", self.label)
 
+    @property
+    def capid(self) -> int | None:
+        return self.resource.cap_id if self.resource is not None else None
+
     # resource ticket
     def populate(self, resource) -> bool:
         with self._lock:
-            if self.capid is not None:
+            if self.resource is not None:
                 return False
             if self.level:
                 err = self.vm.host.gunyah.hcall.gunyah_hypercall_bell_set_mask(
@@ -56,12 +59,12 @@ class GunyahIrqfd:
                 if err:
                     self.vm.host.printk(f"irqfd {self.label}: bell_set_mask: Gunyah error {err}")
                     return False
-            self.resource, self.capid = resource, resource.cap_id
+            self.resource = resource
         return True
 
     def unpopulate(self):
         with self._lock:
-            resource, self.resource, self.capid = self.resource, None, None
+            resource, self.resource = self.resource, None
         return resource
 
     # the eventfd's wait-queue entry

@@ -70,9 +70,7 @@ class GunyahVcpu:
     vm: object
     id: int
     page: tuple[int, mmap.mmap] = field(default_factory=_run_page)
-    resource: object = None
-    capid: int | None = None
-    virq: int = 0
+    resource: object = None  # the VCPU resource the ticket got at START
     state: str = UNKNOWN
     mmio_addr: int = 0
     ready: threading.Event = field(default_factory=threading.Event)
@@ -90,12 +88,16 @@ class GunyahVcpu:
             mapping.close()
         os.close(fd)
 
+    @property
+    def capid(self) -> int | None:
+        return self.resource.cap_id if self.resource is not None else None
+
     # resource ticket
     def populate(self, resource) -> bool:
-        if self.capid is not None:
+        if self.resource is not None:
             return False
-        self.resource, self.capid, self.virq = resource, resource.cap_id, resource.virq
-        self.vm.host.gunyah.firmware.request_irq(self.virq, lambda _v: self.ready.set())
+        self.resource = resource
+        self.vm.host.gunyah.firmware.request_irq(resource.virq, lambda _v: self.ready.set())
         return True
 
     def unbind(self) -> None:
@@ -111,9 +113,9 @@ class GunyahVcpu:
         runner = self.runner
         if runner is not None:  # bring it out of the hypervisor to see immediate_exit
             self.vm.host.gunyah.firmware.send_ipi(runner)
-        if self.capid is not None:
-            self.vm.host.gunyah.firmware.free_irq(self.virq)
-        resource, self.resource, self.capid = self.resource, None, None
+        resource, self.resource = self.resource, None
+        if resource is not None:
+            self.vm.host.gunyah.firmware.free_irq(resource.virq)
         return resource
 
     # VCPU_RUN
@@ -190,9 +192,10 @@ class GunyahVcpu:
         while not signals.pending():
             if run.immediate_exit:
                 raise OSError(errno.EINTR, os.strerror(errno.EINTR))
-            if self.capid is None:
+            capid = self.capid  # once: REMOVE_FUNCTION may take it from another thread
+            if capid is None:
                 raise OSError(errno.ENODEV, "vCPU resource gone")
-            err, state, data = hcall.gunyah_hypercall_vcpu_run(self.capid, resume)
+            err, state, data = hcall.gunyah_hypercall_vcpu_run(capid, resume)
             resume = (0, 0, 0)
             if err == GUNYAH_ERROR_RETRY:
                 continue

@@ -12,7 +12,7 @@ import threading
 
 import pytest
 
-from hyp.hw.board import GICD_BASE, GICR_BASE
+from tests.aarch64 import gic_enable
 from tests.gunyahvm import MMIO, fn_desc, make_vm, outcome
 from uapi.linux import gunyah as gh
 
@@ -23,28 +23,11 @@ ISPENDR, ICPENDR = 0x200 + INTID // 32 * 4, 0x280 + INTID // 32 * 4
 
 
 def gic_setup(edge: bool) -> str:
-    config = (2 if edge else 0) << 2 * (INTID % 16)
     return f"""
     adr x8, vectors
     msr vbar_el1, x8
     ldr x9, ={MMIO:#x}
-    ldr x0, ={GICD_BASE:#x}
-    mov w1, #2
-    str w1, [x0]                    // GICD_CTLR.EnableGrp1
-    ldr x2, ={0x6000 + INTID * 8:#x}
-    str xzr, [x0, x2]               // GICD_IROUTER: this CPU
-    ldr w1, ={BIT:#x}
-    str w1, [x0, #{0x100 + INTID // 32 * 4}]   // GICD_ISENABLER
-    ldr w1, ={config:#x}
-    str w1, [x0, #{0xC00 + INTID // 16 * 4}]   // GICD_ICFGR
-    ldr x3, ={GICR_BASE:#x}
-    str wzr, [x3, #0x14]            // GICR_WAKER: awake
-    mov x1, #0xff
-    msr S3_0_C4_C6_0, x1            // ICC_PMR_EL1
-    mov x1, #1
-    msr S3_0_C12_C12_7, x1          // ICC_IGRPEN1_EL1
-    isb
-"""
+""" + gic_enable(INTID, edge)
 
 
 COUNTER = (

@@ -37,7 +37,7 @@ def holdings(host) -> Holdings:
         fds=tuple(sorted(host.fdtable.fds())),
         free_ram=host.gunyah.mm.free_bytes,
         threads=len(threads),
-        dram_owners=tuple((s, e, id(o)) for s, (e, o) in gunyah.memdb._ranges.items()),
+        dram_owners=tuple((s, e, id(o)) for s, e, o in gunyah.memdb.ranges()),
     )
 
 

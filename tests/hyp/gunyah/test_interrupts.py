@@ -2,8 +2,7 @@
 virtual timer fires after the programmed virtual time."""
 
 from hyp.gunyah.vcpu import VcpuState
-from hyp.hw.board import GICD_BASE, GICR_BASE
-from tests.aarch64 import assemble
+from tests.aarch64 import assemble, gic_enable
 from tests.hyp.gunyah.vmhelper import MMIO_IPA, Hv, build_vm
 
 REPORT = MMIO_IPA + 0x8000
@@ -13,26 +12,7 @@ GIC_SETUP = f"""
     adr x8, vectors
     msr vbar_el1, x8
     ldr x9, ={REPORT:#x}
-    ldr x0, ={GICD_BASE:#x}
-    mov w1, #2
-    str w1, [x0]                    // GICD_CTLR.EnableGrp1
-    ldr x2, ={0x6000 + SPI * 8:#x}
-    str xzr, [x0, x2]               // GICD_IROUTER{SPI}: this CPU
-    mov w1, #{1 << (SPI % 32)}
-    str w1, [x0, #{0x100 + SPI // 32 * 4}]   // GICD_ISENABLER
-    mov w1, #{2 << (2 * (SPI % 16))}
-    str w1, [x0, #{0xC00 + SPI // 16 * 4}]   // GICD_ICFGR: edge
-    ldr x3, ={GICR_BASE:#x}
-    str wzr, [x3, #0x14]            // GICR_WAKER: awake
-    mov w1, #{1 << 27}
-    add x4, x3, #0x10000
-    str w1, [x4, #0x100]            // GICR_ISENABLER0: PPI 27
-    mov x1, #0xff
-    msr S3_0_C4_C6_0, x1            // ICC_PMR_EL1
-    mov x1, #1
-    msr S3_0_C12_C12_7, x1          // ICC_IGRPEN1_EL1
-    isb
-"""
+""" + gic_enable(SPI, edge=True, ppis=(27,))  # PPI 27: the virtual timer
 
 DOORBELL_GUEST = (
     GIC_SETUP
