@@ -15,6 +15,7 @@ import threading
 from sortedcontainers import SortedDict
 
 PAGE_SIZE = 4096
+HPAGE_PMD_SIZE = 2 << 20
 
 
 class PageAllocator:

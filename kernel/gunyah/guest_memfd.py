@@ -24,11 +24,10 @@ import os
 from dataclasses import dataclass, field
 
 from kernel.fs import File, FileOperations
+from kernel.mm import HPAGE_PMD_SIZE, PAGE_SIZE
 from kernel.uaccess import copy_from_user
 from uapi.linux import gunyah as gh
 
-PAGE_SIZE = 4096
-HPAGE_SIZE = 2 << 20
 FALLOC_FL_KEEP_SIZE, FALLOC_FL_PUNCH_HOLE, FALLOC_FL_ZERO_RANGE = 0x01, 0x02, 0x10
 
 
@@ -109,7 +108,7 @@ def gunyah_guest_mem_create(host, arg) -> int:
         raise OSError(errno.EINVAL, "guest_memfd size is not page aligned")
     if args.flags & ~(gh.GHMF_CLOEXEC | gh.GHMF_ALLOW_HUGEPAGE):
         raise OSError(errno.EINVAL, os.strerror(errno.EINVAL))
-    align = HPAGE_SIZE if args.flags & gh.GHMF_ALLOW_HUGEPAGE else PAGE_SIZE
+    align = HPAGE_PMD_SIZE if args.flags & gh.GHMF_ALLOW_HUGEPAGE else PAGE_SIZE
     pa = host.gunyah.mm.alloc(args.size, align)
     file = File(GMEM_FOPS, GuestMem(host.gunyah, args.size, args.flags, pa), "[gh-gmem]")
     return host.fdtable.install(file, cloexec=bool(args.flags & gh.GHMF_CLOEXEC))

@@ -22,6 +22,7 @@ import errno
 import threading
 
 from kernel.eventfd import eventfd_ctx_fdget
+from kernel.include.linux.gunyah import GunyahResourceType
 from uapi.linux import gunyah as gh
 
 ARG = "struct gunyah_fn_irqfd_arg"
@@ -40,8 +41,8 @@ class GunyahIrqfd:
         self._lock = threading.Lock()
 
     @property
-    def key(self) -> tuple[str, int]:
-        return ("bell_tx", self.label)
+    def key(self) -> tuple[int, int]:
+        return (GunyahResourceType.BELL_TX, self.label)
 
     @property
     def capid(self) -> int | None:

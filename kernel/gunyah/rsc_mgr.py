@@ -20,7 +20,7 @@ from dataclasses import dataclass, field
 
 import libfdt
 
-from kernel.gunyah.gunyah import gunyah_error_remap
+from kernel.include.linux.gunyah import GunyahError, gunyah_error_remap
 
 RPC_API_VERSION, RPC_HEADER_WORDS = 1, 2
 TYPE_CONTINUATION, TYPE_REQUEST, TYPE_REPLY, TYPE_NOTIF = 0, 1, 2, 3
@@ -29,7 +29,6 @@ HDR = struct.Struct("<BBHI")
 MAX_PAYLOAD = GUNYAH_RM_MAX_MSG_SIZE - HDR.size
 MAX_FRAGMENTS = 62
 MAX_REQUEST = MAX_FRAGMENTS * MAX_PAYLOAD
-GUNYAH_ERROR_MSGQUEUE_FULL, GUNYAH_ERROR_MSGQUEUE_EMPTY = 61, 60
 RX_RETRIES = 100  # a receive error that persists this long is given up on
 
 _RM_ERRNO = {
@@ -180,7 +179,7 @@ class GunyahRm:
     def _send_packet(self, packet: bytes, flags: int) -> None:
         while True:
             err, _ = self.hcall.gunyah_hypercall_msgq_send(self.node.tx_capid, packet, flags)
-            if err != GUNYAH_ERROR_MSGQUEUE_FULL:
+            if err != GunyahError.MSGQUEUE_FULL:
                 break
             with self._tx_ready:
                 self._tx_ready.wait(0.01)
@@ -200,7 +199,7 @@ class GunyahRm:
             err, packet, ready = self.hcall.gunyah_hypercall_msgq_recv(
                 self.node.rx_capid, GUNYAH_RM_MAX_MSG_SIZE
             )
-            if err == GUNYAH_ERROR_MSGQUEUE_EMPTY:
+            if err == GunyahError.MSGQUEUE_EMPTY:
                 return
             if err:
                 failures += 1

@@ -18,6 +18,12 @@ from kernel.gunyah.platform_hooks import (
     gunyah_rm_platform_pre_mem_share,
 )
 from kernel.gunyah.rsc_mgr import GunyahRm, RmError
+from kernel.gunyah.rsc_mgr_h import (
+    GUNYAH_RM_MEM_TYPE_NORMAL,
+    GUNYAH_RM_VM_STOP_FLAG_FORCE_STOP,
+    GUNYAH_RM_VM_STOP_REASON_FORCE_STOP,
+)
+from kernel.include.linux.gunyah import GUNYAH_MEM_HANDLE_INVAL
 
 VM_ALLOCATE, VM_DEALLOCATE, VM_START, VM_STOP, VM_RESET = (
     0x5600_0001,
@@ -32,13 +38,9 @@ VM_SET_DEMAND_PAGING, VM_SET_ADDRESS_LAYOUT = 0x5600_0033, 0x5600_0034
 MEM_LEND, MEM_SHARE, MEM_RECLAIM, MEM_APPEND = 0x5100_0012, 0x5100_0013, 0x5100_0015, 0x5100_0018
 NOTIFY_VM_EXITED, NOTIFY_VM_STATUS = 0x5610_0001, 0x5610_0008
 
-GUNYAH_RM_VM_STOP_FLAG_FORCE_STOP = 1
-GUNYAH_RM_VM_STOP_REASON_FORCE_STOP = 3
-GUNYAH_RM_MEM_TYPE_NORMAL = 0
 GUNYAH_RM_MEM_APPEND_REQ_FLAGS_END = 1
 GUNYAH_RM_MEM_SHARE_REQ_FLAGS_APPEND = 2
 GUNYAH_RM_MAX_MEM_ENTRIES = 512
-GUNYAH_RM_ACL_X, GUNYAH_RM_ACL_W, GUNYAH_RM_ACL_R = 1, 2, 4
 
 RESOURCE = struct.Struct("<BBHIIQIIQQ")
 
@@ -63,7 +65,7 @@ class GunyahRmMemParcel:
     acl: list[tuple[int, int]]
     mem_entries: list[tuple[int, int]]
     label: int = 0
-    mem_handle: int = 0xFFFF_FFFF
+    mem_handle: int = GUNYAH_MEM_HANDLE_INVAL
     attrs: list[tuple[int, int]] = field(default_factory=list)
 
 
@@ -225,4 +227,4 @@ def gunyah_rm_mem_reclaim(rm: GunyahRm, parcel: GunyahRmMemParcel) -> None:
 
 def _mem_reclaim(rm: GunyahRm, parcel: GunyahRmMemParcel) -> None:
     rm.gunyah_rm_call(MEM_RECLAIM, struct.pack("<IB3x", parcel.mem_handle, 0))
-    parcel.mem_handle = 0xFFFF_FFFF
+    parcel.mem_handle = GUNYAH_MEM_HANDLE_INVAL

@@ -37,14 +37,12 @@ from dataclasses import dataclass, field
 
 from kernel.fs import File, FileOperations
 from kernel.gunyah import vm_mgr_mem
-from kernel.gunyah.gunyah import gunyah_error_remap
+from kernel.include.linux.gunyah import GunyahError, GunyahResourceType, gunyah_error_remap
+from kernel.include.linux.gunyah import GunyahVcpuResumeAction as Resume
+from kernel.include.linux.gunyah import GunyahVcpuState as State
+from kernel.mm import PAGE_SIZE
 from uapi.linux import gunyah as gh
 
-PAGE_SIZE = 4096
-# States vcpu_run returns (the hypervisor's numbering).
-EXPECTS_WAKEUP, POWERED_OFF, VMMIO_READ, VMMIO_WRITE, PAGE_FAULT = 1, 2, 4, 5, 7
-RESUME_EMULATE, RESUME_RETRY, RESUME_FAULT = 0, 1, 2
-GUNYAH_ERROR_RETRY = -2
 LOCK_POLL = 0.05  # seconds between looks for a signal while waiting for run_lock
 
 # The driver's own state of a vCPU between two VCPU_RUNs.
@@ -103,7 +101,7 @@ class GunyahVcpu:
     def unbind(self) -> None:
         """REMOVE_FUNCTION: the fd stays, VCPU_RUN on it is ENODEV."""
         self.unbound = True
-        self.vm.remove_ticket(("vcpu", self.id))
+        self.vm.remove_ticket((GunyahResourceType.VCPU, self.id))
 
     def unpopulate(self):
         """Give the resource up (returned); a VCPU_RUN in progress ends."""
@@ -162,12 +160,12 @@ class GunyahVcpu:
         if action == gh.GUNYAH_VCPU_RESUME_HANDLED:
             data = bytes(gh.ffi.buffer(run.mmio.data))[: min(run.mmio.len, 8)]
             value = int.from_bytes(data.ljust(8, b"\0"), "little")
-            resume = (value if self.state == MMIO_READ else 0, RESUME_EMULATE, 0)
+            resume = (value if self.state == MMIO_READ else 0, Resume.EMULATE, 0)
         elif action == gh.GUNYAH_VCPU_RESUME_FAULT:
-            resume = (0, RESUME_FAULT, 0)
+            resume = (0, Resume.FAULT, 0)
         elif action == gh.GUNYAH_VCPU_RESUME_RETRY:
             vm_mgr_mem.gunyah_gmem_demand_page(self.vm, self.mmio_addr, self.state == MMIO_WRITE)
-            resume = (0, RESUME_RETRY, 0)
+            resume = (0, Resume.RETRY, 0)
         else:
             raise OSError(errno.EINVAL, "resume_action")
         self.state = READY
@@ -177,10 +175,10 @@ class GunyahVcpu:
         """FAULT (the preset) gives the guest an abort; HANDLED or RETRY page in
         again and rerun the access (v16 ignores the field and always reruns)."""
         if action == gh.GUNYAH_VCPU_RESUME_FAULT:
-            resume = (0, RESUME_FAULT, 0)
+            resume = (0, Resume.FAULT, 0)
         elif action in (gh.GUNYAH_VCPU_RESUME_HANDLED, gh.GUNYAH_VCPU_RESUME_RETRY):
             vm_mgr_mem.gunyah_gmem_demand_page(self.vm, self.mmio_addr, False)
-            resume = (0, RESUME_RETRY, 0)
+            resume = (0, Resume.RETRY, 0)
         else:
             raise OSError(errno.EINVAL, "resume_action")
         self.state = READY
@@ -197,7 +195,7 @@ class GunyahVcpu:
                 raise OSError(errno.ENODEV, "vCPU resource gone")
             err, state, data = hcall.gunyah_hypercall_vcpu_run(capid, resume)
             resume = (0, 0, 0)
-            if err == GUNYAH_ERROR_RETRY:
+            if err == GunyahError.RETRY:
                 continue
             if err:
                 raise OSError(gunyah_error_remap(err), "vcpu_run")
@@ -209,11 +207,11 @@ class GunyahVcpu:
 
     def _handle(self, state: int, data: tuple[int, int, int]):
         """An exit for userspace (0), or the resume data to run on with (None: none)."""
-        if state in (VMMIO_READ, VMMIO_WRITE):
+        if state in (State.ADDRSPACE_VMMIO_READ, State.ADDRSPACE_VMMIO_WRITE):
             return self._mmio(state, *data)
-        if state == PAGE_FAULT:
+        if state == State.ADDRSPACE_PAGE_FAULT:
             return self._page_fault(data[0], bool(data[1]))
-        if state in (EXPECTS_WAKEUP, POWERED_OFF):
+        if state in (State.EXPECTS_WAKEUP, State.POWERED_OFF):
             if not self.vm.running:
                 return self._status_exit()
             signals = self.vm.host.signals
@@ -227,12 +225,12 @@ class GunyahVcpu:
         return None
 
     def _mmio(self, state: int, addr: int, size: int, value: int):
-        write = state == VMMIO_WRITE
+        write = state == State.ADDRSPACE_VMMIO_WRITE
         ret = vm_mgr_mem.gunyah_gmem_demand_page(self.vm, addr, write)
         if ret in (0, -errno.EAGAIN):
-            return (0, RESUME_RETRY, 0)
+            return (0, Resume.RETRY, 0)
         if write and self.vm.io_handlers(addr, min(size, 8), value):
-            return (0, RESUME_EMULATE, 0)
+            return (0, Resume.EMULATE, 0)
         run = self.run
         run.exit_reason = gh.GUNYAH_VCPU_EXIT_MMIO
         run.mmio.phys_addr, run.mmio.len, run.mmio.is_write = addr, min(size, 8), int(write)
@@ -298,7 +296,7 @@ def bind(vm, arg: bytes) -> tuple[int, GunyahVcpu]:
     vcpu = GunyahVcpu(vm, vcpu_id)
     vm.get()
     try:
-        vm.add_ticket(("vcpu", vcpu_id), vcpu)
+        vm.add_ticket((GunyahResourceType.VCPU, vcpu_id), vcpu)
     except OSError:
         vm.put()
         vcpu.free_run_page()

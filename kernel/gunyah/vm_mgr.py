@@ -26,24 +26,24 @@ from dataclasses import dataclass, field
 from kernel.fs import File, FileOperations
 from kernel.gunyah import ioeventfd, irqfd, vcpu, vm_mgr_mem
 from kernel.gunyah import rsc_mgr_rpc as rpc
-from kernel.gunyah.guest_memfd import PAGE_SIZE, gunyah_guest_mem_create
+from kernel.gunyah.guest_memfd import gunyah_guest_mem_create
+from kernel.gunyah.rsc_mgr_h import GunyahRmAcl
+from kernel.gunyah.rsc_mgr_h import GunyahRmVmStatus as VmStatus
+from kernel.include.linux.gunyah import (
+    GUNYAH_MEM_HANDLE_INVAL,
+    GUNYAH_VMID_INVAL,
+    GunyahResourceType,
+)
+from kernel.mm import PAGE_SIZE
 from kernel.uaccess import copy_from_user
 from uapi.linux import gunyah as gh
-
-GUNYAH_VMID_INVAL = 0xFFFF
-RM_VM_STATUS_RESET = 11
-RESOURCE_ROLES = {4: "vcpu", 9: "mem_extent", 10: "addr_space", 0: "bell_tx", 1: "bell_rx"}
-
-
-class VmStatus:
-    NO_STATE, LOAD, READY, RUNNING, INIT_FAILED, EXITED, RESET = 0, 5, 2, 3, 8, 9, 11
 
 
 @dataclass(eq=False)
 class GunyahVm:
     host: object
     vmid: int = GUNYAH_VMID_INVAL
-    vm_status: int = VmStatus.NO_STATE
+    vm_status: VmStatus = VmStatus.NO_STATE
     dtb: tuple[int, int] | None = None
     boot_context: dict[int, int] = field(default_factory=dict)
     status_lock: threading.RLock = field(default_factory=threading.RLock)
@@ -51,8 +51,8 @@ class GunyahVm:
     bindings: list = field(default_factory=list)
     bindings_lock: threading.RLock = field(default_factory=threading.RLock)
     provided: dict = field(default_factory=dict)  # first gfn -> vm_mgr_mem.Folio
-    tickets: dict = field(default_factory=dict)  # (role, label) -> capid once populated
-    ticket_owners: dict = field(default_factory=dict)  # (role, label) -> function
+    tickets: dict = field(default_factory=dict)  # (type, label) -> capid of the VM-wide resources
+    ticket_owners: dict = field(default_factory=dict)  # (type, label) -> function
     unclaimed: dict = field(default_factory=dict)  # resources no ticket took yet
     functions: list = field(default_factory=list)
     fn_lock: threading.Lock = field(default_factory=threading.Lock)
@@ -87,15 +87,15 @@ class GunyahVm:
             gunyah_vm_release(self)
 
     # tickets
-    def add_ticket(self, key: tuple[str, int], owner) -> None:
+    def add_ticket(self, key: tuple[int, int], owner) -> None:
         if key in self.ticket_owners:
-            raise OSError(errno.EEXIST, f"{key[0]} {key[1]} already has a function")
+            raise OSError(errno.EEXIST, f"{GunyahResourceType(key[0]).name} {key[1]} is taken")
         self.ticket_owners[key] = owner
         resource = self.unclaimed.pop(key, None)
         if resource is not None:
             owner.populate(resource)
 
-    def remove_ticket(self, key: tuple[str, int]) -> None:
+    def remove_ticket(self, key: tuple[int, int]) -> None:
         """The owner lets its resource go; it waits, unclaimed, for the next ticket."""
         owner = self.ticket_owners.pop(key, None)
         if owner is not None:
@@ -104,10 +104,9 @@ class GunyahVm:
                 self.unclaimed[key] = resource
 
     def offer(self, resource) -> None:
-        role = RESOURCE_ROLES.get(resource.type)
-        key = (role, resource.resource_label)
+        key = (resource.type, resource.resource_label)
         owner = self.ticket_owners.get(key)
-        if role in ("mem_extent", "addr_space"):
+        if resource.type in (GunyahResourceType.MEM_EXTENT, GunyahResourceType.ADDR_SPACE):
             self.tickets[key] = resource.cap_id
         elif owner is not None and owner.populate(resource):
             return
@@ -140,7 +139,7 @@ class GunyahVm:
             _, exit_type, size = struct.unpack_from("<HHI", payload)
             self.exit_info = (exit_type, size, payload[8 : 8 + min(size, 8)])
             self._set_status(VmStatus.EXITED)
-        elif msg_id == rpc.NOTIFY_VM_STATUS and payload[4:5] == bytes([RM_VM_STATUS_RESET]):
+        elif msg_id == rpc.NOTIFY_VM_STATUS and payload[4:5] == bytes([VmStatus.RESET]):
             self._set_status(VmStatus.RESET)
 
     def _set_status(self, status: int) -> None:
@@ -223,13 +222,13 @@ def _share_dtb_parcel(vm: GunyahVm, start: int, pages: int):
         raise OSError(errno.EPERM, "the DTB's pages are mapped by the host: they cannot be lent")
     flags = binding.flags  # ALLOW_READ/WRITE/EXEC become the RM's rights R 4, W 2, X 1
     acl_perms = (
-        (rpc.GUNYAH_RM_ACL_R if flags & gh.GUNYAH_MEM_ALLOW_READ else 0)
-        | (rpc.GUNYAH_RM_ACL_W if flags & gh.GUNYAH_MEM_ALLOW_WRITE else 0)
-        | (rpc.GUNYAH_RM_ACL_X if flags & gh.GUNYAH_MEM_ALLOW_EXEC else 0)
+        (GunyahRmAcl.R if flags & gh.GUNYAH_MEM_ALLOW_READ else 0)
+        | (GunyahRmAcl.W if flags & gh.GUNYAH_MEM_ALLOW_WRITE else 0)
+        | (GunyahRmAcl.X if flags & gh.GUNYAH_MEM_ALLOW_EXEC else 0)
     )
     acl = [(vm.vmid, acl_perms)]
     if binding.share:
-        acl.append((rpc.gunyah_rm_get_vmid(vm.rm), 7))
+        acl.append((rpc.gunyah_rm_get_vmid(vm.rm), GunyahRmAcl.RWX))
     parcel = rpc.GunyahRmMemParcel(acl=acl, mem_entries=[(binding.pa(start), pages * PAGE_SIZE)])
     rpc.gunyah_rm_mem_share(vm.rm, parcel)
     vm.parcel_gfns = range(start, start + pages)
@@ -310,7 +309,7 @@ def gunyah_vm_release(vm: GunyahVm) -> None:
         resettable = vm.vm_status in (VmStatus.EXITED, VmStatus.READY, VmStatus.INIT_FAILED)
         if resettable and _logged(vm, rpc.gunyah_rm_vm_reset, rm, vm.vmid):
             vm.wait_status(lambda s: s == VmStatus.RESET)
-        if vm.parcel is not None and vm.parcel.mem_handle != 0xFFFF_FFFF:
+        if vm.parcel is not None and vm.parcel.mem_handle != GUNYAH_MEM_HANDLE_INVAL:
             _reclaim_parcel(vm)
 
 

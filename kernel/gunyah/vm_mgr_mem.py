@@ -23,21 +23,25 @@ import errno
 import os
 from dataclasses import dataclass
 
-from kernel.gunyah.guest_memfd import GMEM_FOPS, HPAGE_SIZE, PAGE_SIZE
-from kernel.gunyah.gunyah import gunyah_error_remap
+from kernel.gunyah.guest_memfd import GMEM_FOPS
 from kernel.gunyah.platform_hooks import (
     gunyah_rm_platform_pre_demand_page,
     gunyah_rm_platform_reclaim_demand_page,
 )
+from kernel.gunyah.vm_mgr_h import GUNYAH_VM_ADDRSPACE_LABEL, GunyahVmMemExtentLabel
+from kernel.include.linux.gunyah import GunyahAddrspaceMapFlag as MapFlag
+from kernel.include.linux.gunyah import GunyahMemextentDonateType as Donate
+from kernel.include.linux.gunyah import GunyahPagetableAccess as Access
+from kernel.include.linux.gunyah import (
+    GunyahResourceType,
+    gunyah_error_remap,
+    gunyah_map_attrs,
+)
+from kernel.mm import HPAGE_PMD_SIZE, PAGE_SIZE
 from uapi.linux import gunyah as gh
 
 ACCESS_MASK = gh.GUNYAH_MEM_ACCESS_MASK
-DONATE_TO_SIBLING, DONATE_TO_PROTECTED, DONATE_FROM_PROTECTED = 2, 3, 4
-MAP_PARTIAL, MAP_PRIVATE, MAP_VMMIO = 1, 2, 4
-MEMTYPE_WB = 0xF
-ACCESS_R, ACCESS_W, ACCESS_X = 4, 2, 1
-# Memory extent resource labels (RM numbering) and their roles.
-GUEST_PRIVATE, HOST_SHARED, HOST_PRIVATE, GUEST_SHARED = 0, 1, 2, 3
+ADDR_SPACE = (GunyahResourceType.ADDR_SPACE, GUNYAH_VM_ADDRSPACE_LABEL)
 
 
 @dataclass(frozen=True)
@@ -99,7 +103,7 @@ def _check_range(file, args) -> tuple[int, int, int]:
         raise _einval("no GUNYAH_MEM_ALLOW_* bit")
     if args.flags & ACCESS_MASK > gh.GUNYAH_MEM_FORCE_SHARE:
         raise _einval("access kind")
-    align = HPAGE_SIZE if file.private.huge else PAGE_SIZE
+    align = HPAGE_PMD_SIZE if file.private.huge else PAGE_SIZE
     if (args.guest_addr | args.offset | args.size) % align or not args.size:
         raise _einval("alignment")
     if args.guest_addr + args.size >= 1 << 64 or args.offset + args.size >= 1 << 64:
@@ -172,7 +176,7 @@ def gunyah_gmem_demand_page(vm, gpa: int, write: bool) -> int:
 
 def _folio(b: Binding, gfn: int) -> tuple[int, int]:
     """The folio holding ``gfn``: (first gfn, pages); 2 MiB in a hugepage file."""
-    nr = HPAGE_SIZE // PAGE_SIZE if b.file.private.huge else 1
+    nr = HPAGE_PMD_SIZE // PAGE_SIZE if b.file.private.huge else 1
     return gfn - (gfn - b.gfn) % nr, nr
 
 
@@ -186,20 +190,22 @@ def folio_range(b: Binding, gfn: int, pages: int) -> tuple[int, int]:
 def _access(b: Binding) -> int:
     write = b.flags & gh.GUNYAH_MEM_ALLOW_WRITE
     if b.share:
-        return ACCESS_R | ACCESS_W if write else ACCESS_R
-    return ACCESS_R | ACCESS_W | ACCESS_X if write else ACCESS_R | ACCESS_X
+        return Access.RW if write else Access.R
+    return Access.RWX if write else Access.RX
 
 
 def _extents(vm, share: bool) -> tuple[int, int] | None:
-    host = vm.tickets.get(("mem_extent", HOST_PRIVATE))
-    guest = vm.tickets.get(("mem_extent", GUEST_SHARED if share else GUEST_PRIVATE))
+    label = GunyahVmMemExtentLabel
+    host = vm.tickets.get((GunyahResourceType.MEM_EXTENT, label.HOST_PRIVATE))
+    guest_label = label.GUEST_SHARED if share else label.GUEST_PRIVATE
+    guest = vm.tickets.get((GunyahResourceType.MEM_EXTENT, guest_label))
     return None if host is None or guest is None else (host, guest)
 
 
 def _provide(vm, b: Binding, gfn: int, nr: int) -> int:
     """gunyah_vm_provide_folio: the folio of ``nr`` pages at ``gfn`` goes to the VM."""
     hcall, extents = vm.host.gunyah.hcall, _extents(vm, b.share)
-    space = vm.tickets.get(("addr_space", 0))
+    space = vm.tickets.get(ADDR_SPACE)
     if extents is None or space is None:
         return -errno.ENODEV
     pa, size, access = b.pa(gfn), nr * PAGE_SIZE, _access(b)
@@ -207,18 +213,18 @@ def _provide(vm, b: Binding, gfn: int, nr: int) -> int:
         gunyah_rm_platform_pre_demand_page(vm.rm, vm.vmid, access, pa, size)
     except OSError as e:
         return -e.errno
-    donate = DONATE_TO_SIBLING if b.share else DONATE_TO_PROTECTED
+    donate = Donate.TO_SIBLING if b.share else Donate.TO_PROTECTED
     err = hcall.gunyah_hypercall_memextent_donate(donate, extents[0], extents[1], pa, size)
     if err:
         gunyah_rm_platform_reclaim_demand_page(vm.rm, vm.vmid, access, pa, size)
         return -gunyah_error_remap(err)
-    attrs = MEMTYPE_WB << 16 | access << 4 | access
-    flags = MAP_PARTIAL | (MAP_VMMIO if b.share else MAP_PRIVATE)
+    attrs = gunyah_map_attrs(access)
+    flags = MapFlag.PARTIAL | (MapFlag.VMMIO if b.share else MapFlag.PRIVATE)
     err = hcall.gunyah_hypercall_addrspace_map(
         space, extents[1], gfn * PAGE_SIZE, attrs, flags, pa, size
     )
     if err:
-        back = DONATE_TO_SIBLING if b.share else DONATE_FROM_PROTECTED
+        back = Donate.TO_SIBLING if b.share else Donate.FROM_PROTECTED
         hcall.gunyah_hypercall_memextent_donate(back, extents[1], extents[0], pa, size)
         gunyah_rm_platform_reclaim_demand_page(vm.rm, vm.vmid, access, pa, size)
         return -gunyah_error_remap(err)
@@ -233,17 +239,17 @@ def reclaim_range(vm, start: int, end: int) -> None:
     is logged and leaked (its pages are never reused), as the driver does.
     """
     hcall = vm.host.gunyah.hcall
-    space = vm.tickets.get(("addr_space", 0))
+    space = vm.tickets.get(ADDR_SPACE)
     for gfn in sorted(g for g, f in vm.provided.items() if start < g + f.nr and g < end):
         folio = vm.provided.pop(gfn)
         host, guest = _extents(vm, folio.share)
-        flags = MAP_PARTIAL | (MAP_VMMIO if folio.share else MAP_PRIVATE)
+        flags = MapFlag.PARTIAL | (MapFlag.VMMIO if folio.share else MapFlag.PRIVATE)
         size = folio.nr * PAGE_SIZE
         err = hcall.gunyah_hypercall_addrspace_unmap(
             space, guest, gfn * PAGE_SIZE, flags, folio.pa, size
         )
         if not err:
-            back = DONATE_TO_SIBLING if folio.share else DONATE_FROM_PROTECTED
+            back = Donate.TO_SIBLING if folio.share else Donate.FROM_PROTECTED
             err = hcall.gunyah_hypercall_memextent_donate(back, guest, host, folio.pa, size)
         if err:
             vm.host.printk(f"gunyah_vm_mgr: cannot reclaim gfn {gfn:#x}: Gunyah error {err}")
@@ -266,7 +272,7 @@ def reclaim_file(vm, gmem, offset: int, length: int, lent_only: bool) -> None:
 
 def remove_all_bindings(vm) -> None:
     with vm.bindings_lock:
-        if vm.tickets.get(("addr_space", 0)) is not None:
+        if vm.tickets.get(ADDR_SPACE) is not None:
             reclaim_range(vm, 0, 1 << 52)
         for b in vm.bindings:
             b.file.private.vms.discard(vm)

@@ -4,8 +4,9 @@ import errno
 
 import pytest
 
-from kernel.gunyah.gunyah import gunyah_error_remap, gunyah_probe
+from kernel.gunyah.gunyah import gunyah_probe
 from kernel.gunyah.rsc_mgr import GunyahRm, RmNode, _Call
+from kernel.include.linux.gunyah import gunyah_error_remap
 
 
 class FakeHyp:
