@@ -86,7 +86,7 @@ class ResourceManager:
         self._stopping = False
         self._thread: threading.Thread | None = None
         self.stats = {"messages": 0, "errors": 0}
-        self.faults: list[BaseException] = []  # handler bugs, each answered as NOMEM
+        self.bugs: list[BaseException] = []  # handler exceptions, each answered as NOMEM
         self.link = self._create_host_link()
         self.dram = gunyah.boot_info["dram"]
         self.caps["dram"] = self._create_dram_extent()
@@ -279,7 +279,7 @@ class ResourceManager:
             self.gunyah.trace("rm_error", msg=_name(msg_id), error=e.error.name)
             return e.error, b""
         except Exception as e:
-            self.faults.append(e)
+            self.bugs.append(e)
             self.gunyah.trace("rm_fault", msg=_name(msg_id), error=repr(e))
             return RmError.NOMEM, b""
 

@@ -230,13 +230,15 @@ class IoctlMachine(RuleBasedStateMachine):
         self.host.close(fd)
         self.open.discard(fd)
         self.closed.add(fd)
+        if fd == self.dev:
+            self.dev = None  # its number may come back as another file
 
     def _adopt_new_fds(self):
         self.open |= set(self.host.fdtable.fds()) - set(self.before.fds)
 
     @invariant()
     def no_bug_and_no_state_going_back(self):
-        assert self.host.bugs == []
+        assert self.host.bugs == [] and self.host.gunyah.firmware.rm.bugs == []
         for fd in self.host.fdtable.fds():
             file = self.host.fdtable.get(fd)
             try:

@@ -22,9 +22,9 @@ class Host:
 
     def close(self) -> None:
         """Shut down; a bug the RM survived (answered NOMEM) fails the test here."""
-        faults = list(self.firmware.rm.faults)
+        bugs = list(self.firmware.rm.bugs)
         self.firmware.shutdown()
-        assert not faults, faults
+        assert not bugs, bugs
 
 
 def vm_config_dtb(vcpus: int = 1, doorbells: tuple[tuple[int, int], ...] = ()) -> bytes:

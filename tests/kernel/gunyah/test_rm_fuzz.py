@@ -40,7 +40,7 @@ def test_rm_survives_random_packets_and_still_runs_a_vm():
         for packet in packets(random.Random(SEED)):
             host.rm._send_packet(packet, 1)
         host.rm.gunyah_rm_call(MsgId.VM_GET_VMID, b"")  # everything before it was served
-        assert rm.faults == []
+        assert rm.bugs == []
         assert rm.host_link.reassembler.dropped > CASES // 10 and rm.stats["messages"] > CASES // 10
         assert rm.stats["errors"] > 0
         test_rm_lifecycle.test_vm_lifecycle_runs_guest_code_and_reports_its_exit(host)
