@@ -10,7 +10,7 @@ from kernel.syscalls import Host
 def _bugs(host: Host) -> list[BaseException]:
     """What the model survived but must not have met: kernel bugs (reported as EIO)
     and RM handler exceptions (answered NOMEM)."""
-    return host.bugs + host.gunyah.firmware.rm.bugs
+    return host.bugs + host.gunyah.rm.bugs + host.gunyah.firmware.rm.bugs
 
 
 def _booted():
@@ -34,6 +34,7 @@ def no_model_bugs(monkeypatch):
         monkeypatch.setattr(cls, "__init__", tracked)
     yield
     bugs = [bug for obj in created for bug in obj.bugs]
+    bugs += [bug for obj in created if isinstance(obj, Host) for bug in obj.gunyah.rm.bugs]
     assert bugs == []
 
 

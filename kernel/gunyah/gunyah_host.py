@@ -31,4 +31,5 @@ class GunyahHost:
         return cls(firmware, hcall, info, rm, PageAllocator(*firmware.memory, firmware.discard_ram))
 
     def shutdown(self) -> None:
+        self.rm.close()
         self.firmware.shutdown()

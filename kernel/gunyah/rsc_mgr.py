@@ -2,20 +2,32 @@
 
 ``gunyah_rm_call`` sends a request of at most 14384 bytes (62 continuation
 fragments; E2BIG beyond) in 240-byte packets over the TX message queue,
-the last one with PUSH, and waits, uninterruptibly, for the reply with the
-same sequence id. Sequence ids are allocated cyclically in 16 bits. The RX
-interrupt drains the RX queue: replies complete their caller, notifications
-go to the notifier chain in priority order, continuations extend the message
-they belong to; a new message aborts a partial one (a pending reply then
-completes with EIO). RM errors become errno with ``gunyah_rm_error_remap``,
-unknown ones EBADMSG: where the second error space ends.
+the last one with PUSH, holding ``send_lock`` from the first packet to the
+last so that concurrent requests never interleave their fragments; then it
+waits, uninterruptibly, for the reply with the same sequence id. Sequence
+ids are allocated cyclically in 16 bits. The RX interrupt drains the RX
+queue: replies complete their caller, continuations extend the message they
+belong to, a new message aborts a partial one (a pending reply then
+completes with EIO), and each notification is queued as work for the
+notifier chain (priority order), which runs in a thread of its own as
+the driver's work items do: a notifier may sleep on a VM's locks without
+holding up the replies a lock holder waits for. RM errors become errno with
+``gunyah_rm_error_remap``, unknown ones EBADMSG: where the second error
+space ends.
+
+Unlike the driver, no wait is unbounded: a queue that stays full or a reply
+that does not come within ``RM_TIMEOUT`` seconds ends the call with
+ETIMEDOUT (a device would hang the caller in D state).
 """
 
 from __future__ import annotations
 
 import errno
+import math
+import queue
 import struct
 import threading
+import time
 from dataclasses import dataclass, field
 
 import libfdt
@@ -30,6 +42,7 @@ MAX_PAYLOAD = GUNYAH_RM_MAX_MSG_SIZE - HDR.size
 MAX_FRAGMENTS = 62
 MAX_REQUEST = MAX_FRAGMENTS * MAX_PAYLOAD
 RX_RETRIES = 100  # a receive error that persists this long is given up on
+RM_TIMEOUT = 30.0  # seconds a request may wait for the TX queue or for its reply
 
 _RM_ERRNO = {
     0x0: 0,
@@ -99,15 +112,22 @@ class GunyahRm:
     def __init__(self, hcall, node: RmNode, request_irq):
         self.hcall, self.node = hcall, node
         self.faults: dict[str, int] = {}
+        self.bugs: list[BaseException] = []  # notifiers that raised
         self.platform_ops = None  # see platform_hooks.py
         self.trace = None  # a callable taking one line, for gunyah-sim run --trace
         self._lock = threading.Lock()
+        self.send_lock = threading.Lock()
         self._pending: dict[int, _Call] = {}
         self._next_seq = 0
         self._partial: _Partial | None = None
         self._notifiers: list[tuple[int, int, object]] = []
         self._tx_ready = threading.Condition()
         self.aborted = 0
+        self._notif_work: queue.SimpleQueue = queue.SimpleQueue()
+        self._notif_worker = threading.Thread(
+            target=self._process_notifs, name="gunyah-rm-notif", daemon=True
+        )
+        self._notif_worker.start()
         request_irq(node.rx_virq, self._rx_irq)
         request_irq(node.tx_virq, self._tx_irq)
 
@@ -134,9 +154,12 @@ class GunyahRm:
             raise RmError(errno.E2BIG, what=f"{len(req)}-byte request")
         call = _Call(msg_id)
         seq = self._alloc_seq(call)
+        deadline = time.monotonic() + RM_TIMEOUT
         try:
-            self._send(TYPE_REQUEST, seq, msg_id, req)
-            call.done.wait()
+            with self.send_lock:
+                self._send(TYPE_REQUEST, seq, msg_id, req, deadline)
+            if not call.done.wait(max(deadline - time.monotonic(), 0)):
+                call.error = errno.ETIMEDOUT
         finally:
             with self._lock:
                 self._pending.pop(seq, None)
@@ -164,7 +187,9 @@ class GunyahRm:
                     return seq
         raise RmError(errno.EBUSY, what="no free sequence id")
 
-    def _send(self, msg_type: int, seq: int, msg_id: int, payload: bytes) -> None:
+    def _send(
+        self, msg_type: int, seq: int, msg_id: int, payload: bytes, deadline: float = math.inf
+    ) -> None:
         chunks = [payload[i : i + MAX_PAYLOAD] for i in range(0, len(payload), MAX_PAYLOAD)]
         chunks = chunks or [b""]
         frags = len(chunks) - 1
@@ -174,13 +199,16 @@ class GunyahRm:
                 RPC_API_VERSION | RPC_HEADER_WORDS << 4, kind | frags << 2, seq, msg_id
             )
             push = 1 if i == frags else 0
-            self._send_packet(header + chunk, push)
+            self._send_packet(header + chunk, push, deadline)
 
-    def _send_packet(self, packet: bytes, flags: int) -> None:
+    def _send_packet(self, packet: bytes, flags: int, deadline: float = math.inf) -> None:
+        """One packet; waits for room while the queue is full (ETIMEDOUT at ``deadline``)."""
         while True:
             err, _ = self.hcall.gunyah_hypercall_msgq_send(self.node.tx_capid, packet, flags)
             if err != GunyahError.MSGQUEUE_FULL:
                 break
+            if time.monotonic() > deadline:
+                raise RmError(errno.ETIMEDOUT, what="msgq_send: the queue stays full")
             with self._tx_ready:
                 self._tx_ready.wait(0.01)
         if err:
@@ -252,8 +280,33 @@ class GunyahRm:
             partial.call.payload = payload
             partial.call.done.set()
             return
-        for _, _, fn in list(self._notifiers):
-            fn(partial.msg_id, payload)
+        self._notif_work.put(lambda: self._notify(partial.msg_id, payload))
+
+    def _notify(self, msg_id: int, payload: bytes) -> None:
+        with self._lock:
+            notifiers = list(self._notifiers)
+        for _, _, fn in notifiers:
+            fn(msg_id, payload)
+
+    def _process_notifs(self) -> None:
+        """The notification work, in arrival order; a notifier that raises is a bug,
+        kept in ``bugs``, and the next notification still runs."""
+        while (work := self._notif_work.get()) is not None:
+            try:
+                work()
+            except Exception as e:
+                self.bugs.append(e)
+
+    def flush_notifs(self) -> None:
+        """Wait until every notification received so far went through the chain."""
+        done = threading.Event()
+        self._notif_work.put(done.set)
+        done.wait(RM_TIMEOUT)
+
+    def close(self) -> None:
+        """Stop the notification work (at power-off)."""
+        self._notif_work.put(None)
+        self._notif_worker.join(RM_TIMEOUT)
 
     def _abort_partial(self) -> None:
         partial, self._partial = self._partial, None

@@ -37,6 +37,7 @@ from dataclasses import dataclass, field
 
 from kernel.fs import File, FileOperations
 from kernel.gunyah import vm_mgr_mem
+from kernel.gunyah.rsc_mgr_h import GunyahRmVmStatus as VmStatus
 from kernel.include.linux.gunyah import GunyahError, GunyahResourceType, gunyah_error_remap
 from kernel.include.linux.gunyah import GunyahVcpuResumeAction as Resume
 from kernel.include.linux.gunyah import GunyahVcpuState as State
@@ -128,8 +129,8 @@ class GunyahVcpu:
                 raise OSError(errno.ENODEV, "VM not started or no such vCPU")
             if self.state == SYSTEM_DOWN:
                 return 0
-            if self.state == UNKNOWN and not self.vm.running:
-                return self._status_exit()
+            if self.state == UNKNOWN and not self._check_system():
+                return 0
             resume = self._resume()
             try:
                 ret = self._loop(resume, signals)
@@ -212,17 +213,14 @@ class GunyahVcpu:
         if state == State.ADDRSPACE_PAGE_FAULT:
             return self._page_fault(data[0], bool(data[1]))
         if state in (State.EXPECTS_WAKEUP, State.POWERED_OFF):
-            if not self.vm.running:
-                return self._status_exit()
+            if not self._check_system():
+                return 0
             signals = self.vm.host.signals
             with signals.interruptible(self.ready.set):
                 if not signals.pending():
                     self.ready.wait()
             self.ready.clear()
-            return self._status_exit() if not self.vm.running else None
-        if not self.vm.running:
-            return self._status_exit()
-        return None
+        return None if self._check_system() else 0
 
     def _mmio(self, state: int, addr: int, size: int, value: int):
         write = state == State.ADDRSPACE_VMMIO_WRITE
@@ -251,7 +249,17 @@ class GunyahVcpu:
         self.state, self.mmio_addr = PAGE_FAULTED, addr
         return 0
 
-    def _status_exit(self) -> int:
+    def _check_system(self) -> bool:
+        """gunyah_vcpu_check_system: True while the VM runs; else the run page gets
+        the STATUS exit. Under ``status_lock``: a START in progress is waited for."""
+        with self.vm.status_lock:
+            if self.vm.vm_status == VmStatus.RUNNING:
+                return True
+            self._status_exit()
+            return False
+
+    def _status_exit(self) -> None:
+        """The STATUS exit of a VM that is down; the vCPU is SYSTEM_DOWN from now on."""
         vm, run = self.vm, self.run
         run.exit_reason = gh.GUNYAH_VCPU_EXIT_STATUS
         run.status.status = vm.remapped_status()
@@ -261,7 +269,6 @@ class GunyahVcpu:
         reason = info[2][: gh.GUNYAH_VM_MAX_EXIT_REASON_SIZE].ljust(8, b"\0")
         gh.ffi.memmove(run.status.exit_info.reason, reason, 8)
         self.state = SYSTEM_DOWN
-        return 0
 
 
 class VcpuFops(FileOperations):

@@ -24,7 +24,7 @@ from contextlib import ExitStack
 from dataclasses import dataclass, field
 
 from kernel.fs import File, FileOperations
-from kernel.gunyah import ioeventfd, irqfd, vcpu, vm_mgr_mem
+from kernel.gunyah import ioeventfd, irqfd, rsc_mgr, vcpu, vm_mgr_mem
 from kernel.gunyah import rsc_mgr_rpc as rpc
 from kernel.gunyah.guest_memfd import gunyah_guest_mem_create
 from kernel.gunyah.rsc_mgr_h import GunyahRmAcl
@@ -41,32 +41,41 @@ from uapi.linux import gunyah as gh
 
 @dataclass(eq=False)
 class GunyahVm:
-    host: object
-    vmid: int = GUNYAH_VMID_INVAL
-    vm_status: VmStatus = VmStatus.NO_STATE
-    dtb: tuple[int, int] | None = None
-    boot_context: dict[int, int] = field(default_factory=dict)
+    """struct gunyah_vm. Each field's comment names the lock that guards it.
+
+    ``status_lock`` is held by START for its whole sequence, so a VCPU_RUN
+    that checks the status waits for START to finish; RM notifications
+    change the status under it too, and ``status_changed`` (on the same
+    lock) wakes whoever waits for a new status.
+    """
+
+    host: object  # set at creation, never changes
+    vmid: int = GUNYAH_VMID_INVAL  # status_lock
+    vm_status: VmStatus = VmStatus.NO_STATE  # status_lock
+    exit_info: tuple[int, int, bytes] = (0, 0, b"")  # status_lock: (type, size, reason)
+    boot_context: dict[int, int] = field(default_factory=dict)  # status_lock
+    parcel: object = None  # status_lock (START), then release only
+    parcel_gfns: range = range(0)  # as parcel: the pages the RM maps, not demand paging
+    parcel_pages: tuple = (None, 0)  # as parcel: (guest_memfd File, file offset)
+    dtb: tuple[int, int] = (0, 0)  # none, as in v16: START reads it once under status_lock
     status_lock: threading.RLock = field(default_factory=threading.RLock)
-    status_changed: threading.Condition = field(default_factory=threading.Condition)
-    bindings: list = field(default_factory=list)
+    status_changed: threading.Condition = field(init=False)
+    bindings: list = field(default_factory=list)  # bindings_lock
+    provided: dict = field(default_factory=dict)  # bindings_lock: first gfn -> Folio
     bindings_lock: threading.RLock = field(default_factory=threading.RLock)
-    provided: dict = field(default_factory=dict)  # first gfn -> vm_mgr_mem.Folio
-    tickets: dict = field(default_factory=dict)  # (type, label) -> capid of the VM-wide resources
+    # resources_lock; ``tickets`` is filled by START and only read after it
+    tickets: dict = field(default_factory=dict)  # (type, label) -> capid of VM-wide resources
     ticket_owners: dict = field(default_factory=dict)  # (type, label) -> function
     unclaimed: dict = field(default_factory=dict)  # resources no ticket took yet
-    functions: list = field(default_factory=list)
+    resources_lock: threading.RLock = field(default_factory=threading.RLock)
+    functions: list = field(default_factory=list)  # fn_lock
+    io_handler_list: list = field(default_factory=list)  # fn_lock (written by bind/unbind)
     fn_lock: threading.Lock = field(default_factory=threading.Lock)
-    io_handler_list: list = field(default_factory=list)  # ioeventfds: (key, handler)
-    exit_info: tuple[int, int, bytes] = (0, 0, b"")
-    parcel: object = None
-    parcel_gfns: range = range(0)  # the DTB parcel's pages: the RM maps them, not demand paging
-    parcel_pages: tuple = (None, 0)  # (guest_memfd File, file offset) of the parcel
-    refs: int = 1
+    refs: int = 1  # _lock
     _lock: threading.Lock = field(default_factory=threading.Lock)
 
-    @property
-    def running(self) -> bool:
-        return self.vm_status == VmStatus.RUNNING
+    def __post_init__(self):
+        self.status_changed = threading.Condition(self.status_lock)
 
     @property
     def rm(self):
@@ -88,30 +97,33 @@ class GunyahVm:
 
     # tickets
     def add_ticket(self, key: tuple[int, int], owner) -> None:
-        if key in self.ticket_owners:
-            raise OSError(errno.EEXIST, f"{GunyahResourceType(key[0]).name} {key[1]} is taken")
-        self.ticket_owners[key] = owner
-        resource = self.unclaimed.pop(key, None)
-        if resource is not None:
-            owner.populate(resource)
+        """Take the ticket for ``key`` (EEXIST if taken); a waiting resource populates it."""
+        with self.resources_lock:
+            if key in self.ticket_owners:
+                raise OSError(errno.EEXIST, f"{GunyahResourceType(key[0]).name} {key[1]} is taken")
+            self.ticket_owners[key] = owner
+            resource = self.unclaimed.pop(key, None)
+            if resource is not None:
+                owner.populate(resource)
 
     def remove_ticket(self, key: tuple[int, int]) -> None:
         """The owner lets its resource go; it waits, unclaimed, for the next ticket."""
-        owner = self.ticket_owners.pop(key, None)
-        if owner is not None:
-            resource = owner.unpopulate()
-            if resource is not None:
-                self.unclaimed[key] = resource
+        with self.resources_lock:
+            owner = self.ticket_owners.pop(key, None)
+            if owner is not None:
+                resource = owner.unpopulate()
+                if resource is not None:
+                    self.unclaimed[key] = resource
 
     def offer(self, resource) -> None:
+        """A resource from GET_HYP_RESOURCES goes to its ticket, or waits unclaimed."""
         key = (resource.type, resource.resource_label)
-        owner = self.ticket_owners.get(key)
-        if resource.type in (GunyahResourceType.MEM_EXTENT, GunyahResourceType.ADDR_SPACE):
-            self.tickets[key] = resource.cap_id
-        elif owner is not None and owner.populate(resource):
-            return
-        else:
-            self.unclaimed[key] = resource
+        with self.resources_lock:
+            owner = self.ticket_owners.get(key)
+            if resource.type in (GunyahResourceType.MEM_EXTENT, GunyahResourceType.ADDR_SPACE):
+                self.tickets[key] = resource.cap_id
+            elif owner is None or not owner.populate(resource):
+                self.unclaimed[key] = resource
 
     def reclaim_file(self, gmem, offset: int, length: int, lent_only: bool) -> None:
         vm_mgr_mem.reclaim_file(self, gmem, offset, length, lent_only)
@@ -137,22 +149,27 @@ class GunyahVm:
             return
         if msg_id == rpc.NOTIFY_VM_EXITED and len(payload) >= 8:
             _, exit_type, size = struct.unpack_from("<HHI", payload)
-            self.exit_info = (exit_type, size, payload[8 : 8 + min(size, 8)])
-            self._set_status(VmStatus.EXITED)
+            self._set_status(VmStatus.EXITED, (exit_type, size, payload[8 : 8 + min(size, 8)]))
         elif msg_id == rpc.NOTIFY_VM_STATUS and payload[4:5] == bytes([VmStatus.RESET]):
             self._set_status(VmStatus.RESET)
 
-    def _set_status(self, status: int) -> None:
+    def _set_status(self, status: VmStatus, exit_info: tuple | None = None) -> None:
         with self.status_changed:
             self.vm_status = status
+            if exit_info is not None:
+                self.exit_info = exit_info
             self.status_changed.notify_all()
         for f in list(self.functions):
             if f.type == gh.GUNYAH_FN_VCPU:
                 f.instance.ready.set()  # a vCPU waiting for a wakeup sees the VM down
 
     def wait_status(self, done) -> None:
+        """Wait for the RM to report a status ``done`` accepts; a report that never
+        comes is logged after ``RM_TIMEOUT`` (release goes on, it cannot fail)."""
         with self.status_changed:
-            self.status_changed.wait_for(lambda: done(self.vm_status), timeout=10)
+            timeout = rsc_mgr.RM_TIMEOUT
+            if not self.status_changed.wait_for(lambda: done(self.vm_status), timeout):
+                self.host.printk(f"gunyah_vm_mgr: VM {self.vmid}: no status from the RM")
 
 
 def _struct(ctype: str, arg):

@@ -38,6 +38,7 @@ def test_rm_fragments_and_reassembles_exactly(payload, seq, msg_id):
 def test_kernel_requests_reach_the_rm_whole(payload, seq):
     link = GunyahRm(Wire(), RmNode(1, 2, 33, 34), lambda v, h: None)
     link._send(TYPE_REQUEST, seq, 0x5600_0001, payload)
+    link.close()
     r = Reassembler()
     out = [r.feed(p) for p in link.hcall.sent]
     assert out[-1] == Message(MsgType.REQUEST, seq, 0x5600_0001, payload)
@@ -50,4 +51,6 @@ def test_rm_notifications_reach_the_kernel_whole(payload):
     link.gunyah_rm_notifier_register(lambda m, p: seen.append((m, p)))
     for packet in rm_rpc.fragment(Message(MsgType.NOTIFICATION, 1, 0x5610_0001, payload)):
         link._process(packet)
+    link.flush_notifs()
+    link.close()
     assert seen == [(0x5610_0001, payload)]

@@ -69,6 +69,7 @@ def test_vm_lifecycle_runs_guest_code_and_reports_its_exit(host):
     vm, exit_type, reason_size = struct.unpack_from("<HHI", exit_msg)
     assert (vm, exit_type, reason_size) == (vmid, 1, 4)  # PLATFORM_OFF
     rpc.gunyah_rm_vm_reset(host.rm, vmid)
+    host.rm.flush_notifs()
     statuses = [struct.unpack_from("<HHBB", p) for m, p in events if m == rpc.NOTIFY_VM_STATUS]
     assert statuses[-1][:3] == (vmid, 0, 11)  # RESET
     rpc.gunyah_rm_mem_reclaim(host.rm, parcel)
@@ -160,5 +161,6 @@ def test_guest_resets_are_exits_with_restart(host, guest, exit_type, word0):
     vcpu = next(r for r in rpc.gunyah_rm_get_hyp_resources(host.rm, vmid) if r.type == 4)
     err, state, _ = host.hcall.gunyah_hypercall_vcpu_run(vcpu.cap_id, (0, 0, 0))
     assert (err, state) == (0, 0x100)  # PSCI_SYSTEM_RESET
+    host.rm.flush_notifs()
     payload = next(p for m, p in events if m == rpc.NOTIFY_VM_EXITED)
     assert struct.unpack("<HHII", payload) == (vmid, exit_type, 4, word0)

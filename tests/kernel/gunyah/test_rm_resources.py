@@ -89,6 +89,7 @@ def test_forced_stop_reports_vm_stop_forced(ready_vm):
     host.rm.gunyah_rm_notifier_register(lambda m, p: events.append((m, p)))
     rpc.gunyah_rm_vm_start(host.rm, vmid)
     rpc.gunyah_rm_vm_stop(host.rm, vmid)
+    host.rm.flush_notifs()
     exits = [struct.unpack("<HHIII", p) for m, p in events if m == rpc.NOTIFY_VM_EXITED]
     assert exits == [(vmid, 7, 8, 0, 3)]  # VM_STOP_FORCED; NORMAL; then the stop reason
 

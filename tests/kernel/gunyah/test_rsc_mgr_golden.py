@@ -75,6 +75,7 @@ def test_notifications_reach_the_notifier_chain_in_priority_order(name):
     link.gunyah_rm_notifier_register(lambda m, p: seen.append(("high", m, p)), priority=1)
     for packet in golden.packets:
         link._process(packet)
+    link.flush_notifs()
     msg_id = golden.header["msg_id"]
     assert seen == [("high", msg_id, golden.payload), ("low", msg_id, golden.payload)]
 
