@@ -42,7 +42,7 @@ from uapi.linux import gunyah as gh
 
 PAGE_SIZE = 4096
 # States vcpu_run returns (the hypervisor's numbering).
-EXPECTS_WAKEUP, POWERED_OFF, VMMIO_READ, VMMIO_WRITE, PAGE_FAULT = 1, 2, 4, 5, 7
+EXPECTS_WAKEUP, POWERED_OFF, VMMIO_READ, VMMIO_WRITE, FAULT, PAGE_FAULT = 1, 2, 4, 5, 6, 7
 RESUME_EMULATE, RESUME_RETRY, RESUME_FAULT = 0, 1, 2
 GUNYAH_ERROR_RETRY = -2
 LOCK_POLL = 0.05  # seconds between looks for a signal while waiting for run_lock
@@ -222,7 +222,7 @@ class GunyahVcpu:
                     self.ready.wait()
             self.ready.clear()
             return self._status_exit() if not self.vm.running else None
-        if not self.vm.running:
+        if state == FAULT or not self.vm.running:  # an unrecoverable vCPU is down for good
             return self._status_exit()
         return None
 
