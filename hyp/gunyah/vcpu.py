@@ -73,7 +73,7 @@ POWEROFF_EXITED = 1
 
 # Exception classes and fault codes of the aborts injected into the guest.
 EC_IABT_LOWER, EC_IABT_CUR, EC_DABT_LOWER, EC_DABT_CUR = 0x20, 0x21, 0x24, 0x25
-DFSC_EXTERNAL, DFSC_PERMISSION_L3 = 0x10, 0x0F
+FSC_EXTERNAL, FSC_PERMISSION_L3 = 0x10, 0x0F  # data and instruction fault status codes
 ISS_WNR = 1 << 6
 
 
@@ -260,7 +260,7 @@ class Vcpu(Object, Trap):
         access, _ = self.mmio
         self.mmio = None
         if action == ResumeAction.FAULT:
-            self.inject_abort(access.address, access.is_write, DFSC_EXTERNAL)
+            self.inject_abort(access.address, access.is_write, FSC_EXTERNAL)
         elif action == ResumeAction.EMULATE:
             self.complete(access, data)
         elif action != ResumeAction.RETRY:
@@ -273,9 +273,9 @@ class Vcpu(Object, Trap):
         if action != ResumeAction.FAULT:
             return
         if fetch:
-            self.inject_prefetch_abort(ipa)
+            self.inject_prefetch_abort(ipa, FSC_EXTERNAL)
         else:
-            self.inject_abort(ipa, write, DFSC_EXTERNAL)
+            self.inject_abort(ipa, write, FSC_EXTERNAL)
 
     def _run_loop(self) -> tuple[int, int, int, int]:
         while True:
@@ -444,22 +444,28 @@ class Vcpu(Object, Trap):
         hit = self.translate(ipa)
         if hit is not None:
             # Mapped: a permission fault the guest must see.
-            self.inject_abort(va, access is not None and access.is_write, DFSC_PERMISSION_L3)
+            self.inject_abort(va, access is not None and access.is_write, FSC_PERMISSION_L3)
         elif self.addrspace.in_demand_range(ipa):
             write = access.is_write if access is not None else a64.writes(insn or 0)
             core.stop(PageFaultExit(ipa, write, False))
         elif access is None:
             self.hyp.trace("unsupported_mmio", vcpu=self.trace_name, ipa=ipa, insn=insn)
-            self.inject_abort(ipa, False, DFSC_EXTERNAL)
+            self.inject_abort(ipa, False, FSC_EXTERNAL)
         elif self._vgic_range(ipa):
             self._vgic_mmio(access, ipa)
         else:
             core.stop(VmmioExit(access, ipa))
 
     def _prefetch_abort(self) -> None:
-        """An instruction fetch from an unmapped IPA cannot be MMIO: the host may page it in."""
-        ipa = (self.core.sysreg(HPFAR_EL2) >> 4) << 12 | (self.core.pc & 0xFFF)
-        self.core.stop(PageFaultExit(ipa, False, True))
+        """A fetch from a mapped IPA the stage 2 forbids executing (shared memory
+        is never executable) is the guest's permission fault; from an unmapped
+        IPA it cannot be MMIO, and the host may page it in."""
+        pc = self.core.pc
+        ipa = (self.core.sysreg(HPFAR_EL2) >> 4) << 12 | (pc & 0xFFF)
+        if self.translate(ipa) is not None:
+            self.inject_prefetch_abort(pc, FSC_PERMISSION_L3)
+        else:
+            self.core.stop(PageFaultExit(ipa, False, True))
 
     @staticmethod
     def _vgic_range(ipa: int) -> bool:
@@ -542,11 +548,11 @@ class Vcpu(Object, Trap):
         iss = dfsc | (ISS_WNR if write else 0)
         self._enter_el1(ec << 26 | 1 << 25 | iss, elr=self.core.pc, far=far)
 
-    def inject_prefetch_abort(self, far: int) -> None:
-        """A synchronous instruction abort (external) at EL1 for the instruction at PC."""
+    def inject_prefetch_abort(self, far: int, ifsc: int) -> None:
+        """A synchronous instruction abort at EL1 for the instruction at PC."""
         el0 = self.core.reg("pstate") & 0xC == 0
         ec = EC_IABT_LOWER if el0 else EC_IABT_CUR
-        self._enter_el1(ec << 26 | 1 << 25 | DFSC_EXTERNAL, elr=self.core.pc, far=far)
+        self._enter_el1(ec << 26 | 1 << 25 | ifsc, elr=self.core.pc, far=far)
 
     def _enter_el1(self, esr: int, elr: int, far: int | None) -> None:
         core = self.core
