@@ -73,8 +73,15 @@ POWEROFF_EXITED = 1
 
 # Exception classes and fault codes of the aborts injected into the guest.
 EC_IABT_LOWER, EC_IABT_CUR, EC_DABT_LOWER, EC_DABT_CUR = 0x20, 0x21, 0x24, 0x25
+EC_SVC64, EC_BRK = 0x15, 0x3C
 FSC_EXTERNAL, FSC_PERMISSION_L3 = 0x10, 0x0F  # data and instruction fault status codes
 ISS_WNR = 1 << 6
+ESR_EC_SHIFT, ESR_IL = 26, 1 << 25  # IL: a 32-bit instruction
+IMM16 = 0xFFFF  # the immediate of HVC/SVC, at bit 5 of the instruction
+PSTATE_EL_MASK, PSTATE_SP = 0xC, 1  # exception level, SP_ELx selected
+PSTATE_NZCV = 0xF000_0000
+# VBAR_EL1 offsets of the synchronous vectors
+VECTOR_CUR_SP0, VECTOR_CUR_SPX, VECTOR_LOWER_A64 = 0, 0x200, 0x400
 
 
 class RunStop(IntEnum):
@@ -428,7 +435,7 @@ class Vcpu(Object, Trap):
     def _hvc(self, excp: int) -> None:
         core = self.core
         insn = self.fetch_insn(core.pc - 4)
-        imm = (insn or 0) >> 5 & 0xFFFF
+        imm = (insn or 0) >> 5 & IMM16
         regs = [core.x(n) for n in range(8)]
         out = self.hyp.guest_call(self, excp == Excp.SMC, imm, regs)
         for n, value in enumerate(out):
@@ -533,36 +540,39 @@ class Vcpu(Object, Trap):
 
     def inject_guest_exception(self, excp: int) -> None:
         """The guest's own synchronous exception (SVC, undefined...) goes to its EL1."""
-        ec = {Excp.SWI: 0x15, Excp.BKPT: 0x3C}.get(excp, 0)
+        ec = {Excp.SWI: EC_SVC64, Excp.BKPT: EC_BRK}.get(excp, 0)
         pc = self.core.pc
         if excp == Excp.SWI:
             insn = self.fetch_insn(pc - 4) or 0
-            self._enter_el1(ec << 26 | 1 << 25 | (insn >> 5 & 0xFFFF), elr=pc, far=None)
+            self._enter_el1(ec << ESR_EC_SHIFT | ESR_IL | (insn >> 5 & IMM16), elr=pc, far=None)
         else:
-            self._enter_el1(ec << 26 | 1 << 25, elr=pc, far=None)
+            self._enter_el1(ec << ESR_EC_SHIFT | ESR_IL, elr=pc, far=None)
 
     def inject_abort(self, far: int, write: bool, dfsc: int) -> None:
         """A synchronous data abort at EL1 for the instruction at PC."""
-        el0 = self.core.reg("pstate") & 0xC == 0
+        el0 = self.core.reg("pstate") & PSTATE_EL_MASK == 0
         ec = EC_DABT_LOWER if el0 else EC_DABT_CUR
         iss = dfsc | (ISS_WNR if write else 0)
-        self._enter_el1(ec << 26 | 1 << 25 | iss, elr=self.core.pc, far=far)
+        self._enter_el1(ec << ESR_EC_SHIFT | ESR_IL | iss, elr=self.core.pc, far=far)
 
     def inject_prefetch_abort(self, far: int, ifsc: int) -> None:
         """A synchronous instruction abort at EL1 for the instruction at PC."""
-        el0 = self.core.reg("pstate") & 0xC == 0
+        el0 = self.core.reg("pstate") & PSTATE_EL_MASK == 0
         ec = EC_IABT_LOWER if el0 else EC_IABT_CUR
-        self._enter_el1(ec << 26 | 1 << 25 | ifsc, elr=self.core.pc, far=far)
+        self._enter_el1(ec << ESR_EC_SHIFT | ESR_IL | ifsc, elr=self.core.pc, far=far)
 
     def _enter_el1(self, esr: int, elr: int, far: int | None) -> None:
         core = self.core
         pstate = core.reg("pstate")
-        vector = 0x400 if pstate & 0xC == 0 else (0x200 if pstate & 1 else 0)
+        if pstate & PSTATE_EL_MASK == 0:
+            vector = VECTOR_LOWER_A64
+        else:
+            vector = VECTOR_CUR_SPX if pstate & PSTATE_SP else VECTOR_CUR_SP0
         core.set_reg("esr_el1", esr)
         if far is not None:
             core.set_reg("far_el1", far)
         core.set_reg("elr_el1", elr)
         core.set_sysreg(SPSR_EL1, pstate)
-        core.set_reg("pstate", PSTATE_EL1H_MASKED | (pstate & 0xF000_0000))
+        core.set_reg("pstate", PSTATE_EL1H_MASKED | (pstate & PSTATE_NZCV))
         core.pc = core.reg("vbar_el1") + vector
         core.stop(RunStop.SYNC)
