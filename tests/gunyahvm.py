@@ -121,6 +121,7 @@ def make_vm(
     ram_flags=0,
     ram_access=RWX_LEND,
     dtb_size=DTB_SIZE,
+    shared_access=RW_SHARE,
 ) -> TestVm:
     """A VM with ``source`` (assembly, or code bytes) at RAM_IPA (lent, RWX), a
     shared page at SHARED_IPA (holding ``shared_word`` if given), the DTB at
@@ -139,7 +140,7 @@ def make_vm(
         page[0:8] = shared_word.to_bytes(8, "little")
         host.munmap(page)
     map_mem(host, vm, ram, RAM_IPA, ram_size, ram_access)
-    map_mem(host, vm, shared, SHARED_IPA, 0x1000, RW_SHARE)
+    map_mem(host, vm, shared, SHARED_IPA, 0x1000, shared_access)
     set_dtb(host, vm, RAM_IPA + DTB_OFFSET, dtb_size)
     boot_reg(host, vm, gh.REG_SET_PC, 0, RAM_IPA)
     fds = [add_vcpu(host, vm, i) for i in range(vcpus)]

@@ -9,8 +9,8 @@ the same way. A vCPU whose thread does not come back for its turn within
 others. A watchdog preempts a vCPU that runs longer than ``QUANTUM``
 seconds of host time without an event while another vCPU waits or a timer
 is armed (the only place host time matters: guests that compute without
-trapping still share the SoC and see their timers fire). The watchdog also repeats a stop unicorn
-dropped (one that raced with the start of a run). Each waiting vCPU sleeps
+trapping still share the SoC and see their timers fire); the core takes
+the request at its next slice boundary. Each waiting vCPU sleeps
 on its own condition, and only the one whose turn it is gets woken.
 """
 
@@ -125,8 +125,6 @@ class Scheduler:
             while not self._closed:
                 self._cond.wait(QUANTUM)
                 holder = self.holder
-                if holder is not None:
-                    holder.retry_stop()
                 overdue = holder is not None and time.monotonic() - self._started > QUANTUM
                 if overdue and self._preemption_matters():
                     holder.preempt()

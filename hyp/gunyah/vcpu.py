@@ -17,7 +17,8 @@ the vCPU, which applies the change between two runs of its core.
 from __future__ import annotations
 
 import threading
-from enum import IntEnum
+from dataclasses import dataclass
+from enum import IntEnum, auto
 
 from hyp.gunyah.errors import Error, HypError, check
 from hyp.gunyah.object import Object, ObjectState, ObjectType
@@ -26,13 +27,14 @@ from hyp.gunyah.vgic import VirqSource
 from hyp.hw import a64
 from hyp.hw.board import GICD_BASE, GICR_BASE, GICR_STRIDE, PPI_VTIMER
 from hyp.hw.cpu import (
-    HALTED,
     HPFAR_EL2,
     PSTATE_EL1H_MASKED,
     SPSR_EL1,
     VMPIDR_EL2,
     Core,
+    CoreError,
     Excp,
+    Stop,
     SysReg,
     Trap,
 )
@@ -71,8 +73,43 @@ POWEROFF_EXITED = 1
 
 # Exception classes and fault codes of the aborts injected into the guest.
 EC_IABT_LOWER, EC_IABT_CUR, EC_DABT_LOWER, EC_DABT_CUR = 0x20, 0x21, 0x24, 0x25
-DFSC_EXTERNAL, DFSC_PERMISSION_L3 = 0x10, 0x0F
+EC_SVC64, EC_BRK = 0x15, 0x3C
+FSC_EXTERNAL, FSC_PERMISSION_L3 = 0x10, 0x0F  # data and instruction fault status codes
 ISS_WNR = 1 << 6
+ESR_EC_SHIFT, ESR_IL = 26, 1 << 25  # IL: a 32-bit instruction
+IMM16 = 0xFFFF  # the immediate of HVC/SVC, at bit 5 of the instruction
+PSTATE_EL_MASK, PSTATE_SP = 0xC, 1  # exception level, SP_ELx selected
+PSTATE_NZCV = 0xF000_0000
+# VBAR_EL1 offsets of the synchronous vectors
+VECTOR_CUR_SP0, VECTOR_CUR_SPX, VECTOR_LOWER_A64 = 0, 0x200, 0x400
+
+
+class RunStop(IntEnum):
+    """Why the vCPU stopped its core, when nothing more needs saying."""
+
+    KICK = auto()  # the vCPU's state changed: look at it before running on
+    PREEMPT = auto()  # the turn is over
+    SYNC = auto()  # a handler changed state the core must pick up (IRQ line)
+    FLUSH = auto()  # the stage-2 tables changed
+    HVC = auto()  # a guest call was handled
+
+
+@dataclass(frozen=True)
+class VmmioExit:
+    """An access to an unmapped IPA outside the demand-paging ranges."""
+
+    access: a64.Access
+    ipa: int
+
+
+@dataclass(frozen=True)
+class PageFaultExit:
+    """An access to an unmapped IPA inside a demand-paging range."""
+
+    ipa: int
+    write: bool
+    fetch: bool
+
 
 CNTFRQ_EL0 = SysReg(3, 3, 14, 0, 0)
 CNTPCT_EL0 = SysReg(3, 3, 14, 0, 1)
@@ -91,7 +128,7 @@ class Vcpu(Object, Trap):
         self.vic_index, self.gic_cpu, self.affinity, self.options = 0, 0, 0, 0
         self.core: Core | None = None
         self.timer = VirtualTimer(hyp.clock)
-        self.powered = self.exited = self.waiting = self.sleeping = False
+        self.powered = self.exited = self.waiting = self.sleeping = self.faulted = False
         self.pending_entry: tuple[int, int] | None = None
         self.pending_regs: dict[tuple[int, int], int] = {}
         self.wakeup = VirqSource(lambda: self.runnable)
@@ -138,7 +175,7 @@ class Vcpu(Object, Trap):
     # power
     @property
     def runnable(self) -> bool:
-        return self.powered and not self.sleeping and not self.exited
+        return self.powered and not self.sleeping and not self.exited and not self.faulted
 
     def poweron(self, entry: int, context: int) -> None:
         """Power on at ``entry`` with X0=``context``; BUSY if already on."""
@@ -146,6 +183,7 @@ class Vcpu(Object, Trap):
         check(not self.powered, Error.BUSY, "vcpu is on")
         self.pending_entry = (entry, context)
         self.powered, self.exited, self.waiting, self._kicked = True, False, False, False
+        self.faulted = False
         self._wake()
 
     def poweroff(self, exited: bool = False) -> None:
@@ -168,22 +206,18 @@ class Vcpu(Object, Trap):
         """Make the vCPU look at its state again (stops its core if it runs)."""
         self._kicked = True
         if self.core is not None:
-            self.core.stop("kick")
+            self.core.stop(RunStop.KICK)
 
     def preempt(self) -> None:
         if self.core is not None:
-            self.core.stop("preempt")
-
-    def retry_stop(self) -> None:
-        if self.core is not None:
-            self.core.retry_stop()
+            self.core.stop(RunStop.PREEMPT)
 
     def interrupts_changed(self) -> None:
         """The vGIC changed: update the IRQ line now or wake the vCPU."""
         if self.core is None:
             return
         if self.hyp.scheduler.holder is self:
-            self.core.stop("sync")
+            self.core.stop(RunStop.SYNC)
         elif self.waiting and self._wakes():
             self._wake()
 
@@ -199,8 +233,8 @@ class Vcpu(Object, Trap):
 
     def flush_translations(self) -> None:
         if self.core is not None:
-            self.core.stop("flush")
-            self._needs_flush = True
+            self._needs_flush = True  # before the stop: the run it ends must see it
+            self.core.stop(RunStop.FLUSH)
 
     # vcpu_run
     def run(self, resume0: int, resume1: int, resume2: int) -> tuple[int, int, int, int]:
@@ -233,7 +267,7 @@ class Vcpu(Object, Trap):
         access, _ = self.mmio
         self.mmio = None
         if action == ResumeAction.FAULT:
-            self.inject_abort(access.address, access.is_write, DFSC_EXTERNAL)
+            self.inject_abort(access.address, access.is_write, FSC_EXTERNAL)
         elif action == ResumeAction.EMULATE:
             self.complete(access, data)
         elif action != ResumeAction.RETRY:
@@ -246,9 +280,9 @@ class Vcpu(Object, Trap):
         if action != ResumeAction.FAULT:
             return
         if fetch:
-            self.inject_prefetch_abort(ipa)
+            self.inject_prefetch_abort(ipa, FSC_EXTERNAL)
         else:
-            self.inject_abort(ipa, write, DFSC_EXTERNAL)
+            self.inject_abort(ipa, write, FSC_EXTERNAL)
 
     def _run_loop(self) -> tuple[int, int, int, int]:
         while True:
@@ -279,6 +313,8 @@ class Vcpu(Object, Trap):
         if not self.powered:
             self.sleeping = not self.exited
             return VcpuState.POWERED_OFF, POWEROFF_EXITED if self.exited else 0, 0, 0
+        if self.faulted:
+            return VcpuState.FAULT, 0, 0, 0
         if self._kicked:
             self._kicked = False
             return VcpuState.READY, 0, 0, 0
@@ -301,32 +337,36 @@ class Vcpu(Object, Trap):
         return VcpuState.EXPECTS_WAKEUP, 0, 0, 0
 
     def _after_run(self, reason):
-        self.hyp.clock.advance(QUANTUM_TICKS if reason == "preempt" else EVENT_TICKS)
+        self.hyp.clock.advance(QUANTUM_TICKS if reason == RunStop.PREEMPT else EVENT_TICKS)
         if self._needs_flush:
             self._needs_flush = False
             self.core.flush()
         if self.reset_request is not None or not self.powered:
             return self._before_run()
-        if reason == HALTED or self.waiting:
+        if reason == Stop.HALTED or self.waiting:
             self.waiting = True
             return self._sleep_or_wake()
-        if not isinstance(reason, tuple):
-            return None
-        kind, *data = reason
-        if kind == "vmmio":
-            access, ipa = data
-            self.mmio = (access, ipa)
-            if access.is_write:
-                value = self.core.x(access.rt) & ((1 << access.size * 8) - 1)
-                return VcpuState.ADDRSPACE_VMMIO_WRITE, ipa, access.size, value
-            return VcpuState.ADDRSPACE_VMMIO_READ, ipa, access.size, 0
-        if kind == "page_fault":
-            ipa, write, fetch = data
-            self.page_fault = (ipa, write, fetch)
-            return VcpuState.ADDRSPACE_PAGE_FAULT, ipa, int(write), 0
-        if kind == "fault":
-            return VcpuState.FAULT, *data, 0
+        match reason:
+            case VmmioExit(access, ipa):
+                self.mmio = (access, ipa)
+                if access.is_write:
+                    value = self.core.x(access.rt) & ((1 << access.size * 8) - 1)
+                    return VcpuState.ADDRSPACE_VMMIO_WRITE, ipa, access.size, value
+                return VcpuState.ADDRSPACE_VMMIO_READ, ipa, access.size, 0
+            case PageFaultExit(ipa, write, fetch):
+                self.page_fault = (ipa, write, fetch)
+                return VcpuState.ADDRSPACE_PAGE_FAULT, ipa, int(write), 0
+            case CoreError(error):
+                return self._fault(error)
         return None
+
+    def _fault(self, error: Exception) -> tuple[int, int, int, int]:
+        """Unicorn cannot go on with the guest: the vCPU stays in FAULT (never
+        rerun) until it is powered on again."""
+        self.faulted = True
+        self.hyp.trace("vcpu_fault", vcpu=self.trace_name, pc=self.core.pc, error=str(error))
+        self.hyp.scheduler.poke()
+        return VcpuState.FAULT, 0, 0, 0
 
     def _skip_idle_time(self) -> bool:
         """Nothing else can run: jump the clock to the next timer deadline."""
@@ -395,12 +435,12 @@ class Vcpu(Object, Trap):
     def _hvc(self, excp: int) -> None:
         core = self.core
         insn = self.fetch_insn(core.pc - 4)
-        imm = (insn or 0) >> 5 & 0xFFFF
+        imm = (insn or 0) >> 5 & IMM16
         regs = [core.x(n) for n in range(8)]
         out = self.hyp.guest_call(self, excp == Excp.SMC, imm, regs)
         for n, value in enumerate(out):
             core.set_x(n, value)
-        core.stop(("hvc",))
+        core.stop(RunStop.HVC)
 
     def _data_abort(self) -> None:
         core = self.core
@@ -411,22 +451,28 @@ class Vcpu(Object, Trap):
         hit = self.translate(ipa)
         if hit is not None:
             # Mapped: a permission fault the guest must see.
-            self.inject_abort(va, access is not None and access.is_write, DFSC_PERMISSION_L3)
+            self.inject_abort(va, access is not None and access.is_write, FSC_PERMISSION_L3)
         elif self.addrspace.in_demand_range(ipa):
             write = access.is_write if access is not None else a64.writes(insn or 0)
-            core.stop(("page_fault", ipa, write, False))
+            core.stop(PageFaultExit(ipa, write, False))
         elif access is None:
             self.hyp.trace("unsupported_mmio", vcpu=self.trace_name, ipa=ipa, insn=insn)
-            self.inject_abort(ipa, False, DFSC_EXTERNAL)
+            self.inject_abort(ipa, False, FSC_EXTERNAL)
         elif self._vgic_range(ipa):
             self._vgic_mmio(access, ipa)
         else:
-            core.stop(("vmmio", access, ipa))
+            core.stop(VmmioExit(access, ipa))
 
     def _prefetch_abort(self) -> None:
-        """An instruction fetch from an unmapped IPA cannot be MMIO: the host may page it in."""
-        ipa = (self.core.sysreg(HPFAR_EL2) >> 4) << 12 | (self.core.pc & 0xFFF)
-        self.core.stop(("page_fault", ipa, False, True))
+        """A fetch from a mapped IPA the stage 2 forbids executing (shared memory
+        is never executable) is the guest's permission fault; from an unmapped
+        IPA it cannot be MMIO, and the host may page it in."""
+        pc = self.core.pc
+        ipa = (self.core.sysreg(HPFAR_EL2) >> 4) << 12 | (pc & 0xFFF)
+        if self.translate(ipa) is not None:
+            self.inject_prefetch_abort(pc, FSC_PERMISSION_L3)
+        else:
+            self.core.stop(PageFaultExit(ipa, False, True))
 
     @staticmethod
     def _vgic_range(ipa: int) -> bool:
@@ -436,10 +482,10 @@ class Vcpu(Object, Trap):
         value = self.core.x(access.rt) if access.is_write else None
         result = self.vic.mmio(self, ipa, access.size, value)
         if result is None:
-            self.core.stop(("vmmio", access, ipa))
+            self.core.stop(VmmioExit(access, ipa))
             return
         self.complete(access, result)
-        self.core.stop("sync")
+        self.core.stop(RunStop.SYNC)
 
     def complete(self, access: a64.Access, data: int) -> None:
         """Finish an emulated access: load result, base writeback, next instruction."""
@@ -462,7 +508,7 @@ class Vcpu(Object, Trap):
             if not write:
                 core.set_x(rt, result)
             core.pc = core.pc + 4  # unicorn does not step over registers it does not know
-            core.stop("sync")
+            core.stop(RunStop.SYNC)
             return True
         return self._timer_sysreg(core, reg, write, rt)
 
@@ -489,41 +535,44 @@ class Vcpu(Object, Trap):
         if reg not in writes:
             return False
         writes[reg](core.x(rt))
-        core.stop("sync")
+        core.stop(RunStop.SYNC)
         return True
 
     def inject_guest_exception(self, excp: int) -> None:
         """The guest's own synchronous exception (SVC, undefined...) goes to its EL1."""
-        ec = {Excp.SWI: 0x15, Excp.BKPT: 0x3C}.get(excp, 0)
+        ec = {Excp.SWI: EC_SVC64, Excp.BKPT: EC_BRK}.get(excp, 0)
         pc = self.core.pc
         if excp == Excp.SWI:
             insn = self.fetch_insn(pc - 4) or 0
-            self._enter_el1(ec << 26 | 1 << 25 | (insn >> 5 & 0xFFFF), elr=pc, far=None)
+            self._enter_el1(ec << ESR_EC_SHIFT | ESR_IL | (insn >> 5 & IMM16), elr=pc, far=None)
         else:
-            self._enter_el1(ec << 26 | 1 << 25, elr=pc, far=None)
+            self._enter_el1(ec << ESR_EC_SHIFT | ESR_IL, elr=pc, far=None)
 
     def inject_abort(self, far: int, write: bool, dfsc: int) -> None:
         """A synchronous data abort at EL1 for the instruction at PC."""
-        el0 = self.core.reg("pstate") & 0xC == 0
+        el0 = self.core.reg("pstate") & PSTATE_EL_MASK == 0
         ec = EC_DABT_LOWER if el0 else EC_DABT_CUR
         iss = dfsc | (ISS_WNR if write else 0)
-        self._enter_el1(ec << 26 | 1 << 25 | iss, elr=self.core.pc, far=far)
+        self._enter_el1(ec << ESR_EC_SHIFT | ESR_IL | iss, elr=self.core.pc, far=far)
 
-    def inject_prefetch_abort(self, far: int) -> None:
-        """A synchronous instruction abort (external) at EL1 for the instruction at PC."""
-        el0 = self.core.reg("pstate") & 0xC == 0
+    def inject_prefetch_abort(self, far: int, ifsc: int) -> None:
+        """A synchronous instruction abort at EL1 for the instruction at PC."""
+        el0 = self.core.reg("pstate") & PSTATE_EL_MASK == 0
         ec = EC_IABT_LOWER if el0 else EC_IABT_CUR
-        self._enter_el1(ec << 26 | 1 << 25 | DFSC_EXTERNAL, elr=self.core.pc, far=far)
+        self._enter_el1(ec << ESR_EC_SHIFT | ESR_IL | ifsc, elr=self.core.pc, far=far)
 
     def _enter_el1(self, esr: int, elr: int, far: int | None) -> None:
         core = self.core
         pstate = core.reg("pstate")
-        vector = 0x400 if pstate & 0xC == 0 else (0x200 if pstate & 1 else 0)
+        if pstate & PSTATE_EL_MASK == 0:
+            vector = VECTOR_LOWER_A64
+        else:
+            vector = VECTOR_CUR_SPX if pstate & PSTATE_SP else VECTOR_CUR_SP0
         core.set_reg("esr_el1", esr)
         if far is not None:
             core.set_reg("far_el1", far)
         core.set_reg("elr_el1", elr)
         core.set_sysreg(SPSR_EL1, pstate)
-        core.set_reg("pstate", PSTATE_EL1H_MASKED | (pstate & 0xF000_0000))
+        core.set_reg("pstate", PSTATE_EL1H_MASKED | (pstate & PSTATE_NZCV))
         core.pc = core.reg("vbar_el1") + vector
-        core.stop("sync")
+        core.stop(RunStop.SYNC)

@@ -11,11 +11,21 @@ an EL2 would see arrives at the core's :class:`Trap` handler:
   faulting instruction, ESR_EL2 is empty: see hyp.hw.a64);
 - system register accesses the hypervisor emulates (the GIC CPU interface
   and the virtual timer);
-- WFI, which halts unicorn: :meth:`Core.run` returns ``HALTED``;
+- WFI, which halts unicorn: :meth:`Core.run` returns ``Stop.HALTED``;
 - every other synchronous exception, which the hypervisor injects into EL1.
 
 Virtual IRQs are delivered by unicorn itself from HCR_EL2.VI. A handler
 ends a run with :meth:`Core.stop`, which is also safe from another thread.
+
+A run never stops inside an instruction. Unicorn looks for an exit request
+after every guest memory access and, if one is pending, rolls the PC back
+to that access, which has already happened: an ``emu_stop`` from another
+thread (or a timeout) would make the instruction run twice. So no other
+thread calls ``emu_stop``: it leaves a request that :meth:`Core.run` looks
+at between slices of ``SLICE`` instructions (unicorn's instruction count,
+which ends a slice before an instruction starts). The count also puts an
+exit check in front of every instruction, so a stop from a handler takes
+effect before the next instruction begins, never after its first access.
 """
 
 from __future__ import annotations
@@ -23,7 +33,7 @@ from __future__ import annotations
 import struct
 import threading
 from dataclasses import dataclass
-from enum import IntEnum
+from enum import IntEnum, auto
 
 from unicorn import UC_ARCH_ARM64, UC_HOOK_INSN, UC_HOOK_INTR, UC_MODE_ARM, UC_PROT_ALL, Uc, UcError
 from unicorn import arm64_const as arm64
@@ -33,6 +43,7 @@ from hyp.hw.memory import Dram
 
 _TCG_BUFFER = 64 << 20
 _NEVER = 0xFFFF_FFFF_FFFF_FFFC
+SLICE = 1 << 17  # instructions between two looks at a stop requested by another thread
 INSN_WFI = 0xD503207F
 
 SCR_EL3_NS, SCR_EL3_HCE, SCR_EL3_RW = 1 << 0, 1 << 8, 1 << 10
@@ -83,15 +94,27 @@ VMPIDR_EL2 = SysReg(3, 4, 0, 0, 5)
 MPIDR_EL1 = SysReg(3, 0, 0, 0, 5)
 SPSR_EL1 = SysReg(3, 0, 4, 0, 0)
 
-HALTED = "halted"
-STOPPED = "stopped"
+
+class Stop(IntEnum):
+    """Why a run ended, when the reason carries no data."""
+
+    HALTED = auto()  # the guest executed WFI
+    STOPPED = auto()  # stopped with no reason of its own
+    EXCEPTION = auto()  # an exception the trap handler did not take
+
+
+@dataclass(frozen=True)
+class CoreError:
+    """Unicorn gave up on the guest (e.g. a fetch from a physical address nothing backs)."""
+
+    error: UcError
 
 
 class Trap:
     """What a core asks of its hypervisor; subclasses override what they handle."""
 
     def exception(self, core: Core, excp: int) -> None:
-        core.stop(("exception", excp))
+        core.stop(Stop.EXCEPTION)
 
     def sysreg(self, core: Core, sysreg: SysReg, write: bool, rt: int) -> bool:
         """Emulate an access; True if handled (the core skips the instruction)."""
@@ -114,8 +137,9 @@ class Core:
         self.set_sysreg(SCR_EL3, SCR_EL3_NS | SCR_EL3_HCE | SCR_EL3_RW)
         self.set_sysreg(HCR_EL2, HCR_GUEST)
         self._lock = threading.Lock()
-        self._running = False
-        self._stop = None
+        self._runner: int | None = None  # the thread inside run()
+        self._stop = None  # a handler's reason: ends the run at once
+        self._request = None  # another thread's: ends it at the next slice
         self._error: BaseException | None = None
         uc.hook_add(UC_HOOK_INTR, self._on_intr)
         for insn, write in ((arm64.UC_ARM64_INS_MRS, False), (arm64.UC_ARM64_INS_MSR, True)):
@@ -179,53 +203,51 @@ class Core:
 
     # execution
     def run(self):
-        """Run from the current PC until a handler stops the core or it halts.
+        """Run from the current PC until a handler stops the core, it halts or
+        another thread asked for a stop.
 
-        Returns the handler's stop reason, ``HALTED`` after a WFI, or
-        ``("error", UcError)`` when unicorn itself gives up (e.g. a fetch
-        from a physical address nothing backs).
+        Returns the handler's reason, else the requesting thread's, else
+        ``Stop.HALTED`` after a WFI; :class:`CoreError` when unicorn itself gives
+        up. An exception raised inside a handler is raised here.
         """
         with self._lock:
-            if self._stop is not None:
-                return self._take_stop()
-            self._running = True
+            self._runner = threading.get_ident()
         try:
-            self.uc.emu_start(self.pc, _NEVER)
+            while self._stop is None and self._request is None:
+                pc = self.pc
+                self.uc.emu_start(pc, _NEVER, count=SLICE)
+                if self._stop is None and self._halted(pc):
+                    self._stop = Stop.HALTED
         except UcError as e:
-            self.stop(("error", e))
+            self.stop(CoreError(e))
         finally:
             with self._lock:
-                self._running = False
+                self._runner = None
+                reason = self._stop if self._stop is not None else self._request
+                self._stop = self._request = None
         if self._error is not None:
             error, self._error = self._error, None
-            self._stop = None
             raise error
-        if self._stop is None and self._halted():
-            return HALTED
-        with self._lock:
-            return self._take_stop() or STOPPED
-
-    def _take_stop(self):
-        reason, self._stop = self._stop, None
         return reason
 
-    def stop(self, reason=STOPPED) -> None:
-        """End the current (or next) run with ``reason``; thread safe."""
-        with self._lock:
-            if self._stop is None:
-                self._stop = reason
-            if self._running:
-                self.uc.emu_stop()
+    def stop(self, reason=Stop.STOPPED) -> None:
+        """End the current (or next) run with ``reason``; thread safe.
 
-    def retry_stop(self) -> None:
-        """Repeat a pending stop: unicorn drops an ``emu_stop`` that lands while
-        ``emu_start`` is still setting up, so a stop is re-issued until the run ends."""
+        From a handler of this core, before the next instruction; from any
+        other thread, at the next slice boundary (without ever interrupting an
+        instruction). The first reason of each kind wins."""
         with self._lock:
-            if self._running and self._stop is not None:
+            if self._runner == threading.get_ident():
+                if self._stop is None:
+                    self._stop = reason
                 self.uc.emu_stop()
+            elif self._request is None:
+                self._request = reason
 
-    def _halted(self) -> bool:
-        return self.trap.fetch_insn(self.pc - 4) == INSN_WFI
+    def _halted(self, start: int) -> bool:
+        """The slice ended on a WFI (the PC is past it), not at its count."""
+        pc = self.pc
+        return pc != start and self.trap.fetch_insn(pc - 4) == INSN_WFI
 
     # hooks
     # Hooks run inside unicorn: an exception must not unwind through it, so
@@ -235,7 +257,7 @@ class Core:
             self.trap.exception(self, intno)
         except BaseException as e:
             self._error = e
-            self.stop(("error", e))
+            self.stop()
 
     def _on_sysreg(self, uc, reg, cp, write) -> bool:
         try:
@@ -243,7 +265,7 @@ class Core:
             return self.trap.sysreg(self, sysreg, write, _RT[reg])
         except BaseException as e:
             self._error = e
-            self.stop(("error", e))
+            self.stop()
             return True
 
     def close(self) -> None:

@@ -220,6 +220,9 @@ class GunyahVcpu:
                 if not signals.pending():
                     self.ready.wait()
             self.ready.clear()
+        if state == State.FAULT:  # an unrecoverable vCPU is down for good
+            self._status_exit()
+            return 0
         return None if self._check_system() else 0
 
     def _mmio(self, state: int, addr: int, size: int, value: int):

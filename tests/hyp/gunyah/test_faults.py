@@ -6,6 +6,8 @@ guest's own vector reports ESR_EL1 and FAR_EL1 over MMIO.
 """
 
 import pytest
+from unicorn import UcError
+from unicorn.unicorn_const import UC_ERR_FETCH_UNMAPPED
 
 from hyp.gunyah.vcpu import VcpuState
 from tests.aarch64 import assemble
@@ -90,3 +92,29 @@ def test_accesses_that_cannot_be_emulated_abort_the_guest(gunyah, insn):
 def vm_insn(gunyah):
     record = next(e for e in gunyah.events if e[0] == "unsupported_mmio")
     return dict(record[1])["insn"]
+
+
+class GivingUp:
+    """Unicorn failing every run, as when it cannot fetch (the fault injected)."""
+
+    def __init__(self, uc):
+        self.uc, self.starts = uc, 0
+
+    def emu_start(self, *args, **kwargs):
+        self.starts += 1
+        if self.starts > 3:  # bounds the old endless rerun
+            raise RuntimeError("the core was rerun after unicorn gave up")
+        raise UcError(UC_ERR_FETCH_UNMAPPED)
+
+    def __getattr__(self, name):
+        return getattr(self.uc, name)
+
+
+def test_unicorn_giving_up_is_a_fault_state_never_a_rerun(gunyah):
+    vm = build_vm(gunyah, assemble("b ."))
+    core = gunyah.scheduler.order[0].core
+    core.uc = failing = GivingUp(core.uc)
+    assert VcpuState(vm.run()[0]) == VcpuState.FAULT
+    assert VcpuState(vm.run()[0]) == VcpuState.FAULT
+    assert failing.starts == 1
+    assert [event for event, _ in gunyah.events].count("vcpu_fault") == 1
