@@ -54,11 +54,17 @@ class EventfdCtx:
 
 
 class EventfdWaitQueue:
-    """One kernel thread calling ``callback()`` on every write to a registered eventfd."""
+    """One kernel thread calling ``callback()`` on every write to a registered eventfd.
+
+    Only writes made after ``add`` call back: the readiness an eventfd already
+    has then is no wakeup (epoll reports it once at registration; it is
+    dropped), as a wait-queue entry added to a readable eventfd sees nothing.
+    """
 
     def __init__(self):
         self._epoll = select.epoll()
         self._callbacks: dict[int, object] = {}
+        self._stale: set[int] = set()  # readable at add: epoll's first report is no write
         self._lock = threading.Lock()
         self._wake_r, self._wake_w = os.pipe()
         self._epoll.register(self._wake_r, select.EPOLLIN)
@@ -71,6 +77,8 @@ class EventfdWaitQueue:
     def add(self, ctx: EventfdCtx, callback) -> None:
         with self._lock:
             self._callbacks[ctx.fd] = callback
+            if ctx.readable():
+                self._stale.add(ctx.fd)
             self._epoll.register(ctx.fd, select.EPOLLIN | select.EPOLLET)
             if self._thread is None:
                 self._thread = threading.Thread(target=self._wait, name="eventfd-wq", daemon=True)
@@ -80,6 +88,7 @@ class EventfdWaitQueue:
         with self._lock:
             if self._callbacks.pop(ctx.fd, None) is not None:
                 self._epoll.unregister(ctx.fd)
+                self._stale.discard(ctx.fd)
 
     def quiesce(self) -> None:
         """Return once every write made before the call has had its callback."""
@@ -102,6 +111,9 @@ class EventfdWaitQueue:
                     continue
                 with self._lock:
                     callback = self._callbacks.get(fd)
+                    if fd in self._stale:
+                        self._stale.discard(fd)
+                        continue
                 if callback is not None:
                     callback()
 

@@ -68,6 +68,10 @@ class RegisterSet(IntEnum):
     SP_EL = 2
 
 
+# The highest index of each register set a vCPU has.
+REGISTERS = {RegisterSet.X: 30, RegisterSet.PC: 0, RegisterSet.SP_EL: 1}
+
+
 VIRQ_TYPE_RUN_WAKEUP = 1
 POWEROFF_EXITED = 1
 
@@ -196,9 +200,11 @@ class Vcpu(Object, Trap):
         self.hyp.scheduler.poke()
 
     def register_write(self, reg_set: int, index: int, value: int) -> None:
+        """vcpu_register_write: OBJECT_STATE once powered on, ARGUMENT_INVALID for a
+        register the vCPU does not have (X0-X30, PC, SP_EL0-SP_EL1)."""
         check(not self.powered, Error.OBJECT_STATE, "vcpu is on")
-        limits = {RegisterSet.X: 30, RegisterSet.PC: 0, RegisterSet.SP_EL: 1}
-        check(reg_set in limits and 0 <= index <= limits[reg_set], Error.ARGUMENT_INVALID)
+        top = REGISTERS.get(reg_set)
+        check(top is not None and 0 <= index <= top, Error.ARGUMENT_INVALID, "register")
         self.pending_regs[(reg_set, index)] = value
 
     # cross-thread notifications

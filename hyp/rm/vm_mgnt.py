@@ -48,7 +48,7 @@ EXITED = struct.Struct("<HHI")
 
 PAGE_SIZE = 0x1000
 RANGE_ID_IMAGE = 0
-REG_SET_X, REG_SET_PC, REG_SET_SP = 0, 1, 2
+REG_SET_X, REG_SET_PC = 0, 1
 MAX_EXPLICIT_VMID = 64
 FIRST_HOST_VIRQ = 64
 THREAD_RIGHTS = ThreadRights.AFFINITY | ThreadRights.YIELD_TO | ThreadRights.POWER
@@ -206,10 +206,14 @@ class VmManager:
         return b""
 
     def set_boot_context(self, caller: int, payload: bytes) -> bytes:
+        """One register of the boot vCPU, written at once: the hypervisor decides
+        which registers exist (ARGUMENT_INVALID for one it refuses)."""
         vmid, reg_set, index, _, value = unpack(_BOOT_CONTEXT, payload)
         vm = self.vm(caller, vmid, VmState.READY)
-        limits = {REG_SET_X: 31, REG_SET_PC: 0, REG_SET_SP: 2}
-        require(reg_set in limits and index <= limits[reg_set], RmError.ARGUMENT_INVALID)
+        try:
+            self.rm.hvc.vcpu_register_write(vm.vcpus[0], reg_set, index, value, 0)
+        except HypercallFailed as e:
+            raise RmFailure(RmError.ARGUMENT_INVALID, str(e)) from None
         vm.boot_context[(reg_set, index)] = value
         return b""
 
@@ -227,8 +231,6 @@ class VmManager:
             vm.state = VmState.INIT_FAILED
             raise RmFailure(RmError.NORESOURCE, "retail policy: unprotected VMs are refused")
         hvc = self.rm.hvc
-        for (reg_set, index), value in sorted(vm.boot_context.items()):
-            hvc.vcpu_register_write(vm.vcpus[0], reg_set, index, value, 0)
         pc = vm.boot_context.get((REG_SET_PC, 0), vm.image_base)
         x0 = vm.boot_context.get((REG_SET_X, 0), vm.image_base + vm.dtb_offset)
         hvc.vcpu_poweron(vm.vcpus[0], pc, x0, 0)

@@ -10,8 +10,8 @@ The key is (addr, len, datamatch?, value); without DATAMATCH the length
 is stored as 0, which matches a write of any length at exactly ``addr``.
 With DATAMATCH only a write of that length and value matches. A matching
 write adds 1 to the eventfd and the vCPU goes on with no exit to
-userspace; reads never match. REMOVE_FUNCTION compares addr, len, flags
-and (with DATAMATCH) the value.
+userspace; reads never match. REMOVE_FUNCTION compares addr, len and
+flags as given to ADD (not the stored length) and, with DATAMATCH, the value.
 """
 
 from __future__ import annotations
@@ -32,9 +32,14 @@ def _arg(arg: bytes):
 
 
 class GunyahIoeventfd:
-    def __init__(self, vm, addr: int, length: int, datamatch: bool, data: int, ctx):
+    def __init__(self, vm, args, ctx):
         self.vm, self.ctx = vm, ctx
-        self.addr, self.len, self.datamatch, self.data = addr, length, datamatch, data
+        self.datamatch = bool(args.flags & DATAMATCH)
+        self.addr, self.flags, self.data = args.addr, args.flags, args.datamatch
+        self.arg_len = args.len  # as given, for REMOVE_FUNCTION
+        self.len = args.len if self.datamatch else 0  # 0 matches a write of any length
+        if not self.datamatch:
+            self.data = 0
 
     @property
     def key(self) -> tuple[int, int, bool, int]:
@@ -63,12 +68,10 @@ def bind(vm, arg: bytes) -> tuple[int, GunyahIoeventfd]:
         raise OSError(errno.EINVAL, "ioeventfd len")
     if args.addr + args.len >= 1 << 64:
         raise OSError(errno.EINVAL, "ioeventfd range wraps")
-    datamatch = bool(args.flags & DATAMATCH)
-    if datamatch and args.len == 0:
+    if args.flags & DATAMATCH and args.len == 0:
         raise OSError(errno.EINVAL, "DATAMATCH needs a length")
-    length, data = (args.len, args.datamatch) if datamatch else (0, 0)
     ctx = eventfd_ctx_fdget(vm.host, args.fd)
-    handler = GunyahIoeventfd(vm, args.addr, length, datamatch, data, ctx)
+    handler = GunyahIoeventfd(vm, args, ctx)
     if any(h.key == handler.key for h in vm.io_handler_list):
         ctx.put()
         raise OSError(errno.EEXIST, "an ioeventfd with that key exists")
@@ -80,8 +83,6 @@ def compare(handler: GunyahIoeventfd, arg: bytes) -> bool:
     if len(arg) != gh.ffi.sizeof(ARG):
         return False
     args = _arg(arg)
-    datamatch = bool(args.flags & DATAMATCH)
-    length = args.len if datamatch else 0
-    if (args.addr, length, datamatch) != (handler.addr, handler.len, handler.datamatch):
+    if (args.addr, args.len, args.flags) != (handler.addr, handler.arg_len, handler.flags):
         return False
-    return not datamatch or args.datamatch == handler.data
+    return not handler.datamatch or args.datamatch == handler.data

@@ -10,8 +10,9 @@ is that label; the RM gives it to the host at START.
 Every write to the eventfd, from any thread or process, rings the doorbell
 (``bell_send`` of flag bit 0); the counter is left alone. Before the VM
 has the doorbell (not started, or no vdevice with the label) the write is
-dropped and logged, "Premature injection of interrupt", as is an eventfd
-already readable at bind. LEVEL sets the doorbell's masks to enable and
+dropped and logged, "Premature injection of interrupt"; an eventfd
+already readable at bind is logged so too, and that readiness is never
+delivered (only later writes ring). LEVEL sets the doorbell's masks to enable and
 auto-ack bit 0: the guest's level interrupt stays asserted until it
 deactivates it. REMOVE_FUNCTION compares the label alone.
 """

@@ -189,8 +189,6 @@ def gunyah_vm_ensure_started(vm: GunyahVm) -> int:
 
 
 def _start(vm: GunyahVm) -> None:
-    if vm.dtb is None:
-        raise OSError(errno.EINVAL, "no GUNYAH_VM_SET_DTB_CONFIG")
     rm = vm.rm
     vm.rm.gunyah_rm_notifier_register(vm.notified)
     try:
@@ -216,7 +214,8 @@ def _start(vm: GunyahVm) -> None:
         raise
     vm.vm_status = VmStatus.READY
     for reg, value in sorted(vm.boot_context.items()):
-        rpc.gunyah_rm_vm_set_boot_context(rm, vm.vmid, reg >> 8, reg & 0xFF, value)
+        reg_set, index = reg >> gh.GUNYAH_VM_BOOT_CONTEXT_REG_SHIFT & 0xFF, reg & 0xFF
+        rpc.gunyah_rm_vm_set_boot_context(rm, vm.vmid, reg_set, index, value)
     for resource in rpc.gunyah_rm_get_hyp_resources(rm, vm.vmid):
         vm.offer(resource)
     rpc.gunyah_rm_vm_start(rm, vm.vmid)
@@ -255,6 +254,9 @@ def _share_dtb_parcel(vm: GunyahVm, start: int, pages: int):
 
 
 # functions
+KMALLOC_MAX_SIZE = 4 << 20  # the largest argument the kernel can allocate (arm64, 4K pages)
+
+
 @dataclass
 class Function:
     type: int
@@ -269,16 +271,24 @@ FUNCTION_TYPES = {
 }
 
 
-def _fn_arg(arg) -> tuple[int, bytes]:
-    desc = _struct("struct gunyah_fn_desc", arg)
-    if desc.arg_size > gh.GUNYAH_FN_MAX_ARG_SIZE:
-        raise OSError(errno.EINVAL, "arg_size")
-    return desc.type, copy_from_user(desc.arg, desc.arg_size) if desc.arg_size else b""
+def _fn_desc(arg):
+    return _struct("struct gunyah_fn_desc", arg)
+
+
+def _fn_arg(desc) -> bytes:
+    """The function's argument, copied in: EFAULT, or ENOMEM above what kmalloc gives."""
+    if desc.arg_size > KMALLOC_MAX_SIZE:
+        raise OSError(errno.ENOMEM, "arg_size")
+    return copy_from_user(desc.arg, desc.arg_size) if desc.arg_size else b""
 
 
 def gunyah_vm_add_function(vm: GunyahVm, arg) -> int:
-    """ADD_FUNCTION: bind's result (a vCPU fd, or 0); ENOENT for an unknown type."""
-    fn_type, fn_arg = _fn_arg(arg)
+    """ADD_FUNCTION: bind's result (a vCPU fd, or 0); EINVAL for arg_size above
+    GUNYAH_FN_MAX_ARG_SIZE, ENOENT for an unknown type."""
+    desc = _fn_desc(arg)
+    if desc.arg_size > gh.GUNYAH_FN_MAX_ARG_SIZE:
+        raise OSError(errno.EINVAL, "arg_size")
+    fn_type, fn_arg = desc.type, _fn_arg(desc)
     fn = FUNCTION_TYPES.get(fn_type)
     if fn is None:
         raise OSError(errno.ENOENT, f"no function of type {fn_type}")
@@ -289,8 +299,10 @@ def gunyah_vm_add_function(vm: GunyahVm, arg) -> int:
 
 
 def gunyah_vm_remove_function(vm: GunyahVm, arg) -> int:
-    """REMOVE_FUNCTION: every instance of the type that compares equal; ENOENT if none."""
-    fn_type, fn_arg = _fn_arg(arg)
+    """REMOVE_FUNCTION: every instance of the type that compares equal; ENOENT if none
+    (an argument of the wrong size compares equal to nothing: no EINVAL here)."""
+    desc = _fn_desc(arg)
+    fn_type, fn_arg = desc.type, _fn_arg(desc)
     fn = FUNCTION_TYPES.get(fn_type)
     with vm.fn_lock:
         matches = [f for f in vm.functions if f.type == fn_type and fn.compare(f.instance, fn_arg)]
@@ -378,16 +390,38 @@ class VmFops(FileOperations):
         file.private.put()
 
 
-def gunyah_vm_set_boot_context(vm: GunyahVm, ctx) -> int:
-    """Store one boot register; EINVAL for a bad set or index, or after START.
+# The registers SET_BOOT_CONTEXT takes: the highest index of each set (v16's
+# check; the hypervisor's own is narrower, and START then fails with EINVAL).
+BOOT_CONTEXT_REGS = {gh.REG_SET_X: 31, gh.REG_SET_PC: 0, gh.REG_SET_SP: 2}
+XA_RETRY_ENTRY = 256 << 2 | 2  # the highest value the xarray refuses to store
 
-    Unlike v16, a value of 0 is kept (v16 stores the value as an xarray
-    entry, so 0 erases it): the intended behaviour, listed in Documentation.
+
+def _v16(value: int) -> str:
+    """What v16 does with a boot context value it cannot keep as an xarray entry."""
+    if value == 0:
+        return "v16 erases the register instead (it is not sent to the RM)"
+    if value <= XA_RETRY_ENTRY:
+        return "v16 refuses it with EINVAL (an xarray internal entry)"
+    return "v16 stores it as an xarray internal entry (undefined)"
+
+
+def gunyah_vm_set_boot_context(vm: GunyahVm, ctx) -> int:
+    """Store one boot register, keyed by the whole ``reg`` (bits 31:16 are not
+    checked, as in v16); EINVAL for a bad set or index, or after START.
+
+    v16 keeps each value as an xarray entry: 0 erases the register, and a
+    value with ``(v & 3) == 2`` is an internal entry (EINVAL up to
+    XA_RETRY_ENTRY, undefined above). Every value is kept here, the
+    intended behaviour (listed in Documentation/kernel.rst), and those v16
+    would mishandle are logged with what v16 would do.
     """
     reg_set, index = ctx.reg >> gh.GUNYAH_VM_BOOT_CONTEXT_REG_SHIFT & 0xFF, ctx.reg & 0xFF
-    limits = {gh.REG_SET_X: 31, gh.REG_SET_PC: 0, gh.REG_SET_SP: 2}
-    if reg_set not in limits or index > limits[reg_set]:
+    if reg_set not in BOOT_CONTEXT_REGS or index > BOOT_CONTEXT_REGS[reg_set]:
         raise OSError(errno.EINVAL, "boot context register")
+    if ctx.value == 0 or ctx.value & 3 == 2:
+        vm.host.printk(
+            f"gunyah_vm_mgr: boot context {ctx.reg:#x} = {ctx.value:#x}: {_v16(ctx.value)}"
+        )
     with vm.status_lock:
         if vm.vm_status != VmStatus.NO_STATE:
             raise OSError(errno.EINVAL, "boot context after start")

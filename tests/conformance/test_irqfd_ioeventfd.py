@@ -179,6 +179,38 @@ def test_an_irqfd_written_before_start_is_dropped_and_logged(host):
     t.close()
 
 
+def test_an_eventfd_already_readable_at_bind_rings_nothing(host):
+    """The readiness an eventfd has when the irqfd is added is logged as premature,
+    not delivered: the guest sleeps on until the next write."""
+    t = make_vm(host, COUNTER, doorbells=((LABEL, SPI),))
+    run = t.run_page()
+    t.start()
+    assert t.run() == 0 and run.mmio.phys_addr == MMIO + 8  # ready
+    efd = host.eventfd()
+    os.eventfd_write(efd, 1)
+    assert add_irqfd(host, t.vm, efd) == 0
+    host.eventfd_wq.quiesce()
+    assert any("Premature injection" in line for line in host.dmesg)
+    ended = []
+    runner = threading.Thread(target=lambda: ended.append(outcome(t.run)))
+    runner.start()
+    runner.join(0.3)
+    assert runner.is_alive(), f"the guest was woken: {mmio_value(run)}"
+    run.immediate_exit = 1
+    host.pthread_kill(runner.ident, 10)
+    runner.join(10)
+    assert ended == [errno.EINTR]
+    run.immediate_exit = 0
+    writer = threading.Timer(0.01, os.eventfd_write, (efd, 1))
+    writer.start()
+    assert t.run() == 0
+    writer.join()
+    assert (run.mmio.phys_addr, mmio_value(run)) == (MMIO, 1)
+    del run
+    host.close(efd)
+    t.close()
+
+
 IOEVENT = MMIO + 0x100
 WRITER = f"""
     ldr x9, ={MMIO:#x}

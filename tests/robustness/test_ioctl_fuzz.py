@@ -75,7 +75,7 @@ ALLOWED = {
         errno.ENOMEM,
         errno.ENODEV,
     },
-    "GUNYAH_VM_REMOVE_FUNCTION": {errno.EINVAL, errno.ENOENT},
+    "GUNYAH_VM_REMOVE_FUNCTION": {errno.ENOENT, errno.ENOMEM},
     "GUNYAH_VM_START": {errno.EINVAL, errno.ENOENT, errno.ENODEV} | RM,
     "GUNYAH_VCPU_RUN": {errno.ENODEV, errno.EINTR, errno.EINVAL},
     "GUNYAH_VCPU_MMAP_SIZE": set(),

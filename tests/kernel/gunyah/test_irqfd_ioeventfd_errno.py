@@ -6,7 +6,7 @@ import os
 import pytest
 
 from tests.conformance.test_irqfd_ioeventfd import add_ioeventfd, add_irqfd
-from tests.gunyahvm import errno_of, fn_desc
+from tests.gunyahvm import add_vcpu, errno_of, fn_desc
 from uapi.linux import gunyah as gh
 
 
@@ -73,3 +73,30 @@ def test_ioeventfd_rules(shared_host, vm):
     assert remove(host, vm, gh.GUNYAH_FN_IOEVENTFD, ctype, {"addr": addr}) == 0
     assert errno_of(remove, host, vm, gh.GUNYAH_FN_IOEVENTFD, ctype, {"addr": addr}) == errno.ENOENT
     host.close(efd)
+
+
+def test_ioeventfd_remove_compares_the_len_given_at_add(shared_host, vm):
+    """Without DATAMATCH the handler matches writes of any length, but REMOVE still
+    compares the ``len`` the VMM gave at ADD."""
+    host, efd, addr = shared_host, shared_host.eventfd(), 0x1000_0000
+    ctype = "struct gunyah_fn_ioeventfd_arg"
+    assert add_ioeventfd(host, vm, efd, addr, 4) == 0
+    for other in (0, 8):
+        fields = {"addr": addr, "len": other}
+        assert errno_of(remove, host, vm, gh.GUNYAH_FN_IOEVENTFD, ctype, fields) == errno.ENOENT
+    assert remove(host, vm, gh.GUNYAH_FN_IOEVENTFD, ctype, {"addr": addr, "len": 4}) == 0
+    host.close(efd)
+
+
+def test_remove_function_has_no_arg_size_limit(shared_host, vm):
+    """REMOVE copies ``arg_size`` bytes whatever it is: past GUNYAH_FN_MAX_ARG_SIZE it
+    compares equal to nothing (ENOENT); past what kmalloc gives it is ENOMEM."""
+    host = shared_host
+    assert add_vcpu(host, vm, 0) >= 0
+    arg = gh.ffi.new("char[300]")
+    desc, _keep = fn_desc(gh.GUNYAH_FN_VCPU, arg, 300)
+    assert errno_of(host.ioctl, vm, gh.GUNYAH_VM_REMOVE_FUNCTION, desc) == errno.ENOENT
+    desc.arg_size = 0xFFFF_FFFF
+    assert errno_of(host.ioctl, vm, gh.GUNYAH_VM_REMOVE_FUNCTION, desc) == errno.ENOMEM
+    desc.arg_size = 300
+    assert errno_of(host.ioctl, vm, gh.GUNYAH_VM_ADD_FUNCTION, desc) == errno.EINVAL

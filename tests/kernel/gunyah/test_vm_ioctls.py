@@ -4,7 +4,7 @@ import errno
 
 import pytest
 
-from tests.gunyahvm import MMIO, errno_of, make_vm, map_mem
+from tests.gunyahvm import MMIO, RAM_IPA, errno_of, make_vm, map_mem
 from uapi.linux import gunyah as gh
 
 LEND_RWX = gh.GUNYAH_MEM_FORCE_LEND | gh.GUNYAH_MEM_ALLOW_RWX
@@ -133,3 +133,58 @@ def test_start_with_dtb_outside_any_binding_is_enoent_then_enodev(host):
     host.ioctl(vm, gh.GUNYAH_VM_SET_DTB_CONFIG, config)
     assert errno_of(host.ioctl, vm, gh.GUNYAH_VM_START, 0) == errno.ENOENT
     assert errno_of(host.ioctl, vm, gh.GUNYAH_VM_START, 0) == errno.ENODEV
+
+
+def set_reg(host, vm, reg, value):
+    ctx = gh.ffi.new("struct gunyah_vm_boot_context *", {"reg": reg, "value": value})
+    return host.ioctl(vm, gh.GUNYAH_VM_SET_BOOT_CONTEXT, ctx)
+
+
+def test_boot_context_bits_31_16_are_ignored(host):
+    """v16 checks only the set (bits 15:8) and the index (7:0): a PC given with bits
+    31:16 set is stored under its own key and sent to the RM as the PC."""
+    t = make_vm(host, f"b .\nldr x9, ={MMIO:#x}\nstr x9, [x9]\nb .")
+    assert (
+        set_reg(
+            host, t.vm, 0x00AB_0000 | gh.GUNYAH_VM_BOOT_CONTEXT_REG(gh.REG_SET_PC, 0), RAM_IPA + 4
+        )
+        == 0
+    )
+    run = t.run_page()
+    assert t.start() == 0 and t.run() == 0
+    assert (run.exit_reason, run.mmio.phys_addr) == (gh.GUNYAH_VCPU_EXIT_MMIO, MMIO)
+    del run
+    t.close()
+
+
+@pytest.mark.parametrize(("reg_set", "index"), [(gh.REG_SET_X, 31), (gh.REG_SET_SP, 2)])
+def test_boot_registers_v16_takes_but_the_vcpu_lacks_fail_start_with_einval(host, reg_set, index):
+    """X31 and SP index 2 pass v16's check; the hypervisor has no such register, so
+    the RM refuses it (ARGUMENT_INVALID) and START fails with EINVAL."""
+    t = make_vm(host, "b .")
+    assert set_reg(host, t.vm, gh.GUNYAH_VM_BOOT_CONTEXT_REG(reg_set, index), 1) == 0
+    assert errno_of(t.start) == errno.EINVAL
+    assert errno_of(t.start) == errno.ENODEV
+    t.close()
+
+
+@pytest.mark.parametrize(
+    ("value", "v16"),
+    [
+        (0, "erases the register"),
+        (2, "refuses it with EINVAL"),
+        (0x402, "refuses it with EINVAL"),
+        (0x406, "stores it as an xarray internal entry"),
+        (0x8000_0000, None),
+        (1, None),
+    ],
+)
+def test_boot_context_values_v16_cannot_store_are_kept_and_logged(host, value, v16):
+    """v16 keeps each value as an xarray entry: 0 erases, ``(v & 3) == 2`` is an internal
+    entry (EINVAL up to XA_RETRY_ENTRY, 0x402). Every value is kept here (a documented
+    deviation); those v16 mishandles are logged with what v16 would do."""
+    _, vm, _ = new_vm(host)
+    reg = gh.GUNYAH_VM_BOOT_CONTEXT_REG(gh.REG_SET_X, 1)
+    assert set_reg(host, vm, reg, value) == 0
+    logged = [line for line in host.dmesg if "boot context" in line]
+    assert (logged and v16 in logged[0]) if v16 else logged == []
