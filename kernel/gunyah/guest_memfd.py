@@ -57,6 +57,11 @@ class GuestMem:
     def huge(self) -> bool:
         return bool(self.flags & gh.GHMF_ALLOW_HUGEPAGE)
 
+    @property
+    def allocated(self) -> int:
+        """The RAM behind the file: whole folios (a 2 MiB folio may end past i_size)."""
+        return _backing(self.size, self.flags)
+
 
 class GuestMemFops(FileOperations):
     def mmap(self, file: File, length: int, offset: int, prot: int):
@@ -88,7 +93,7 @@ class GuestMemFops(FileOperations):
 
     def release(self, file: File) -> None:
         gmem: GuestMem = file.private
-        allocated = max(gmem.size, PAGE_SIZE)  # an empty file still holds a page
+        allocated = gmem.allocated
         start = 0
         for offset, length in sorted(gmem.leaked):
             if start < offset:
@@ -101,6 +106,12 @@ class GuestMemFops(FileOperations):
 GMEM_FOPS = GuestMemFops()
 
 
+def _backing(size: int, flags: int) -> int:
+    """Bytes of RAM for a file of ``size``: whole folios, and a page when empty."""
+    folio = HPAGE_PMD_SIZE if flags & gh.GHMF_ALLOW_HUGEPAGE else PAGE_SIZE
+    return max(-(-size // folio) * folio, PAGE_SIZE)
+
+
 def gunyah_guest_mem_create(host, arg) -> int:
     data = copy_from_user(arg, gh.ffi.sizeof("struct gunyah_create_mem_args"))
     args = gh.ffi.from_buffer("struct gunyah_create_mem_args *", bytearray(data))
@@ -109,6 +120,6 @@ def gunyah_guest_mem_create(host, arg) -> int:
     if args.flags & ~(gh.GHMF_CLOEXEC | gh.GHMF_ALLOW_HUGEPAGE):
         raise OSError(errno.EINVAL, os.strerror(errno.EINVAL))
     align = HPAGE_PMD_SIZE if args.flags & gh.GHMF_ALLOW_HUGEPAGE else PAGE_SIZE
-    pa = host.gunyah.mm.alloc(args.size, align)
+    pa = host.gunyah.mm.alloc(_backing(args.size, args.flags), align)
     file = File(GMEM_FOPS, GuestMem(host.gunyah, args.size, args.flags, pa), "[gh-gmem]")
     return host.fdtable.install(file, cloexec=bool(args.flags & gh.GHMF_CLOEXEC))

@@ -2,7 +2,7 @@
 
 import errno
 
-from tests.gunyahvm import RAM_IPA, RWX_LEND, errno_of, guest_mem, make_vm, map_mem
+from tests.gunyahvm import MMIO, RAM_IPA, RWX_LEND, errno_of, guest_mem, make_vm, map_mem
 from tests.holdingcell import HVC, READ, RESULT, STATUS, WRITE, HoldingCell
 from tests.robustness.leaks import holdings, leaked
 from uapi.linux import gunyah as gh
@@ -75,4 +75,58 @@ def test_forged_capabilities_get_cspace_errors_and_change_nothing(host):
             print(calls[n], hex(forged), result)
     assert leaked(before, holdings(host)) == {}
     assert host.bugs == []
+    cell.close()
+
+
+PAST_END = 0xA000_1000  # the second page of a 4 KiB file bound with 8 KiB at 0xA000_0000
+LOAD_PAST_END = f"""
+    ldr x9, ={MMIO:#x}
+    ldr x2, ={PAST_END:#x}
+    ldr x3, [x2]
+    str x3, [x9]          // what it read, if it read anything
+    b .
+"""
+
+
+def test_demand_paging_stops_at_the_end_of_the_file(host):
+    """A 4 KiB guest_memfd bound (lent, before start) with 8 KiB: the second page lies past
+    the file's end. The guest's load is a PAGE_FAULT exit carrying -ENOMEM (no folio
+    there), never the next file's page in RAM."""
+    t = make_vm(host, LOAD_PAST_END)
+    small = guest_mem(host, t.dev, 0x1000)
+    secret = guest_mem(host, t.dev, 0x1000)
+    view = host.mmap(secret, 0x1000)
+    view[0:8] = (0x5EC2E7).to_bytes(8, "little")
+    host.munmap(view)
+    map_mem(host, t.vm, small, PAST_END - 0x1000, 0x2000, RWX_LEND)
+    run = t.run_page()
+    t.start()
+    t.run()
+    assert run.exit_reason == gh.GUNYAH_VCPU_EXIT_PAGE_FAULT, bytes(run.mmio.data)
+    assert (run.page_fault.phys_addr, run.page_fault.attempt) == (PAST_END, -errno.ENOMEM)
+    del run
+    for fd in (small, secret):
+        host.close(fd)
+    t.close()
+
+
+def test_a_hugepage_binding_cannot_be_cut_off_its_folios(host):
+    """UNMAP of 4 KiB of a hugepage binding is EINVAL (2 MiB alignment is part of the
+    common validation), so its folios stay inside it: the binding's last page is its
+    own, and the page after the binding is nothing (an MMIO exit), not another file's."""
+    cell = HoldingCell(host)
+    base, huge = 0xC000_0000, 4 << 20
+    mem = guest_mem(host, cell.vm.dev, huge, gh.GHMF_ALLOW_HUGEPAGE)
+    secret = guest_mem(host, cell.vm.dev, 2 << 20, gh.GHMF_ALLOW_HUGEPAGE)
+    view = host.mmap(secret, 0x1000)
+    view[0:8] = (0x5EC2E7).to_bytes(8, "little")
+    host.munmap(view)
+    map_mem(host, cell.vm.vm, mem, base, huge, RWX_LEND)
+    unmap = RWX_LEND | gh.GUNYAH_MEM_UNMAP
+    assert errno_of(map_mem, host, cell.vm.vm, mem, base, 0x1000, unmap) == errno.EINVAL
+    assert cell.command(READ, base + huge - 0x1000) == {RESULT: 0}
+    assert cell.command(READ, base + huge)[STATUS] == 3
+    assert cell.elsewhere == [(base + huge, 0)]
+    for fd in (mem, secret):
+        host.close(fd)
     cell.close()
