@@ -201,6 +201,20 @@ def folio_range(b: Binding, gfn: int, pages: int) -> tuple[int, int]:
     return start, end - start
 
 
+def gunyah_vm_parcel_to_paged(vm, gfn: int, nr: int) -> None:
+    """After VM_START the DTB parcel's folios (``nr`` pages from ``gfn``, whole
+    folios) are provided memory like any other: host mmap, punch-hole, UNMAP
+    and teardown take them back by hypercall, not by MEM_RECLAIM."""
+    with vm.bindings_lock:
+        b = find_binding(vm, gfn)
+        for start in range(gfn, gfn + nr):
+            folio = gunyah_gmem_get_folio(b, start)
+            if folio[0] == start:
+                vm.provided[start] = Folio(
+                    b.pa(start), b.share, folio[1], _access(b), b.file.private
+                )
+
+
 def _access(b: Binding) -> int:
     write = b.flags & gh.GUNYAH_MEM_ALLOW_WRITE
     if b.share:

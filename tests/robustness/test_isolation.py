@@ -2,7 +2,16 @@
 
 import errno
 
-from tests.gunyahvm import MMIO, RAM_IPA, RWX_LEND, errno_of, guest_mem, make_vm, map_mem
+from tests.gunyahvm import (
+    DTB_OFFSET,
+    MMIO,
+    RAM_IPA,
+    RWX_LEND,
+    errno_of,
+    guest_mem,
+    make_vm,
+    map_mem,
+)
 from tests.holdingcell import HVC, READ, RESULT, STATUS, WRITE, HoldingCell
 from tests.robustness.leaks import holdings, leaked
 from uapi.linux import gunyah as gh
@@ -130,3 +139,37 @@ def test_a_hugepage_binding_cannot_be_cut_off_its_folios(host):
     for fd in (mem, secret):
         host.close(fd)
     cell.close()
+
+
+def test_a_host_mapping_takes_the_dtb_page_back_from_a_running_vm(host):
+    """Once started, the DTB parcel's pages are demand-paged memory: a host mmap of the
+    DTB's offset reclaims the lent page first, and while the host maps it the guest's
+    store to it is a PAGE_FAULT exit (-EPERM), never seen by the host."""
+    cell = HoldingCell(host)
+    view = host.mmap(cell.vm.ram, 0x1000, offset=DTB_OFFSET)
+    dtb = bytes(view[0:8])
+    assert cell.command(WRITE, RAM_IPA + DTB_OFFSET, 0xBAD) == {}
+    run = cell.run
+    assert run.exit_reason == gh.GUNYAH_VCPU_EXIT_PAGE_FAULT
+    assert (run.page_fault.phys_addr, run.page_fault.attempt) == (
+        RAM_IPA + DTB_OFFSET,
+        -errno.EPERM,
+    )
+    assert bytes(view[0:8]) == dtb
+    del run
+    host.munmap(view)
+    cell.close()
+
+
+def test_release_after_start_sends_no_mem_reclaim_and_leaves_nothing(host):
+    """After start the DTB parcel is demand-paged memory, reclaimed by hypercall at
+    release; MEM_RECLAIM is for a VM still in LOAD. Release of a running VM sends none,
+    the RM's reset does not give the pages back a second time, and nothing is left."""
+    before = holdings(host)
+    cell = HoldingCell(host)
+    cell.close()
+    sent = [dict(f)["msg"] for e, f in host.gunyah.firmware.gunyah.events if e == "rm_tx"]
+    assert "VM_RESET" in sent and "MEM_RECLAIM" not in sent
+    assert host.dmesg == []
+    assert leaked(before, holdings(host)) == {}
+
