@@ -24,6 +24,7 @@ import os
 from dataclasses import dataclass, field
 
 from kernel.fs import File, FileOperations
+from kernel.include.linux.gunyah import gunyah_error_remap
 from kernel.mm import HPAGE_PMD_SIZE, PAGE_SIZE
 from kernel.uaccess import copy_from_user
 from uapi.linux import gunyah as gh
@@ -70,12 +71,15 @@ class GuestMemFops(FileOperations):
             raise OSError(errno.EINVAL, "mapping outside the guest_memfd")
         length = -(-length // PAGE_SIZE) * PAGE_SIZE
         gmem.reclaim(offset, length, lent_only=True)  # lent pages come back first
-        mapping = gmem.gunyah.firmware.map_ram(gmem.pa + offset, length)
+        err, mapping = gmem.gunyah.firmware.map_ram(gmem.pa + offset, length)
+        if err:  # the hypervisor refuses a page still lent to a VM
+            raise OSError(gunyah_error_remap(err), f"host mapping: Gunyah error {err}")
         gmem.host_maps[id(mapping)] = (offset, length)
         return mapping
 
     def munmap(self, file: File, mapping) -> None:
         file.private.host_maps.pop(id(mapping), None)
+        file.private.gunyah.firmware.unmap_ram(mapping)
 
     def fallocate(self, file: File, mode: int, offset: int, length: int) -> None:
         gmem: GuestMem = file.private

@@ -2,6 +2,7 @@
 
 import errno
 
+from kernel.gunyah.guest_memfd import GuestMem
 from tests.gunyahvm import (
     DTB_OFFSET,
     MMIO,
@@ -173,3 +174,32 @@ def test_release_after_start_sends_no_mem_reclaim_and_leaves_nothing(host):
     assert host.dmesg == []
     assert leaked(before, holdings(host)) == {}
 
+
+def test_the_hypervisor_refuses_a_host_mapping_of_a_lent_page(host, monkeypatch):
+    """The hypervisor, not only the driver, keeps host and guest off a lent page at once:
+    with the driver's reclaim-before-mmap taken away, the host's mapping of a page lent
+    to a running VM is refused (DENIED, EACCES), and the guest keeps its data."""
+    cell = HoldingCell(host)
+    page = RAM_IPA + 0x4000
+    assert cell.command(WRITE, page, 0x600D) == {STATUS: 0}
+    monkeypatch.setattr(GuestMem, "reclaim", lambda *_, **__: None)
+    assert errno_of(host.mmap, cell.vm.ram, 0x1000, offset=0x4000) == errno.EACCES
+    assert cell.command(READ, page) == {RESULT: 0x600D}
+    cell.close()
+
+
+def test_the_hypervisor_refuses_to_lend_a_page_the_host_maps(host, monkeypatch):
+    """With the driver's "mapped by the host" check taken away, the donation of a page
+    the host maps to the guest's protected extent is refused (DENIED): the guest's
+    access is a PAGE_FAULT exit with -EACCES, and its store never reaches the host."""
+    cell = HoldingCell(host)
+    view = host.mmap(cell.vm.ram, 0x1000, offset=0x4000)
+    monkeypatch.setattr(GuestMem, "host_mapped", lambda *_: False)
+    assert cell.command(WRITE, RAM_IPA + 0x4000, 0xBAD) == {}
+    run = cell.run
+    assert run.exit_reason == gh.GUNYAH_VCPU_EXIT_PAGE_FAULT
+    assert run.page_fault.attempt == -errno.EACCES
+    assert bytes(view[0:8]) == bytes(8)
+    del run
+    host.munmap(view)
+    cell.close()
