@@ -12,9 +12,10 @@ lent to a VM, and while it exists those pages cannot be lent again (the
 guest's access is a PAGE_FAULT exit with -EPERM): host and guest never hold
 a lent page at once. ``fallocate`` needs FALLOC_FL_KEEP_SIZE (else EOPNOTSUPP), takes
 only KEEP_SIZE, PUNCH_HOLE and ZERO_RANGE (else EOPNOTSUPP), page-aligned
-offset and length (EINVAL), and a range inside the file (EINVAL);
-PUNCH_HOLE gives the pages back (they read as zero), ZERO_RANGE allocates
-(it does not zero pages already there).
+offset and length (EINVAL), and, to allocate, a range inside the file
+(EINVAL); PUNCH_HOLE gives the pages back (they read as zero; past the
+file's end there is nothing to punch, no error), ZERO_RANGE allocates (it
+does not zero pages already there).
 """
 
 from __future__ import annotations
@@ -89,11 +90,14 @@ class GuestMemFops(FileOperations):
             raise OSError(errno.EOPNOTSUPP, os.strerror(errno.EOPNOTSUPP))
         if offset % PAGE_SIZE or length % PAGE_SIZE or offset < 0 or length <= 0:
             raise OSError(errno.EINVAL, "unaligned range")
-        if offset + length > gmem.size:
-            raise OSError(errno.EINVAL, "range beyond the guest_memfd")
         if mode & FALLOC_FL_PUNCH_HOLE:
-            gmem.reclaim(offset, length, lent_only=False)
-            gmem.gunyah.firmware.discard_ram(gmem.pa + offset, length)
+            # no i_size check: a hole past the end punches nothing there (v16)
+            end = min(offset + length, gmem.size)
+            if offset < end:
+                gmem.reclaim(offset, end - offset, lent_only=False)
+                gmem.gunyah.firmware.discard_ram(gmem.pa + offset, end - offset)
+        elif offset + length > gmem.size:
+            raise OSError(errno.EINVAL, "range beyond the guest_memfd")
 
     def release(self, file: File) -> None:
         gmem: GuestMem = file.private

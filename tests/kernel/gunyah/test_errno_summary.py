@@ -123,6 +123,12 @@ def test_eoverflow_eopnotsupp_enomem(shared_host):
     assert errno_of(host.fallocate, gmem, FALLOC_FL_KEEP_SIZE | 0x8, 0, 0x1000) == errno.EOPNOTSUPP
     # the host has 1 GiB of RAM here; a guest_memfd is backed by contiguous RAM
     assert errno_of(guest_mem, host, dev, 2 << 30) == errno.ENOMEM
+    # a DTB bound from offset 4 KiB of a 4 KiB file: no folio there
+    small = guest_mem(host, dev, 0x1000)
+    map_mem(host, vm, small, 0x8000_0000, 0x1000, RWX_LEND, 0x1000)
+    set_dtb(host, vm, 0x8000_0000, 0x1000)
+    assert errno_of(host.ioctl, vm, gh.GUNYAH_VM_START, 0) == errno.ENOMEM
+    host.close(small)
     for fd in (gmem, vm, dev):
         host.close(fd)
 
