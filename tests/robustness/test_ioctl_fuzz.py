@@ -230,6 +230,8 @@ class IoctlMachine(RuleBasedStateMachine):
         self.host.close(fd)
         self.open.discard(fd)
         self.closed.add(fd)
+        if fd == self.dev:
+            self.dev = None  # its number may come back as another file
 
     def _adopt_new_fds(self):
         self.open |= set(self.host.fdtable.fds()) - set(self.before.fds)
