@@ -10,6 +10,7 @@ from __future__ import annotations
 import mmap
 from dataclasses import dataclass
 
+from hyp.gunyah.errors import Error, HypError
 from hyp.gunyah.hypervisor import Gunyah, HostCaller, HostMemory
 from hyp.hw.board import DRAM_SIZE
 from hyp.rm.resource_manager import ResourceManager
@@ -31,12 +32,26 @@ class Firmware:
         """The host's RAM: (physical base, size), as the boot DT's memory node says."""
         return self.gunyah.boot_info["dram"]
 
-    def map_ram(self, pa: int, length: int):
-        """A shared mapping of host RAM at ``pa`` (how the kernel maps pages to users)."""
+    def map_ram(self, pa: int, length: int) -> tuple[int, mmap.mmap | None]:
+        """(error, mapping): a shared mapping of host RAM at ``pa`` (how the kernel
+        maps pages to users), entered in the host's stage 2 only if the memdb
+        allows it: ADDR_INVALID outside the host's RAM, DENIED over a page lent
+        to a VM. The hypervisor knows of it until :meth:`unmap_ram`."""
+        base, size = self.memory
+        if not base <= pa <= pa + length <= base + size:
+            return Error.ADDR_INVALID, None
         dram = self.gunyah.dram
-        if not dram.contains(pa, length):
-            raise ValueError(f"{pa:#x}+{length:#x} is not RAM")
-        return mmap.mmap(dram.fd, length, offset=pa - dram.base)
+        mapping = mmap.mmap(dram.fd, length, offset=pa - dram.base)
+        try:
+            self.gunyah.memdb.host_map(id(mapping), pa, length)
+        except HypError as e:
+            mapping.close()
+            return e.error, None
+        return Error.OK, mapping
+
+    def unmap_ram(self, mapping: mmap.mmap) -> None:
+        """The host dropped ``mapping`` (already closed) from its stage 2."""
+        self.gunyah.memdb.host_unmap(id(mapping))
 
     def discard_ram(self, pa: int, length: int) -> None:
         """Give whole pages back (they read as zero again)."""

@@ -4,6 +4,11 @@ Ownership changes only by compare-and-swap: :meth:`MemDb.update` moves a
 range to a new owner only if every byte of it is owned by the expected
 owner now, else MEMDB_NOT_OWNER and nothing changes. Ranges are kept as
 non-overlapping intervals, merged when neighbours have the same owner.
+
+It also knows which pages the host maps (its stage 2): a host mapping is
+refused over a page a protected owner (a VM it was lent to) holds, and a
+move to a protected owner is refused (DENIED) while the host maps a page
+of the range, so host and guest never hold a lent page at once.
 """
 
 from __future__ import annotations
@@ -18,6 +23,7 @@ from hyp.gunyah.errors import Error, HypError
 class MemDb:
     def __init__(self):
         self._ranges = SortedDict()  # start -> (end, owner)
+        self._host_maps: dict[object, tuple[int, int]] = {}  # key -> [start, end) the host maps
         self._lock = threading.Lock()
 
     def owner(self, pa: int):
@@ -54,10 +60,13 @@ class MemDb:
     def update(self, base: int, size: int, new_owner, expected) -> None:
         """Move [base, base+size) from ``expected`` to ``new_owner`` atomically.
 
-        ``expected=None`` claims unowned memory. MEMDB_NOT_OWNER otherwise.
+        ``expected=None`` claims unowned memory. MEMDB_NOT_OWNER otherwise;
+        DENIED for a protected ``new_owner`` while the host maps a page of it.
         """
         end = base + size
         with self._lock:
+            if getattr(new_owner, "protected", False) and self._host_mapped(base, end):
+                raise HypError(Error.DENIED, f"the host maps {base:#x}+{size:#x}")
             if expected is None:
                 if self._overlaps(base, end):
                     raise HypError(Error.MEMDB_NOT_OWNER, f"{base:#x} is owned")
@@ -105,6 +114,27 @@ class MemDb:
             if p_end == start and p_owner is owner:
                 del self._ranges[start]
                 self._ranges[prev] = (end, owner)
+
+    def host_map(self, key, base: int, size: int) -> None:
+        """Record the host's mapping ``key`` of [base, base+size); DENIED if a
+        protected owner holds a page of it."""
+        end = base + size
+        with self._lock:
+            i = max(self._ranges.bisect_right(base) - 1, 0)
+            for start in self._ranges.keys()[i:]:
+                if start >= end:
+                    break
+                r_end, owner = self._ranges[start]
+                if r_end > base and getattr(owner, "protected", False):
+                    raise HypError(Error.DENIED, f"{start:#x} is lent to a VM")
+            self._host_maps[key] = (base, end)
+
+    def host_unmap(self, key) -> None:
+        with self._lock:
+            self._host_maps.pop(key, None)
+
+    def _host_mapped(self, start: int, end: int) -> bool:
+        return any(b < end and start < e for b, e in self._host_maps.values())
 
     def ranges(self, owner=None) -> list[tuple[int, int, object]]:
         """Every (start, end, owner), optionally only ``owner``'s."""

@@ -9,13 +9,17 @@ derived) that starts empty and gains pages by donation.
 in the memdb and unmaps them wherever the giving extent had them mapped.
 Offsets are relative to an extent's base; sparse extents have base 0, so
 their offsets are physical addresses (as Linux uses them).
+
+An extent that takes a TO_PROTECTED donation is protected from then on (the
+memory of a VM it was lent to): the host cannot map its pages, it takes no
+TO_SIBLING donation and gives pages back only FROM_PROTECTED.
 """
 
 from __future__ import annotations
 
 from enum import IntEnum
 
-from hyp.gunyah.errors import Error, check
+from hyp.gunyah.errors import Error, HypError, check
 from hyp.gunyah.object import Object, ObjectState, ObjectType
 from hyp.hw.board import PAGE_SIZE
 
@@ -53,6 +57,7 @@ class Memextent(Object):
         self.access, self.memtype, self.kind = 0, MemType.NORMAL, ExtentType.BASIC
         self.parent: Memextent | None = None
         self.mapped_in: set = set()  # addrspaces holding mappings of this extent
+        self.protected = False
 
     def configure(self, phys_base: int, size: int, attrs: int, parent=None) -> None:
         self.require(ObjectState.INIT)
@@ -76,6 +81,10 @@ class Memextent(Object):
         source = self.parent if self.parent is not None else self.partition
         self.hyp.memdb.update(self.base, self.size, self, source)
 
+    def owned(self) -> bool:
+        """Whether the extent holds any page."""
+        return bool(self.hyp.memdb.ranges(self))
+
     def owns(self, pa: int, size: int) -> bool:
         return self.hyp.memdb.is_owner(pa, size, self)
 
@@ -96,9 +105,17 @@ class Memextent(Object):
             DonateType.FROM_PROTECTED: self.parent is to.parent,
         }[kind]
         check(relation_ok, Error.ARGUMENT_INVALID, f"{kind.name}: extents are not related so")
+        protecting = kind == DonateType.TO_PROTECTED
+        check(to.protected == protecting or (protecting and not to.owned()), Error.ARGUMENT_INVALID)
+        check(self.protected == (kind == DonateType.FROM_PROTECTED), Error.ARGUMENT_INVALID)
         start, end = (to if kind == DonateType.TO_CHILD else self).range(offset, size)
         check(to.base <= start and end <= to.base + to.size, Error.ARGUMENT_SIZE)
-        self.hyp.memdb.update(start, end - start, to, self)
+        was, to.protected = to.protected, to.protected or protecting
+        try:
+            self.hyp.memdb.update(start, end - start, to, self)
+        except HypError:
+            to.protected = was
+            raise
         for addrspace in list(self.mapped_in):
             addrspace.unmap_pages_of(self, start, end)
 

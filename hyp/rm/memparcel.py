@@ -5,8 +5,9 @@ the owner keeps it) describe a parcel by an ACL of VMIDs with rights, an
 SGL of physical ranges and attributes; MEM_APPEND adds SGL entries while
 the APPEND flag is set; MEM_RECLAIM gives a parcel back to its owner if no
 VM uses it. The RM enforces a parcel when a VM takes it (CONFIG_IMAGE of a
-DTB parcel): its pages move from the owner's memory extent to the VM's by
-``memextent_donate`` and are mapped into the VM with ``addrspace_map``.
+DTB parcel): at VM_INIT its pages move from the owner's memory extent to the
+VM's by ``memextent_donate`` and are mapped into the VM with
+``addrspace_map``. A parcel a VM took ends with the VM's reset.
 """
 
 from __future__ import annotations
@@ -144,6 +145,8 @@ class Memparcels:
         return b""
 
     def release_from(self, vm) -> None:
-        """A VM going away stops using every parcel it took."""
-        for parcel in self.parcels.values():
-            parcel.users.discard(vm.vmid)
+        """A VM going away ends every parcel it took (its image parcel, taken at
+        VM_CONFIG_IMAGE): its pages went back with the VM's reset, or earlier to
+        the host by hypercall, so no owner reclaims it with MEM_RECLAIM."""
+        for handle in [h for h, p in self.parcels.items() if vm.vmid in p.users]:
+            del self.parcels[handle]

@@ -16,6 +16,7 @@ from __future__ import annotations
 import struct
 from dataclasses import dataclass, field
 
+from hyp.gunyah.errors import Error
 from hyp.gunyah.object import DoorbellRights, MemextentRights, ThreadRights
 from hyp.rm import vm_config
 from hyp.rm.hypercall import HypercallFailed
@@ -57,7 +58,8 @@ GUEST_VIRQS = 64
 # The guest's RM link interrupts: the last two SPIs of its VIC.
 GUEST_RM_TX_VIRQ, GUEST_RM_RX_VIRQ = 32 + GUEST_VIRQS - 2, 32 + GUEST_VIRQS - 1
 _VM_EXIT = struct.Struct("<HBB")
-DONATE_TO_SIBLING = 2
+DONATE_TO_SIBLING, DONATE_TO_PROTECTED, DONATE_FROM_PROTECTED = 2, 3, 4
+MAP_PARTIAL, MAP_PRIVATE, MAP_VMMIO = 1 << 0, 1 << 1, 1 << 2
 # Memory extent resources Linux expects, by label.
 EXTENT_LABELS = {0: "guest_private", 1: "host_shared", 2: "host_private", 3: "guest_shared"}
 EXTENT_RIGHTS = MemextentRights.MAP | MemextentRights.DONATE | MemextentRights.LOOKUP
@@ -326,23 +328,37 @@ class VmManager:
         rm.write_parcel(vm.dtb_parcel, vm.dtb_offset, merged)
 
     def _map_parcel(self, vm: Vm, parcel, ipa: int) -> None:
-        """Move the parcel's pages to the VM and map them from ``ipa`` on."""
-        hvc, guest = self.rm.hvc, vm.caps["guest_private"]
+        """Move the parcel's pages to the VM and map them from ``ipa`` on, the way
+        the host provides memory: a lent parcel to the guest's private extent
+        (protected, the host loses it), a shared one to its shared extent. The
+        host can then take the pages back by hypercall, as demand-paged memory."""
+        hvc, host = self.rm.hvc, self.rm.caps["host_private"]
+        role, donate, flags = (
+            ("guest_private", DONATE_TO_PROTECTED, MAP_PARTIAL | MAP_PRIVATE)
+            if parcel.lend
+            else ("guest_shared", DONATE_TO_SIBLING, MAP_PARTIAL | MAP_VMMIO)
+        )
+        guest = vm.caps[role]
         for base, size in parcel.sgl:
-            hvc.memextent_donate(
-                DONATE_TO_SIBLING, self.rm.caps["host_private"], guest, base, size, 0
-            )
-            vm.taken.append((base, size))
-            hvc.addrspace_map(
-                vm.caps["addrspace"],
-                guest,
-                ipa,
-                ATTRS_RWX_WB,
-                1,
-                base,
-                size,
-            )
+            hvc.memextent_donate(donate, host, guest, base, size, 0)
+            vm.taken.append((base, size, role))
+            hvc.addrspace_map(vm.caps["addrspace"], guest, ipa, ATTRS_RWX_WB, flags, base, size)
             ipa += size
+
+    def _give_back(self, vm: Vm) -> None:
+        """The parcel pages the VM's extents still hold go back to the host. Pages
+        the host already took back by hypercall are the host's again: the donation
+        is refused (MEMDB_NOT_OWNER) and nothing is given twice."""
+        for base, size, role in vm.taken:
+            back = DONATE_FROM_PROTECTED if role == "guest_private" else DONATE_TO_SIBLING
+            try:
+                self.rm.hvc.memextent_donate(
+                    back, vm.caps[role], self.rm.caps["host_private"], base, size, 0
+                )
+            except HypercallFailed as e:
+                if e.error != Error.MEMDB_NOT_OWNER:
+                    raise
+        vm.taken.clear()
 
     def _create_doorbell(self, vm: Vm, doorbell) -> None:
         """A doorbell vdevice: the guest takes its SPI, the host gets the send side."""
@@ -370,16 +386,7 @@ class VmManager:
         """Delete every capability the VM's objects have, host copies first."""
         for _, _, host_cap, _ in vm.resources:
             self.rm.take_back(host_cap)
-        for base, size in vm.taken:
-            self.rm.hvc.memextent_donate(
-                DONATE_TO_SIBLING,
-                vm.caps["guest_private"],
-                self.rm.caps["host_private"],
-                base,
-                size,
-                0,
-            )
-        vm.taken.clear()
+        self._give_back(vm)
         if vm.link is not None:
             self.rm.destroy_link(vm.link)
             vm.link = None

@@ -12,9 +12,10 @@ lent to a VM, and while it exists those pages cannot be lent again (the
 guest's access is a PAGE_FAULT exit with -EPERM): host and guest never hold
 a lent page at once. ``fallocate`` needs FALLOC_FL_KEEP_SIZE (else EOPNOTSUPP), takes
 only KEEP_SIZE, PUNCH_HOLE and ZERO_RANGE (else EOPNOTSUPP), page-aligned
-offset and length (EINVAL), and a range inside the file (EINVAL);
-PUNCH_HOLE gives the pages back (they read as zero), ZERO_RANGE allocates
-(it does not zero pages already there).
+offset and length (EINVAL), and, to allocate, a range inside the file
+(EINVAL); PUNCH_HOLE gives the pages back (they read as zero; past the
+file's end there is nothing to punch, no error), ZERO_RANGE allocates (it
+does not zero pages already there).
 """
 
 from __future__ import annotations
@@ -24,6 +25,7 @@ import os
 from dataclasses import dataclass, field
 
 from kernel.fs import File, FileOperations
+from kernel.include.linux.gunyah import gunyah_error_remap
 from kernel.mm import HPAGE_PMD_SIZE, PAGE_SIZE
 from kernel.uaccess import copy_from_user
 from uapi.linux import gunyah as gh
@@ -57,6 +59,11 @@ class GuestMem:
     def huge(self) -> bool:
         return bool(self.flags & gh.GHMF_ALLOW_HUGEPAGE)
 
+    @property
+    def allocated(self) -> int:
+        """The RAM behind the file: whole folios (a 2 MiB folio may end past i_size)."""
+        return _backing(self.size, self.flags)
+
 
 class GuestMemFops(FileOperations):
     def mmap(self, file: File, length: int, offset: int, prot: int):
@@ -65,12 +72,15 @@ class GuestMemFops(FileOperations):
             raise OSError(errno.EINVAL, "mapping outside the guest_memfd")
         length = -(-length // PAGE_SIZE) * PAGE_SIZE
         gmem.reclaim(offset, length, lent_only=True)  # lent pages come back first
-        mapping = gmem.gunyah.firmware.map_ram(gmem.pa + offset, length)
+        err, mapping = gmem.gunyah.firmware.map_ram(gmem.pa + offset, length)
+        if err:  # the hypervisor refuses a page still lent to a VM
+            raise OSError(gunyah_error_remap(err), f"host mapping: Gunyah error {err}")
         gmem.host_maps[id(mapping)] = (offset, length)
         return mapping
 
     def munmap(self, file: File, mapping) -> None:
         file.private.host_maps.pop(id(mapping), None)
+        file.private.gunyah.firmware.unmap_ram(mapping)
 
     def fallocate(self, file: File, mode: int, offset: int, length: int) -> None:
         gmem: GuestMem = file.private
@@ -80,15 +90,18 @@ class GuestMemFops(FileOperations):
             raise OSError(errno.EOPNOTSUPP, os.strerror(errno.EOPNOTSUPP))
         if offset % PAGE_SIZE or length % PAGE_SIZE or offset < 0 or length <= 0:
             raise OSError(errno.EINVAL, "unaligned range")
-        if offset + length > gmem.size:
-            raise OSError(errno.EINVAL, "range beyond the guest_memfd")
         if mode & FALLOC_FL_PUNCH_HOLE:
-            gmem.reclaim(offset, length, lent_only=False)
-            gmem.gunyah.firmware.discard_ram(gmem.pa + offset, length)
+            # no i_size check: a hole past the end punches nothing there (v16)
+            end = min(offset + length, gmem.size)
+            if offset < end:
+                gmem.reclaim(offset, end - offset, lent_only=False)
+                gmem.gunyah.firmware.discard_ram(gmem.pa + offset, end - offset)
+        elif offset + length > gmem.size:
+            raise OSError(errno.EINVAL, "range beyond the guest_memfd")
 
     def release(self, file: File) -> None:
         gmem: GuestMem = file.private
-        allocated = max(gmem.size, PAGE_SIZE)  # an empty file still holds a page
+        allocated = gmem.allocated
         start = 0
         for offset, length in sorted(gmem.leaked):
             if start < offset:
@@ -101,6 +114,12 @@ class GuestMemFops(FileOperations):
 GMEM_FOPS = GuestMemFops()
 
 
+def _backing(size: int, flags: int) -> int:
+    """Bytes of RAM for a file of ``size``: whole folios, and a page when empty."""
+    folio = HPAGE_PMD_SIZE if flags & gh.GHMF_ALLOW_HUGEPAGE else PAGE_SIZE
+    return max(-(-size // folio) * folio, PAGE_SIZE)
+
+
 def gunyah_guest_mem_create(host, arg) -> int:
     data = copy_from_user(arg, gh.ffi.sizeof("struct gunyah_create_mem_args"))
     args = gh.ffi.from_buffer("struct gunyah_create_mem_args *", bytearray(data))
@@ -109,6 +128,6 @@ def gunyah_guest_mem_create(host, arg) -> int:
     if args.flags & ~(gh.GHMF_CLOEXEC | gh.GHMF_ALLOW_HUGEPAGE):
         raise OSError(errno.EINVAL, os.strerror(errno.EINVAL))
     align = HPAGE_PMD_SIZE if args.flags & gh.GHMF_ALLOW_HUGEPAGE else PAGE_SIZE
-    pa = host.gunyah.mm.alloc(args.size, align)
+    pa = host.gunyah.mm.alloc(_backing(args.size, args.flags), align)
     file = File(GMEM_FOPS, GuestMem(host.gunyah, args.size, args.flags, pa), "[gh-gmem]")
     return host.fdtable.install(file, cloexec=bool(args.flags & gh.GHMF_CLOEXEC))

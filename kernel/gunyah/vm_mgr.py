@@ -30,7 +30,6 @@ from kernel.gunyah.guest_memfd import gunyah_guest_mem_create
 from kernel.gunyah.rsc_mgr_h import GunyahRmAcl
 from kernel.gunyah.rsc_mgr_h import GunyahRmVmStatus as VmStatus
 from kernel.include.linux.gunyah import (
-    GUNYAH_MEM_HANDLE_INVAL,
     GUNYAH_VMID_INVAL,
     GunyahResourceType,
 )
@@ -55,8 +54,7 @@ class GunyahVm:
     exit_info: tuple[int, int, bytes] = (0, 0, b"")  # status_lock: (type, size, reason)
     boot_context: dict[int, int] = field(default_factory=dict)  # status_lock
     parcel: object = None  # status_lock (START), then release only
-    parcel_gfns: range = range(0)  # as parcel: the pages the RM maps, not demand paging
-    parcel_pages: tuple = (None, 0)  # as parcel: (guest_memfd File, file offset)
+    parcel_pages: tuple = (None, 0)  # as parcel: (guest_memfd File, offset) while the RM holds them
     dtb: tuple[int, int] = (0, 0)  # none, as in v16: START reads it once under status_lock
     status_lock: threading.RLock = field(default_factory=threading.RLock)
     status_changed: threading.Condition = field(init=False)
@@ -219,19 +217,24 @@ def _start(vm: GunyahVm) -> None:
     for resource in rpc.gunyah_rm_get_hyp_resources(rm, vm.vmid):
         vm.offer(resource)
     rpc.gunyah_rm_vm_start(rm, vm.vmid)
+    vm_mgr_mem.gunyah_vm_parcel_to_paged(vm, parcel_start, pages)
+    _put_parcel_pages(vm, returned=True)  # the bindings hold the file from now on
     vm.vm_status = VmStatus.RUNNING
 
 
 def _share_dtb_parcel(vm: GunyahVm, start: int, pages: int):
     """The DTB's pages, rounded out to whole folios, as an RM parcel: lent (one
     ACL entry) unless the binding shares. Returns (parcel, first gfn, pages).
-    EINVAL under a page, ENOENT outside a binding, EPERM for lent pages the
-    host has mapped."""
+    EINVAL under a page, ENOENT outside a binding, ENOMEM past the file's end
+    (no folio there, as for demand paging), EPERM for lent pages the host has
+    mapped."""
     if pages == 0:
         raise OSError(errno.EINVAL, "DTB size is less than a page")
     binding = vm_mgr_mem.find_binding(vm, start)
     if binding is None or start + pages > binding.end:
         raise OSError(errno.ENOENT, "the DTB is not inside a guest_memfd binding")
+    if vm_mgr_mem.gunyah_gmem_get_folio(binding, start + pages - 1) is None:
+        raise OSError(errno.ENOMEM, "the DTB lies past the end of its guest_memfd")
     start, pages = vm_mgr_mem.folio_range(binding, start, pages)
     offset = (binding.i_off + start - binding.gfn) * PAGE_SIZE
     if not binding.share and binding.file.private.host_mapped(offset, pages * PAGE_SIZE):
@@ -247,7 +250,6 @@ def _share_dtb_parcel(vm: GunyahVm, start: int, pages: int):
         acl.append((rpc.gunyah_rm_get_vmid(vm.rm), GunyahRmAcl.RWX))
     parcel = rpc.GunyahRmMemParcel(acl=acl, mem_entries=[(binding.pa(start), pages * PAGE_SIZE)])
     rpc.gunyah_rm_mem_share(vm.rm, parcel)
-    vm.parcel_gfns = range(start, start + pages)
     # the parcel pins its pages (a file reference) until the RM gives them back
     vm.parcel_pages = (binding.file.get(), offset)
     return parcel, start, pages
@@ -331,6 +333,8 @@ def gunyah_vm_release(vm: GunyahVm) -> None:
         running = vm.vm_status == VmStatus.RUNNING
         if running and _logged(vm, rpc.gunyah_rm_vm_stop, rm, vm.vmid):
             vm.wait_status(lambda s: s != VmStatus.RUNNING)
+        if vm.vm_status == VmStatus.LOAD and vm.parcel is not None:
+            _put_parcel_pages(vm, _logged(vm, rpc.gunyah_rm_mem_reclaim, rm, vm.parcel))
         for f in list(vm.functions):
             f.instance.unbind()
         vm.functions.clear()
@@ -338,16 +342,21 @@ def gunyah_vm_release(vm: GunyahVm) -> None:
         resettable = vm.vm_status in (VmStatus.EXITED, VmStatus.READY, VmStatus.INIT_FAILED)
         if resettable and _logged(vm, rpc.gunyah_rm_vm_reset, rm, vm.vmid):
             vm.wait_status(lambda s: s == VmStatus.RESET)
-        if vm.parcel is not None and vm.parcel.mem_handle != GUNYAH_MEM_HANDLE_INVAL:
-            _reclaim_parcel(vm)
+            _put_parcel_pages(vm, returned=True)
+        _put_parcel_pages(vm, returned=False)
 
 
-def _reclaim_parcel(vm: GunyahVm) -> None:
-    """MEM_RECLAIM of the DTB parcel; pages the RM keeps are leaked, never reused."""
+def _put_parcel_pages(vm: GunyahVm, returned: bool) -> None:
+    """Unpin the DTB parcel's pages (if still pinned): the RM gave them back
+    (MEM_RECLAIM in LOAD, VM_RESET before start completed) or, if not
+    ``returned``, keeps them: they are leaked, never reused."""
     file, offset = vm.parcel_pages
-    if not _logged(vm, rpc.gunyah_rm_mem_reclaim, vm.rm, vm.parcel):
-        file.private.leak(offset, len(vm.parcel_gfns) * PAGE_SIZE)
+    if file is None:
+        return
+    if not returned:
+        file.private.leak(offset, sum(size for _, size in vm.parcel.mem_entries))
     file.put()
+    vm.parcel_pages = (None, 0)
 
 
 def _logged(vm: GunyahVm, call, *args) -> bool:

@@ -80,7 +80,14 @@ def _einval(why: str) -> OSError:
 
 
 def gunyah_vm_map_mem(vm, args) -> int:
-    """GUNYAH_VM_MAP_MEM: add or (with GUNYAH_MEM_UNMAP) remove a binding."""
+    """GUNYAH_VM_MAP_MEM: add or (with GUNYAH_MEM_UNMAP) remove a binding.
+
+    Adding and removing share one validation, in the driver's order, before
+    any binding is looked at: a bad request is EINVAL even when no binding
+    would match it. The range is counted in pages, so an address or offset
+    range that wraps 2^64 is no error here (v16's maple tree holds page
+    numbers); its pages fault later.
+    """
     try:
         file = vm.host.fdtable.get(args.guest_mem_fd)
     except OSError:
@@ -91,14 +98,16 @@ def gunyah_vm_map_mem(vm, args) -> int:
         valid = gh.GUNYAH_MEM_ALLOW_RWX | gh.GUNYAH_MEM_UNMAP | ACCESS_MASK
         if args.flags & ~valid:
             raise _einval("unknown flags")
+        gfn, i_off, nr = _check_range(file, args)
         if args.flags & gh.GUNYAH_MEM_UNMAP:
-            return _unmap(vm, file, args)
-        return _bind(vm, file, args)
+            return _unmap(vm, file, args.flags & ~gh.GUNYAH_MEM_UNMAP, gfn, i_off, nr)
+        return _bind(vm, file, args.flags, gfn, i_off, nr)
     finally:
         file.put()
 
 
 def _check_range(file, args) -> tuple[int, int, int]:
+    """(gfn, file page offset, pages) of a valid request; EINVAL otherwise."""
     if not args.flags & gh.GUNYAH_MEM_ALLOW_RWX:
         raise _einval("no GUNYAH_MEM_ALLOW_* bit")
     if args.flags & ACCESS_MASK > gh.GUNYAH_MEM_FORCE_SHARE:
@@ -106,29 +115,22 @@ def _check_range(file, args) -> tuple[int, int, int]:
     align = HPAGE_PMD_SIZE if file.private.huge else PAGE_SIZE
     if (args.guest_addr | args.offset | args.size) % align or not args.size:
         raise _einval("alignment")
-    if args.guest_addr + args.size >= 1 << 64 or args.offset + args.size >= 1 << 64:
-        raise OSError(errno.EOVERFLOW, os.strerror(errno.EOVERFLOW))
     return args.guest_addr // PAGE_SIZE, args.offset // PAGE_SIZE, args.size // PAGE_SIZE
 
 
-def _bind(vm, file, args) -> int:
-    gfn, i_off, nr = _check_range(file, args)
+def _bind(vm, file, flags: int, gfn: int, i_off: int, nr: int) -> int:
     with vm.bindings_lock:
         for b in vm.bindings:
             if gfn < b.end and b.gfn < gfn + nr:
                 raise OSError(errno.EEXIST, "guest addresses already bound")
             if b.file is file and i_off < b.i_off + b.nr and b.i_off < i_off + nr:
                 raise OSError(errno.EEXIST, "file range already bound")
-        vm.bindings.append(Binding(gfn, nr, i_off, args.flags, file.get()))
+        vm.bindings.append(Binding(gfn, nr, i_off, flags, file.get()))
         file.private.vms.add(vm)
     return 0
 
 
-def _unmap(vm, file, args) -> int:
-    flags = args.flags & ~gh.GUNYAH_MEM_UNMAP
-    gfn, i_off, nr = args.guest_addr // PAGE_SIZE, args.offset // PAGE_SIZE, args.size // PAGE_SIZE
-    if (args.guest_addr | args.offset | args.size) % PAGE_SIZE or not nr:
-        raise _einval("alignment")
+def _unmap(vm, file, flags: int, gfn: int, i_off: int, nr: int) -> int:
     with vm.bindings_lock:
         for b in vm.bindings:
             holds = b.gfn <= gfn and gfn + nr <= b.end and b.file is file and b.flags == flags
@@ -156,8 +158,10 @@ def find_binding(vm, gfn: int) -> Binding | None:
 
 
 def gunyah_gmem_demand_page(vm, gpa: int, write: bool) -> int:
-    """Give the VM the page at ``gpa``: 0, or a negative errno (ENOENT: no binding,
-    EPERM: a write to a binding without ALLOW_WRITE, EAGAIN: already provided)."""
+    """Give the VM the folio holding ``gpa``: 0, or a negative errno (ENOENT: no
+    binding, EPERM: a write to a binding without ALLOW_WRITE or a lent folio
+    the host has mapped, ENOMEM: no folio, the page lies past the file's end,
+    EAGAIN: already provided)."""
     gfn = gpa // PAGE_SIZE
     with vm.bindings_lock:
         b = find_binding(vm, gfn)
@@ -165,8 +169,11 @@ def gunyah_gmem_demand_page(vm, gpa: int, write: bool) -> int:
             return -errno.ENOENT
         if write and not b.flags & gh.GUNYAH_MEM_ALLOW_WRITE:
             return -errno.EPERM
-        start, nr = _folio(b, gfn)
-        if start in vm.provided or start in vm.parcel_gfns:
+        folio = gunyah_gmem_get_folio(b, gfn)
+        if folio is None:
+            return -errno.ENOMEM
+        start, nr = folio
+        if any(start < g + f.nr and g < start + nr for g, f in vm.provided.items()):
             return -errno.EAGAIN
         offset = (b.i_off + start - b.gfn) * PAGE_SIZE
         if not b.share and b.file.private.host_mapped(offset, nr * PAGE_SIZE):
@@ -174,17 +181,38 @@ def gunyah_gmem_demand_page(vm, gpa: int, write: bool) -> int:
         return _provide(vm, b, start, nr)
 
 
-def _folio(b: Binding, gfn: int) -> tuple[int, int]:
-    """The folio holding ``gfn``: (first gfn, pages); 2 MiB in a hugepage file."""
+def gunyah_gmem_get_folio(b: Binding, gfn: int) -> tuple[int, int] | None:
+    """The folio holding ``gfn``: (its first gfn, pages), aligned in the file (2 MiB
+    in a hugepage file, whose bindings are 2 MiB aligned, so a folio never crosses
+    a binding's edge); None past the file's end, where it has no memory."""
     nr = HPAGE_PMD_SIZE // PAGE_SIZE if b.file.private.huge else 1
-    return gfn - (gfn - b.gfn) % nr, nr
+    index = b.i_off + gfn - b.gfn
+    index -= index % nr
+    if index * PAGE_SIZE >= b.file.private.size:
+        return None
+    return b.gfn + index - b.i_off, nr
 
 
 def folio_range(b: Binding, gfn: int, pages: int) -> tuple[int, int]:
     """[gfn, gfn+pages) rounded out to whole folios: (first gfn, pages)."""
-    start, nr = _folio(b, gfn)
+    nr = HPAGE_PMD_SIZE // PAGE_SIZE if b.file.private.huge else 1
+    start = gfn - (b.i_off + gfn - b.gfn) % nr
     end = -(-(gfn + pages - start) // nr) * nr + start
     return start, end - start
+
+
+def gunyah_vm_parcel_to_paged(vm, gfn: int, nr: int) -> None:
+    """After VM_START the DTB parcel's folios (``nr`` pages from ``gfn``, whole
+    folios) are provided memory like any other: host mmap, punch-hole, UNMAP
+    and teardown take them back by hypercall, not by MEM_RECLAIM."""
+    with vm.bindings_lock:
+        b = find_binding(vm, gfn)
+        for start in range(gfn, gfn + nr):
+            folio = gunyah_gmem_get_folio(b, start)
+            if folio[0] == start:
+                vm.provided[start] = Folio(
+                    b.pa(start), b.share, folio[1], _access(b), b.file.private
+                )
 
 
 def _access(b: Binding) -> int:

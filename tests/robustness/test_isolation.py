@@ -2,7 +2,17 @@
 
 import errno
 
-from tests.gunyahvm import RAM_IPA, RWX_LEND, errno_of, guest_mem, make_vm, map_mem
+from kernel.gunyah.guest_memfd import GuestMem
+from tests.gunyahvm import (
+    DTB_OFFSET,
+    MMIO,
+    RAM_IPA,
+    RWX_LEND,
+    errno_of,
+    guest_mem,
+    make_vm,
+    map_mem,
+)
 from tests.holdingcell import HVC, READ, RESULT, STATUS, WRITE, HoldingCell
 from tests.robustness.leaks import holdings, leaked
 from uapi.linux import gunyah as gh
@@ -75,4 +85,121 @@ def test_forged_capabilities_get_cspace_errors_and_change_nothing(host):
             print(calls[n], hex(forged), result)
     assert leaked(before, holdings(host)) == {}
     assert host.bugs == []
+    cell.close()
+
+
+PAST_END = 0xA000_1000  # the second page of a 4 KiB file bound with 8 KiB at 0xA000_0000
+LOAD_PAST_END = f"""
+    ldr x9, ={MMIO:#x}
+    ldr x2, ={PAST_END:#x}
+    ldr x3, [x2]
+    str x3, [x9]          // what it read, if it read anything
+    b .
+"""
+
+
+def test_demand_paging_stops_at_the_end_of_the_file(host):
+    """A 4 KiB guest_memfd bound (lent, before start) with 8 KiB: the second page lies past
+    the file's end. The guest's load is a PAGE_FAULT exit carrying -ENOMEM (no folio
+    there), never the next file's page in RAM."""
+    t = make_vm(host, LOAD_PAST_END)
+    small = guest_mem(host, t.dev, 0x1000)
+    secret = guest_mem(host, t.dev, 0x1000)
+    view = host.mmap(secret, 0x1000)
+    view[0:8] = (0x5EC2E7).to_bytes(8, "little")
+    host.munmap(view)
+    map_mem(host, t.vm, small, PAST_END - 0x1000, 0x2000, RWX_LEND)
+    run = t.run_page()
+    t.start()
+    t.run()
+    assert run.exit_reason == gh.GUNYAH_VCPU_EXIT_PAGE_FAULT, bytes(run.mmio.data)
+    assert (run.page_fault.phys_addr, run.page_fault.attempt) == (PAST_END, -errno.ENOMEM)
+    del run
+    for fd in (small, secret):
+        host.close(fd)
+    t.close()
+
+
+def test_a_hugepage_binding_cannot_be_cut_off_its_folios(host):
+    """UNMAP of 4 KiB of a hugepage binding is EINVAL (2 MiB alignment is part of the
+    common validation), so its folios stay inside it: the binding's last page is its
+    own, and the page after the binding is nothing (an MMIO exit), not another file's."""
+    cell = HoldingCell(host)
+    base, huge = 0xC000_0000, 4 << 20
+    mem = guest_mem(host, cell.vm.dev, huge, gh.GHMF_ALLOW_HUGEPAGE)
+    secret = guest_mem(host, cell.vm.dev, 2 << 20, gh.GHMF_ALLOW_HUGEPAGE)
+    view = host.mmap(secret, 0x1000)
+    view[0:8] = (0x5EC2E7).to_bytes(8, "little")
+    host.munmap(view)
+    map_mem(host, cell.vm.vm, mem, base, huge, RWX_LEND)
+    unmap = RWX_LEND | gh.GUNYAH_MEM_UNMAP
+    assert errno_of(map_mem, host, cell.vm.vm, mem, base, 0x1000, unmap) == errno.EINVAL
+    assert cell.command(READ, base + huge - 0x1000) == {RESULT: 0}
+    assert cell.command(READ, base + huge)[STATUS] == 3
+    assert cell.elsewhere == [(base + huge, 0)]
+    for fd in (mem, secret):
+        host.close(fd)
+    cell.close()
+
+
+def test_a_host_mapping_takes_the_dtb_page_back_from_a_running_vm(host):
+    """Once started, the DTB parcel's pages are demand-paged memory: a host mmap of the
+    DTB's offset reclaims the lent page first, and while the host maps it the guest's
+    store to it is a PAGE_FAULT exit (-EPERM), never seen by the host."""
+    cell = HoldingCell(host)
+    view = host.mmap(cell.vm.ram, 0x1000, offset=DTB_OFFSET)
+    dtb = bytes(view[0:8])
+    assert cell.command(WRITE, RAM_IPA + DTB_OFFSET, 0xBAD) == {}
+    run = cell.run
+    assert run.exit_reason == gh.GUNYAH_VCPU_EXIT_PAGE_FAULT
+    assert (run.page_fault.phys_addr, run.page_fault.attempt) == (
+        RAM_IPA + DTB_OFFSET,
+        -errno.EPERM,
+    )
+    assert bytes(view[0:8]) == dtb
+    del run
+    host.munmap(view)
+    cell.close()
+
+
+def test_release_after_start_sends_no_mem_reclaim_and_leaves_nothing(host):
+    """After start the DTB parcel is demand-paged memory, reclaimed by hypercall at
+    release; MEM_RECLAIM is for a VM still in LOAD. Release of a running VM sends none,
+    the RM's reset does not give the pages back a second time, and nothing is left."""
+    before = holdings(host)
+    cell = HoldingCell(host)
+    cell.close()
+    sent = [dict(f)["msg"] for e, f in host.gunyah.firmware.gunyah.events if e == "rm_tx"]
+    assert "VM_RESET" in sent and "MEM_RECLAIM" not in sent
+    assert host.dmesg == []
+    assert leaked(before, holdings(host)) == {}
+
+
+def test_the_hypervisor_refuses_a_host_mapping_of_a_lent_page(host, monkeypatch):
+    """The hypervisor, not only the driver, keeps host and guest off a lent page at once:
+    with the driver's reclaim-before-mmap taken away, the host's mapping of a page lent
+    to a running VM is refused (DENIED, EACCES), and the guest keeps its data."""
+    cell = HoldingCell(host)
+    page = RAM_IPA + 0x4000
+    assert cell.command(WRITE, page, 0x600D) == {STATUS: 0}
+    monkeypatch.setattr(GuestMem, "reclaim", lambda *_, **__: None)
+    assert errno_of(host.mmap, cell.vm.ram, 0x1000, offset=0x4000) == errno.EACCES
+    assert cell.command(READ, page) == {RESULT: 0x600D}
+    cell.close()
+
+
+def test_the_hypervisor_refuses_to_lend_a_page_the_host_maps(host, monkeypatch):
+    """With the driver's "mapped by the host" check taken away, the donation of a page
+    the host maps to the guest's protected extent is refused (DENIED): the guest's
+    access is a PAGE_FAULT exit with -EACCES, and its store never reaches the host."""
+    cell = HoldingCell(host)
+    view = host.mmap(cell.vm.ram, 0x1000, offset=0x4000)
+    monkeypatch.setattr(GuestMem, "host_mapped", lambda *_: False)
+    assert cell.command(WRITE, RAM_IPA + 0x4000, 0xBAD) == {}
+    run = cell.run
+    assert run.exit_reason == gh.GUNYAH_VCPU_EXIT_PAGE_FAULT
+    assert run.page_fault.attempt == -errno.EACCES
+    assert bytes(view[0:8]) == bytes(8)
+    del run
+    host.munmap(view)
     cell.close()

@@ -99,6 +99,12 @@ def test_einval_cases(shared_host):
     assert errno_of(guest_mem, host, dev, 0x1800) == errno.EINVAL
     assert errno_of(boot_reg, host, vm, gh.REG_SET_X, 32, 0) == errno.EINVAL
     assert errno_of(map_mem, host, vm, dev, 0, 0x1000, RWX_LEND) == errno.EINVAL  # not gmem
+    gmem = guest_mem(host, dev, 0x1000)
+    unmap = gh.GUNYAH_MEM_UNMAP
+    for flags in (gh.GUNYAH_MEM_FORCE_LEND | unmap, 3 | gh.GUNYAH_MEM_ALLOW_READ | unmap):
+        # the common validation comes before the search for a binding (ENOENT)
+        assert errno_of(map_mem, host, vm, gmem, 0, 0x1000, flags) == errno.EINVAL
+    host.close(gmem)
     desc, _keep = fn_desc(gh.GUNYAH_FN_VCPU, gh.ffi.new("char[300]"), 257)
     assert errno_of(host.ioctl, vm, gh.GUNYAH_VM_ADD_FUNCTION, desc) == errno.EINVAL
     assert errno_of(host.ioctl, vm, gh.GUNYAH_VM_START, 0) == errno.EINVAL  # no DTB config
@@ -111,10 +117,18 @@ def test_eoverflow_eopnotsupp_enomem(shared_host):
     dev, vm = new_vm(host)
     assert errno_of(set_dtb, host, vm, 0xFFFF_FFFF_FFFF_F000, 0x2000) == errno.EOVERFLOW
     gmem = guest_mem(host, dev, 0x1000)
+    # a binding is counted in pages: one that wraps 2^64 is taken (EOVERFLOW is the DTB's)
+    assert map_mem(host, vm, gmem, 0xFFFF_FFFF_FFFF_F000, 0x2000, RWX_LEND) == 0
     assert errno_of(host.fallocate, gmem, 0, 0, 0x1000) == errno.EOPNOTSUPP  # no KEEP_SIZE
     assert errno_of(host.fallocate, gmem, FALLOC_FL_KEEP_SIZE | 0x8, 0, 0x1000) == errno.EOPNOTSUPP
     # the host has 1 GiB of RAM here; a guest_memfd is backed by contiguous RAM
     assert errno_of(guest_mem, host, dev, 2 << 30) == errno.ENOMEM
+    # a DTB bound from offset 4 KiB of a 4 KiB file: no folio there
+    small = guest_mem(host, dev, 0x1000)
+    map_mem(host, vm, small, 0x8000_0000, 0x1000, RWX_LEND, 0x1000)
+    set_dtb(host, vm, 0x8000_0000, 0x1000)
+    assert errno_of(host.ioctl, vm, gh.GUNYAH_VM_START, 0) == errno.ENOMEM
+    host.close(small)
     for fd in (gmem, vm, dev):
         host.close(fd)
 

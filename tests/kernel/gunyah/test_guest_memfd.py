@@ -43,6 +43,7 @@ def test_mmap_is_the_memory_and_punch_hole_zeroes_it(shared_host):
         (FALLOC_FL_KEEP_SIZE | 0x08, 0, 0x1000, errno.EOPNOTSUPP),  # COLLAPSE_RANGE
         (FALLOC_FL_KEEP_SIZE | FALLOC_FL_PUNCH_HOLE, 0x800, 0x1000, errno.EINVAL),
         (FALLOC_FL_KEEP_SIZE, 0, 0x5000, errno.EINVAL),  # beyond the file
+        (FALLOC_FL_KEEP_SIZE | FALLOC_FL_PUNCH_HOLE, 0x3000, 0x2000, None),  # nothing past it
     ],
 )
 def test_fallocate_rules(shared_host, mode, offset, length, expect):

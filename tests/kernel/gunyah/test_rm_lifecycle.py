@@ -50,7 +50,7 @@ def test_vm_lifecycle_runs_guest_code_and_reports_its_exit(host):
     host.rm.gunyah_rm_notifier_register(notified)
     vmid = rpc.gunyah_rm_alloc_vmid(host.rm, 0)
     assert 0x80 <= vmid < 0xC0
-    handle, parcel = lend_image(host, vmid, vm_config_dtb(vcpus=2))
+    handle, _ = lend_image(host, vmid, vm_config_dtb(vcpus=2))
     rpc.gunyah_rm_vm_configure(host.rm, vmid, 0, handle, 0, 0, DTB_OFFSET, 0x1000)
     rpc.gunyah_rm_vm_set_address_layout(host.rm, vmid, 0, IMAGE_IPA, PARCEL_SIZE)
     rpc.gunyah_rm_vm_init(host.rm, vmid)
@@ -72,7 +72,7 @@ def test_vm_lifecycle_runs_guest_code_and_reports_its_exit(host):
     host.rm.flush_notifs()
     statuses = [struct.unpack_from("<HHBB", p) for m, p in events if m == rpc.NOTIFY_VM_STATUS]
     assert statuses[-1][:3] == (vmid, 0, 11)  # RESET
-    rpc.gunyah_rm_mem_reclaim(host.rm, parcel)
+    assert host.firmware.rm.memparcels.parcels == {}  # the reset ended the image parcel
     rpc.gunyah_rm_dealloc_vmid(host.rm, vmid)
     with pytest.raises(RmError):
         rpc.gunyah_rm_vm_start(host.rm, vmid)

@@ -65,13 +65,17 @@ def test_the_dtb_parcel_moved_to_the_vm_and_holds_the_overlay(ready_vm):
     assert fdt.getprop(gic, "compatible").as_str() == "arm,gic-v3"
 
 
-def test_reset_gives_the_memory_back_and_the_parcel_can_be_reclaimed(ready_vm):
+def test_reset_gives_the_memory_back_and_ends_the_parcel(ready_vm):
+    """The image parcel's pages go back to the host with the reset, and the parcel
+    ends with them: there is nothing left for MEM_RECLAIM (HANDLE_INVALID)."""
     host, vmid, parcel = ready_vm
     gunyah = host.firmware.gunyah
     before = gunyah.memdb.owner(PARCEL_PA + PARCEL_SIZE)
     rpc.gunyah_rm_vm_reset(host.rm, vmid)
     assert gunyah.memdb.owner(PARCEL_PA) is before
-    rpc.gunyah_rm_mem_reclaim(host.rm, parcel)
+    with pytest.raises(OSError) as e:
+        rpc.gunyah_rm_mem_reclaim(host.rm, parcel)
+    assert e.value.rm_error == 0x7  # HANDLE_INVALID
     rpc.gunyah_rm_dealloc_vmid(host.rm, vmid)
     assert host.firmware.rm.vm_manager.vms == {}
 
