@@ -14,8 +14,8 @@
   sleeps in WFI in between); ``irqfd_to_mmio_ratio`` relates it to the
   MMIO round trip.
 
-The guests are assembled from source (tests/aarch64.py, Debian's
-binutils-aarch64-linux-gnu), like the test suite's.
+The guests are assembled from source (tests/aarch64.py, the bundled
+toolchain), like the test suite's.
 """
 
 from __future__ import annotations

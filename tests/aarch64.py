@@ -1,29 +1,33 @@
-"""Assemble AArch64 test code with Debian's cross binutils (aarch64-linux-gnu-as).
+"""Assemble AArch64 test code with the bundled toolchain (uapi.toolchain, zig's clang).
 
-.ci/run installs binutils-aarch64-linux-gnu; a missing assembler is an error
-naming the package, never a skip.
+A snippet becomes an object file; its ``.text`` is the flat binary. The
+code is linked at 0, so it must be position independent: an ``.o`` with a
+relocation against ``.text`` is refused rather than run with a hole in it.
 """
 
 import functools
-import shutil
-import subprocess
+import io
 import tempfile
 from pathlib import Path
 
-AS, OBJCOPY = "aarch64-linux-gnu-as", "aarch64-linux-gnu-objcopy"
+from elftools.elf.elffile import ELFFile
+
+from uapi import toolchain
+
+# LSE atomics (ldadd) are armv8.1-a; the tests decode them.
+CPU = "-mcpu=generic+v8_1a"
 
 
 @functools.cache
 def assemble(source: str) -> bytes:
     """The flat binary of ``source`` (linked at 0; use PC-relative code)."""
-    if not shutil.which(AS):
-        raise RuntimeError(f"{AS} not found: apt-get install binutils-aarch64-linux-gnu")
     with tempfile.TemporaryDirectory() as d:
-        src, obj, out = Path(d, "t.s"), Path(d, "t.o"), Path(d, "t.bin")
-        src.write_text(source + "\n")
-        subprocess.run([AS, "-march=armv8.1-a", str(src), "-o", str(obj)], check=True)
-        subprocess.run([OBJCOPY, "-O", "binary", str(obj), str(out)], check=True)
-        return out.read_bytes()
+        Path(d, "t.s").write_text(source + "\n")
+        toolchain.run([*toolchain.cc(toolchain.ARM64_BARE), CPU, "-c", "t.s", "-o", "t.o"], d)
+        obj = ELFFile(io.BytesIO(Path(d, "t.o").read_bytes()))
+    if obj.get_section_by_name(".rela.text"):
+        raise ValueError(f"not position independent (it needs relocations): {source!r}")
+    return obj.get_section_by_name(".text").data()
 
 
 def gic_enable(intid: int, edge: bool = True, ppis: tuple[int, ...] = ()) -> str:

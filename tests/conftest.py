@@ -1,5 +1,7 @@
 """Fixtures shared by the test tree."""
 
+import shutil
+
 import pytest
 
 import kernel
@@ -48,6 +50,14 @@ def host():
 def shared_host():
     """One booted host for a module whose tests leave nothing behind."""
     yield from _booted()
+
+
+def pytest_report_header():
+    """Whether the tests that compare with the host's own gcc can run here."""
+    gcc = shutil.which("gcc")
+    return (
+        f"host gcc: {gcc} (agreement tests run)" if gcc else "host gcc: none (agreement tests skip)"
+    )
 
 
 def pytest_terminal_summary(terminalreporter):

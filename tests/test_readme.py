@@ -21,3 +21,4 @@ def test_ci_runs_the_readme_test_command():
     assert "<!-- test-command -->" in ci
     command = README.split("<!-- test-command -->")[1].split("```")[1].strip()
     assert command.endswith("python -m pytest")
+    assert "apt-get" not in ci  # Python and venv are all the README asks for

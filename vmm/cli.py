@@ -12,8 +12,9 @@ import sys
 from pathlib import Path
 
 import kernel
+from uapi import toolchain
 from uapi.abi.check import PROFILES, check
-from uapi.abi.clang import AbiInputError
+from uapi.abi.clang import AbiInputError, Compiler
 from vmm import abi_check
 from vmm.guests import GUESTS
 from vmm.guests import image as guest_image
@@ -25,7 +26,8 @@ SIZE_UNITS = {"": 1, "K": 1 << 10, "M": 1 << 20, "G": 1 << 30}
 
 def _abi_check(args: argparse.Namespace) -> int:
     try:
-        report = check(args.header, args.profile)
+        cc = Compiler.user(args.cc) if args.cc is not None else Compiler.bundled(args.target)
+        report = check(args.header, args.profile, cc)
     except AbiInputError as e:
         print(f"gunyah-sim abi-check: {e}", file=sys.stderr)
         return 2
@@ -123,6 +125,13 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("header", help="path of a C header (e.g. include/uapi/linux/gunyah.h)")
     p.add_argument("--profile", choices=sorted(PROFILES), default="v16", help="default: v16")
     p.add_argument("--json", action="store_true", help="print one JSON object")
+    measure = p.add_mutually_exclusive_group()
+    measure.add_argument(
+        "--target",
+        default=toolchain.ARM64_LINUX,
+        help=f"target the bundled compiler measures for (default: {toolchain.ARM64_LINUX})",
+    )
+    measure.add_argument("--cc", help="measure with this C compiler command instead (e.g. gcc)")
     p.set_defaults(func=_abi_check)
 
     p = sub.add_parser(

@@ -48,6 +48,9 @@ def test_json_is_one_machine_readable_object():
         ["abi-check", "no/such/header.h"],
         ["abi-check", "README.md"],
         ["abi-check", "pyproject.toml", "--json"],
+        ["abi-check", HEADER, "--cc", "no-such-compiler"],
+        ["abi-check", HEADER, "--cc", ""],
+        ["abi-check", HEADER, "--target", "no-such-arch-linux"],
     ],
 )
 def test_bad_input_is_one_line_and_exit_2(args):

@@ -2,8 +2,9 @@
 
 model: what an ABI is (records, field layouts, constants, ioctls) and how
   a loaded cffi header describes itself.
-clang: which names a C header declares, read with libclang.
-gcc: what those names measure and evaluate to, by compiling and running a
-  probe program with the host's C compiler.
+clang: which names a C header declares, read with libclang, and the
+  compiler that measures them.
+probe: what those names measure and evaluate to, read out of the object file
+  a C compiler builds from a probe (the bundled compiler: arm64's ABI).
 check: a header against a profile (v16, ack, gzvm), with explanations.
 """

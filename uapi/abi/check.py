@@ -1,8 +1,9 @@
 """A C header's ABI against a profile (v16, ack, gzvm), explained.
 
 ``check(path, profile)`` reads the header (names by libclang, numbers by
-the host C compiler), compares every constant, ioctl number, record size
-and field layout of the profile with it, and explains each difference in
+a C compiler: the bundled one for arm64 unless another is given),
+compares every constant, ioctl number, record size and field layout of
+the profile with it, and explains each difference in
 terms of what a VMM built with that header would do to a kernel of the
 profile. It also scores the header against every profile and names the
 closest. Missing names are reported but are not differences: a header may
@@ -16,8 +17,8 @@ import os
 from dataclasses import asdict, dataclass, field
 from functools import cache
 
-from uapi.abi import clang, gcc
-from uapi.abi.clang import AbiInputError
+from uapi.abi import clang, probe
+from uapi.abi.clang import AbiInputError, Compiler
 from uapi.abi.model import Abi, Record, from_header
 from uapi.ioctl import IoctlFields
 
@@ -202,22 +203,25 @@ def _score(findings: list[Finding]) -> dict[str, int]:
     return {s: sum(f.status == s for f in findings) for s in (MATCH, DIFFER, MISSING)}
 
 
-def read_header(path: str) -> Abi:
-    """The ABI of any C header; raises AbiInputError on bad input."""
+def read_header(path: str, cc: Compiler | None = None) -> Abi:
+    """The ABI of any C header as ``cc`` builds it (default: the bundled compiler for
+    arm64); raises AbiInputError on bad input."""
     if not os.path.isfile(path):
         raise AbiInputError(f"{path}: no such file")
-    listing = clang.list_header(path)
+    cc = cc or Compiler.bundled()
+    listing = clang.list_header(path, cc)
     if not listing.records and not listing.constants:
         raise AbiInputError(f"{path}: declares no struct, enum or macro")
-    abi = gcc.measure(path, listing)
+    abi = probe.measure(path, listing, cc)
     known = {n for p in PROFILES for n in (*profile_abi(p).values(), *profile_abi(p).records)}
     if known.isdisjoint({*abi.constants, *abi.records}):
         raise AbiInputError(f"{path}: no Gunyah or GenieZone symbol in it")
     return abi
 
 
-def check(path: str, profile: str) -> Report:
-    """Compare the header at ``path`` with ``profile``; scores every profile."""
-    abi = read_header(path)
+def check(path: str, profile: str, cc: Compiler | None = None) -> Report:
+    """Compare the header at ``path``, as ``cc`` builds it, with ``profile``; scores
+    every profile."""
+    abi = read_header(path, cc)
     scores = {p: _score(compare(abi, p)) for p in PROFILES}
     return Report(path, profile, compare(abi, profile), scores)

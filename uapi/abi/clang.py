@@ -1,10 +1,10 @@
 """Which names a C header declares, read with libclang.
 
-libclang parses the header the way a compiler would (with the host C
-compiler's include directories), and this module lists what the header
-itself declares: its records with every field path and type, its enum
-constants, and its object-like macros. Numbers are not taken from here:
-uapi.abi.gcc measures them with the compiler that builds the VMM.
+libclang parses the header the way a compiler would (for the measuring
+compiler's target, with that compiler's include directories), and this
+module lists what the header itself declares: its records with every field
+path and type, its enum constants, and its object-like macros. Numbers are
+not taken from here: uapi.abi.probe measures them with the compiler.
 
 The ``libclang`` wheel ships the shared library; its Python bindings may be
 replaced by the ``clang`` package (ctypeslib2 needs that one), so the
@@ -14,10 +14,12 @@ library file is always set here by path rather than left to a search.
 from __future__ import annotations
 
 import os
+import shlex
 import subprocess
 from dataclasses import dataclass, field
 from functools import cache
 
+from uapi import toolchain
 from uapi.abi.model import int_type
 
 
@@ -43,18 +45,50 @@ def library_file() -> str:
     return ci.Config.library_file or "libclang.so"
 
 
+@dataclass(frozen=True)
+class Compiler:
+    """A C compiler's command line, and the clang target triple libclang parses for
+    (None: the host's, for a compiler that does not say)."""
+
+    command: tuple[str, ...]
+    target: str | None = None
+
+    @classmethod
+    def bundled(cls, target: str = toolchain.ARM64_LINUX) -> Compiler:
+        """The bundled clang for ``target`` (default arm64 Linux, LP64); AbiInputError
+        if it is not installed."""
+        try:
+            return cls((*toolchain.cc(target), "-ferror-limit=0"), target)
+        except toolchain.ToolchainError as e:
+            raise AbiInputError(f"{e}, or pass --cc") from None
+
+    @classmethod
+    def user(cls, cc: str) -> Compiler:
+        """A user's compiler from a shell-quoted command line (``gcc``, ``clang -m32``)."""
+        command = tuple(shlex.split(cc))
+        if not command:
+            raise AbiInputError("--cc: an empty compiler command")
+        return cls(command)
+
+
 @cache
-def compiler_include_dirs(cc: str = "gcc") -> tuple[str, ...]:
-    """The system include directories of the host C compiler, in order."""
+def compiler_include_dirs(cc: Compiler) -> tuple[str, ...]:
+    """The system include directories of ``cc``, in order."""
     try:
-        out = subprocess.run(
-            [cc, "-xc", "-E", "-v", "/dev/null"], capture_output=True, text=True, check=True
-        ).stderr
-    except (OSError, subprocess.CalledProcessError) as e:
-        raise AbiInputError(f"cannot run the C compiler {cc!r}: {e}") from None
-    lines = out.splitlines()
-    start = lines.index("#include <...> search starts here:") + 1
-    end = lines.index("End of search list.")
+        res = subprocess.run(
+            [*cc.command, "-xc", "-E", "-v", "/dev/null"], capture_output=True, text=True
+        )
+    except OSError as e:
+        raise AbiInputError(f"cannot run the C compiler {cc.command[0]!r}: {e}") from None
+    if res.returncode != 0:
+        errors = [line for line in res.stderr.splitlines() if "error" in line] or ["failed"]
+        raise AbiInputError(f"the C compiler {shlex.join(cc.command)!r}: {errors[0]}")
+    lines = res.stderr.splitlines()
+    try:
+        start = lines.index("#include <...> search starts here:") + 1
+        end = lines.index("End of search list.")
+    except ValueError:
+        raise AbiInputError(f"{cc.command[0]!r} does not list its include directories") from None
     return tuple(line.strip() for line in lines[start:end])
 
 
@@ -126,11 +160,13 @@ def _object_like(cursor) -> bool:
     return not (tokens[1].spelling == "(" and (name.line, name.column) == (nxt.line, nxt.column))
 
 
-def list_header(path: str) -> Listing:
-    """Parse ``path`` as C; raises AbiInputError if it is not C."""
+def list_header(path: str, cc: Compiler) -> Listing:
+    """Parse ``path`` as C the way ``cc`` would; raises AbiInputError if it is not C."""
     ci = cindex()
-    args = ["-x", "c", "-std=gnu11"]
-    for d in compiler_include_dirs():
+    # Only the compiler's own directories: libclang would add the host's.
+    args = ["-x", "c", "-std=gnu11", "-nostdinc"]
+    args += [f"--target={cc.target}"] if cc.target else []
+    for d in compiler_include_dirs(cc):
         args += ["-isystem", d]
     opts = ci.TranslationUnit.PARSE_DETAILED_PROCESSING_RECORD
     try:

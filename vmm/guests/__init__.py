@@ -1,8 +1,9 @@
 """The bundled guests: AArch64 sources here, built images committed beside them.
 
-``make -C vmm/guests`` rebuilds every image with Debian's cross binutils;
-.ci/run checks the rebuild is byte-identical to what is committed, so
-``pip install`` and ``gunyah-sim run`` need no cross toolchain.
+``python -m vmm.guests.build`` rebuilds every image with the bundled
+toolchain (the ``abi`` extra); a test checks the rebuild is byte-identical
+to what is committed, so ``pip install`` and ``gunyah-sim run`` need no
+compiler at all.
 """
 
 from __future__ import annotations

@@ -1,7 +1,8 @@
 """ABI check (c): ctypeslib2's clang2py agrees with cffi on every layout.
 
 clang2py runs in a child process (it configures libclang at import), on the
-library of the libclang wheel; its ctypes classes are walked field by field
+library of the libclang wheel, for arm64 with the bundled compiler's include
+directories; its ctypes classes are walked field by field
 and compared with the cffi model, and its enum and macro constants with the
 header's constants.
 """
@@ -13,7 +14,7 @@ import sys
 
 import pytest
 
-from uapi.abi.clang import compiler_include_dirs, library_file
+from uapi.abi.clang import Compiler, compiler_include_dirs, library_file
 from uapi.abi.model import from_header
 from uapi.linux import gunyah, gunyah_ack, gzvm
 
@@ -21,11 +22,13 @@ MODULES = [pytest.param(m, id=m.HEADER.name) for m in (gunyah, gunyah_ack, gzvm)
 
 
 def _clang2py(header: str) -> dict:
-    args = " ".join(f"-I{d}" for d in compiler_include_dirs())
+    cc = Compiler.bundled()
+    args = " ".join(["-nostdinc", *(f"-isystem{d}" for d in compiler_include_dirs(cc))])
     env = {**os.environ, "CLANG_LIBRARY_PATH": library_file()}
     code = "import sys; from ctypeslib.clang2py import main; sys.exit(main())"
+    options = ["-k", "emsu", "--target", cc.target, f"--clang-args={args}"]
     out = subprocess.run(
-        [sys.executable, "-c", code, header, "-k", "emsu", f"--clang-args={args}"],
+        [sys.executable, "-c", code, header, *options],
         capture_output=True,
         text=True,
         env=env,
