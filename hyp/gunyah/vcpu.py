@@ -388,21 +388,31 @@ class Vcpu(Object, Trap):
         return self._wakes()
 
     def _apply_pending(self) -> None:
+        """Power-on state first (EL1h, X0, PC), then the registers written before it."""
         core = self.core
-        for (reg_set, index), value in sorted(self.pending_regs.items()):
-            if reg_set == RegisterSet.X:
-                core.set_x(index, value)
-            elif reg_set == RegisterSet.PC:
-                core.pc = value
-            else:
-                core.set_reg(f"sp_el{index}", value)
-        self.pending_regs.clear()
         if self.pending_entry is not None:
             entry, context = self.pending_entry
             self.pending_entry = None
             core.set_reg("pstate", PSTATE_EL1H_MASKED)
             core.set_x(0, context)
             core.pc = entry
+        for (reg_set, index), value in sorted(self.pending_regs.items()):
+            if reg_set == RegisterSet.X:
+                core.set_x(index, value)
+            elif reg_set == RegisterSet.PC:
+                core.pc = value
+            else:
+                self._set_sp_el(index, value)
+        self.pending_regs.clear()
+
+    def _set_sp_el(self, index: int, value: int) -> None:
+        """SP_ELn; the core keeps the selected one live apart from its bank, so that
+        one (SP_EL1 at EL1h, SP_EL0 at EL1t) is written as SP too."""
+        core = self.core
+        core.set_reg(f"sp_el{index}", value)
+        selected = 1 if core.reg("pstate") & PSTATE_SP else 0
+        if index == selected:
+            core.set_sp(value)
 
     def _update_timer(self) -> None:
         gic = self.vic.gic

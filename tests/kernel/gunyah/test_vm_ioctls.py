@@ -4,7 +4,7 @@ import errno
 
 import pytest
 
-from tests.gunyahvm import MMIO, RAM_IPA, errno_of, make_vm, map_mem
+from tests.gunyahvm import MMIO, RAM_IPA, boot_reg, errno_of, make_vm, map_mem
 from uapi.linux import gunyah as gh
 
 LEND_RWX = gh.GUNYAH_MEM_FORCE_LEND | gh.GUNYAH_MEM_ALLOW_RWX
@@ -188,3 +188,24 @@ def test_boot_context_values_v16_cannot_store_are_kept_and_logged(host, value, v
     assert set_reg(host, vm, reg, value) == 0
     logged = [line for line in host.dmesg if "boot context" in line]
     assert (logged and v16 in logged[0]) if v16 else logged == []
+
+
+@pytest.mark.parametrize(("index", "value"), [(0, 0x8010_0000), (1, 0x8011_0000)])
+def test_boot_context_stack_pointers_reach_the_guest(host, index, value):
+    """SP index 0 and 1 are SP_EL0 and SP_EL1; the guest starts at EL1h, so SP_EL1 is
+    the SP its first instruction sees."""
+    t = make_vm(
+        host,
+        f"ldr x27, ={MMIO:#x}\n mov x26, sp\n str x26, [x27]\n"
+        "mrs x26, sp_el0\n str x26, [x27]\n b .",
+    )
+    boot_reg(host, t.vm, gh.REG_SET_SP, index, value)
+    run = t.run_page()
+    assert t.start() == 0
+    seen = []
+    for _ in range(2):
+        assert t.run() == 0
+        seen.append(int.from_bytes(bytes(run.mmio.data), "little"))
+    assert seen[1 - index] == value  # SP_EL1 is SP at EL1h; SP_EL0 reads back
+    del run
+    t.close()
