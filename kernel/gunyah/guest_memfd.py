@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import errno
 import os
+import threading
 from dataclasses import dataclass, field
 
 from kernel.fs import File, FileOperations
@@ -40,8 +41,23 @@ class GuestMem:
     flags: int
     pa: int
     vms: set = field(default_factory=set)  # VMs with bindings of this file
+    bindings: list = field(default_factory=list)  # every VM's bindings of it, under lock
+    lock: threading.Lock = field(default_factory=threading.Lock)  # taken inside a VM's
     host_maps: dict = field(default_factory=dict)  # id(mapping) -> (offset, length)
     leaked: list = field(default_factory=list)  # (offset, length) a VM never gave back
+
+    def add_binding(self, binding) -> None:
+        """A binding of this file, by any VM; EEXIST if its file range overlaps another
+        (v17's rule over the file's whole binding list; v16's check is inverted)."""
+        with self.lock:
+            for b in self.bindings:
+                if binding.i_off < b.i_off + b.nr and b.i_off < binding.i_off + binding.nr:
+                    raise OSError(errno.EEXIST, "file range already bound")
+            self.bindings.append(binding)
+
+    def remove_binding(self, binding) -> None:
+        with self.lock:
+            self.bindings.remove(binding)
 
     def leak(self, offset: int, length: int) -> None:
         """Pages the RM would not give back: never reused, as the driver leaks the folios."""

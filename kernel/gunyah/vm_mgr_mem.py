@@ -55,7 +55,7 @@ class Folio:
     gmem: object
 
 
-@dataclass
+@dataclass(eq=False)
 class Binding:
     gfn: int
     nr: int
@@ -120,12 +120,12 @@ def _check_range(file, args) -> tuple[int, int, int]:
 
 def _bind(vm, file, flags: int, gfn: int, i_off: int, nr: int) -> int:
     with vm.bindings_lock:
-        for b in vm.bindings:
-            if gfn < b.end and b.gfn < gfn + nr:
-                raise OSError(errno.EEXIST, "guest addresses already bound")
-            if b.file is file and i_off < b.i_off + b.nr and b.i_off < i_off + nr:
-                raise OSError(errno.EEXIST, "file range already bound")
-        vm.bindings.append(Binding(gfn, nr, i_off, flags, file.get()))
+        if any(gfn < b.end and b.gfn < gfn + nr for b in vm.bindings):
+            raise OSError(errno.EEXIST, "guest addresses already bound")
+        binding = Binding(gfn, nr, i_off, flags, file)
+        file.private.add_binding(binding)
+        file.get()  # the binding's reference
+        vm.bindings.append(binding)
         file.private.vms.add(vm)
     return 0
 
@@ -143,9 +143,7 @@ def _unmap(vm, file, flags: int, gfn: int, i_off: int, nr: int) -> int:
         reclaim_range(vm, gfn, gfn + nr)
         if nr == b.nr:
             vm.bindings.remove(b)
-            if not any(o.file is b.file for o in vm.bindings):
-                b.file.private.vms.discard(vm)
-            b.file.put()
+            _release_binding(vm, b)
         elif gfn == b.gfn:
             b.gfn, b.i_off, b.nr = gfn + nr, b.i_off + nr, b.nr - nr
         else:
@@ -302,7 +300,15 @@ def remove_all_bindings(vm) -> None:
     with vm.bindings_lock:
         if vm.tickets.get(ADDR_SPACE) is not None:
             reclaim_range(vm, 0, 1 << 52)
-        for b in vm.bindings:
-            b.file.private.vms.discard(vm)
-            b.file.put()
-        vm.bindings.clear()
+        bindings, vm.bindings = vm.bindings, []
+        for b in bindings:
+            _release_binding(vm, b)
+
+
+def _release_binding(vm, b: Binding) -> None:
+    """A binding removed from ``vm.bindings`` leaves its file's list; its file reference goes."""
+    gmem = b.file.private
+    gmem.remove_binding(b)
+    if not any(o.file.private is gmem for o in vm.bindings):
+        gmem.vms.discard(vm)
+    b.file.put()
