@@ -45,6 +45,10 @@ from kernel.mm import PAGE_SIZE
 from uapi.linux import gunyah as gh
 
 LOCK_POLL = 0.05  # seconds between looks for a signal while waiting for run_lock
+RUN_ON = (0, 0, 0)  # the resume data of a vcpu_run that simply goes on
+# Demand paging answering "already provided" this many times in a row, with the
+# guest faulting on: the hypervisor and the driver disagree about a page.
+STUCK_LIMIT = 1000
 
 # The driver's own state of a vCPU between two VCPU_RUNs.
 UNKNOWN, READY, MMIO_READ, MMIO_WRITE, PAGE_FAULTED, SYSTEM_DOWN = (
@@ -75,6 +79,7 @@ class GunyahVcpu:
     ready: threading.Event = field(default_factory=threading.Event)
     run_lock: threading.Lock = field(default_factory=threading.Lock)
     runner: int | None = None  # the thread inside VCPU_RUN
+    eagain_run: int = 0  # demand pagings in a row that found the page provided
     unbound: bool = False
 
     @property
@@ -195,26 +200,26 @@ class GunyahVcpu:
             if capid is None:
                 raise OSError(errno.ENODEV, "vCPU resource gone")
             err, state, data = hcall.gunyah_hypercall_vcpu_run(capid, resume)
-            resume = (0, 0, 0)
+            resume = RUN_ON
             if err == GunyahError.RETRY:
                 continue
             if err:
                 raise OSError(gunyah_error_remap(err), "vcpu_run")
-            outcome = self._handle(state, data)
-            if isinstance(outcome, int):
-                return outcome
-            resume = outcome or (0, 0, 0)
+            resume = self._handle(state, data)
+            if resume is None:
+                return 0
         return 0  # a signal: the caller turns it into EINTR
 
-    def _handle(self, state: int, data: tuple[int, int, int]):
-        """An exit for userspace (0), or the resume data to run on with (None: none)."""
+    def _handle(self, state: int, data: tuple[int, int, int]) -> tuple[int, int, int] | None:
+        """The resume data to run on with, or None: the run page holds an exit for
+        userspace."""
         if state in (State.ADDRSPACE_VMMIO_READ, State.ADDRSPACE_VMMIO_WRITE):
             return self._mmio(state, *data)
         if state == State.ADDRSPACE_PAGE_FAULT:
             return self._page_fault(data[0], bool(data[1]))
         if state in (State.EXPECTS_WAKEUP, State.POWERED_OFF):
             if not self._check_system():
-                return 0
+                return None
             signals = self.vm.host.signals
             with signals.interruptible(self.ready.set):
                 if not signals.pending():
@@ -222,12 +227,24 @@ class GunyahVcpu:
             self.ready.clear()
         if state == State.FAULT:  # an unrecoverable vCPU is down for good
             self._status_exit()
-            return 0
-        return None if self._check_system() else 0
+            return None
+        return RUN_ON if self._check_system() else None
 
-    def _mmio(self, state: int, addr: int, size: int, value: int):
-        write = state == State.ADDRSPACE_VMMIO_WRITE
+    def _demand_page(self, addr: int, write: bool) -> int:
+        """gunyah_gmem_demand_page for the guest's access: 0 or a negative errno.
+        "Already provided" (EAGAIN) STUCK_LIMIT times in a row while the guest keeps
+        faulting means the driver and the hypervisor disagree about the page: a bug
+        of the model, raised (EIO and ``Host.bugs``) rather than spun on forever."""
         ret = vm_mgr_mem.gunyah_gmem_demand_page(self.vm, addr, write)
+        self.eagain_run = self.eagain_run + 1 if ret == -errno.EAGAIN else 0
+        if self.eagain_run > STUCK_LIMIT:
+            raise RuntimeError(f"the guest faults on at {addr:#x}, which the driver provided")
+        return ret
+
+    def _mmio(self, state: int, addr: int, size: int, value: int) -> tuple[int, int, int] | None:
+        """A VMMIO access: paged in, or taken by an ioeventfd, or an MMIO exit (None)."""
+        write = state == State.ADDRSPACE_VMMIO_WRITE
+        ret = self._demand_page(addr, write)
         if ret in (0, -errno.EAGAIN):
             return (0, Resume.RETRY, 0)
         if write and self.vm.io_handlers(addr, min(size, 8), value):
@@ -239,18 +256,19 @@ class GunyahVcpu:
         gh.ffi.memmove(run.mmio.data, data, 8)
         run.mmio.resume_action = gh.GUNYAH_VCPU_RESUME_HANDLED
         self.state, self.mmio_addr = (MMIO_WRITE if write else MMIO_READ), addr
-        return 0
+        return None
 
-    def _page_fault(self, addr: int, write: bool) -> int | None:
-        ret = vm_mgr_mem.gunyah_gmem_demand_page(self.vm, addr, write)
+    def _page_fault(self, addr: int, write: bool) -> tuple[int, int, int] | None:
+        """A page fault: paged in, or a PAGE_FAULT exit (None) carrying the errno."""
+        ret = self._demand_page(addr, write)
         if ret in (0, -errno.EAGAIN):
-            return None
+            return RUN_ON
         run = self.run
         run.exit_reason = gh.GUNYAH_VCPU_EXIT_PAGE_FAULT
         run.page_fault.phys_addr, run.page_fault.attempt = addr, ret
         run.page_fault.resume_action = gh.GUNYAH_VCPU_RESUME_FAULT
         self.state, self.mmio_addr = PAGE_FAULTED, addr
-        return 0
+        return None
 
     def _check_system(self) -> bool:
         """gunyah_vcpu_check_system: True while the VM runs; else the run page gets

@@ -82,3 +82,23 @@ def test_vcpu_run_during_vm_start_waits_for_it(host, fast_switching):
         assert run.exit_reason == gh.GUNYAH_VCPU_EXIT_MMIO, run.status.status
         del run
         t.close()
+
+
+def test_a_page_the_hypervisor_never_maps_is_a_model_bug_not_a_spin(host, monkeypatch):
+    """If the driver believes a page provided while the hypervisor keeps faulting on it
+    (here ``addrspace_map`` is made to do nothing), VCPU_RUN does not spin: after
+    STUCK_LIMIT "already provided" answers in a row it fails with EIO and the
+    inconsistency is kept in ``Host.bugs``."""
+    hcall = host.gunyah.hcall
+    monkeypatch.setattr(hcall, "gunyah_hypercall_addrspace_map", lambda *args: 0)
+    t = make_vm(host, "b .")
+    t.start()
+    done = []
+    runner = threading.Thread(target=lambda: done.append(outcome(t.run)))
+    runner.start()
+    runner.join(BOUND)
+    assert not runner.is_alive() and done == [errno.EIO]
+    assert [type(bug) for bug in host.bugs] == [RuntimeError]
+    host.bugs.clear()
+    monkeypatch.undo()
+    t.close()
