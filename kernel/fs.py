@@ -1,4 +1,4 @@
-"""Files and file descriptors (fs/file.c, fs/anon_inodes.c).
+"""Files and file descriptors (fs/file.c, fs/anon_inodes.c, vfs_fallocate of fs/open.c).
 
 Every fd a Host returns is a real descriptor of the process: a placeholder
 opened on /dev/null where no OS object fits, so numbers never collide with
@@ -13,9 +13,15 @@ import errno
 import os
 import threading
 
+FALLOC_FL_KEEP_SIZE, FALLOC_FL_PUNCH_HOLE, FALLOC_FL_COLLAPSE_RANGE = 0x01, 0x02, 0x08
+FALLOC_FL_ZERO_RANGE, FALLOC_FL_INSERT_RANGE, FALLOC_FL_UNSHARE_RANGE = 0x10, 0x20, 0x40
+FALLOC_FL_SUPPORTED_MASK = 0x7B
+MAX_LFS_FILESIZE = (1 << 63) - 1
+
 
 class FileOperations:
-    """What a file can do; the defaults are the kernel's for a missing handler."""
+    """What a file can do; the defaults are the kernel's for a missing handler.
+    A file with ``fallocate`` is a regular file (guest_memfd's inode is S_IFREG)."""
 
     def ioctl(self, file: File, cmd: int, arg) -> int:
         raise OSError(errno.ENOTTY, os.strerror(errno.ENOTTY))
@@ -99,3 +105,38 @@ class FdTable:
     def fds(self) -> list[int]:
         with self._lock:
             return list(self._files)
+
+
+def vfs_fallocate(file: File, mode: int, offset: int, length: int) -> None:
+    """fallocate(2): the generic checks, in the kernel's order, then the file's own.
+
+    EINVAL for a negative offset or a length under 1; EOPNOTSUPP for an unknown
+    mode bit, PUNCH_HOLE with ZERO_RANGE or without KEEP_SIZE; EINVAL for
+    COLLAPSE_RANGE or INSERT_RANGE with any other bit, UNSHARE_RANGE with
+    another than KEEP_SIZE; ENODEV for a file that is not regular; EFBIG past
+    the largest file size.
+    """
+
+    def fail(err: int):
+        raise OSError(err, os.strerror(err))
+
+    if offset < 0 or length <= 0:
+        fail(errno.EINVAL)
+    if mode & ~FALLOC_FL_SUPPORTED_MASK:
+        fail(errno.EOPNOTSUPP)
+    punch, zero = mode & FALLOC_FL_PUNCH_HOLE, mode & FALLOC_FL_ZERO_RANGE
+    if (punch and zero) or (punch and not mode & FALLOC_FL_KEEP_SIZE):
+        fail(errno.EOPNOTSUPP)
+    for exclusive, allowed in (
+        (FALLOC_FL_COLLAPSE_RANGE, 0),
+        (FALLOC_FL_INSERT_RANGE, 0),
+        (FALLOC_FL_UNSHARE_RANGE, FALLOC_FL_KEEP_SIZE),
+    ):
+        if mode & exclusive and mode & ~(exclusive | allowed):
+            fail(errno.EINVAL)
+    fallocate = getattr(file.fops, "fallocate", None)
+    if fallocate is None:
+        fail(errno.ENODEV)
+    if offset + length > MAX_LFS_FILESIZE:
+        fail(errno.EFBIG)
+    fallocate(file, mode, offset, length)

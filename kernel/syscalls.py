@@ -20,7 +20,7 @@ import os
 import select
 
 from kernel.eventfd import EventfdWaitQueue
-from kernel.fs import FdTable, File, FileOperations
+from kernel.fs import FdTable, File, FileOperations, vfs_fallocate
 from kernel.gunyah.sysfs import ATTRIBUTES, sysfs_open
 from kernel.gunyah.vm_mgr import GUNYAH_DEV_FOPS
 from kernel.signal import Signals
@@ -142,10 +142,7 @@ class Host:
 
     def fallocate(self, fd: int, mode: int, offset: int, length: int) -> None:
         with self._file(fd) as file:
-            fallocate = getattr(file.fops, "fallocate", None)
-            if fallocate is None:
-                raise OSError(errno.EOPNOTSUPP, os.strerror(errno.EOPNOTSUPP))
-            self._call(fallocate, file, mode, offset, length)
+            self._call(vfs_fallocate, file, mode, offset, length)
 
     def _get(self, fd: int) -> File:
         """The kernel file behind ``fd`` (referenced); ENOTTY-only for other open fds."""

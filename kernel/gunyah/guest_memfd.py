@@ -25,13 +25,17 @@ import os
 import threading
 from dataclasses import dataclass, field
 
-from kernel.fs import File, FileOperations
+from kernel.fs import (
+    FALLOC_FL_KEEP_SIZE,
+    FALLOC_FL_PUNCH_HOLE,
+    FALLOC_FL_ZERO_RANGE,
+    File,
+    FileOperations,
+)
 from kernel.include.linux.gunyah import gunyah_error_remap
 from kernel.mm import HPAGE_PMD_SIZE, PAGE_SIZE
 from kernel.uaccess import copy_from_user
 from uapi.linux import gunyah as gh
-
-FALLOC_FL_KEEP_SIZE, FALLOC_FL_PUNCH_HOLE, FALLOC_FL_ZERO_RANGE = 0x01, 0x02, 0x10
 
 
 @dataclass
@@ -104,7 +108,7 @@ class GuestMemFops(FileOperations):
             raise OSError(errno.EOPNOTSUPP, "guest_memfd size is immutable")
         if mode & ~(FALLOC_FL_KEEP_SIZE | FALLOC_FL_PUNCH_HOLE | FALLOC_FL_ZERO_RANGE):
             raise OSError(errno.EOPNOTSUPP, os.strerror(errno.EOPNOTSUPP))
-        if offset % PAGE_SIZE or length % PAGE_SIZE or offset < 0 or length <= 0:
+        if offset % PAGE_SIZE or length % PAGE_SIZE:
             raise OSError(errno.EINVAL, "unaligned range")
         if mode & FALLOC_FL_PUNCH_HOLE:
             # no i_size check: a hole past the end punches nothing there (v16)

@@ -13,7 +13,7 @@ import threading
 
 import pytest
 
-from kernel.gunyah.guest_memfd import FALLOC_FL_KEEP_SIZE, FALLOC_FL_PUNCH_HOLE
+from kernel.fs import FALLOC_FL_KEEP_SIZE, FALLOC_FL_PUNCH_HOLE
 from tests.conformance.test_irqfd_ioeventfd import add_ioeventfd, add_irqfd
 from tests.gunyahvm import (
     DTB_OFFSET,

@@ -9,7 +9,7 @@ import errno
 import signal
 import threading
 
-from kernel.gunyah.guest_memfd import FALLOC_FL_KEEP_SIZE, FALLOC_FL_PUNCH_HOLE
+from kernel.fs import FALLOC_FL_KEEP_SIZE, FALLOC_FL_PUNCH_HOLE
 from tests.gunyahvm import MMIO, SHARED_IPA, fn_desc, make_vm, outcome
 from tests.robustness.leaks import holdings, leaked
 from uapi.linux import gunyah as gh

@@ -4,12 +4,14 @@ import errno
 
 import pytest
 
-from kernel.gunyah.guest_memfd import (
+from kernel.fs import (
     FALLOC_FL_KEEP_SIZE,
     FALLOC_FL_PUNCH_HOLE,
     FALLOC_FL_ZERO_RANGE,
 )
 from uapi.linux import gunyah as gh
+
+KEEP_PUNCH = FALLOC_FL_KEEP_SIZE | FALLOC_FL_PUNCH_HOLE
 
 
 def create(host, size, flags=0):
@@ -40,7 +42,19 @@ def test_mmap_is_the_memory_and_punch_hole_zeroes_it(shared_host):
         (FALLOC_FL_KEEP_SIZE, 0, 0x1000, None),
         (FALLOC_FL_KEEP_SIZE | FALLOC_FL_ZERO_RANGE, 0x1000, 0x1000, None),
         (0, 0, 0x1000, errno.EOPNOTSUPP),  # KEEP_SIZE is required
-        (FALLOC_FL_KEEP_SIZE | 0x08, 0, 0x1000, errno.EOPNOTSUPP),  # COLLAPSE_RANGE
+        (FALLOC_FL_KEEP_SIZE | 0x08, 0, 0x1000, errno.EINVAL),  # COLLAPSE_RANGE not alone
+        (0x08, 0, 0x1000, errno.EOPNOTSUPP),  # COLLAPSE_RANGE: not guest_memfd's
+        (FALLOC_FL_KEEP_SIZE | 0x80, 0, 0x1000, errno.EOPNOTSUPP),  # unknown to the VFS
+        (
+            FALLOC_FL_KEEP_SIZE | FALLOC_FL_PUNCH_HOLE | FALLOC_FL_ZERO_RANGE,
+            0,
+            0x1000,
+            errno.EOPNOTSUPP,
+        ),
+        (FALLOC_FL_PUNCH_HOLE, 0, 0x1000, errno.EOPNOTSUPP),  # punching needs KEEP_SIZE
+        (FALLOC_FL_KEEP_SIZE, -0x1000, 0x1000, errno.EINVAL),
+        (FALLOC_FL_KEEP_SIZE, 0, 0, errno.EINVAL),
+        (FALLOC_FL_KEEP_SIZE, 1 << 62, 1 << 62, errno.EFBIG),
         (FALLOC_FL_KEEP_SIZE | FALLOC_FL_PUNCH_HOLE, 0x800, 0x1000, errno.EINVAL),
         (FALLOC_FL_KEEP_SIZE, 0, 0x5000, errno.EINVAL),  # beyond the file
         (FALLOC_FL_KEEP_SIZE | FALLOC_FL_PUNCH_HOLE, 0x3000, 0x2000, None),  # nothing past it
@@ -77,7 +91,7 @@ def test_other_files_cannot_fallocate_or_mmap(shared_host):
     dev = host.open("/dev/gunyah")
     with pytest.raises(OSError) as e:
         host.fallocate(dev, FALLOC_FL_KEEP_SIZE, 0, 0x1000)
-    assert e.value.errno == errno.EOPNOTSUPP
+    assert e.value.errno == errno.ENODEV  # a character device, not a regular file
     with pytest.raises(OSError) as e:
         host.mmap(dev, 0x1000)
     assert e.value.errno == errno.ENODEV
