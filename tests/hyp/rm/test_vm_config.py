@@ -6,6 +6,7 @@ import struct
 import subprocess
 import sys
 
+import libfdt
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
@@ -80,3 +81,19 @@ def test_the_overlay_of_a_good_config_dt_reads_back():
     config = vm_config.parse(merged)
     assert (config.vcpus, [b.label for b in config.doorbells]) == (2, [5])
     assert struct.unpack_from(">I", merged, 4)[0] == len(merged) <= 0x1000
+
+
+def test_the_overlay_keeps_the_vmms_reservations_and_no_other_vms():
+    """The reservation block a VMM wrote reaches its guest whole, and a blob read
+    before never adds its entries to another VM's."""
+    sw = libfdt.FdtSw()
+    sw.add_reservemap_entry(0x8800_0000, 0x1000)
+    sw.finish_reservemap()
+    with sw.add_node(""), sw.add_node("gunyah-vm-config"):
+        sw.property_string("os-type", "linux")
+    reserved = sw.as_fdt().as_bytearray()
+    merged = libfdt.Fdt(vm_config.overlay(reserved, 0x1000, 1, GIC, []))
+    assert [merged.get_mem_rsv(i) for i in range(merged.num_mem_rsv())] == [
+        [0, 0x8800_0000, 0x1000]
+    ]
+    assert libfdt.Fdt(vm_config.overlay(GOOD, 0x1000, 2, GIC, [])).num_mem_rsv() == 0
