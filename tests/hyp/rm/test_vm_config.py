@@ -93,7 +93,5 @@ def test_the_overlay_keeps_the_vmms_reservations_and_no_other_vms():
         sw.property_string("os-type", "linux")
     reserved = sw.as_fdt().as_bytearray()
     merged = libfdt.Fdt(vm_config.overlay(reserved, 0x1000, 1, GIC, []))
-    assert [merged.get_mem_rsv(i) for i in range(merged.num_mem_rsv())] == [
-        [0, 0x8800_0000, 0x1000]
-    ]
+    assert [merged.get_mem_rsv(i) for i in range(merged.num_mem_rsv())] == [[0x8800_0000, 0x1000]]
     assert libfdt.Fdt(vm_config.overlay(GOOD, 0x1000, 2, GIC, [])).num_mem_rsv() == 0
