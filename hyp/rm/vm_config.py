@@ -18,6 +18,10 @@ import libfdt
 from hyp.rm.rm_types import RmError, RmFailure
 
 MAX_VCPUS = 64
+# What reading a blob raises besides libfdt's own errors: pylibfdt decodes node
+# names and string properties (ValueError, UnicodeDecodeError) and indexes an
+# empty property's last byte (IndexError).
+_UNREADABLE = (libfdt.FdtException, ValueError, IndexError)
 
 
 @dataclass(frozen=True)
@@ -51,12 +55,28 @@ def _u64(fdt, node: int, name: str) -> int | None:
     raise RmFailure(RmError.ARGUMENT_INVALID, f"{name}: {len(raw)} bytes")
 
 
+def _open(dtb: bytes):
+    """The blob as libfdt's; FdtException if its reservation block has no end.
+
+    libfdt's resize trusts that block: unterminated, it moves the blob out of
+    its buffer, so no blob reaches an overlay before libfdt has counted it.
+    """
+    fdt = libfdt.Fdt(bytes(dtb))
+    fdt.num_mem_rsv()
+    return fdt
+
+
 def parse(dtb: bytes) -> VmConfig:
+    """The VM's configuration; ARGUMENT_INVALID for any blob libfdt cannot read,
+    a string property that is no string, or cells of the wrong size."""
     try:
-        fdt = libfdt.Fdt(bytes(dtb))
-        config = fdt.path_offset("/gunyah-vm-config")
-    except libfdt.FdtException as e:
+        return _parse(_open(dtb))
+    except _UNREADABLE as e:
         raise RmFailure(RmError.ARGUMENT_INVALID, f"VM config DT: {e}") from None
+
+
+def _parse(fdt) -> VmConfig:
+    config = fdt.path_offset("/gunyah-vm-config")
     mem_base = mem_size = None
     try:
         memory = fdt.subnode_offset(config, "memory")
@@ -118,7 +138,7 @@ def overlay(
 ) -> bytes:
     """The DTB with the RM's nodes added, at most ``room`` bytes; NOMEM if it does not fit."""
     try:
-        fdt = libfdt.Fdt(bytes(dtb))
+        fdt = _open(dtb)
         fdt.resize(room)
         root = fdt.path_offset("/")
         (gicd, gicd_size), (gicr, gicr_stride) = gic["gicd"], gic["gicr"]
