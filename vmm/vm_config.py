@@ -1,4 +1,4 @@
-"""The VM config devicetree a VMM lends with the DTB (spec section 5.4), built with libfdt.
+"""The VM config devicetree a VMM lends with the DTB (spec section 5.4), built with the fdt library.
 
 One blob serves the RM and the guest: the RM reads ``/gunyah-vm-config``
 (memory, vdevices) and ``/cpus``, then adds its own nodes (the GIC, the
@@ -11,7 +11,7 @@ from __future__ import annotations
 import struct
 from dataclasses import dataclass, field
 
-import libfdt
+import fdt
 
 GIC_SPI_BASE = 32
 IRQ_TYPE_EDGE_RISING = 1
@@ -58,85 +58,115 @@ class VmLayout:
     shared: SharedWindow | None = None
 
 
-def _cells(*values: int) -> bytes:
-    return struct.pack(f">{len(values)}Q", *values)
-
-
 def build_dtb(layout: VmLayout, image_name: str = "gunyah-sim") -> bytes:
-    sw = libfdt.FdtSw()
-    sw.finish_reservemap()
-    with sw.add_node(""):
-        sw.property_u32("#address-cells", 2)
-        sw.property_u32("#size-cells", 2)
-        sw.property_string("model", "gunyah-sim")
-        _vm_config(sw, layout, image_name)
-        _cpus(sw, layout.vcpus)
-        with sw.add_node("psci"):
-            sw.property_string("compatible", "arm,psci-1.0")
-            sw.property_string("method", "hvc")
-        with sw.add_node(f"memory@{layout.ram_base:x}"):
-            sw.property_string("device_type", "memory")
-            sw.property("reg", _cells(layout.ram_base, layout.ram_size))
-        with sw.add_node("chosen"):
-            sw.property_string("bootargs", layout.cmdline)
-            if layout.stdout:
-                sw.property_string("stdout-path", layout.stdout)
-        if layout.shared is not None:
-            _shared(sw, layout.shared)
-        for dev in layout.devices:
-            shared = layout.shared is not None and layout.shared.device == dev.name
-            _device(sw, dev, SHARED_PHANDLE if shared else None)
-    fdt = sw.as_fdt()
-    fdt.pack()
-    return bytes(fdt.as_bytearray())
+    """The DTB (version 17, no memory reservations) that describes ``layout``."""
+    root = fdt.Node(
+        "/",
+        fdt.PropWords("#address-cells", 2),
+        fdt.PropWords("#size-cells", 2),
+        fdt.PropStrings("model", "gunyah-sim"),
+        _vm_config(layout, image_name),
+        _cpus(layout.vcpus),
+        fdt.Node(
+            "psci",
+            fdt.PropStrings("compatible", "arm,psci-1.0"),
+            fdt.PropStrings("method", "hvc"),
+        ),
+        fdt.Node(
+            f"memory@{layout.ram_base:x}",
+            fdt.PropStrings("device_type", "memory"),
+            _reg("reg", layout.ram_base, layout.ram_size),
+        ),
+        _chosen(layout),
+    )
+    if layout.shared is not None:
+        root.append(_shared(layout.shared))
+    for dev in layout.devices:
+        shared = layout.shared is not None and layout.shared.device == dev.name
+        root.append(_device(dev, SHARED_PHANDLE if shared else None))
+    tree = fdt.FDT(entries=[])
+    tree.root = root
+    return tree.to_dtb(version=17)
 
 
-def _vm_config(sw, layout: VmLayout, image_name: str) -> None:
-    with sw.add_node("gunyah-vm-config"):
-        sw.property_string("image-name", image_name)
-        sw.property_string("os-type", "linux")
-        with sw.add_node("memory"):
-            sw.property("base-address", _cells(layout.ram_base))
-            sw.property("size-max", _cells(layout.ram_size))
-        with sw.add_node("vdevices"):
-            sw.property_string("generate", "/hypervisor")
-            for bell in layout.doorbells:
-                with sw.add_node(f"bell-{bell.label}"):
-                    sw.property_string("vdevice-type", "doorbell")
-                    sw.property_string("generate", f"/hypervisor/bell-{bell.label}")
-                    sw.property_u32("label", bell.label)
-                    sw.property("peer-default", b"")
-                    sw.property("interrupts", struct.pack(">3I", 0, bell.spi, IRQ_TYPE_EDGE_RISING))
+def _reg(name: str, *values: int) -> fdt.PropBytes:
+    return fdt.PropBytes(name, data=struct.pack(f">{len(values)}Q", *values))
 
 
-def _cpus(sw, vcpus: int) -> None:
-    with sw.add_node("cpus"):
-        sw.property_u32("#address-cells", 1)
-        sw.property_u32("#size-cells", 0)
-        for i in range(vcpus):
-            with sw.add_node(f"cpu@{i}"):
-                sw.property_string("device_type", "cpu")
-                sw.property_string("compatible", "arm,armv8")
-                sw.property_u32("reg", i)
-                sw.property_string("enable-method", "psci")
+def _interrupts(spi: int) -> fdt.PropWords:
+    return fdt.PropWords("interrupts", 0, spi, IRQ_TYPE_EDGE_RISING)
 
 
-def _shared(sw, window: SharedWindow) -> None:
-    with sw.add_node("reserved-memory"):
-        sw.property_u32("#address-cells", 2)
-        sw.property_u32("#size-cells", 2)
-        sw.property("ranges", b"")
-        with sw.add_node(f"restricted-dma@{window.base:x}"):
-            sw.property_string("compatible", "restricted-dma-pool")
-            sw.property("reg", _cells(window.base, window.size))
-            sw.property_u32("phandle", SHARED_PHANDLE)
+def _vm_config(layout: VmLayout, image_name: str) -> fdt.Node:
+    vdevices = fdt.Node("vdevices", fdt.PropStrings("generate", "/hypervisor"))
+    for bell in layout.doorbells:
+        vdevices.append(
+            fdt.Node(
+                f"bell-{bell.label}",
+                fdt.PropStrings("vdevice-type", "doorbell"),
+                fdt.PropStrings("generate", f"/hypervisor/bell-{bell.label}"),
+                fdt.PropWords("label", bell.label),
+                fdt.Property("peer-default"),
+                _interrupts(bell.spi),
+            )
+        )
+    memory = fdt.Node(
+        "memory", _reg("base-address", layout.ram_base), _reg("size-max", layout.ram_size)
+    )
+    return fdt.Node(
+        "gunyah-vm-config",
+        fdt.PropStrings("image-name", image_name),
+        fdt.PropStrings("os-type", "linux"),
+        memory,
+        vdevices,
+    )
 
 
-def _device(sw, dev: MmioDevice, memory_region: int | None) -> None:
-    with sw.add_node(f"{dev.name}@{dev.base:x}"):
-        if memory_region is not None:
-            sw.property_u32("memory-region", memory_region)
-        sw.property("compatible", b"".join(c.encode() + b"\0" for c in dev.compatible))
-        sw.property("reg", _cells(dev.base, dev.size))
-        if dev.spi is not None:
-            sw.property("interrupts", struct.pack(">3I", 0, dev.spi, IRQ_TYPE_EDGE_RISING))
+def _cpus(vcpus: int) -> fdt.Node:
+    cpus = fdt.Node("cpus", fdt.PropWords("#address-cells", 1), fdt.PropWords("#size-cells", 0))
+    for i in range(vcpus):
+        cpus.append(
+            fdt.Node(
+                f"cpu@{i}",
+                fdt.PropStrings("device_type", "cpu"),
+                fdt.PropStrings("compatible", "arm,armv8"),
+                fdt.PropWords("reg", i),
+                fdt.PropStrings("enable-method", "psci"),
+            )
+        )
+    return cpus
+
+
+def _chosen(layout: VmLayout) -> fdt.Node:
+    # An empty bootargs is one NUL: a string property, never an empty one.
+    chosen = fdt.Node("chosen", fdt.PropBytes("bootargs", data=layout.cmdline.encode() + b"\0"))
+    if layout.stdout:
+        chosen.append(fdt.PropStrings("stdout-path", layout.stdout))
+    return chosen
+
+
+def _shared(window: SharedWindow) -> fdt.Node:
+    pool = fdt.Node(
+        f"restricted-dma@{window.base:x}",
+        fdt.PropStrings("compatible", "restricted-dma-pool"),
+        _reg("reg", window.base, window.size),
+        fdt.PropWords("phandle", SHARED_PHANDLE),
+    )
+    return fdt.Node(
+        "reserved-memory",
+        fdt.PropWords("#address-cells", 2),
+        fdt.PropWords("#size-cells", 2),
+        fdt.Property("ranges"),
+        pool,
+    )
+
+
+def _device(dev: MmioDevice, memory_region: int | None) -> fdt.Node:
+    node = fdt.Node(f"{dev.name}@{dev.base:x}")
+    if memory_region is not None:
+        node.append(fdt.PropWords("memory-region", memory_region))
+    node.append(fdt.PropStrings("compatible", *dev.compatible))
+    node.append(_reg("reg", dev.base, dev.size))
+    if dev.spi is not None:
+        node.append(_interrupts(dev.spi))
+    return node

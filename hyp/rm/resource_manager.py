@@ -20,7 +20,7 @@ import struct
 import threading
 from dataclasses import dataclass, field
 
-import libfdt
+import fdt
 
 from hyp.gunyah.object import (
     MsgqueueRights,
@@ -202,27 +202,27 @@ class ResourceManager:
 
     def host_dt(self) -> bytes:
         """The host's ``hypervisor`` node, as the RM overlays it into the host DT."""
-        sw = libfdt.FdtSw()
-        sw.finish_reservemap()
-        with sw.add_node(""):
-            sw.property_u32("#address-cells", 2)
-            sw.property_u32("#size-cells", 2)
-            with sw.add_node("hypervisor"):
-                sw.property_string("compatible", "gunyah-hypervisor")
-                sw.property_u32("#address-cells", 2)
-                sw.property_u32("#size-cells", 0)
-                with sw.add_node("gunyah-resource-mgr@0"):
-                    sw.property_string("compatible", "gunyah-resource-manager")
-                    cells = [
-                        self.link.tx_capid >> 32,
-                        self.link.tx_capid & 0xFFFF_FFFF,
-                        self.link.rx_capid >> 32,
-                        self.link.rx_capid & 0xFFFF_FFFF,
-                    ]
-                    sw.property("reg", struct.pack(">4I", *cells))
-                    irqs = [0, self.link.tx_virq - 32, 1, 0, self.link.rx_virq - 32, 1]
-                    sw.property("interrupts", struct.pack(">6I", *irqs))
-        return sw.as_fdt().as_bytearray()
+        link = self.link
+        reg = [link.tx_capid >> 32, link.tx_capid & 0xFFFF_FFFF]
+        reg += [link.rx_capid >> 32, link.rx_capid & 0xFFFF_FFFF]
+        rm_node = fdt.Node(
+            "gunyah-resource-mgr@0",
+            fdt.PropStrings("compatible", "gunyah-resource-manager"),
+            fdt.PropWords("reg", *reg),
+            fdt.PropWords("interrupts", 0, link.tx_virq - 32, 1, 0, link.rx_virq - 32, 1),
+        )
+        hypervisor = fdt.Node(
+            "hypervisor",
+            fdt.PropStrings("compatible", "gunyah-hypervisor"),
+            fdt.PropWords("#address-cells", 2),
+            fdt.PropWords("#size-cells", 0),
+            rm_node,
+        )
+        tree = fdt.FDT(entries=[])
+        tree.root = fdt.Node(
+            "/", fdt.PropWords("#address-cells", 2), fdt.PropWords("#size-cells", 2), hypervisor
+        )
+        return tree.to_dtb(version=17)
 
     # serving
     def start(self) -> None:

@@ -5,23 +5,31 @@ The VMM describes the VM in the DTB it lends with CONFIG_IMAGE: the
 size, vCPU affinity, vdevices) and the ``/cpus`` node (one ``cpu@N`` per
 vCPU). After creating the VM the RM writes an overlay into the same DTB:
 the GICv3 node, and the ``hypervisor`` node with what it generated.
-Parsing and writing use libfdt; a DTB it cannot read is ARGUMENT_INVALID.
+Parsing and writing use the fdt library; a DTB it cannot read is
+ARGUMENT_INVALID, whatever the library raised.
 """
 
 from __future__ import annotations
 
 import struct
+import threading
 from dataclasses import dataclass
 
-import libfdt
+import fdt
 
 from hyp.rm.rm_types import RmError, RmFailure
 
 MAX_VCPUS = 64
-# What reading a blob raises besides libfdt's own errors: pylibfdt decodes node
-# names and string properties (ValueError, UnicodeDecodeError) and indexes an
-# empty property's last byte (IndexError).
-_UNREADABLE = (libfdt.FdtException, ValueError, IndexError)
+RSVMAP_ENTRY = 16
+# fdt.parse_dtb appends a blob's reservations to the list FDT() takes by
+# default, one list for the whole process: reads are serialised and that list
+# is emptied after each, so no blob's reservations reach another's tree.
+_SHARED_ENTRIES = fdt.FDT.__init__.__defaults__[1]
+_READ_LOCK = threading.Lock()
+
+
+class _Unreadable(Exception):
+    """A blob the RM will not read; the library raises bare Exceptions too."""
 
 
 @dataclass(frozen=True)
@@ -43,120 +51,146 @@ class VmConfig:
     doorbells: list[Doorbell]
 
 
-def _u64(fdt, node: int, name: str) -> int | None:
-    try:
-        raw = fdt.getprop(node, name)
-    except libfdt.FdtException:
+def _read(dtb: bytes) -> fdt.FDT:
+    """The tree of ``dtb``; _Unreadable for a header, reservation block or
+    structure the library cannot read or does not check (a total size past the
+    blob, a reservation block that runs into the structure block)."""
+    blob = bytes(dtb)
+    with _READ_LOCK:
+        try:
+            tree = fdt.parse_dtb(blob)
+            tree.entries = list(tree.entries)
+        except Exception as e:
+            raise _Unreadable(e) from None
+        finally:
+            _SHARED_ENTRIES.clear()
+    header = tree.header
+    rsvmap_end = header.off_mem_rsvmap + RSVMAP_ENTRY * (len(tree.entries) + 1)
+    if header.total_size > len(blob) or rsvmap_end > header.off_dt_struct:
+        raise _Unreadable("blocks outside the blob")
+    return tree
+
+
+def _raw(prop) -> bytes:
+    """A property's value as the blob held it, whichever class the library chose."""
+    if isinstance(prop, fdt.PropStrings):
+        return b"".join(s.encode() + b"\0" for s in prop.data)
+    if isinstance(prop, fdt.PropWords):
+        return struct.pack(f">{len(prop.data)}I", *prop.data)
+    if isinstance(prop, fdt.PropBytes):
+        return bytes(prop.data)
+    return b""
+
+
+def _str(node: fdt.Node, name: str, default: str) -> str:
+    """A string property: one NUL-terminated string; ARGUMENT_INVALID otherwise."""
+    prop = node.get_property(name)
+    if prop is None:
+        return default
+    if not isinstance(prop, fdt.PropStrings) or len(prop.data) != 1:
+        raise RmFailure(RmError.ARGUMENT_INVALID, f"{name}: not a string")
+    return prop.data[0]
+
+
+def _cells(node: fdt.Node, name: str, fmt: str) -> tuple[int, ...] | None:
+    """A property of big-endian cells in ``fmt``; ARGUMENT_INVALID if sized otherwise."""
+    prop = node.get_property(name)
+    if prop is None:
         return None
-    if len(raw) == 8:
-        return struct.unpack(">Q", raw)[0]
-    if len(raw) == 4:
-        return struct.unpack(">I", raw)[0]
-    raise RmFailure(RmError.ARGUMENT_INVALID, f"{name}: {len(raw)} bytes")
+    raw = _raw(prop)
+    if len(raw) != struct.calcsize(fmt):
+        raise RmFailure(RmError.ARGUMENT_INVALID, f"{name}: {len(raw)} bytes")
+    return struct.unpack(fmt, raw)
 
 
-def _open(dtb: bytes):
-    """The blob as libfdt's; FdtException if its reservation block has no end.
-
-    libfdt's resize trusts that block: unterminated, it moves the blob out of
-    its buffer, so no blob reaches an overlay before libfdt has counted it.
-    """
-    fdt = libfdt.Fdt(bytes(dtb))
-    fdt.num_mem_rsv()
-    return fdt
+def _u64(node: fdt.Node, name: str) -> int | None:
+    """One or two cells: 32 or 64 bits."""
+    prop = node.get_property(name)
+    if prop is not None and len(_raw(prop)) == 4:
+        return _cells(node, name, ">I")[0]
+    value = _cells(node, name, ">Q")
+    return None if value is None else value[0]
 
 
 def parse(dtb: bytes) -> VmConfig:
-    """The VM's configuration; ARGUMENT_INVALID for any blob libfdt cannot read,
+    """The VM's configuration; ARGUMENT_INVALID for any blob the RM cannot read,
     a string property that is no string, or cells of the wrong size."""
     try:
-        return _parse(_open(dtb))
-    except _UNREADABLE as e:
+        tree = _read(dtb)
+        config = tree.get_node("/gunyah-vm-config")
+    except (_Unreadable, ValueError) as e:
         raise RmFailure(RmError.ARGUMENT_INVALID, f"VM config DT: {e}") from None
-
-
-def _parse(fdt) -> VmConfig:
-    config = fdt.path_offset("/gunyah-vm-config")
     mem_base = mem_size = None
-    try:
-        memory = fdt.subnode_offset(config, "memory")
-        mem_base, mem_size = _u64(fdt, memory, "base-address"), _u64(fdt, memory, "size-max")
-    except libfdt.FdtException:
-        pass
-    try:
-        os_type = fdt.getprop(config, "os-type").as_str()
-    except libfdt.FdtException:
-        os_type = "linux"
-    vcpus = 0
-    try:
-        cpus = fdt.path_offset("/cpus")
-        node = fdt.first_subnode(cpus, quiet=[libfdt.NOTFOUND])
-        while node >= 0:
-            if fdt.get_name(node).startswith("cpu@"):
-                vcpus += 1
-            node = fdt.next_subnode(node, quiet=[libfdt.NOTFOUND])
-    except libfdt.FdtException:
-        vcpus = 1
+    memory = config.get_subnode("memory")
+    if memory is not None:
+        mem_base, mem_size = _u64(memory, "base-address"), _u64(memory, "size-max")
+    os_type = _str(config, "os-type", "linux")
+    cpus = tree.root.get_subnode("cpus")
+    vcpus = 1 if cpus is None else sum(n.name.startswith("cpu@") for n in cpus.nodes)
     if not 1 <= vcpus <= MAX_VCPUS:
         raise RmFailure(RmError.ARGUMENT_INVALID, f"{vcpus} vCPUs")
-    return VmConfig(max(vcpus, 1), mem_base, mem_size, os_type, _doorbells(fdt, config))
+    return VmConfig(vcpus, mem_base, mem_size, os_type, _doorbells(config))
 
 
-def _doorbells(fdt, config: int) -> list[Doorbell]:
-    try:
-        vdevices = fdt.subnode_offset(config, "vdevices")
-    except libfdt.FdtException:
+def _doorbells(config: fdt.Node) -> list[Doorbell]:
+    vdevices = config.get_subnode("vdevices")
+    if vdevices is None:
         return []
     bells, labels = [], set()
-    node = fdt.first_subnode(vdevices, quiet=[libfdt.NOTFOUND])
-    while node >= 0:
-        try:
-            kind = fdt.getprop(node, "vdevice-type").as_str()
-        except libfdt.FdtException:
-            kind = ""
-        if kind == "doorbell":
-            bells.append(_doorbell(fdt, node, labels))
-        node = fdt.next_subnode(node, quiet=[libfdt.NOTFOUND])
+    for node in vdevices.nodes:
+        if _str(node, "vdevice-type", "") == "doorbell":
+            bells.append(_doorbell(node, labels))
     return bells
 
 
-def _doorbell(fdt, node: int, labels: set) -> Doorbell:
-    name = fdt.get_name(node)
-    try:
-        label = fdt.getprop(node, "label").as_uint32()
-        irq = struct.unpack(">3I", fdt.getprop(node, "interrupts"))
-    except (libfdt.FdtException, struct.error) as e:
-        raise RmFailure(RmError.ARGUMENT_INVALID, f"doorbell {name}: {e}") from None
-    if irq[0] != 0 or not 0 <= irq[1] < 988 or label in labels:
-        raise RmFailure(RmError.ARGUMENT_INVALID, f"doorbell {name}: interrupts or label")
-    labels.add(label)
-    return Doorbell(name, label, irq[1] + 32, irq[2])
+def _doorbell(node: fdt.Node, labels: set) -> Doorbell:
+    label, irq = _cells(node, "label", ">I"), _cells(node, "interrupts", ">3I")
+    if label is None or irq is None:
+        raise RmFailure(RmError.ARGUMENT_INVALID, f"doorbell {node.name}: label or interrupts")
+    if irq[0] != 0 or not 0 <= irq[1] < 988 or label[0] in labels:
+        raise RmFailure(RmError.ARGUMENT_INVALID, f"doorbell {node.name}: interrupts or label")
+    labels.add(label[0])
+    return Doorbell(node.name, label[0], irq[1] + 32, irq[2])
 
 
 def overlay(
     dtb: bytes, room: int, vcpus: int, gic: dict, vdevices: list[tuple[str, dict]]
 ) -> bytes:
-    """The DTB with the RM's nodes added, at most ``room`` bytes; NOMEM if it does not fit."""
+    """The DTB with the RM's nodes added, its reservations kept, at most ``room``
+    bytes: ARGUMENT_INVALID if unreadable or the nodes already exist, NOMEM if
+    it does not fit."""
     try:
-        fdt = _open(dtb)
-        fdt.resize(room)
-        root = fdt.path_offset("/")
-        (gicd, gicd_size), (gicr, gicr_stride) = gic["gicd"], gic["gicr"]
-        node = fdt.add_subnode(root, f"interrupt-controller@{gicd:x}")
-        fdt.setprop_str(node, "compatible", "arm,gic-v3")
-        fdt.setprop_u32(node, "#interrupt-cells", 3)
-        fdt.setprop(node, "interrupt-controller", b"")
-        fdt.setprop(node, "reg", struct.pack(">4Q", gicd, gicd_size, gicr, gicr_stride * vcpus))
-        hyp = fdt.add_subnode(root, "hypervisor")
-        fdt.setprop_str(hyp, "compatible", "gunyah-hypervisor")
-        for name, props in vdevices:
-            node = fdt.add_subnode(hyp, name)
-            for key, value in props.items():
-                if isinstance(value, str):
-                    fdt.setprop_str(node, key, value)
-                else:
-                    fdt.setprop(node, key, struct.pack(f">{len(value)}I", *value))
-        fdt.pack()
-        return bytes(fdt.as_bytearray())
-    except libfdt.FdtException as e:
-        raise RmFailure(RmError.NOMEM, f"overlay: {e}") from None
+        tree = _read(dtb)
+        tree.root.append(_gic_node(vcpus, gic))
+        tree.root.append(_hypervisor_node(vdevices))
+        merged = tree.to_dtb(version=17)
+    except Exception as e:  # _Unreadable, or the library's bare Exception on a name taken
+        raise RmFailure(RmError.ARGUMENT_INVALID, f"overlay: {e}") from None
+    if len(merged) > room:
+        raise RmFailure(RmError.NOMEM, f"overlay: {len(merged)} bytes, room for {room}")
+    return merged
+
+
+def _gic_node(vcpus: int, gic: dict) -> fdt.Node:
+    (gicd, gicd_size), (gicr, gicr_stride) = gic["gicd"], gic["gicr"]
+    reg = struct.pack(">4Q", gicd, gicd_size, gicr, gicr_stride * vcpus)
+    return fdt.Node(
+        f"interrupt-controller@{gicd:x}",
+        fdt.PropStrings("compatible", "arm,gic-v3"),
+        fdt.PropWords("#interrupt-cells", 3),
+        fdt.Property("interrupt-controller"),
+        fdt.PropBytes("reg", data=reg),
+    )
+
+
+def _hypervisor_node(vdevices: list[tuple[str, dict]]) -> fdt.Node:
+    hyp = fdt.Node("hypervisor", fdt.PropStrings("compatible", "gunyah-hypervisor"))
+    for name, props in vdevices:
+        node = fdt.Node(name)
+        for key, value in props.items():
+            if isinstance(value, str):
+                node.append(fdt.PropStrings(key, value))
+            else:
+                node.append(fdt.PropWords(key, *value))
+        hyp.append(node)
+    return hyp

@@ -30,7 +30,7 @@ import threading
 import time
 from dataclasses import dataclass, field
 
-import libfdt
+import fdt
 
 from kernel.include.linux.gunyah import GunyahError, gunyah_error_remap
 
@@ -84,6 +84,13 @@ class _Partial:
     call: _Call | None
 
 
+def _words(node: fdt.Node, name: str, count: int) -> list[int]:
+    prop = node.get_property(name)
+    if not isinstance(prop, fdt.PropWords) or len(prop.data) != count:
+        raise ValueError(f"{name}: not {count} cells")
+    return prop.data
+
+
 @dataclass(frozen=True)
 class RmNode:
     """The ``gunyah-resource-manager`` DT node: message queue capids and virqs."""
@@ -97,11 +104,9 @@ class RmNode:
     def from_dt(cls, dtb: bytes) -> RmNode:
         """Read the node the RM overlaid into the host DT; ENODEV if absent."""
         try:
-            fdt = libfdt.Fdt(bytes(dtb))
-            node = fdt.path_offset("/hypervisor/gunyah-resource-mgr@0")
-            reg = struct.unpack(">4I", fdt.getprop(node, "reg"))
-            irqs = struct.unpack(">6I", fdt.getprop(node, "interrupts"))
-        except (libfdt.FdtException, struct.error) as e:
+            node = fdt.parse_dtb(bytes(dtb)).get_node("/hypervisor/gunyah-resource-mgr@0")
+            reg, irqs = _words(node, "reg", 4), _words(node, "interrupts", 6)
+        except Exception as e:  # the library raises bare Exceptions
             raise OSError(errno.ENODEV, f"no gunyah-resource-manager node: {e}") from None
         return cls(reg[0] << 32 | reg[1], reg[2] << 32 | reg[3], irqs[1] + 32, irqs[4] + 32)
 

@@ -4,6 +4,7 @@ running and the exit notification."""
 import struct
 import threading
 
+import fdt
 import pytest
 
 from kernel.gunyah import rsc_mgr_rpc as rpc
@@ -115,8 +116,6 @@ VM_EXIT_REQUEST = bytes.fromhex("210101008500005600000100")  # flags 0, SOFTWARE
 
 
 def test_guest_vm_exit_over_its_own_rm_link(host):
-    import libfdt
-
     events, exited = [], threading.Event()
     host.rm.gunyah_rm_notifier_register(
         lambda m, p: (events.append((m, p)), m == rpc.NOTIFY_VM_EXITED and exited.set())
@@ -127,9 +126,8 @@ def test_guest_vm_exit_over_its_own_rm_link(host):
     rpc.gunyah_rm_vm_set_address_layout(host.rm, vmid, 0, IMAGE_IPA, PARCEL_SIZE)
     rpc.gunyah_rm_vm_init(host.rm, vmid)
     dram = host.firmware.gunyah.dram
-    fdt = libfdt.Fdt(dram.read(PARCEL_PA + DTB_OFFSET, 0x1000))
-    node = fdt.path_offset("/hypervisor/gunyah-resource-mgr@0")
-    hi, lo = struct.unpack(">2I", fdt.getprop(node, "reg")[:8])
+    tree = fdt.parse_dtb(dram.read(PARCEL_PA + DTB_OFFSET, 0x1000))
+    hi, lo = tree.get_property("reg", "/hypervisor/gunyah-resource-mgr@0").data[:2]
     dram.write(PARCEL_PA, assemble(VM_EXIT_GUEST))
     dram.write(PARCEL_PA + 0x1000, struct.pack("<Q", hi << 32 | lo) + VM_EXIT_REQUEST)
     rpc.gunyah_rm_vm_start(host.rm, vmid)

@@ -3,7 +3,7 @@ memory extents Linux expects, doorbell vdevices, the DTB overlay and its memory.
 
 import struct
 
-import libfdt
+import fdt
 import pytest
 
 from hyp.gunyah.object import ObjectType
@@ -57,12 +57,12 @@ def test_the_dtb_parcel_moved_to_the_vm_and_holds_the_overlay(ready_vm):
     owner = gunyah.memdb.owner(PARCEL_PA)
     assert owner is not None and owner.kind.name == "SPARSE"
     assert owner is not gunyah.memdb.owner(PARCEL_PA + PARCEL_SIZE)  # next page: still the host's
-    fdt = libfdt.Fdt(gunyah.dram.read(PARCEL_PA + DTB_OFFSET, 0x1000))
-    bell = fdt.path_offset("/hypervisor/bell-5")
-    assert fdt.getprop(bell, "compatible").as_str() == "gunyah-doorbell"
-    assert struct.unpack(">3I", fdt.getprop(bell, "interrupts")) == (0, 8, 1)
-    gic = fdt.path_offset("/interrupt-controller@8000000")
-    assert fdt.getprop(gic, "compatible").as_str() == "arm,gic-v3"
+    tree = fdt.parse_dtb(gunyah.dram.read(PARCEL_PA + DTB_OFFSET, 0x1000))
+    bell = tree.get_node("/hypervisor/bell-5")
+    assert bell.get_property("compatible").data == ["gunyah-doorbell"]
+    assert bell.get_property("interrupts").data == [0, 8, 1]
+    gic = tree.get_node("/interrupt-controller@8000000")
+    assert gic.get_property("compatible").data == ["arm,gic-v3"]
 
 
 def test_reset_gives_the_memory_back_and_ends_the_parcel(ready_vm):
