@@ -53,9 +53,15 @@ class Firmware:
         """The host dropped ``mapping`` (already closed) from its stage 2."""
         self.gunyah.memdb.host_unmap(id(mapping))
 
-    def discard_ram(self, pa: int, length: int) -> None:
-        """Give whole pages back (they read as zero again)."""
+    def discard_ram(self, pa: int, length: int) -> int:
+        """Give whole pages back (they read as zero again): OK, or DENIED (nothing
+        zeroed) if a page is lent to a VM, which the host may not write."""
+        try:
+            self.gunyah.memdb.check_host_access(pa, length)
+        except HypError as e:
+            return e.error
         self.gunyah.dram.zero(pa, length)
+        return Error.OK
 
     def request_irq(self, virq: int, handler) -> None:
         """Route host virq ``virq`` to ``handler(virq)`` (the host's interrupt entry)."""

@@ -20,6 +20,7 @@ HPAGE_PMD_SIZE = 2 << 20
 
 class PageAllocator:
     def __init__(self, base: int, size: int, discard):
+        """``discard(pa, size)`` zeroes pages and returns non-zero if it may not."""
         self._free = SortedDict({base: base + size})
         self._discard = discard
         self._lock = threading.Lock()
@@ -41,7 +42,8 @@ class PageAllocator:
 
     def free(self, pa: int, size: int) -> None:
         size = max(size, PAGE_SIZE)
-        self._discard(pa, size)
+        if self._discard(pa, size):  # the hypervisor says a page is still lent
+            raise RuntimeError(f"freeing {pa:#x}+{size:#x}, which a VM still holds")
         with self._lock:
             end = pa + size
             nxt = self._free.get(end)

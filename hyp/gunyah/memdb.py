@@ -118,16 +118,24 @@ class MemDb:
     def host_map(self, key, base: int, size: int) -> None:
         """Record the host's mapping ``key`` of [base, base+size); DENIED if a
         protected owner holds a page of it."""
-        end = base + size
         with self._lock:
-            i = max(self._ranges.bisect_right(base) - 1, 0)
-            for start in self._ranges.keys()[i:]:
-                if start >= end:
-                    break
-                r_end, owner = self._ranges[start]
-                if r_end > base and getattr(owner, "protected", False):
-                    raise HypError(Error.DENIED, f"{start:#x} is lent to a VM")
-            self._host_maps[key] = (base, end)
+            self._check_host_access(base, base + size)
+            self._host_maps[key] = (base, base + size)
+
+    def check_host_access(self, base: int, size: int) -> None:
+        """DENIED if a protected owner holds a page of [base, base+size): the host
+        may not touch it."""
+        with self._lock:
+            self._check_host_access(base, base + size)
+
+    def _check_host_access(self, base: int, end: int) -> None:
+        i = max(self._ranges.bisect_right(base) - 1, 0)
+        for start in self._ranges.keys()[i:]:
+            if start >= end:
+                break
+            r_end, owner = self._ranges[start]
+            if r_end > base and getattr(owner, "protected", False):
+                raise HypError(Error.DENIED, f"{start:#x} is lent to a VM")
 
     def host_unmap(self, key) -> None:
         with self._lock:

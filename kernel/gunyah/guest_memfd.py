@@ -47,6 +47,10 @@ class GuestMem:
     vms: set = field(default_factory=set)  # VMs with bindings of this file
     bindings: list = field(default_factory=list)  # every VM's bindings of it, under lock
     lock: threading.Lock = field(default_factory=threading.Lock)  # taken inside a VM's
+    # filemap_invalidate_lock: held across "take pages back, then use them" (host
+    # mmap, punch-hole) and by demand paging of this file, before a VM's lock, so
+    # a guest cannot be given a page between the reclaim and its use.
+    invalidate_lock: threading.Lock = field(default_factory=threading.Lock)
     host_maps: dict = field(default_factory=dict)  # id(mapping) -> (offset, length)
     leaked: list = field(default_factory=list)  # (offset, length) a VM never gave back
 
@@ -71,9 +75,19 @@ class GuestMem:
         return any(o < offset + length and offset < o + n for o, n in self.host_maps.values())
 
     def reclaim(self, offset: int, length: int, lent_only: bool) -> None:
-        """Take pages in [offset, offset+length) of the file back from every VM."""
+        """Take pages in [offset, offset+length) of the file back from every VM
+        (the caller holds ``invalidate_lock``)."""
         for vm in list(self.vms):
             vm.reclaim_file(self, offset, length, lent_only)
+
+    def kept(self, offset: int, end: int):
+        """The (offset, length) parts of [offset, end) that are not leaked."""
+        for o, n in sorted(self.leaked):
+            if offset < min(o, end):
+                yield offset, min(o, end) - offset
+            offset = max(offset, o + n)
+        if offset < end:
+            yield offset, end - offset
 
     @property
     def huge(self) -> bool:
@@ -87,20 +101,25 @@ class GuestMem:
 
 class GuestMemFops(FileOperations):
     def mmap(self, file: File, length: int, offset: int, prot: int):
+        """EINVAL for a range that is not inside the file, else the file's pages,
+        taken back from every VM first (EACCES if the hypervisor finds one still lent)."""
         gmem: GuestMem = file.private
-        if offset % PAGE_SIZE or length <= 0 or offset + length > gmem.size:
+        if offset < 0 or offset % PAGE_SIZE or length <= 0 or offset + length > gmem.size:
             raise OSError(errno.EINVAL, "mapping outside the guest_memfd")
         length = -(-length // PAGE_SIZE) * PAGE_SIZE
-        gmem.reclaim(offset, length, lent_only=True)  # lent pages come back first
-        err, mapping = gmem.gunyah.firmware.map_ram(gmem.pa + offset, length)
-        if err:  # the hypervisor refuses a page still lent to a VM
-            raise OSError(gunyah_error_remap(err), f"host mapping: Gunyah error {err}")
-        gmem.host_maps[id(mapping)] = (offset, length)
+        with gmem.invalidate_lock:
+            gmem.reclaim(offset, length, lent_only=True)  # lent pages come back first
+            err, mapping = gmem.gunyah.firmware.map_ram(gmem.pa + offset, length)
+            if err:  # the hypervisor refuses a page still lent to a VM
+                raise OSError(gunyah_error_remap(err), f"host mapping: Gunyah error {err}")
+            gmem.host_maps[id(mapping)] = (offset, length)
         return mapping
 
     def munmap(self, file: File, mapping) -> None:
-        file.private.host_maps.pop(id(mapping), None)
-        file.private.gunyah.firmware.unmap_ram(mapping)
+        gmem: GuestMem = file.private
+        with gmem.invalidate_lock:
+            gmem.host_maps.pop(id(mapping), None)
+            gmem.gunyah.firmware.unmap_ram(mapping)
 
     def fallocate(self, file: File, mode: int, offset: int, length: int) -> None:
         gmem: GuestMem = file.private
@@ -114,24 +133,28 @@ class GuestMemFops(FileOperations):
             # no i_size check: a hole past the end punches nothing there (v16)
             end = min(offset + length, gmem.size)
             if offset < end:
-                gmem.reclaim(offset, end - offset, lent_only=False)
-                gmem.gunyah.firmware.discard_ram(gmem.pa + offset, end - offset)
+                with gmem.invalidate_lock:
+                    gmem.reclaim(offset, end - offset, lent_only=False)
+                    for start, size in gmem.kept(offset, end):
+                        _discard(gmem, start, size)
         elif offset + length > gmem.size:
             raise OSError(errno.EINVAL, "range beyond the guest_memfd")
 
     def release(self, file: File) -> None:
         gmem: GuestMem = file.private
-        allocated = gmem.allocated
-        start = 0
-        for offset, length in sorted(gmem.leaked):
-            if start < offset:
-                gmem.gunyah.mm.free(gmem.pa + start, offset - start)
-            start = max(start, offset + length)
-        if start < allocated:
-            gmem.gunyah.mm.free(gmem.pa + start, allocated - start)
+        for offset, length in gmem.kept(0, gmem.allocated):
+            gmem.gunyah.mm.free(gmem.pa + offset, length)
 
 
 GMEM_FOPS = GuestMemFops()
+
+
+def _discard(gmem: GuestMem, offset: int, length: int) -> None:
+    """Zero pages every VM gave back; the hypervisor refusing (a page still lent)
+    is a bug of the driver, never a silent write into a guest's memory."""
+    err = gmem.gunyah.firmware.discard_ram(gmem.pa + offset, length)
+    if err:
+        raise RuntimeError(f"discard of lent pages at {offset:#x}: Gunyah error {err}")
 
 
 def _backing(size: int, flags: int) -> int:

@@ -159,24 +159,37 @@ def gunyah_gmem_demand_page(vm, gpa: int, write: bool) -> int:
     """Give the VM the folio holding ``gpa``: 0, or a negative errno (ENOENT: no
     binding, EPERM: a write to a binding without ALLOW_WRITE or a lent folio
     the host has mapped, ENOMEM: no folio, the page lies past the file's end,
-    EAGAIN: already provided)."""
+    EAGAIN: already provided, or the binding changed meanwhile).
+
+    The file's invalidate_lock is taken first, so a host mmap or punch-hole
+    of the file, which take pages back and then use them, waits or is waited for.
+    """
     gfn = gpa // PAGE_SIZE
     with vm.bindings_lock:
         b = find_binding(vm, gfn)
         if b is None:
             return -errno.ENOENT
-        if write and not b.flags & gh.GUNYAH_MEM_ALLOW_WRITE:
-            return -errno.EPERM
-        folio = gunyah_gmem_get_folio(b, gfn)
-        if folio is None:
-            return -errno.ENOMEM
-        start, nr = folio
-        if any(start < g + f.nr and g < start + nr for g, f in vm.provided.items()):
-            return -errno.EAGAIN
-        offset = (b.i_off + start - b.gfn) * PAGE_SIZE
-        if not b.share and b.file.private.host_mapped(offset, nr * PAGE_SIZE):
-            return -errno.EPERM  # the host has it mapped: it cannot be lent
-        return _provide(vm, b, start, nr)
+        gmem = b.file.private
+    with gmem.invalidate_lock, vm.bindings_lock:
+        b = find_binding(vm, gfn)
+        if b is None or b.file.private is not gmem:
+            return -errno.EAGAIN  # unbound or rebound meanwhile: the guest faults again
+        return _demand_page_locked(vm, b, gfn, write)
+
+
+def _demand_page_locked(vm, b: Binding, gfn: int, write: bool) -> int:
+    if write and not b.flags & gh.GUNYAH_MEM_ALLOW_WRITE:
+        return -errno.EPERM
+    folio = gunyah_gmem_get_folio(b, gfn)
+    if folio is None:
+        return -errno.ENOMEM
+    start, nr = folio
+    if any(start < g + f.nr and g < start + nr for g, f in vm.provided.items()):
+        return -errno.EAGAIN
+    offset = (b.i_off + start - b.gfn) * PAGE_SIZE
+    if not b.share and b.file.private.host_mapped(offset, nr * PAGE_SIZE):
+        return -errno.EPERM  # the host has it mapped: it cannot be lent
+    return _provide(vm, b, start, nr)
 
 
 def gunyah_gmem_get_folio(b: Binding, gfn: int) -> tuple[int, int] | None:

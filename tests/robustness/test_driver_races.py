@@ -1,4 +1,5 @@
-"""Races inside the driver: concurrent RM requests, and VCPU_RUN against VM_START.
+"""Races inside the driver: concurrent RM requests, VCPU_RUN against VM_START, guest
+faults against the host taking pages back.
 
 Each test bounds its waits (joins with a limit), so a hang fails it.
 """
@@ -9,9 +10,11 @@ import threading
 
 import pytest
 
+from kernel.fs import FALLOC_FL_KEEP_SIZE, FALLOC_FL_PUNCH_HOLE
 from kernel.gunyah import rsc_mgr
 from kernel.gunyah import rsc_mgr_rpc as rpc
-from tests.gunyahvm import MMIO, make_vm, outcome
+from tests.gunyahvm import MMIO, RAM_IPA, make_vm, outcome
+from tests.holdingcell import READ, RESULT, STATUS, WRITE, HoldingCell
 from uapi.linux import gunyah as gh
 
 BOUND = 20  # seconds; every wait below ends well before
@@ -102,3 +105,63 @@ def test_a_page_the_hypervisor_never_maps_is_a_model_bug_not_a_spin(host, monkey
     host.bugs.clear()
     monkeypatch.undo()
     t.close()
+
+
+WINDOW = 0.3  # seconds a guest's fault gets inside the driver's window
+
+
+def _guest_in_the_window(monkeypatch, cell, window, command, *args):
+    """Make ``window`` (a hypervisor call the driver makes after taking pages back)
+    first run ``command`` of the holding cell on another thread, as a vCPU faulting
+    at that moment would, and give it WINDOW seconds. Returns (what the command
+    wrote, [whether it was done before the call went on], the thread)."""
+    firmware = cell.vm.host.gunyah.firmware
+    call = getattr(firmware, window)
+    results, done_in_window = [], []
+    guest = threading.Thread(target=lambda: results.append(cell.command(command, *args)))
+
+    def in_window(*args_):
+        guest.start()
+        guest.join(WINDOW)
+        done_in_window.append(not guest.is_alive())
+        return call(*args_)
+
+    monkeypatch.setattr(firmware, window, in_window)
+    return results, done_in_window, guest
+
+
+def test_a_guest_fault_waits_for_a_host_mmap_of_its_page(host, monkeypatch):
+    """A host mmap takes the file's lent pages back, then maps them. A guest touching
+    one of them in between waits (the file's invalidate_lock) instead of being lent it
+    again, so the mapping succeeds; the guest's access then is a PAGE_FAULT exit with
+    -EPERM (the host maps it), and the host sees what the guest wrote before."""
+    cell = HoldingCell(host)
+    page = RAM_IPA + 0x4000
+    assert cell.command(WRITE, page, 0x600D) == {STATUS: 0}
+    results, done_in_window, guest = _guest_in_the_window(monkeypatch, cell, "map_ram", READ, page)
+    view = host.mmap(cell.vm.ram, 0x1000, offset=0x4000)
+    guest.join(BOUND)
+    assert done_in_window == [False] and results == [{}]
+    assert cell.run.page_fault.attempt == -errno.EPERM
+    assert int.from_bytes(view[0:8], "little") == 0x600D
+    host.munmap(view)
+    cell.close()
+
+
+def test_a_guest_fault_waits_for_a_punch_hole_of_its_page(host, monkeypatch):
+    """PUNCH_HOLE takes the page back from the guest, then zeroes it. A guest storing
+    to it in between waits, then gets the fresh page: its store survives, and the
+    zeroing never lands in a page lent to it (which the hypervisor would refuse)."""
+    cell = HoldingCell(host)
+    page = RAM_IPA + 0x4000
+    assert cell.command(WRITE, page, 0x1111) == {STATUS: 0}
+    results, done_in_window, guest = _guest_in_the_window(
+        monkeypatch, cell, "discard_ram", WRITE, page, 0x600D
+    )
+    punch = FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE
+    host.fallocate(cell.vm.ram, punch, 0x4000, 0x1000)
+    guest.join(BOUND)
+    assert done_in_window == [False] and results == [{STATUS: 0}]
+    monkeypatch.undo()
+    assert cell.command(READ, page) == {RESULT: 0x600D}
+    cell.close()

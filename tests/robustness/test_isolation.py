@@ -2,6 +2,7 @@
 
 import errno
 
+from kernel.fs import FALLOC_FL_KEEP_SIZE, FALLOC_FL_PUNCH_HOLE
 from kernel.gunyah.guest_memfd import GuestMem
 from tests.gunyahvm import (
     DTB_OFFSET,
@@ -205,4 +206,35 @@ def test_the_hypervisor_refuses_to_lend_a_page_the_host_maps(host, monkeypatch):
     assert bytes(view[0:8]) == bytes(8)
     del run
     host.munmap(view)
+    cell.close()
+
+
+def test_a_host_mapping_never_reaches_before_its_file(host):
+    """mmap at a negative offset of a guest_memfd is EINVAL: the RAM just before the
+    file belongs to another guest_memfd, whose data it would show."""
+    dev = host.open("/dev/gunyah")
+    first, second = guest_mem(host, dev, 0x1000), guest_mem(host, dev, 0x1000)
+    view = host.mmap(first, 0x1000)
+    view[0:8] = (0x5EC2E7).to_bytes(8, "little")
+    host.munmap(view)
+    for offset in (-0x1000, -(1 << 63)):
+        assert errno_of(host.mmap, second, 0x1000, offset=offset) == errno.EINVAL
+    for fd in (first, second, dev):
+        host.close(fd)
+
+
+def test_the_hypervisor_refuses_to_zero_a_lent_page(host, monkeypatch):
+    """With the driver's reclaim before PUNCH_HOLE taken away, the hypervisor refuses to
+    zero a page lent to a running VM (DENIED): the punch fails as a model bug (EIO,
+    ``Host.bugs``) and the guest keeps its data."""
+    cell = HoldingCell(host)
+    page = RAM_IPA + 0x4000
+    assert cell.command(WRITE, page, 0x600D) == {STATUS: 0}
+    monkeypatch.setattr(GuestMem, "reclaim", lambda *_, **__: None)
+    punch = FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE
+    assert errno_of(host.fallocate, cell.vm.ram, punch, 0x4000, 0x1000) == errno.EIO
+    assert [type(bug) for bug in host.bugs] == [RuntimeError]
+    host.bugs.clear()
+    assert cell.command(READ, page) == {RESULT: 0x600D}
+    monkeypatch.undo()
     cell.close()
