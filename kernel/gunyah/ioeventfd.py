@@ -56,7 +56,8 @@ class GunyahIoeventfd:
         self.ctx.signal(1)
 
     def unbind(self) -> None:
-        self.vm.io_handler_list.remove(self)
+        with self.vm.mmio_handler_lock:
+            self.vm.io_handler_list.remove(self)
         self.ctx.put()
 
 
@@ -72,11 +73,12 @@ def bind(vm, arg: bytes) -> tuple[int, GunyahIoeventfd]:
         raise OSError(errno.EINVAL, "DATAMATCH needs a length")
     ctx = eventfd_ctx_fdget(vm.host, args.fd)
     handler = GunyahIoeventfd(vm, args, ctx)
-    if any(h.key == handler.key for h in vm.io_handler_list):
-        ctx.put()
-        raise OSError(errno.EEXIST, "an ioeventfd with that key exists")
-    vm.io_handler_list.append(handler)
-    return 0, handler
+    with vm.mmio_handler_lock:
+        if not any(h.key == handler.key for h in vm.io_handler_list):
+            vm.io_handler_list.append(handler)
+            return 0, handler
+    ctx.put()
+    raise OSError(errno.EEXIST, "an ioeventfd with that key exists")
 
 
 def compare(handler: GunyahIoeventfd, arg: bytes) -> bool:

@@ -67,8 +67,10 @@ class GunyahVm:
     unclaimed: dict = field(default_factory=dict)  # resources no ticket took yet
     resources_lock: threading.RLock = field(default_factory=threading.RLock)
     functions: list = field(default_factory=list)  # fn_lock
-    io_handler_list: list = field(default_factory=list)  # fn_lock (written by bind/unbind)
     fn_lock: threading.Lock = field(default_factory=threading.Lock)
+    io_handler_list: list = field(default_factory=list)  # mmio_handler_lock
+    # held while a handler is matched and run, so REMOVE waits for a write in progress
+    mmio_handler_lock: threading.Lock = field(default_factory=threading.Lock)
     refs: int = 1  # _lock
     _lock: threading.Lock = field(default_factory=threading.Lock)
 
@@ -127,11 +129,13 @@ class GunyahVm:
         vm_mgr_mem.reclaim_file(self, gmem, offset, length, lent_only)
 
     def io_handlers(self, addr: int, size: int, value: int) -> bool:
-        """Give a guest MMIO write to the in-kernel handler that matches it (True if one did)."""
-        for handler in list(self.io_handler_list):
-            if handler.matches(addr, size, value):
-                handler.write(addr, size, value)
-                return True
+        """Give a guest MMIO write to the in-kernel handler that matches it (True if one
+        did); a handler being removed meanwhile is either run whole or not found."""
+        with self.mmio_handler_lock:
+            for handler in self.io_handler_list:
+                if handler.matches(addr, size, value):
+                    handler.write(addr, size, value)
+                    return True
         return False
 
     def remapped_status(self) -> int:

@@ -1,22 +1,26 @@
 """Races inside the driver: concurrent RM requests, VCPU_RUN against VM_START, guest
-faults against the host taking pages back.
+faults against the host taking pages back, ioeventfd removal against a guest write.
 
 Each test bounds its waits (joins with a limit), so a hang fails it.
 """
 
 import errno
+import os
 import sys
 import threading
 
 import pytest
 
+from kernel.eventfd import EventfdCtx
 from kernel.fs import FALLOC_FL_KEEP_SIZE, FALLOC_FL_PUNCH_HOLE
 from kernel.gunyah import rsc_mgr
 from kernel.gunyah import rsc_mgr_rpc as rpc
-from tests.gunyahvm import MMIO, RAM_IPA, make_vm, outcome
+from tests.conformance.test_irqfd_ioeventfd import add_ioeventfd
+from tests.gunyahvm import MMIO, RAM_IPA, fn_desc, make_vm, outcome
 from tests.holdingcell import READ, RESULT, STATUS, WRITE, HoldingCell
 from uapi.linux import gunyah as gh
 
+REMOVE = gh.GUNYAH_VM_REMOVE_FUNCTION
 BOUND = 20  # seconds; every wait below ends well before
 ROUNDS = 5
 
@@ -164,4 +168,34 @@ def test_a_guest_fault_waits_for_a_punch_hole_of_its_page(host, monkeypatch):
     assert done_in_window == [False] and results == [{STATUS: 0}]
     monkeypatch.undo()
     assert cell.command(READ, page) == {RESULT: 0x600D}
+    cell.close()
+
+
+def test_ioeventfd_remove_waits_for_a_guest_write_in_progress(host, monkeypatch):
+    """REMOVE_FUNCTION of an ioeventfd while a guest's write is being given to it waits
+    for that write: the write signals the eventfd it matched (never a descriptor the
+    removal already closed, whose number may be another file's by then), and the
+    guest's next write to the address is an MMIO exit."""
+    cell = HoldingCell(host)
+    addr, efd = 0x0A00_0000, host.eventfd()
+    assert add_ioeventfd(host, cell.vm.vm, efd, addr) == 0
+    arg = gh.ffi.new("struct gunyah_fn_ioeventfd_arg *", {"fd": efd, "addr": addr})
+    desc, _keep = fn_desc(gh.GUNYAH_FN_IOEVENTFD, arg)
+    removed = []
+    remover = threading.Thread(
+        target=lambda: removed.append(outcome(host.ioctl, cell.vm.vm, REMOVE, desc))
+    )
+    signal = EventfdCtx.signal
+
+    def signal_while_removing(ctx, n=1):
+        remover.start()
+        remover.join(WINDOW)
+        return signal(ctx, n)
+
+    monkeypatch.setattr(EventfdCtx, "signal", signal_while_removing)
+    assert cell.command(WRITE, addr, 1) == {STATUS: 0}
+    remover.join(BOUND)
+    assert removed == [0] and os.eventfd_read(efd) == 1
+    assert cell.command(WRITE, addr, 1)[STATUS] == 3  # nothing there any more
+    os.close(efd)
     cell.close()
