@@ -8,9 +8,10 @@ attributes) sit behind real placeholder descriptors, and eventfds are real
 eventfds, so numbers never collide and ``os.fstat`` works on all of them.
 A request goes to the file's operations; a descriptor that is open but not
 a kernel file (an eventfd, a pipe) gets ENOTTY for any ioctl, one that is
-not open EBADF. The only exception that escapes is OSError with the
-driver's errno. Anything else raised inside the kernel model is a bug; it is
-reported as EIO and kept in ``Host.bugs`` for tests to fail on.
+not open EBADF, and so does a number no C ``int`` descriptor can hold. The
+only exception that escapes is OSError with the driver's errno. Anything
+else raised inside the kernel model is a bug; it is reported as EIO and
+kept in ``Host.bugs`` for tests to fail on.
 """
 
 from __future__ import annotations
@@ -18,6 +19,8 @@ from __future__ import annotations
 import errno
 import os
 import select
+import signal
+import threading
 
 from kernel.eventfd import EventfdWaitQueue
 from kernel.fs import FdTable, File, FileOperations, vfs_fallocate
@@ -29,10 +32,23 @@ from uapi.linux import gunyah as gh
 DEVICES = {"/dev/gunyah": GUNYAH_DEV_FOPS}
 IOCTL_NAMES = {number: name for name, number in gh.IOCTLS.items()}
 _NOT_OURS = FileOperations()  # an open fd the kernel model has no file for: an eventfd, a pipe
+INT_MAX = (1 << 31) - 1
+PAGE_SIZE = 4096
+
+
+def _error(err: int, why: str = "") -> OSError:
+    return OSError(err, f"{os.strerror(err)}: {why}" if why else os.strerror(err))
 
 
 def _ebadf() -> OSError:
-    return OSError(errno.EBADF, os.strerror(errno.EBADF))
+    return _error(errno.EBADF)
+
+
+def _fd(fd) -> int:
+    """``fd`` as the C int a syscall takes: EBADF for what is no descriptor."""
+    if not isinstance(fd, int) or not 0 <= fd <= INT_MAX:
+        raise _ebadf()
+    return fd
 
 
 class Host:
@@ -41,7 +57,7 @@ class Host:
         self.fdtable = FdTable()
         self.signals = Signals(gunyah.firmware.send_ipi)
         self.eventfd_wq = EventfdWaitQueue()
-        self._mappings: dict[int, File] = {}
+        self._mappings: dict[int, tuple[object, File]] = {}  # id -> (mapping, its file)
         self.bugs: list[BaseException] = []
         self.dmesg: list[str] = []  # the kernel log
         self.trace = None  # a callable taking one line: every ioctl, strace-style
@@ -62,13 +78,13 @@ class Host:
         return self.fdtable.install(File(fops, self, path), cloexec)
 
     def close(self, fd: int) -> None:
-        if self.fdtable.holds(fd):
+        if self.fdtable.holds(_fd(fd)):
             self._call(self.fdtable.close, fd)
         else:
             os.close(fd)
 
     def dup(self, fd: int) -> int:
-        if self.fdtable.holds(fd):
+        if self.fdtable.holds(_fd(fd)):
             return self._call(self.fdtable.dup, fd)
         return os.dup(fd)
 
@@ -91,54 +107,81 @@ class Host:
             return self._call(file.fops.ioctl, file, request & 0xFFFF_FFFF, arg)
 
     def read(self, fd: int, size: int) -> bytes:
-        if not self.fdtable.holds(fd):
+        """EINVAL for a negative size (no size_t holds it)."""
+        if size < 0:
+            raise _error(errno.EINVAL, "size")
+        if not self.fdtable.holds(_fd(fd)):
             return os.read(fd, size)
         with self._file(fd) as file:
             return self._call(file.fops.read, file, size)
 
     def write(self, fd: int, data: bytes) -> int:
-        if not self.fdtable.holds(fd):
+        if not self.fdtable.holds(_fd(fd)):
             return os.write(fd, data)
         with self._file(fd) as file:
             return self._call(file.fops.write, file, bytes(data))
 
     def eventfd(self, initval: int = 0, flags: int = 0) -> int:
-        """A real eventfd of the process (``os.EFD_*`` flags)."""
+        """A real eventfd of the process (``os.EFD_*`` flags); EINVAL for unknown
+        flags or an ``initval`` no unsigned int holds."""
+        if not 0 <= initval <= 0xFFFF_FFFF:
+            raise _error(errno.EINVAL, "initval")
         return os.eventfd(initval, flags)
 
     def poll(self, fds, timeout_ms: int | None = None) -> list[tuple[int, int]]:
         """``fds`` is a list of (fd, events); returns (fd, revents) pairs that are ready.
         Kernel files without a poll operation are always ready for reading and
-        writing (DEFAULT_POLLMASK), as their placeholders are."""
-        poller = select.poll()
+        writing (DEFAULT_POLLMASK), as their placeholders are. A negative fd is
+        skipped, and one that is not open is POLLNVAL, as poll(2) does."""
+        poller, invalid = select.poll(), []
         for fd, events in fds:
-            poller.register(fd, events)
-        return poller.poll(timeout_ms)
+            if fd > INT_MAX:
+                invalid.append((fd, select.POLLNVAL))
+            elif fd >= 0:
+                poller.register(fd, events)
+        return invalid + poller.poll(0 if invalid else timeout_ms)
 
     def pthread_kill(self, thread: int, sig: int) -> None:
-        """Send ``sig`` to ``thread`` (a ``threading.get_ident()`` value); see kernel/signal.py."""
-        self.signals.send(thread, sig)
+        """Send ``sig`` to ``thread`` (a ``threading.get_ident()`` value); see
+        kernel/signal.py. ``sig`` 0 only checks that the thread exists. ESRCH for
+        no such thread, EINVAL for no such signal."""
+        if not 0 <= sig < signal.NSIG:
+            raise _error(errno.EINVAL, "signal")
+        if thread not in {t.ident for t in threading.enumerate()}:
+            raise _error(errno.ESRCH)
+        if sig:
+            self.signals.send(thread, sig)
 
     def mmap(self, fd: int, length: int, prot: int = 3, flags: int = 1, offset: int = 0):
-        """Map a file; returns an object with the buffer protocol (like mmap.mmap)."""
+        """Map a file; returns an object with the buffer protocol (like mmap.mmap).
+        EINVAL for a length under 1 or an offset that is negative or not page aligned."""
+        if length <= 0 or offset < 0 or offset % PAGE_SIZE:
+            raise _error(errno.EINVAL, "length or offset")
         file = self._get(fd)
         try:
             mapping = self._call(file.fops.mmap, file, length, offset, prot)
         except BaseException:
             file.put()
             raise
-        self._mappings[id(mapping)] = file  # the mapping holds the file, as a VMA does
+        self._mappings[id(mapping)] = (mapping, file)  # it holds the file, as a VMA does
         return mapping
 
     def munmap(self, mapping) -> None:
-        """Unmap what ``mmap`` returned (the file learns of it, then is released)."""
-        file = self._mappings.pop(id(mapping), None)
-        mapping.close()
-        if file is not None:
-            unmap = getattr(file.fops, "munmap", None)
-            if unmap is not None:
-                unmap(file, mapping)
-            file.put()
+        """Unmap what ``mmap`` returned (the file learns of it, then is released).
+        EINVAL for anything else; EBUSY, with nothing changed, while views made
+        from it (memoryviews, cffi buffers) are alive, since they would outlive
+        the memory."""
+        if self._mappings.get(id(mapping), (None,))[0] is not mapping:
+            raise _error(errno.EINVAL, "not a mapping of this process")
+        try:
+            mapping.close()
+        except BufferError:
+            raise _error(errno.EBUSY, "views of the mapping are alive") from None
+        _, file = self._mappings.pop(id(mapping))
+        unmap = getattr(file.fops, "munmap", None)
+        if unmap is not None:
+            unmap(file, mapping)
+        file.put()
 
     def fallocate(self, fd: int, mode: int, offset: int, length: int) -> None:
         with self._file(fd) as file:
@@ -146,7 +189,7 @@ class Host:
 
     def _get(self, fd: int) -> File:
         """The kernel file behind ``fd`` (referenced); ENOTTY-only for other open fds."""
-        if self.fdtable.holds(fd):
+        if self.fdtable.holds(_fd(fd)):
             return self._call(self.fdtable.get, fd)
         try:
             os.fstat(fd)

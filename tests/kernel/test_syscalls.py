@@ -145,3 +145,81 @@ def test_eventfds_are_the_processes_own(shared_host):
     host.close(efd)
     assert err(host.read, efd, 8) == errno.EBADF
     assert err(host.ioctl, efd, gh.GUNYAH_CREATE_VM, 0) == errno.EBADF
+
+
+@pytest.mark.parametrize("fd", [-1, 2**31, 2**40])
+def test_a_number_no_descriptor_can_be_is_ebadf(shared_host, fd):
+    """A descriptor outside a C int's non-negative range is EBADF for every call that
+    takes one, never another exception."""
+    host = shared_host
+    for call, args in (
+        (host.close, ()),
+        (host.dup, ()),
+        (host.read, (8,)),
+        (host.write, (b"x",)),
+        (host.ioctl, (gh.GUNYAH_CREATE_VM, 0)),
+        (host.mmap, (4096,)),
+        (host.fallocate, (0, 0, 4096)),
+    ):
+        assert err(call, fd, *args) == errno.EBADF, call.__name__
+
+
+def test_poll_skips_negative_fds_and_marks_others_invalid(shared_host):
+    """poll(2): an entry with a negative fd is skipped; one that is not open is
+    POLLNVAL, whatever its number."""
+    host = shared_host
+    efd = host.eventfd(1)
+    ready = host.poll([(-1, select.POLLIN), (efd, select.POLLIN), (2**40, select.POLLIN)], 0)
+    assert sorted(ready) == sorted([(efd, select.POLLIN), (2**40, select.POLLNVAL)])
+    os.close(efd)
+
+
+def test_eventfd_and_read_refuse_what_c_cannot_pass(shared_host):
+    host = shared_host
+    assert err(host.eventfd, -1) == errno.EINVAL
+    assert err(host.eventfd, 2**32) == errno.EINVAL
+    assert err(host.eventfd, 0, 0x7FFF_0000) == errno.EINVAL  # unknown flags
+    efd = host.eventfd(0xFFFF_FFFF)
+    assert err(host.read, efd, -1) == errno.EINVAL
+    os.close(efd)
+
+
+def test_munmap_takes_only_mappings_and_keeps_one_still_viewed(shared_host):
+    """munmap of anything mmap did not return is EINVAL. While a view made from the
+    mapping lives, munmap is EBUSY and changes nothing: the mapping still works and
+    its file stays open; once the view is gone it unmaps."""
+    host = shared_host
+    dev = host.open("/dev/gunyah")
+    mem = host.ioctl(
+        dev,
+        gh.GUNYAH_CREATE_GUEST_MEM,
+        gh.ffi.new("struct gunyah_create_mem_args *", {"size": 4096}),
+    )
+    mapping = host.mmap(mem, 4096)
+    assert err(host.munmap, 123) == errno.EINVAL
+    assert err(host.munmap, bytearray(4096)) == errno.EINVAL
+    view = memoryview(mapping)
+    assert err(host.munmap, mapping) == errno.EBUSY
+    view[0] = 0x5A
+    assert mapping[0] == 0x5A
+    view.release()
+    host.munmap(mapping)
+    assert err(host.munmap, mapping) == errno.EINVAL  # already unmapped
+    host.close(mem)
+    host.close(dev)
+
+
+@pytest.mark.parametrize(("length", "offset"), [(0, 0), (-4096, 0), (4096, -4096), (4096, 100)])
+def test_mmap_length_and_offset(shared_host, length, offset):
+    """mmap(2)'s own checks, before the file's: EINVAL for a length under 1 and an
+    offset that is negative or not page aligned (a vCPU's run page included)."""
+    host = shared_host
+    dev = host.open("/dev/gunyah")
+    mem = host.ioctl(
+        dev,
+        gh.GUNYAH_CREATE_GUEST_MEM,
+        gh.ffi.new("struct gunyah_create_mem_args *", {"size": 8192}),
+    )
+    assert err(host.mmap, mem, length, 3, 1, offset) == errno.EINVAL
+    host.close(mem)
+    host.close(dev)

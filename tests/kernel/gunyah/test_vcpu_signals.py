@@ -111,3 +111,31 @@ def test_signal_while_another_thread_runs_the_vcpu(host):
     assert not first.is_alive()
     del run
     t.close()
+
+
+def test_signal_zero_only_asks_whether_the_thread_exists(host):
+    """pthread_kill(thread, 0) delivers nothing: the thread's VCPU_RUN goes on. A thread
+    that has ended is ESRCH, a signal number that does not exist EINVAL."""
+    t = make_vm(host, SPIN)
+    run = t.run_page()
+    t.start()
+    thread, outcome = run_in_thread(t)
+    wait_until_inside(host, t, "running")
+    host.pthread_kill(outcome["tid"], 0)
+    thread.join(0.5)
+    assert thread.is_alive() and outcome.keys() == {"tid"}
+    assert err(host.pthread_kill, outcome["tid"], signal.NSIG) == errno.EINVAL
+    run.immediate_exit = 1
+    host.pthread_kill(outcome["tid"], signal.SIGUSR1)
+    thread.join(10)
+    assert outcome.get("errno") == errno.EINTR
+    assert err(host.pthread_kill, outcome["tid"], 0) == errno.ESRCH
+    assert err(host.pthread_kill, outcome["tid"], signal.SIGUSR1) == errno.ESRCH
+    del run
+    t.close()
+
+
+def err(fn, *args):
+    with pytest.raises(OSError) as e:
+        fn(*args)
+    return e.value.errno

@@ -209,3 +209,13 @@ def test_boot_context_stack_pointers_reach_the_guest(host, index, value):
     assert seen[1 - index] == value  # SP_EL1 is SP at EL1h; SP_EL0 reads back
     del run
     t.close()
+
+
+@pytest.mark.parametrize(("length", "offset"), [(0, 0), (4097, 0), (4096, 4096)])
+def test_the_run_page_is_one_page_at_offset_zero(host, length, offset):
+    """A vCPU's mmap covers its run page only: a length under 1 is EINVAL (mmap(2));
+    more than the page, or an offset past it, is EINVAL here where v16 maps and the
+    access then faults (SIGBUS), which a Python buffer cannot deliver."""
+    t = make_vm(host, "b .")
+    assert errno_of(host.mmap, t.vcpus[0], length, 3, 1, offset) == errno.EINVAL
+    t.close()
