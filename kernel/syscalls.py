@@ -26,6 +26,7 @@ from kernel.eventfd import EventfdWaitQueue
 from kernel.fs import FdTable, File, FileOperations, vfs_fallocate
 from kernel.gunyah.sysfs import ATTRIBUTES, sysfs_open
 from kernel.gunyah.vm_mgr import GUNYAH_DEV_FOPS
+from kernel.mmap import MAP_ANONYMOUS, AnonMemory, MmStruct, Vma, user_address
 from kernel.signal import Signals
 from uapi.linux import gunyah as gh
 
@@ -57,7 +58,8 @@ class Host:
         self.fdtable = FdTable()
         self.signals = Signals(gunyah.firmware.send_ipi)
         self.eventfd_wq = EventfdWaitQueue()
-        self._mappings: dict[int, tuple[object, File]] = {}  # id -> (mapping, its file)
+        self.mm = MmStruct()  # the process's mappings, by user address
+        self._mappings: dict[int, tuple[Vma, File | None]] = {}  # id(mapping) -> VMA, file
         self.bugs: list[BaseException] = []
         self.dmesg: list[str] = []  # the kernel log
         self.trace = None  # a callable taking one line: every ioctl, strace-style
@@ -153,31 +155,56 @@ class Host:
             self.signals.send(thread, sig)
 
     def mmap(self, fd: int, length: int, prot: int = 3, flags: int = 1, offset: int = 0):
-        """Map a file; returns an object with the buffer protocol (like mmap.mmap).
-        EINVAL for a length under 1 or an offset that is negative or not page aligned."""
+        """Map a file, or with ``MAP_ANONYMOUS`` (fd ignored) fresh zeroed memory;
+        returns an object with the buffer protocol (like mmap.mmap), which is a VMA
+        at ``kernel.mmap.user_address(mapping)``. EINVAL for a length under 1 or an
+        offset that is negative or not page aligned; ENOMEM when no RAM is left."""
         if length <= 0 or offset < 0 or offset % PAGE_SIZE:
             raise _error(errno.EINVAL, "length or offset")
+        if flags & MAP_ANONYMOUS:
+            return self._mmap_anonymous(-(-length // PAGE_SIZE) * PAGE_SIZE)
         file = self._get(fd)
         try:
             mapping = self._call(file.fops.mmap, file, length, offset, prot)
         except BaseException:
             file.put()
             raise
-        self._mappings[id(mapping)] = (mapping, file)  # it holds the file, as a VMA does
+        self._map(Vma(user_address(mapping), length, mapping), file)  # it holds the file
         return mapping
 
+    def _mmap_anonymous(self, size: int):
+        allocator, firmware = self.gunyah.mm, self.gunyah.firmware
+        pa = allocator.alloc(size)
+        err, mapping = firmware.map_ram(pa, size)
+        if err:
+            allocator.free(pa, size)
+            raise _error(errno.ENOMEM, f"host mapping: hypervisor error {err}")
+        anon = AnonMemory(allocator.free, pa, size)
+        self._map(Vma(user_address(mapping), size, mapping, anon), None)
+        return mapping
+
+    def _map(self, vma: Vma, file: File | None) -> None:
+        self.mm.insert(vma)
+        self._mappings[id(vma.mapping)] = (vma, file)
+
     def munmap(self, mapping) -> None:
-        """Unmap what ``mmap`` returned (the file learns of it, then is released).
-        EINVAL for anything else; EBUSY, with nothing changed, while views made
-        from it (memoryviews, cffi buffers) are alive, since they would outlive
-        the memory."""
-        if self._mappings.get(id(mapping), (None,))[0] is not mapping:
+        """Unmap what ``mmap`` returned (the file learns of it, then is released;
+        anonymous memory is freed once no page of it is pinned). EINVAL for anything
+        else; EBUSY, with nothing changed, while views made from it (memoryviews,
+        cffi buffers) are alive, since they would outlive the memory."""
+        vma, file = self._mappings.get(id(mapping), (None, None))
+        if vma is None or vma.mapping is not mapping:
             raise _error(errno.EINVAL, "not a mapping of this process")
         try:
             mapping.close()
         except BufferError:
             raise _error(errno.EBUSY, "views of the mapping are alive") from None
-        _, file = self._mappings.pop(id(mapping))
+        del self._mappings[id(mapping)]
+        self.mm.remove(vma)
+        if vma.anon is not None:
+            self.gunyah.firmware.unmap_ram(mapping)
+            vma.anon.put()
+            return
         unmap = getattr(file.fops, "munmap", None)
         if unmap is not None:
             unmap(file, mapping)

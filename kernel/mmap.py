@@ -1,0 +1,119 @@
+"""The process's mappings and anonymous memory (mm/mmap.c's vma_lookup, mm/gup.c's
+pin_user_pages and unpin_user_page), much simplified.
+
+Every mapping ``Host.mmap`` returns is a VMA of the process at the address
+of its first byte, so a driver given a user address (GenieZone's memslots
+take ``userspace_addr``) finds it as the kernel does. An anonymous mapping
+(``MAP_ANONYMOUS``, fd -1) is host RAM from the page allocator, mapped
+through the hypervisor like any other host mapping of RAM, so its pages
+have physical addresses a driver can hand to EL2. A pinned page keeps its
+memory: the mapping's pages go back to the allocator only when it is
+unmapped and no page of it is pinned.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import errno
+import os
+import threading
+from dataclasses import dataclass, field
+
+from sortedcontainers import SortedDict
+
+from kernel.mm import PAGE_SIZE
+
+MAP_SHARED, MAP_PRIVATE, MAP_ANONYMOUS = 0x01, 0x02, 0x20
+
+
+def user_address(mapping) -> int:
+    """The address of a writable mapping's first byte."""
+    return ctypes.addressof(ctypes.c_char.from_buffer(mapping))
+
+
+@dataclass(eq=False)
+class AnonMemory:
+    """The RAM behind one anonymous mapping; one reference for the mapping and
+    one per pinned page."""
+
+    free: object  # PageAllocator.free
+    pa: int
+    size: int
+    refs: int = 1  # _lock
+    _lock: threading.Lock = field(default_factory=threading.Lock)
+
+    def get(self) -> None:
+        with self._lock:
+            self.refs += 1
+
+    def put(self) -> None:
+        with self._lock:
+            self.refs -= 1
+            last = self.refs == 0
+        if last:
+            self.free(self.pa, self.size)
+
+
+@dataclass(eq=False)
+class Vma:
+    start: int
+    length: int
+    mapping: object
+    anon: AnonMemory | None = None  # None: a file's mapping, which no driver pins
+
+    @property
+    def end(self) -> int:
+        return self.start + self.length
+
+
+@dataclass
+class MmStruct:
+    """The process's VMAs by start address, and the pages drivers have pinned."""
+
+    vmas: SortedDict = field(default_factory=SortedDict)  # lock
+    pinned: dict = field(default_factory=dict)  # lock: pa -> (AnonMemory, pins)
+    lock: threading.Lock = field(default_factory=threading.Lock)
+
+    def insert(self, vma: Vma) -> None:
+        with self.lock:
+            self.vmas[vma.start] = vma
+
+    def remove(self, vma: Vma) -> None:
+        with self.lock:
+            del self.vmas[vma.start]
+
+    def vma_lookup(self, addr: int) -> Vma | None:
+        """The VMA holding ``addr``, or None."""
+        with self.lock:
+            return self._lookup(addr)
+
+    def _lookup(self, addr: int) -> Vma | None:
+        i = self.vmas.bisect_right(addr) - 1
+        if i < 0:
+            return None
+        vma = self.vmas.values()[i]
+        return vma if addr < vma.end else None
+
+    def pin_user_pages(self, addr: int, nr: int) -> list[int]:
+        """Pin ``nr`` pages from page-aligned user address ``addr``: their physical
+        addresses. EFAULT (nothing pinned) if a page is unmapped or is not anonymous
+        memory."""
+        with self.lock:
+            pages = []
+            for va in range(addr, addr + nr * PAGE_SIZE, PAGE_SIZE):
+                vma = self._lookup(va)
+                if vma is None or vma.anon is None:
+                    raise OSError(errno.EFAULT, os.strerror(errno.EFAULT))
+                pages.append((vma.anon, vma.anon.pa + va - vma.start))
+            for anon, pa in pages:
+                anon.get()
+                self.pinned[pa] = (anon, self.pinned.get(pa, (anon, 0))[1] + 1)
+            return [pa for _, pa in pages]
+
+    def unpin_user_page(self, pa: int) -> None:
+        """Drop one pin of the page at ``pa`` (a bug of the caller if it holds none)."""
+        with self.lock:
+            anon, pins = self.pinned.pop(pa)
+            if pins > 1:
+                self.pinned[pa] = (anon, pins - 1)
+        anon.put()

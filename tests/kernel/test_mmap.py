@@ -1,0 +1,54 @@
+"""Anonymous memory and the process's VMAs (kernel/mmap.py) through the Host."""
+
+import errno
+
+import pytest
+
+from kernel.mmap import MAP_ANONYMOUS, MAP_PRIVATE, user_address
+
+ANON = MAP_PRIVATE | MAP_ANONYMOUS
+
+
+def test_anonymous_memory_is_zeroed_host_ram_at_its_user_address(host):
+    """An anonymous mapping is a VMA at the address of its first byte, rounded out to
+    pages, backed by host RAM (its pages have physical addresses) and zeroed."""
+    free = host.gunyah.mm.free_bytes
+    mapping = host.mmap(-1, 5000, 3, ANON)
+    addr = user_address(mapping)
+    vma = host.mm.vma_lookup(addr + 8191)
+    assert vma is not None and (vma.start, vma.length) == (addr, 8192)
+    assert host.mm.vma_lookup(addr + 8192) is None and host.mm.vma_lookup(addr - 1) is None
+    assert bytes(mapping[:8192]) == bytes(8192)
+    assert host.gunyah.mm.free_bytes == free - 8192
+    host.munmap(mapping)
+    assert host.mm.vma_lookup(addr) is None
+    assert host.gunyah.mm.free_bytes == free
+
+
+def test_a_pinned_page_outlives_its_mapping(host):
+    """pin_user_pages gives the pages' physical addresses; munmap then keeps the RAM
+    until the last pin is dropped, and the freed pages are zeroed for the next user."""
+    free = host.gunyah.mm.free_bytes
+    mapping = host.mmap(-1, 8192, 3, ANON)
+    mapping[4096:4100] = b"\x11\x22\x33\x44"
+    addr = user_address(mapping)
+    pas = host.mm.pin_user_pages(addr, 2)
+    assert pas[1] == pas[0] + 4096
+    assert host.gunyah.firmware.gunyah.dram.read(pas[1], 4) == b"\x11\x22\x33\x44"
+    host.munmap(mapping)
+    assert host.gunyah.mm.free_bytes == free - 8192
+    host.mm.unpin_user_page(pas[0])
+    assert host.gunyah.mm.free_bytes == free - 8192
+    host.mm.unpin_user_page(pas[1])
+    assert host.gunyah.mm.free_bytes == free
+    assert host.gunyah.firmware.gunyah.dram.read(pas[1], 4) == bytes(4)
+
+
+def test_pinning_what_is_not_anonymous_memory_is_efault_and_pins_nothing(host):
+    mapping = host.mmap(-1, 4096, 3, ANON)
+    addr = user_address(mapping)
+    with pytest.raises(OSError) as e:
+        host.mm.pin_user_pages(addr, 2)  # the second page is not mapped
+    assert e.value.errno == errno.EFAULT
+    assert host.mm.pinned == {}
+    host.munmap(mapping)
