@@ -14,6 +14,8 @@ from __future__ import annotations
 import threading
 from collections import deque
 
+from hyp.arch.pgtable import PagePool
+from hyp.arch.scheduler import Scheduler
 from hyp.gunyah import hypercalls, psci, smccc
 from hyp.gunyah.addrspace import Addrspace
 from hyp.gunyah.cspace import Cspace
@@ -24,8 +26,6 @@ from hyp.gunyah.memextent import Memextent
 from hyp.gunyah.msgqueue import Msgqueue
 from hyp.gunyah.object import ALL_RIGHTS, ObjectState, ObjectType
 from hyp.gunyah.partition import Partition
-from hyp.gunyah.pgtable import PagePool
-from hyp.gunyah.scheduler import Scheduler
 from hyp.gunyah.vcpu import Vcpu
 from hyp.gunyah.vgic import HostVic, Vic
 from hyp.hw.board import (

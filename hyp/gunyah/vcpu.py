@@ -20,9 +20,9 @@ import threading
 from dataclasses import dataclass
 from enum import IntEnum, auto
 
+from hyp.arch.pgtable import ACCESS_X, VTCR
 from hyp.gunyah.errors import Error, HypError, check
 from hyp.gunyah.object import Object, ObjectState, ObjectType
-from hyp.gunyah.pgtable import ACCESS_X, VTCR
 from hyp.gunyah.vgic import VirqSource
 from hyp.hw import a64
 from hyp.hw.board import GICD_BASE, GICR_BASE, GICR_STRIDE, PPI_VTIMER
