@@ -2,8 +2,8 @@
 
 vmm -> uapi and the ``kernel`` package itself (kernel.boot), never its
 internals; kernel -> uapi, and hyp only from kernel.arch; hyp never up;
-hyp.rm -> hyp.gunyah only; hyp.gunyah and hyp.geniezone -> hyp.hw; uapi is
-self-contained.
+hyp.rm -> hyp.gunyah only; hyp.gunyah and hyp.geniezone -> hyp.arch -> hyp.hw
+(hyp.arch never imports a hypervisor or the RM); uapi is self-contained.
 """
 
 import ast
@@ -22,8 +22,9 @@ RULES = [
     ("kernel.arch", ("kernel", "uapi", "hyp")),
     ("hyp", ("hyp",)),
     ("hyp.hw", ("hyp.hw",)),
-    ("hyp.gunyah", ("hyp.gunyah", "hyp.hw")),
-    ("hyp.geniezone", ("hyp.geniezone", "hyp.hw")),
+    ("hyp.arch", ("hyp.arch", "hyp.hw")),
+    ("hyp.gunyah", ("hyp.gunyah", "hyp.arch", "hyp.hw")),
+    ("hyp.geniezone", ("hyp.geniezone", "hyp.arch", "hyp.hw")),
     ("hyp.rm", ("hyp.rm", "hyp.gunyah")),
 ]
 
@@ -92,7 +93,17 @@ def test_every_import_points_down():
         ("hyp.gunyah.vcpu", "uapi.linux.gunyah", False),
         ("hyp.gunyah.vcpu", "hyp.hw.cpu", True),
         ("hyp.hw.cpu", "hyp.gunyah.vcpu", False),
+        ("hyp.gunyah.vcpu", "hyp.arch.vcpu", True),
+        ("hyp.geniezone.vm", "hyp.arch.pgtable", True),
+        ("hyp.arch.vcpu", "hyp.hw.cpu", True),
+        ("hyp.arch.vcpu", "hyp.gunyah.object", False),
+        ("hyp.arch.psci", "hyp.geniezone.vm", False),
+        ("hyp.arch.el2", "hyp.rm.vm_mgnt", False),
+        ("hyp.arch.el2", "kernel.syscalls", False),
+        ("hyp.arch.el2", "vmm.cli", False),
+        ("hyp.hw.cpu", "hyp.arch.vcpu", False),
         ("hyp.rm.vm_mgnt", "hyp.gunyah.msgqueue", True),
+        ("hyp.rm.vm_mgnt", "hyp.arch.vcpu", False),
         ("hyp.rm.vm_mgnt", "hyp.hw.memory", False),
         ("kernel.gunyah.vm_mgr", "hyp.gunyah.vcpu", False),
         ("kernel.arch.arm64.gunyah_hypercall", "hyp.gunyah.hypercall", True),

@@ -1,1 +1,2 @@
-"""The Gunyah EL2 hypervisor: objects, capabilities, memory, vCPUs, IPC, vGIC, hypercalls."""
+"""The Gunyah EL2 hypervisor on hyp.arch: objects, capabilities, memory ownership,
+thread and VIC objects, IPC, hypercalls."""

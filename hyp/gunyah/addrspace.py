@@ -14,9 +14,9 @@ from dataclasses import dataclass
 
 from sortedcontainers import SortedDict
 
+from hyp.arch.pgtable import IPA_BITS, S2Attrs, Stage2
 from hyp.gunyah.errors import Error, HypError, check
 from hyp.gunyah.object import Object, ObjectState, ObjectType
-from hyp.gunyah.pgtable import IPA_BITS, S2Attrs, Stage2
 from hyp.hw.board import PAGE_SIZE
 
 MAP_PARTIAL, MAP_PRIVATE, MAP_VMMIO, MAP_NOSYNC = 1 << 0, 1 << 1, 1 << 2, 1 << 31

@@ -1,20 +1,20 @@
 """The hypervisor as a whole (hyp/core/boot): the SoC, the root objects, the doors in.
 
-:class:`Gunyah` builds the SoC (DRAM, its memdb, the hypervisor's page
-pool, the virtual clock, the scheduler) and the root partition with a
-root cspace (the Resource Manager's) holding capabilities to it, to the
-host's VIC and to the RM's VIC. It is
-reached only through its doors: :meth:`Gunyah.smccc`, the host's SMCCC
-``hvc #0`` (the host kernel's arch code is the only caller), and the traps
-of guest vCPUs (:meth:`Gunyah.guest_call`).
+:class:`Gunyah` is an :class:`~hyp.arch.el2.El2` (DRAM, the page pool, the
+virtual clock, the scheduler) with the memdb over DRAM and the root
+partition with a root cspace (the Resource Manager's) holding capabilities
+to it, to the host's VIC and to the RM's VIC. It is reached only through
+its doors: :meth:`Gunyah.smccc`, the host's SMCCC ``hvc #0`` (the host
+kernel's arch code is the only caller), and the traps of guest vCPUs,
+whose Gunyah calls arrive through the SMCCC hooks
+(:meth:`Gunyah.vendor_call`, :meth:`Gunyah.immediate_call`).
 """
 
 from __future__ import annotations
 
-import threading
-from collections import deque
-
-from hyp.gunyah import hypercalls, psci, smccc
+from hyp.arch.el2 import El2
+from hyp.arch.smccc import SMCCC_UNKNOWN
+from hyp.gunyah import hypercalls, smccc
 from hyp.gunyah.addrspace import Addrspace
 from hyp.gunyah.cspace import Cspace
 from hyp.gunyah.doorbell import Doorbell
@@ -24,23 +24,17 @@ from hyp.gunyah.memextent import Memextent
 from hyp.gunyah.msgqueue import Msgqueue
 from hyp.gunyah.object import ALL_RIGHTS, ObjectState, ObjectType
 from hyp.gunyah.partition import Partition
-from hyp.gunyah.pgtable import PagePool
-from hyp.gunyah.scheduler import Scheduler
 from hyp.gunyah.vcpu import Vcpu
 from hyp.gunyah.vgic import HostVic, Vic
 from hyp.hw.board import (
-    CNTFRQ,
     DRAM_BASE,
     DRAM_SIZE,
     GICD_BASE,
     GICD_SIZE,
     GICR_BASE,
     GICR_STRIDE,
-    HYP_POOL_SIZE,
     PAGE_SIZE,
 )
-from hyp.hw.memory import Dram
-from hyp.hw.timer import VirtualClock
 
 API_VERSION = 1
 API_64BIT = 1 << 15
@@ -138,24 +132,14 @@ class GuestCaller:
         self._pa(addr, size, True)
 
 
-class Gunyah:
+class Gunyah(El2):
     """The EL2 hypervisor on a simulated SoC with ``dram_size`` bytes of DRAM."""
 
     def __init__(self, dram_size: int = DRAM_SIZE, trace_limit: int = 100_000):
-        self.lock = threading.RLock()
-        self.dram = Dram(DRAM_BASE, dram_size)
+        super().__init__(dram_size, trace_limit)
         self.memdb = MemDb()
-        pool_base = self.dram.end - HYP_POOL_SIZE
-        self.pool = PagePool(self.dram, pool_base, HYP_POOL_SIZE)
-        self.memdb.update(pool_base, HYP_POOL_SIZE, self, None)
-        self.clock = VirtualClock()
-        self.cntfrq = CNTFRQ
-        self.scheduler = Scheduler()
-        self.vmids: set[int] = set()
-        self.events: deque = deque(maxlen=trace_limit)
-        self.trace_sinks: list = []
-        self.vm_listeners: list = []
-        self.pending_ipis: set[int] = set()  # host threads with an IPI not yet taken
+        pool_base = self.pool.base
+        self.memdb.update(pool_base, self.pool.end - pool_base, self, None)
         self.root_partition = Partition.root(self)
         self.memdb.update(DRAM_BASE, pool_base - DRAM_BASE, self.root_partition, None)
         root_cspace = Cspace(self, self.root_partition)
@@ -194,18 +178,7 @@ class Gunyah:
             return list(smccc.GUNYAH_UID)
         if fid == smccc.REVISION:
             return [self.identify()[0]]
-        return [smccc.SMCCC_UNKNOWN]
-
-    def ipi(self, thread: int) -> None:
-        """An interrupt for the physical CPU host thread ``thread`` runs on: a
-        vcpu_run in progress there returns to the host (READY); if none is,
-        the interrupt stays pending and the thread's next vcpu_run returns at once."""
-        with self.lock:
-            for vcpu in self.scheduler.order:
-                if vcpu.proxy_thread == thread:
-                    vcpu.kick()
-                    return
-            self.pending_ipis.add(thread)
+        return [SMCCC_UNKNOWN]
 
     def call(self, caller, n: int, args: list[int]) -> list[int]:
         """Hypercall ``n``; vcpu_run runs without the hypervisor lock held."""
@@ -214,23 +187,21 @@ class Gunyah:
         with self.lock:
             return hypercalls.dispatch(self, caller, n, args)
 
-    def guest_call(self, vcpu: Vcpu, is_smc: bool, imm: int, regs: list[int]) -> list[int]:
-        """An HVC or SMC from a guest vCPU; returns X0.. to write back."""
+    # hooks of El2: a guest's HVC and SMC
+    def immediate_call(self, vcpu: Vcpu, is_smc: bool, imm: int, regs: list[int]):
+        """The native conduit: ``hvc #0x6000+n`` is hypercall n, X0.. its inputs."""
         if not is_smc and NATIVE_BASE <= imm < NATIVE_LIMIT:
             return self._guest_hypercall(vcpu, imm - NATIVE_BASE, regs)
-        if imm != 0:
-            return [smccc.SMCCC_UNKNOWN]
-        fid = regs[0] & 0xFFFF_FFFF
-        if psci.is_psci(fid):
-            return [psci.call(self, vcpu, fid, regs[1:]) & MASK64]
-        if fid == smccc.SMCCC_VERSION:
-            return [smccc.SMCCC_VERSION_1_1]
+        return None
+
+    def vendor_call(self, vcpu: Vcpu, fid: int, regs: list[int]):
+        """Gunyah's SMCCC hypercalls (0xC6008000+n) and its vendor service."""
         n = smccc.hypercall_number(fid)
         if n is not None:
             return self._guest_hypercall(vcpu, n, regs[1:])
         if fid in (smccc.CALL_UID, smccc.REVISION):
             return self.smccc(GuestCaller(vcpu), regs)
-        return [smccc.SMCCC_UNKNOWN]
+        return None
 
     def _guest_hypercall(self, vcpu: Vcpu, n: int, args: list[int]) -> list[int]:
         """A guest's hypercall with its vCPU's cspace (an empty one if none is attached).
@@ -244,19 +215,3 @@ class Gunyah:
             return [Error.CSPACE_CAP_NULL]
         self.trace("guest_hypercall", vcpu=vcpu.trace_name, n=n)
         return hypercalls.dispatch(self, GuestCaller(vcpu), n, args)
-
-    # observation
-    def trace(self, event: str, **fields) -> None:
-        record = (event, tuple(sorted(fields.items())))
-        self.events.append(record)
-        for sink in self.trace_sinks:
-            sink(record)
-
-    def vm_event(self, vcpu: Vcpu, kind: str, a: int, b: int) -> None:
-        self.trace("vm_event", vcpu=vcpu.trace_name, kind=kind)
-        for listener in self.vm_listeners:
-            listener(vcpu, kind, a, b)
-
-    def close(self) -> None:
-        self.scheduler.close()
-        self.dram.close()

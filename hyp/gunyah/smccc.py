@@ -1,20 +1,16 @@
-"""SMCCC decoding and the vendor-hypervisor service (hyp/interfaces/smccc).
+"""Gunyah's SMCCC function ids: its hypercalls and the vendor-hypervisor service
+(hyp/interfaces/smccc; the architecture's decoding is :mod:`hyp.arch.smccc`).
 
-Function ids: bit 31 fast call, bit 30 SMC64, bits 29:24 owner, 15:0
-function. Gunyah hypercalls are owner VENDOR_HYP (6) with function bits
-15:14 = 0b10 and must be fast SMC64 calls: 0xC6008000 + n. The service
-range (bits 15:14 = 0b11) answers CALL_UID and REVISION for SMC32 fast
-calls. Anything else unknown returns SMCCC_UNKNOWN (-1).
+Gunyah hypercalls are owner VENDOR_HYP (6) with function bits 15:14 = 0b10
+and must be fast SMC64 calls: 0xC6008000 + n. The service range (bits
+15:14 = 0b11) answers CALL_UID and REVISION for SMC32 fast calls.
 """
 
 from __future__ import annotations
 
-FAST, SMC64 = 1 << 31, 1 << 30
-OWNER_ARCH, OWNER_VENDOR_HYP = 0, 6
-SMCCC_UNKNOWN = 0xFFFF_FFFF_FFFF_FFFF
-SMCCC_VERSION = 0x8000_0000
-SMCCC_ARCH_FEATURES = 0x8000_0001
-SMCCC_VERSION_1_1 = 0x10001
+from hyp.arch.smccc import FAST, SMC64, owner
+
+OWNER_VENDOR_HYP = 6
 
 CALL_UID = 0x8600_FF01
 REVISION = 0x8600_FF03
@@ -22,10 +18,6 @@ REVISION = 0x8600_FF03
 GUNYAH_UID = (0xCD8FD5C1, 0xDB5F53A4, 0x36CE6592, 0x145F3D67)
 
 HYPERCALL_BASE = 0xC600_8000
-
-
-def owner(fid: int) -> int:
-    return fid >> 24 & 0x3F
 
 
 def hypercall_number(fid: int) -> int | None:

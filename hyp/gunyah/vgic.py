@@ -1,10 +1,10 @@
-"""Virtual interrupt controllers (hyp/vm/vgic): the VIC object.
+"""Virtual interrupt controllers (hyp/vm/vic_base, hyp/vm/vgic): the VIC object.
 
-A guest VIC runs a :class:`~hyp.hw.gicv3.Gicv3` for its VM: GICD/GICR MMIO
-and ICC_* accesses of its vCPUs are emulated here, never exit to the VMM.
-Sources (doorbells, message queues, vCPU wakeups) are bound to SPIs with
-:meth:`Vic.bind` and assert them; after every change each affected vCPU is
-told to re-evaluate its virtual IRQ line and, if it sleeps in WFI, woken.
+A guest VIC is the :class:`~hyp.arch.vgic.Vgic` of its VM as a Gunyah
+object: configured (vCPU and virq counts), activated, vCPUs attached to it
+by index. Sources (doorbells, message queues, vCPU wakeups) are bound to
+SPIs with :meth:`Vic.bind` and assert them; after every change each vCPU
+re-evaluates its virtual IRQ line and, if it sleeps in WFI, is woken.
 
 The host's and the RM's VICs are :class:`HostVic`: neither runs AArch64
 code here, so their interrupts are delivered to the handlers they
@@ -13,10 +13,10 @@ registered (their interrupt entry), one call per assertion.
 
 from __future__ import annotations
 
+from hyp.arch.vgic import Vgic
 from hyp.gunyah.errors import Error, HypError, check
 from hyp.gunyah.object import Object, ObjectState, ObjectType
-from hyp.hw.board import GICD_BASE, GICD_SIZE, GICR_BASE, GICR_STRIDE, SPI_BASE
-from hyp.hw.gicv3 import Gicv3
+from hyp.hw.board import SPI_BASE
 
 
 class VirqSource:
@@ -53,15 +53,14 @@ class VirqSource:
             self.vic.clear_virq(self.virq)
 
 
-class Vic(Object):
+class Vic(Object, Vgic):
     TYPE = ObjectType.VIC
 
     def __init__(self, hyp, partition):
-        super().__init__(hyp, partition)
+        Object.__init__(self, hyp, partition)
+        Vgic.__init__(self)
         self.max_vcpus, self.max_virqs = 0, 0
-        self.vcpus: dict[int, object] = {}
         self.sources: dict[int, VirqSource] = {}
-        self.gic: Gicv3 | None = None
 
     def configure(self, max_vcpus: int, max_virqs: int, options: int, max_msis: int) -> None:
         self.require(ObjectState.INIT)
@@ -71,7 +70,7 @@ class Vic(Object):
 
     def on_activate(self) -> None:
         check(self.max_vcpus > 0, Error.OBJECT_CONFIG, "vic not configured")
-        self.gic = Gicv3(self.max_virqs, recheck=self._recheck)
+        self.start(self.max_virqs)
 
     def attach_vcpu(self, vcpu, index: int) -> None:
         vcpu.require(ObjectState.INIT)
@@ -79,10 +78,6 @@ class Vic(Object):
         check(index not in self.vcpus, Error.BUSY, f"vcpu index {index} taken")
         self.vcpus[index] = vcpu
         vcpu.vic, vcpu.vic_index = self, index
-
-    def add_cpu(self, vcpu) -> int:
-        """Give an activating vCPU its redistributor; returns its GIC CPU number."""
-        return self.gic.add_cpu(vcpu.affinity)
 
     # sources
     def bind(self, source: VirqSource, virq: int) -> None:
@@ -105,38 +100,9 @@ class Vic(Object):
         self.gic.clear_irq(virq)
         self.notify()
 
-    def _recheck(self, intid: int, cpu: int) -> bool:
+    def source_pending(self, intid: int, cpu: int) -> bool:
         source = self.sources.get(intid)
         return source is not None and source.check_pending()
-
-    def notify(self) -> None:
-        """Interrupt state changed: every vCPU re-evaluates its line."""
-        for vcpu in self.vcpus.values():
-            vcpu.interrupts_changed()
-
-    # guest accesses
-    def mmio(self, vcpu, ipa: int, size: int, value: int | None) -> int | None:
-        """Emulate a GICD/GICR access; None if ``ipa`` is not the vGIC's."""
-        if GICD_BASE <= ipa < GICD_BASE + GICD_SIZE:
-            result = self.gic.dist_access(ipa - GICD_BASE, size, value, vcpu.gic_cpu)
-        else:
-            frame, offset = divmod(ipa - GICR_BASE, GICR_STRIDE)
-            if not (ipa >= GICR_BASE and frame < len(self.gic.cpus)):
-                return None
-            result = self.gic.redist_access(frame, offset, size, value)
-        if value is not None:
-            self.notify()
-        return result or 0
-
-    def sysreg(self, vcpu, reg: tuple[int, int, int], value: int | None) -> int:
-        """Emulate an ICC_* access of ``vcpu`` (a read when ``value`` is None)."""
-        if value is None:
-            result = self.gic.sysreg_read(vcpu.gic_cpu, reg)
-        else:
-            self.gic.sysreg_write(vcpu.gic_cpu, reg, value)
-            result = 0
-        self.notify()
-        return result
 
     def on_destroy(self) -> None:
         self.sources.clear()

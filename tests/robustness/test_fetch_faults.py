@@ -10,7 +10,7 @@ VCPU_RUN runs in a thread with a bound: a hang fails the test.
 import signal
 import threading
 
-from hyp.gunyah.vcpu import EC_IABT_CUR, FSC_PERMISSION_L3
+from hyp.arch.exception import EC_IABT_CUR, FSC_PERMISSION_L3
 from tests.gunyahvm import MMIO, SHARED_IPA, make_vm, outcome
 from uapi.linux import gunyah as gh
 

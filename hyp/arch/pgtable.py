@@ -1,10 +1,12 @@
-"""ARMv8 stage-2 translation tables, written into DRAM (hyp/mem/pgtable).
+"""ARMv8 stage-2 translation tables, written into DRAM (Gunyah hyp/mem/pgtable/armv8,
+Linux arch/arm64/kvm/hyp/pgtable.c).
 
 4 KiB granule, 40-bit IPA, walks starting at level 1 with two concatenated
 level-1 tables (VTCR_EL2.T0SZ=24, SL0=1), so the MMU of every core running
 the VM enforces what is written here. Aligned ranges use 1 GiB and 2 MiB
 blocks; unmapping part of a block splits it. Table pages come from the
-hypervisor's own page pool.
+hypervisor's own page pool. Any EL2 of this SoC uses these tables as they
+are; which IPAs it maps, and when, is its own policy.
 """
 
 from __future__ import annotations

@@ -1,11 +1,13 @@
-"""PSCI for guests (hyp/vm/psci): power control of a VM's vCPUs.
+"""PSCI for guests (Gunyah hyp/vm/psci, Linux arch/arm64/kvm/psci.c): power
+control of a VM's vCPUs.
 
-A VM's vCPUs are those attached to the same VIC. CPU_ON powers a sibling
-on at an entry point, CPU_OFF the caller, CPU_SUSPEND waits like WFI.
-SYSTEM_OFF powers every vCPU of the VM off for good (vcpu_run then says
-POWERED_OFF with the "exited" flag) and SYSTEM_RESET/RESET2 make vcpu_run
-return PSCI_SYSTEM_RESET; both are reported to the hypervisor's VM-event
-listeners (the Resource Manager).
+A VM's vCPUs are what the caller's ``siblings()`` hook returns (for Gunyah,
+the vCPUs attached to the same VIC); a target is found by its
+``affinity``. CPU_ON powers a sibling on at an entry point, CPU_OFF the
+caller, CPU_SUSPEND waits like WFI. SYSTEM_OFF powers every vCPU of the VM
+off for good (the host then sees a powered-off exit with "exited" set) and
+SYSTEM_RESET/RESET2 make the host see a system-reset exit; both are
+reported to the EL2's VM-event listeners (:meth:`~hyp.arch.el2.El2.vm_event`).
 """
 
 from __future__ import annotations
@@ -52,7 +54,7 @@ def is_psci(fid: int) -> bool:
 
 
 def call(hyp, vcpu, fid: int, args: list[int]) -> int:
-    """Handle a PSCI call from ``vcpu``; returns X0."""
+    """Handle a PSCI call from ``vcpu`` of the EL2 ``hyp``; returns X0."""
     fn = _base(fid)
     hyp.trace(
         "psci", vcpu=vcpu.trace_name, fn=Psci(fn).name if fn in Psci._value2member_map_ else fn
@@ -79,22 +81,18 @@ def call(hyp, vcpu, fid: int, args: list[int]) -> int:
     return int(handler()) if handler else int(PsciRet.NOT_SUPPORTED)
 
 
-def _siblings(vcpu):
-    return list(vcpu.vic.vcpus.values())
-
-
 def _find(vcpu, mpidr: int):
     aff = (mpidr & 0xFF_FFFF) | (mpidr >> 32 & 0xFF) << 24
-    return next((v for v in _siblings(vcpu) if v.affinity == aff), None)
+    return next((v for v in vcpu.siblings() if v.affinity == aff), None)
 
 
 def _cpu_on(vcpu, mpidr: int, entry: int, context: int) -> int:
     target = _find(vcpu, mpidr)
-    if target is None or target.core is None:
+    if target is None or target.core is None:  # no core: not activated yet
         return PsciRet.INVALID_PARAMETERS
     if target.powered:
         return PsciRet.ALREADY_ON
-    target.poweron(entry, context)
+    target.power_on(entry, context)
     return PsciRet.SUCCESS
 
 
@@ -116,14 +114,14 @@ def _affinity_info(vcpu, mpidr: int) -> int:
 
 
 def _system_off(hyp, vcpu) -> int:
-    for v in _siblings(vcpu):
+    for v in vcpu.siblings():
         v.poweroff(exited=True)
     hyp.vm_event(vcpu, "system_off", 0, 0)
     return PsciRet.SUCCESS
 
 
 def _system_reset(hyp, vcpu, kind: int, cookie: int) -> int:
-    for v in _siblings(vcpu):
+    for v in vcpu.siblings():
         v.reset_request = (kind, cookie)
         v.kick()
     hyp.vm_event(vcpu, "system_reset", kind, cookie)

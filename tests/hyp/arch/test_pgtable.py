@@ -2,7 +2,7 @@
 
 import pytest
 
-from hyp.gunyah.pgtable import ACCESS_R, ACCESS_W, ACCESS_X, PagePool, S2Attrs, Stage2
+from hyp.arch.pgtable import ACCESS_R, ACCESS_W, ACCESS_X, PagePool, S2Attrs, Stage2
 from hyp.hw.memory import Dram
 
 RW = S2Attrs(ACCESS_R | ACCESS_W)

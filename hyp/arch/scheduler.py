@@ -1,4 +1,4 @@
-"""The scheduler (hyp/core/scheduler): vCPUs take turns on the SoC.
+"""The vCPU scheduler (Gunyah hyp/core/scheduler_fprr): vCPUs take turns on the SoC.
 
 vCPUs are proxy-scheduled: each runs in the host thread that called
 vcpu_run for it. At most one executes guest code at any instant; the turn
@@ -12,6 +12,11 @@ is armed (the only place host time matters: guests that compute without
 trapping still share the SoC and see their timers fire); the core takes
 the request at its next slice boundary. Each waiting vCPU sleeps
 on its own condition, and only the one whose turn it is gets woken.
+
+A vCPU here is any object with ``runnable`` (may it take a turn),
+``preempt()`` (end its turn at the next slice boundary, from another
+thread) and ``timer.deadline`` (its virtual timer's, or None): the
+arch :class:`~hyp.arch.vcpu.ArchVcpu` has them.
 """
 
 from __future__ import annotations

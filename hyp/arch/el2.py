@@ -1,0 +1,78 @@
+"""What every EL2 hypervisor of the SoC owns (Gunyah hyp/core/boot, Linux
+arch/arm64/kvm/arm.c): DRAM, its private page pool, the virtual clock, the
+vCPU scheduler, the VMIDs in use, the trace, and the host's IPIs.
+
+A hypervisor subclasses :class:`El2` and supplies the SMCCC hooks
+:mod:`hyp.arch.smccc` calls for a guest's HVC and SMC:
+``immediate_call(vcpu, is_smc, imm, regs)`` and
+``vendor_call(vcpu, fid, regs)``, each returning X0.. or None (not its
+own: SMCCC_UNKNOWN). Everything here is guarded by :attr:`El2.lock`,
+which trap handlers and hypercalls hold; a vCPU runs guest code without it.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections import deque
+
+from hyp.arch.pgtable import PagePool
+from hyp.arch.scheduler import Scheduler
+from hyp.hw.board import CNTFRQ, DRAM_BASE, HYP_POOL_SIZE
+from hyp.hw.memory import Dram
+from hyp.hw.timer import VirtualClock
+
+
+class El2:
+    """The EL2 of a SoC with ``dram_size`` bytes of DRAM; the top
+    ``HYP_POOL_SIZE`` bytes are its page pool (stage-2 tables)."""
+
+    def __init__(self, dram_size: int, trace_limit: int):
+        self.lock = threading.RLock()
+        self.dram = Dram(DRAM_BASE, dram_size)
+        self.pool = PagePool(self.dram, self.dram.end - HYP_POOL_SIZE, HYP_POOL_SIZE)
+        self.clock = VirtualClock()
+        self.cntfrq = CNTFRQ
+        self.scheduler = Scheduler()
+        self.vmids: set[int] = set()  # the VMIDs of VTTBR_EL2 in use
+        self.events: deque = deque(maxlen=trace_limit)
+        self.trace_sinks: list = []
+        self.vm_listeners: list = []
+        self.pending_ipis: set[int] = set()  # host threads with an IPI not yet taken
+
+    # guest calls (hooks)
+    def immediate_call(self, vcpu, is_smc: bool, imm: int, regs: list[int]) -> list[int] | None:
+        """An HVC/SMC #``imm`` (not 0) of the hypervisor's own; None if not one."""
+        return None
+
+    def vendor_call(self, vcpu, fid: int, regs: list[int]) -> list[int] | None:
+        """An SMCCC call ``fid`` of the hypervisor's own; None if not one."""
+        return None
+
+    # the host
+    def ipi(self, thread: int) -> None:
+        """An interrupt for the physical CPU host thread ``thread`` runs on: a
+        vCPU run in progress there returns to the host (READY); if none is,
+        the interrupt stays pending and the thread's next run returns at once."""
+        with self.lock:
+            for vcpu in self.scheduler.order:
+                if vcpu.proxy_thread == thread:
+                    vcpu.kick()
+                    return
+            self.pending_ipis.add(thread)
+
+    # observation
+    def trace(self, event: str, **fields) -> None:
+        record = (event, tuple(sorted(fields.items())))
+        self.events.append(record)
+        for sink in self.trace_sinks:
+            sink(record)
+
+    def vm_event(self, vcpu, kind: str, a: int, b: int) -> None:
+        """A VM-wide event of ``vcpu``'s VM (PSCI system_off, system_reset)."""
+        self.trace("vm_event", vcpu=vcpu.trace_name, kind=kind)
+        for listener in self.vm_listeners:
+            listener(vcpu, kind, a, b)
+
+    def close(self) -> None:
+        self.scheduler.close()
+        self.dram.close()

@@ -1,0 +1,71 @@
+"""Exceptions an EL2 injects into its guest's EL1 (Gunyah
+hyp/vm/vcpu/aarch64/src/exception_inject.c, Linux arch/arm64/kvm/inject_fault.c).
+
+Each function takes the core of a vCPU that is stopped inside a trap and
+rewrites its EL1 state as the hardware's exception entry would: ESR_EL1,
+FAR_EL1 (aborts only), ELR_EL1 and SPSR_EL1 saved, PSTATE EL1h with DAIF
+masked (NZCV kept), PC at the right synchronous vector of VBAR_EL1. They
+never stop the core: the caller does, so the new PC is picked up before
+the next guest instruction.
+"""
+
+from __future__ import annotations
+
+from hyp.hw.cpu import PSTATE_EL1H_MASKED, SPSR_EL1, Core, Excp
+
+# Exception classes and fault codes of the aborts injected into the guest.
+EC_IABT_LOWER, EC_IABT_CUR, EC_DABT_LOWER, EC_DABT_CUR = 0x20, 0x21, 0x24, 0x25
+EC_SVC64, EC_BRK = 0x15, 0x3C
+FSC_EXTERNAL, FSC_PERMISSION_L3 = 0x10, 0x0F  # data and instruction fault status codes
+ISS_WNR = 1 << 6
+ESR_EC_SHIFT, ESR_IL = 26, 1 << 25  # IL: a 32-bit instruction
+IMM16 = 0xFFFF  # the immediate of HVC/SVC, at bit 5 of the instruction
+PSTATE_EL_MASK, PSTATE_SP = 0xC, 1  # exception level, SP_ELx selected
+PSTATE_NZCV = 0xF000_0000
+# VBAR_EL1 offsets of the synchronous vectors
+VECTOR_CUR_SP0, VECTOR_CUR_SPX, VECTOR_LOWER_A64 = 0, 0x200, 0x400
+
+
+def _from_el0(core: Core) -> bool:
+    return core.reg("pstate") & PSTATE_EL_MASK == 0
+
+
+def inject_guest_exception(core: Core, excp: int, insn: int) -> None:
+    """The guest's own synchronous exception (SVC, BRK, undefined...) at its EL1.
+
+    ``insn`` is the SVC instruction word (its immediate goes in the ISS) for
+    ``Excp.SWI``, ignored otherwise; PC is already past the instruction.
+    """
+    ec = {Excp.SWI: EC_SVC64, Excp.BKPT: EC_BRK}.get(excp, 0)
+    iss = insn >> 5 & IMM16 if excp == Excp.SWI else 0
+    enter_el1(core, ec << ESR_EC_SHIFT | ESR_IL | iss, elr=core.pc, far=None)
+
+
+def inject_dabt(core: Core, far: int, write: bool, dfsc: int) -> None:
+    """A synchronous data abort at EL1 for the instruction at PC."""
+    ec = EC_DABT_LOWER if _from_el0(core) else EC_DABT_CUR
+    iss = dfsc | (ISS_WNR if write else 0)
+    enter_el1(core, ec << ESR_EC_SHIFT | ESR_IL | iss, elr=core.pc, far=far)
+
+
+def inject_pabt(core: Core, far: int, ifsc: int) -> None:
+    """A synchronous instruction abort at EL1 for the instruction at PC."""
+    ec = EC_IABT_LOWER if _from_el0(core) else EC_IABT_CUR
+    enter_el1(core, ec << ESR_EC_SHIFT | ESR_IL | ifsc, elr=core.pc, far=far)
+
+
+def enter_el1(core: Core, esr: int, elr: int, far: int | None) -> None:
+    """Take a synchronous exception to EL1: the vector depends on where it came
+    from (EL0, EL1 with SP_EL0, EL1 with SP_EL1)."""
+    pstate = core.reg("pstate")
+    if pstate & PSTATE_EL_MASK == 0:
+        vector = VECTOR_LOWER_A64
+    else:
+        vector = VECTOR_CUR_SPX if pstate & PSTATE_SP else VECTOR_CUR_SP0
+    core.set_reg("esr_el1", esr)
+    if far is not None:
+        core.set_reg("far_el1", far)
+    core.set_reg("elr_el1", elr)
+    core.set_sysreg(SPSR_EL1, pstate)
+    core.set_reg("pstate", PSTATE_EL1H_MASKED | (pstate & PSTATE_NZCV))
+    core.pc = core.reg("vbar_el1") + vector

@@ -1,0 +1,164 @@
+"""Trap dispatch of a running vCPU (Gunyah hyp/vm/vcpu/aarch64/src/trap_dispatch.c,
+sysreg_traps.c and hyp/mem/addrspace/armv8/src/abort.c; Linux
+arch/arm64/kvm/handle_exit.c and mmio.c).
+
+Called on the vCPU's own thread while its core runs, with the EL2 lock
+held. HVC and SMC go to :func:`hyp.arch.smccc.guest_call`; a stage-2 data
+abort is decoded (:mod:`hyp.hw.a64`) into a permission fault for the guest,
+a page-fault exit (inside a range the hypervisor pages on demand), a vGIC
+access emulated here, or an MMIO exit to the host; a stage-2 instruction
+abort is a permission fault or a page-fault exit; ICC_* and timer system
+registers are emulated; the guest's own exceptions go back to its EL1.
+
+What ends a run is said by what the core is stopped with: a
+:class:`RunStop` when nothing more needs saying, or a :class:`VmmioExit`
+or :class:`PageFaultExit` for the run loop to hand to the host.
+
+Hooks the vCPU supplies: ``translate(ipa)`` (its stage 2: (PA, attrs) or
+None), ``demand_paged(ipa)`` (is an unmapped ``ipa`` the host's to page
+in), ``vgic`` (its :class:`~hyp.arch.vgic.Vgic`) and ``trace_name``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from enum import IntEnum, auto
+
+from hyp.arch import smccc, vtimer
+from hyp.arch.exception import FSC_EXTERNAL, FSC_PERMISSION_L3, IMM16
+from hyp.hw import a64
+from hyp.hw.cpu import HPFAR_EL2, Core, Excp, SysReg
+from hyp.hw.gicv3 import is_icc
+
+
+class RunStop(IntEnum):
+    """Why the vCPU stopped its core, when nothing more needs saying."""
+
+    KICK = auto()  # the vCPU's state changed: look at it before running on
+    PREEMPT = auto()  # the turn is over
+    SYNC = auto()  # a handler changed state the core must pick up (IRQ line)
+    FLUSH = auto()  # the stage-2 tables changed
+    HVC = auto()  # a guest call was handled
+
+
+@dataclass(frozen=True)
+class VmmioExit:
+    """An access to an unmapped IPA outside the demand-paging ranges."""
+
+    access: a64.Access
+    ipa: int
+
+
+@dataclass(frozen=True)
+class PageFaultExit:
+    """An access to an unmapped IPA inside a demand-paging range."""
+
+    ipa: int
+    write: bool
+    fetch: bool
+
+
+def exception(vcpu, excp: int) -> None:
+    """A synchronous exception the core took to EL2."""
+    if excp in (Excp.HVC, Excp.SMC):
+        _hvc(vcpu, excp)
+    elif excp == Excp.DATA_ABORT:
+        _data_abort(vcpu)
+    elif excp == Excp.PREFETCH_ABORT:
+        _prefetch_abort(vcpu)
+    else:
+        vcpu.inject_guest_exception(excp)
+
+
+def _hvc(vcpu, excp: int) -> None:
+    core = vcpu.core
+    insn = vcpu.fetch_insn(core.pc - 4)
+    imm = (insn or 0) >> 5 & IMM16
+    regs = [core.x(n) for n in range(8)]
+    out = smccc.guest_call(vcpu.hyp, vcpu, excp == Excp.SMC, imm, regs)
+    for n, value in enumerate(out):
+        core.set_x(n, value)
+    core.stop(RunStop.HVC)
+
+
+def _fault_ipa(core: Core, va: int) -> int:
+    """HPFAR_EL2 gives the faulting IPA's page; the offset is the VA's."""
+    return (core.sysreg(HPFAR_EL2) >> 4) << 12 | (va & 0xFFF)
+
+
+def _data_abort(vcpu) -> None:
+    core = vcpu.core
+    insn = vcpu.fetch_insn(core.pc)
+    access = None if insn is None else a64.decode(insn, core.x, core.sp)
+    va = access.address if access is not None else 0
+    ipa = _fault_ipa(core, va)
+    hit = vcpu.translate(ipa)
+    if hit is not None:
+        # Mapped: a permission fault the guest must see.
+        vcpu.inject_abort(va, access is not None and access.is_write, FSC_PERMISSION_L3)
+    elif vcpu.demand_paged(ipa):
+        # The write flag of an access a64 cannot emulate comes from its L bit:
+        # unicorn leaves the syndrome empty.
+        write = access.is_write if access is not None else a64.writes(insn or 0)
+        core.stop(PageFaultExit(ipa, write, False))
+    elif access is None:
+        vcpu.hyp.trace("unsupported_mmio", vcpu=vcpu.trace_name, ipa=ipa, insn=insn)
+        vcpu.inject_abort(ipa, False, FSC_EXTERNAL)
+    elif vcpu.vgic.claims(ipa):
+        _vgic_mmio(vcpu, access, ipa)
+    else:
+        core.stop(VmmioExit(access, ipa))
+
+
+def _prefetch_abort(vcpu) -> None:
+    """A fetch from a mapped IPA the stage 2 forbids executing (shared memory
+    is never executable) is the guest's permission fault; from an unmapped
+    IPA it cannot be MMIO, and the host may page it in."""
+    pc = vcpu.core.pc
+    ipa = _fault_ipa(vcpu.core, pc)
+    if vcpu.translate(ipa) is not None:
+        vcpu.inject_prefetch_abort(pc, FSC_PERMISSION_L3)
+    else:
+        vcpu.core.stop(PageFaultExit(ipa, False, True))
+
+
+def _vgic_mmio(vcpu, access: a64.Access, ipa: int) -> None:
+    core = vcpu.core
+    value = core.x(access.rt) if access.is_write else None
+    result = vcpu.vgic.mmio(vcpu, ipa, access.size, value)
+    if result is None:
+        core.stop(VmmioExit(access, ipa))
+        return
+    complete(core, access, result)
+    core.stop(RunStop.SYNC)
+
+
+def complete(core: Core, access: a64.Access, data: int) -> None:
+    """Finish an emulated access: load result, base writeback, next instruction."""
+    if not access.is_write:
+        core.set_x(access.rt, a64.load_result(access, data))
+    if access.writeback is not None:
+        if access.rn == a64.ZR_OR_SP:
+            core.set_sp(access.writeback)
+        else:
+            core.set_x(access.rn, access.writeback)
+    core.pc = core.pc + 4
+
+
+def sysreg(vcpu, core: Core, reg: SysReg, write: bool, rt: int) -> bool:
+    """A trapped MSR/MRS by Xrt; False if no model here knows ``reg``."""
+    if is_icc(reg.op0, reg.op1, reg.crn, reg.crm):
+        with vcpu.hyp.lock:
+            result = vcpu.vgic.sysreg(
+                vcpu, (reg.crn, reg.crm, reg.op2), core.x(rt) if write else None
+            )
+        if not write:
+            core.set_x(rt, result)
+        core.pc = core.pc + 4  # unicorn does not step over registers it does not know
+        core.stop(RunStop.SYNC)
+        return True
+    if not vtimer.sysreg(vcpu, core, reg, write, rt):
+        return False
+    if write:
+        core.stop(RunStop.SYNC)
+    return True

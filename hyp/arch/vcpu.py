@@ -1,0 +1,334 @@
+"""The vCPU run loop over a core (Gunyah hyp/vm/vcpu_run, hyp/vm/vcpu/aarch64
+{context_switch,wfi}.c; Linux arch/arm64/kvm/arm.c kvm_arch_vcpu_ioctl_run).
+
+A vCPU runs on its own core (a unicorn instance sharing the SoC's DRAM)
+behind its VM's stage-2 tables, proxy-scheduled: :meth:`ArchVcpu.run_loop`
+runs it in the calling host thread, taking turns with the other vCPUs
+(:mod:`hyp.arch.scheduler`), until something needs the host, and returns
+what the hypervisor's ``host_exit`` hook makes of it. Inside a run the vCPU
+is the EL2 trap handler of its core (:mod:`hyp.arch.traps`). Other threads
+never touch the core: they change the vCPU's state and kick it, and the
+change is applied between two runs of its core.
+
+A hypervisor's vCPU subclasses :class:`ArchVcpu` and supplies:
+
+- ``host_exit(reason, *data)``: what the host sees for an :class:`Exit`;
+  it returns a tuple whose first item is an IntEnum (traced by name), the
+  rest its data. Data per reason: POWERED_OFF (exited), SYSTEM_RESET
+  (kind, cookie), MMIO_READ (ipa, size), MMIO_WRITE (ipa, size, value),
+  PAGE_FAULT (ipa, write), none for the others;
+- ``wake_host()``: the vCPU told the host it expects a wakeup (IDLE) and
+  can now run again;
+- ``siblings()``: the vCPUs of its VM (PSCI);
+- ``vgic``: its VM's :class:`~hyp.arch.vgic.Vgic`;
+- ``translate(ipa)``, ``demand_paged(ipa)``: its stage 2 and the IPAs the
+  host pages in on demand;
+- ``trace_name``: how traces name it.
+
+The EL2 object (``hyp``) supplies ``lock``, ``dram``, ``clock``, ``cntfrq``,
+``scheduler``, ``pending_ipis`` and ``trace`` (:class:`~hyp.arch.el2.El2`).
+"""
+
+from __future__ import annotations
+
+import threading
+from enum import IntEnum, auto
+
+from hyp.arch import exception, traps, vtimer
+from hyp.arch.pgtable import ACCESS_X, VTCR
+from hyp.arch.traps import PageFaultExit, RunStop, VmmioExit
+from hyp.hw import a64
+from hyp.hw.cpu import PSTATE_EL1H_MASKED, VMPIDR_EL2, Core, CoreError, Excp, Stop, SysReg, Trap
+from hyp.hw.timer import EVENT_TICKS, QUANTUM_TICKS, VirtualTimer
+
+
+class Exit(IntEnum):
+    """Why a run returns to the host."""
+
+    READY = auto()  # the host asked for its thread back
+    IDLE = auto()  # WFI or CPU_SUSPEND with nothing pending
+    POWERED_OFF = auto()
+    SYSTEM_RESET = auto()  # PSCI SYSTEM_RESET or SYSTEM_RESET2
+    MMIO_READ = auto()
+    MMIO_WRITE = auto()
+    PAGE_FAULT = auto()  # an unmapped IPA the host pages in
+    FAULT = auto()  # unicorn cannot go on with the guest
+
+
+class RegisterSet(IntEnum):
+    """The register banks a host may write before power-on."""
+
+    X = 0
+    PC = 1
+    SP_EL = 2
+
+
+# The highest index of each register set a vCPU has.
+REGISTERS = {RegisterSet.X: 30, RegisterSet.PC: 0, RegisterSet.SP_EL: 1}
+
+
+class ArchVcpu(Trap):
+    def __init__(self, hyp):
+        self.hyp = hyp
+        self.gic_cpu, self.affinity = 0, 0
+        self.core: Core | None = None
+        self.timer = VirtualTimer(hyp.clock)
+        self.powered = self.exited = self.waiting = self.sleeping = self.faulted = False
+        self.pending_entry: tuple[int, int] | None = None
+        self.pending_regs: dict[tuple[int, int], int] = {}
+        self.mmio: tuple[a64.Access, int] | None = None
+        self.page_fault: tuple[int, bool, bool] | None = None  # ipa, write, fetch
+        self.reset_request: tuple[int, int] | None = None
+        self.run_lock = threading.Lock()
+        self.proxy_thread: int | None = None  # the host thread inside run_loop
+        self._kicked = self._needs_flush = False
+
+    # life cycle
+    def attach_core(self, vttbr: int) -> None:
+        """Give the vCPU its core behind the stage 2 at ``vttbr``, its
+        redistributor, and its place in the scheduler (when it is activated)."""
+        core = Core(self.hyp.dram, self)
+        core.set_stage2(vttbr, VTCR)
+        mpidr = 1 << 31 | (self.affinity & 0xFF_FFFF) | (self.affinity >> 24 & 0xFF) << 32
+        core.set_sysreg(VMPIDR_EL2, mpidr)
+        core.set_reg("pstate", PSTATE_EL1H_MASKED)
+        self.core = core
+        self.gic_cpu = self.vgic.add_cpu(self)
+        self.hyp.scheduler.add(self)
+
+    def detach_core(self) -> None:
+        """Leave the scheduler and close the core, if it has one."""
+        self.hyp.scheduler.remove(self)
+        if self.core is not None:
+            self.core.close()
+            self.core = None
+
+    # power
+    @property
+    def runnable(self) -> bool:
+        return self.powered and not self.sleeping and not self.exited and not self.faulted
+
+    def power_on(self, entry: int, context: int) -> None:
+        """Power on at ``entry`` with X0=``context`` (applied at the next run)."""
+        self.pending_entry = (entry, context)
+        self.powered, self.exited, self.waiting, self._kicked = True, False, False, False
+        self.faulted = False
+        self._wake()
+
+    def poweroff(self, exited: bool = False) -> None:
+        """Power off; ``exited`` (the VM is down) also wakes a sleeping host thread."""
+        self.powered, self.waiting = False, False
+        self.exited = self.exited or exited
+        self.kick()
+        if exited:
+            self._wake()
+        self.hyp.scheduler.poke()
+
+    # cross-thread notifications
+    def kick(self) -> None:
+        """Make the vCPU look at its state again (stops its core if it runs)."""
+        self._kicked = True
+        if self.core is not None:
+            self.core.stop(RunStop.KICK)
+
+    def preempt(self) -> None:
+        if self.core is not None:
+            self.core.stop(RunStop.PREEMPT)
+
+    def interrupts_changed(self) -> None:
+        """The vGIC changed: update the IRQ line now or wake the vCPU."""
+        if self.core is None:
+            return
+        if self.hyp.scheduler.holder is self:
+            self.core.stop(RunStop.SYNC)
+        elif self.waiting and self._wakes():
+            self._wake()
+
+    def _wakes(self) -> bool:
+        return self.vgic.gic.wakes(self.gic_cpu) or self.timer.firing
+
+    def _wake(self) -> None:
+        self.waiting = False
+        if self.sleeping:
+            self.sleeping = False
+            self.wake_host()
+        self.hyp.scheduler.poke()
+
+    def flush_translations(self) -> None:
+        if self.core is not None:
+            self._needs_flush = True  # before the stop: the run it ends must see it
+            self.core.stop(RunStop.FLUSH)
+
+    # the run loop
+    def take_host_ipi(self, thread: int) -> None:
+        """``thread`` enters the run loop; if its CPU had an IPI pending, the
+        run returns to the host at once."""
+        self.proxy_thread = thread
+        if thread in self.hyp.pending_ipis:
+            self.hyp.pending_ipis.discard(thread)
+            self._kicked = True
+
+    def run_loop(self):
+        """Run until the host is needed; returns ``host_exit``'s answer.
+        Called without the EL2 lock, in the host thread the vCPU runs in."""
+        while True:
+            with self.hyp.lock:
+                result = self._before_run()
+            if result is not None:
+                return result
+            self.hyp.scheduler.enter(self)
+            try:
+                reason = self.core.run()
+                with self.hyp.lock:
+                    result = self._after_run(reason)
+                    if result is not None:
+                        # Traced inside the turn, so the order is the same every run.
+                        self.hyp.trace(
+                            "vcpu_run", vcpu=self.trace_name, state=result[0].name, data=result[1:]
+                        )
+            finally:
+                self.hyp.scheduler.leave(self)
+            if result is not None:
+                return result
+
+    def _before_run(self):
+        """Apply what other threads asked for; an exit, or None to run."""
+        if self.reset_request is not None:
+            kind, cookie = self.reset_request
+            return self.host_exit(Exit.SYSTEM_RESET, kind, cookie)
+        if not self.powered:
+            self.sleeping = not self.exited
+            return self.host_exit(Exit.POWERED_OFF, self.exited)
+        if self.faulted:
+            return self.host_exit(Exit.FAULT)
+        if self._kicked:
+            self._kicked = False
+            return self.host_exit(Exit.READY)
+        self._apply_pending()
+        result = self._sleep_or_wake()
+        if result is None:
+            self.core.set_virq_line(self.vgic.gic.signalled(self.gic_cpu))
+        return result
+
+    def _sleep_or_wake(self):
+        """A waiting vCPU either wakes (or skips idle time) or expects a wakeup."""
+        vtimer.update_irq(self)
+        if not self.waiting:
+            return None
+        if self._wakes() or self._skip_idle_time():
+            self.waiting = False
+            return None
+        self.sleeping = True
+        self.hyp.scheduler.poke()
+        return self.host_exit(Exit.IDLE)
+
+    def _after_run(self, reason):
+        self.hyp.clock.advance(QUANTUM_TICKS if reason == RunStop.PREEMPT else EVENT_TICKS)
+        if self._needs_flush:
+            self._needs_flush = False
+            self.core.flush()
+        if self.reset_request is not None or not self.powered:
+            return self._before_run()
+        if reason == Stop.HALTED or self.waiting:
+            self.waiting = True
+            return self._sleep_or_wake()
+        match reason:
+            case VmmioExit(access, ipa):
+                self.mmio = (access, ipa)
+                if access.is_write:
+                    value = self.core.x(access.rt) & ((1 << access.size * 8) - 1)
+                    return self.host_exit(Exit.MMIO_WRITE, ipa, access.size, value)
+                return self.host_exit(Exit.MMIO_READ, ipa, access.size)
+            case PageFaultExit(ipa, write, fetch):
+                self.page_fault = (ipa, write, fetch)
+                return self.host_exit(Exit.PAGE_FAULT, ipa, int(write))
+            case CoreError(error):
+                return self._fault(error)
+        return None
+
+    def _fault(self, error: Exception):
+        """Unicorn cannot go on with the guest: the vCPU stays faulted (never
+        rerun) until it is powered on again."""
+        self.faulted = True
+        self.hyp.trace("vcpu_fault", vcpu=self.trace_name, pc=self.core.pc, error=str(error))
+        self.hyp.scheduler.poke()
+        return self.host_exit(Exit.FAULT)
+
+    def _skip_idle_time(self) -> bool:
+        """Nothing else can run: jump the clock to the next timer deadline."""
+        if self.hyp.scheduler.others_runnable(self):
+            return False
+        deadlines = [v.timer.deadline for v in self.hyp.scheduler.order]
+        deadlines = [d for d in deadlines if d is not None]
+        if not deadlines:
+            return False
+        self.hyp.clock.advance_to(min(deadlines))
+        for vcpu in self.hyp.scheduler.order:
+            vtimer.update_irq(vcpu)
+        return self._wakes()
+
+    def _apply_pending(self) -> None:
+        """Power-on state first (EL1h, X0, PC), then the registers written before it."""
+        core = self.core
+        if self.pending_entry is not None:
+            entry, context = self.pending_entry
+            self.pending_entry = None
+            core.set_reg("pstate", PSTATE_EL1H_MASKED)
+            core.set_x(0, context)
+            core.pc = entry
+        for (reg_set, index), value in sorted(self.pending_regs.items()):
+            if reg_set == RegisterSet.X:
+                core.set_x(index, value)
+            elif reg_set == RegisterSet.PC:
+                core.pc = value
+            else:
+                self._set_sp_el(index, value)
+        self.pending_regs.clear()
+
+    def _set_sp_el(self, index: int, value: int) -> None:
+        """SP_ELn; the core keeps the selected one live apart from its bank, so that
+        one (SP_EL1 at EL1h, SP_EL0 at EL1t) is written as SP too."""
+        core = self.core
+        core.set_reg(f"sp_el{index}", value)
+        selected = 1 if core.reg("pstate") & exception.PSTATE_SP else 0
+        if index == selected:
+            core.set_sp(value)
+
+    # resuming after an exit
+    def complete(self, access: a64.Access, data: int) -> None:
+        """Finish the MMIO access the host emulated, with ``data`` for a load."""
+        traps.complete(self.core, access, data)
+
+    # guest memory
+    def fetch_insn(self, va: int) -> int | None:
+        """The instruction word at ``va`` if the stage 2 lets the guest execute it;
+        guests run with their stage-1 MMU off (VA = IPA)."""
+        hit = self.translate(va)
+        if hit is None or not hit[1].access & ACCESS_X:
+            return None
+        return self.core.read_insn(hit[0])
+
+    # EL2 trap handlers, called on this vCPU's thread while its core runs
+    def exception(self, core: Core, excp: int) -> None:
+        with self.hyp.lock:
+            traps.exception(self, excp)
+
+    def sysreg(self, core: Core, reg: SysReg, write: bool, rt: int) -> bool:
+        return traps.sysreg(self, core, reg, write, rt)
+
+    # exceptions into the guest; each stops the core so the vector runs next
+    def inject_guest_exception(self, excp: int) -> None:
+        """The guest's own synchronous exception (SVC, undefined...) goes to its EL1."""
+        insn = (self.fetch_insn(self.core.pc - 4) or 0) if excp == Excp.SWI else 0
+        exception.inject_guest_exception(self.core, excp, insn)
+        self.core.stop(RunStop.SYNC)
+
+    def inject_abort(self, far: int, write: bool, dfsc: int) -> None:
+        """A synchronous data abort at EL1 for the instruction at PC."""
+        exception.inject_dabt(self.core, far, write, dfsc)
+        self.core.stop(RunStop.SYNC)
+
+    def inject_prefetch_abort(self, far: int, ifsc: int) -> None:
+        """A synchronous instruction abort at EL1 for the instruction at PC."""
+        exception.inject_pabt(self.core, far, ifsc)
+        self.core.stop(RunStop.SYNC)
