@@ -120,8 +120,8 @@ class Vcpu(ABC):
     def run(self) -> Exit:
         """Run the guest until it needs the VMM; the exit says why.
 
-        OSError EINTR: :meth:`request_exit` was called, or a signal came
-        while the guest ran; the vCPU can be run again. Other errnos are
+        OSError EINTR: a signal came while the guest ran (the vCPU can be
+        run again), or :meth:`request_exit` was called. Other errnos are
         the driver's.
         """
 
@@ -135,10 +135,10 @@ class Vcpu(ABC):
 
     @abstractmethod
     def request_exit(self) -> None:
-        """Make the next :meth:`run` fail with EINTR before the guest runs.
+        """Stop the vCPU for good: every later :meth:`run` fails with EINTR before the guest runs.
 
         Safe from any thread. A run already in progress only stops when its
-        thread is signalled (the caller's job: send it after this call).
+        thread is signalled (the caller's job: send the signal after this call).
         """
 
 
