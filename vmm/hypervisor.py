@@ -114,7 +114,7 @@ class BootState:
 class Vcpu(ABC):
     """One virtual CPU of a :class:`Vm`, run by one thread of the VMM."""
 
-    index: int
+    index: int  # as given to Vm.create_vcpu
 
     @abstractmethod
     def run(self) -> Exit:

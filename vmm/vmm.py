@@ -54,7 +54,6 @@ VIRTIO_BASE, VIRTIO_SPI = 0x0A00_0000, 16
 SHARED_BASE, SHARED_SIZE = 0xC000_0000, 0x1_0000  # where virtqueues and their buffers live
 DTB_ROOM = 0x1_0000  # the DTB and the RM's overlay, at the end of RAM
 KICK_SIGNAL = signal.SIGUSR1
-PAGE = 4096
 
 
 @dataclass
