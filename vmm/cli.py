@@ -18,8 +18,12 @@ from uapi.abi.clang import AbiInputError, Compiler
 from vmm import abi_check
 from vmm.guests import GUESTS
 from vmm.guests import image as guest_image
+from vmm.gunyah import Gunyah
 from vmm.vmm import DTB_ROOM, Vmm, VmmConfig
 
+# --hypervisor: what can be at EL2, and the VMM's backend for each (GenieZone: none yet).
+HYPERVISORS = ("gunyah", "geniezone")
+BACKENDS = {"gunyah": Gunyah}
 MAX_VCPUS = 64  # what the RM takes in a VM config DT
 SIZE_UNITS = {"": 1, "K": 1 << 10, "M": 1 << 20, "G": 1 << 30}
 
@@ -63,6 +67,13 @@ def _image(what: str) -> tuple[str, bytes]:
 
 
 def _run(args: argparse.Namespace) -> int:
+    if args.hypervisor not in BACKENDS:
+        print(
+            f"gunyah-sim run: --hypervisor {args.hypervisor}: not available yet "
+            "(the host model has no /dev/gzvm, the VMM no GenieZone backend)",
+            file=sys.stderr,
+        )
+        return 1
     try:
         if not 1 <= args.vcpus <= MAX_VCPUS:
             raise UsageError(f"--vcpus {args.vcpus}: between 1 and {MAX_VCPUS}")
@@ -81,7 +92,7 @@ def _run(args: argparse.Namespace) -> int:
     host = kernel.boot(dram_size=max(1 << 30, 2 * mem), trace=trace)
     try:
         config = VmmConfig(data, name, args.vcpus, mem, args.cmdline)
-        report = Vmm(host, config, console, _stdin()).run()
+        report = Vmm(host, config, console, _stdin(), BACKENDS[args.hypervisor]).run()
     except ValueError as e:  # an ImageError, or a VM config DT too large
         print(f"gunyah-sim run: {e}", file=sys.stderr)
         return 2
@@ -144,6 +155,12 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--vcpus", type=int, default=4, help=f"1 to {MAX_VCPUS} (default 4)")
     p.add_argument("--mem", default="64M", help="guest RAM, e.g. 64M (default)")
     p.add_argument("--cmdline", default="", help="the guest's /chosen/bootargs")
+    p.add_argument(
+        "--hypervisor",
+        choices=HYPERVISORS,
+        default="gunyah",
+        help="the hypervisor at EL2 (default gunyah)",
+    )
     p.add_argument("--trace", action="store_true", help="print ioctls, RM calls and vCPU exits")
     p.set_defaults(func=_run)
 

@@ -4,6 +4,10 @@ One blob serves the RM and the guest: the RM reads ``/gunyah-vm-config``
 (memory, vdevices) and ``/cpus``, then adds its own nodes (the GIC, the
 ``hypervisor`` node); the guest reads the rest (memory, PSCI, chosen, the
 UART and the virtio-mmio devices).
+
+:class:`VmLayout` is also the machine a VMM describes to the hypervisor
+interface (``vmm/hypervisor.py``); its ``doorbells`` are Gunyah's, filled
+in by the Gunyah backend from the devices' SPIs.
 """
 
 from __future__ import annotations
@@ -48,6 +52,8 @@ class SharedWindow:
 
 @dataclass
 class VmLayout:
+    """A VM's machine: RAM, vCPUs, the command line, MMIO devices, the console, shared memory."""
+
     ram_base: int
     ram_size: int
     vcpus: int

@@ -55,6 +55,23 @@ def test_bad_input_is_one_line_and_non_zero(args, message, capsys):
     assert "\n" not in err and "Traceback" not in err
 
 
+def test_geniezone_is_one_line_saying_it_is_not_available_yet(capsys):
+    assert main(["run", "--hypervisor", "geniezone"]) == 1
+    captured = capsys.readouterr()
+    err = captured.err.strip()
+    assert err == (
+        "gunyah-sim run: --hypervisor geniezone: not available yet "
+        "(the host model has no /dev/gzvm, the VMM no GenieZone backend)"
+    )
+    assert captured.out == ""
+
+
+def test_hypervisor_gunyah_is_what_runs_by_default():
+    p = run_cli("run", "hello", "--vcpus", "1", "--hypervisor", "gunyah")
+    assert p.returncode == 0, p.stderr
+    assert "hello: hyp_identify: API 1, variant 0x48" in p.stdout
+
+
 def test_memory_too_small_for_the_image(tmp_path, capsys):
     big = tmp_path / "big.bin"
     big.write_bytes(bytes(range(256)) * 1024)  # 256 KiB
