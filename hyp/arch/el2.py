@@ -8,6 +8,12 @@ A hypervisor subclasses :class:`El2` and supplies the SMCCC hooks
 ``vendor_call(vcpu, fid, regs)``, each returning X0.. or None (not its
 own: SMCCC_UNKNOWN). Everything here is guarded by :attr:`El2.lock`,
 which trap handlers and hypercalls hold; a vCPU runs guest code without it.
+
+A stage-2 change is complete only when no core still runs guest code with
+the old translation: when a thread leaves EL2 (its outermost hold of the
+lock ends) it waits for the runs of the cores its changes flushed, as a
+DSB after a broadcast TLBI waits for the other CPUs. So once a hypercall
+that unmaps a page returns, no guest access to that page is in flight.
 """
 
 from __future__ import annotations
@@ -18,8 +24,43 @@ from collections import deque
 from hyp.arch.pgtable import PagePool
 from hyp.arch.scheduler import Scheduler
 from hyp.hw.board import CNTFRQ, DRAM_BASE, HYP_POOL_SIZE
+from hyp.hw.cpu import running_core
 from hyp.hw.memory import Dram
 from hyp.hw.timer import VirtualClock
+
+FLUSH_TIMEOUT = 30.0  # seconds; one slice of a core runs in milliseconds
+
+
+class El2Lock:
+    """The EL2 lock (re-entrant). Leaving it for good, a thread first waits for
+    the cores whose translations it flushed (:meth:`flushed`) to end the runs
+    they were in, unless the thread is itself inside a core's run (a guest's
+    trap), where waiting could deadlock two cores."""
+
+    def __init__(self):
+        self._lock = threading.RLock()
+        self._local = threading.local()  # depth, flushed: this thread's
+
+    def __enter__(self):
+        self._lock.acquire()
+        self._local.depth = getattr(self._local, "depth", 0) + 1
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self._local.depth -= 1
+        waits = []
+        if self._local.depth == 0:
+            waits, self._local.flushed = getattr(self._local, "flushed", []), []
+        self._lock.release()
+        for core, token in waits:
+            if not core.wait_run_end(token, FLUSH_TIMEOUT):
+                raise RuntimeError("a core never ended its run after a stage-2 flush")
+
+    def flushed(self, core) -> None:
+        """The caller (holding the lock) changed translations ``core`` may be using."""
+        token = core.run_token()
+        if token is not None and running_core() is None:
+            self._local.__dict__.setdefault("flushed", []).append((core, token))
 
 
 class El2:
@@ -27,7 +68,7 @@ class El2:
     ``HYP_POOL_SIZE`` bytes are its page pool (stage-2 tables)."""
 
     def __init__(self, dram_size: int, trace_limit: int):
-        self.lock = threading.RLock()
+        self.lock = El2Lock()
         self.dram = Dram(DRAM_BASE, dram_size)
         self.pool = PagePool(self.dram, self.dram.end - HYP_POOL_SIZE, HYP_POOL_SIZE)
         self.clock = VirtualClock()

@@ -155,9 +155,13 @@ class ArchVcpu(Trap):
         self.hyp.scheduler.poke()
 
     def flush_translations(self) -> None:
+        """Stage 2 changed (the EL2 lock is held): the core forgets its cached
+        translations before it runs guest code again, and the EL2 lock's last
+        release waits for a run in progress to end."""
         if self.core is not None:
             self._needs_flush = True  # before the stop: the run it ends must see it
             self.core.stop(RunStop.FLUSH)
+            self.hyp.lock.flushed(self.core)
 
     # the run loop
     def take_host_ipi(self, thread: int) -> None:

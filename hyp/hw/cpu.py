@@ -26,6 +26,11 @@ at between slices of ``SLICE`` instructions (unicorn's instruction count,
 which ends a slice before an instruction starts). The count also puts an
 exit check in front of every instruction, so a stop from a handler takes
 effect before the next instruction begins, never after its first access.
+
+A core caches translations, so a stage-2 change reaches a core running in
+another thread only when its slice ends: :meth:`Core.run_token` and
+:meth:`Core.wait_run_end` let the changing thread wait for that (the
+DSB after a broadcast TLBI).
 """
 
 from __future__ import annotations
@@ -125,6 +130,14 @@ class Trap:
         return None
 
 
+_RUNNING = threading.local()  # core: the one whose run this thread is in
+
+
+def running_core() -> Core | None:
+    """The core whose :meth:`Core.run` the calling thread is inside (its handlers)."""
+    return getattr(_RUNNING, "core", None)
+
+
 class Core:
     """One core with its own unicorn instance; DRAM is shared with all cores."""
 
@@ -137,6 +150,8 @@ class Core:
         self.set_sysreg(SCR_EL3, SCR_EL3_NS | SCR_EL3_HCE | SCR_EL3_RW)
         self.set_sysreg(HCR_EL2, HCR_GUEST)
         self._lock = threading.Lock()
+        self._ended = threading.Condition(self._lock)  # a run ended: _runs changed
+        self._runs = 0  # _lock: runs ended so far
         self._runner: int | None = None  # the thread inside run()
         self._stop = None  # a handler's reason: ends the run at once
         self._request = None  # another thread's: ends it at the next slice
@@ -212,6 +227,7 @@ class Core:
         """
         with self._lock:
             self._runner = threading.get_ident()
+        _RUNNING.core = self
         try:
             while self._stop is None and self._request is None:
                 pc = self.pc
@@ -221,10 +237,13 @@ class Core:
         except UcError as e:
             self.stop(CoreError(e))
         finally:
+            _RUNNING.core = None
             with self._lock:
                 self._runner = None
                 reason = self._stop if self._stop is not None else self._request
                 self._stop = self._request = None
+                self._runs += 1
+                self._ended.notify_all()
         if self._error is not None:
             error, self._error = self._error, None
             raise error
@@ -243,6 +262,19 @@ class Core:
                 self.uc.emu_stop()
             elif self._request is None:
                 self._request = reason
+
+    def run_token(self) -> int | None:
+        """If another thread is inside :meth:`run`, a token for that run (for
+        :meth:`wait_run_end`); None if no run is in progress or it is the caller's."""
+        with self._lock:
+            if self._runner is None or self._runner == threading.get_ident():
+                return None
+            return self._runs
+
+    def wait_run_end(self, token: int, timeout: float) -> bool:
+        """Wait until the run ``token`` names has ended; False on timeout."""
+        with self._ended:
+            return self._ended.wait_for(lambda: self._runs != token, timeout)
 
     def _halted(self, start: int) -> bool:
         """The slice ended on a WFI (the PC is past it), not at its count."""

@@ -1,6 +1,8 @@
 """Isolation: what a guest, another VM or a forged capability cannot reach."""
 
 import errno
+import threading
+import time
 
 from kernel.fs import FALLOC_FL_KEEP_SIZE, FALLOC_FL_PUNCH_HOLE
 from kernel.gunyah.guest_memfd import GuestMem
@@ -238,3 +240,46 @@ def test_the_hypervisor_refuses_to_zero_a_lent_page(host, monkeypatch):
     assert cell.command(READ, page) == {RESULT: 0x600D}
     monkeypatch.undo()
     cell.close()
+
+
+STORE_LOOP = f"""
+    ldr x2, ={RAM_IPA + 0x4000:#x}
+    mov x1, #0
+1:  add x1, x1, #1
+    str x1, [x2]
+    b 1b
+"""
+
+
+def test_no_guest_store_lands_after_the_page_is_taken_back(host):
+    """A vCPU stores to a lent page in a tight loop on its own thread while the host
+    maps that page (which takes it back first). When mmap returns, no store of the
+    guest's is still in flight: the marker the host writes then stays. (A core
+    caches translations; the unmap waits for its run to end, like a TLBI's DSB.)"""
+    t = make_vm(host, STORE_LOOP)
+    run = t.run_page()
+    t.start()
+    stop = threading.Event()
+
+    def vcpu():
+        while not stop.is_set():
+            t.run()  # a PAGE_FAULT exit (-EPERM) while the host maps the page
+
+    runner = threading.Thread(target=vcpu)
+    runner.start()
+    try:
+        for marker in range(0x5EC2E700, 0x5EC2E708):
+            time.sleep(0.02)  # the guest gets the page back and stores
+            view = host.mmap(t.ram, 0x1000, offset=0x4000)
+            view[0:8] = marker.to_bytes(8, "little")
+            time.sleep(0.005)
+            seen = int.from_bytes(view[0:8], "little")
+            host.munmap(view)
+            assert seen == marker, f"a guest store landed after mmap returned: {seen:#x}"
+    finally:
+        stop.set()
+        run.immediate_exit = 1
+        runner.join(20)
+    assert not runner.is_alive()
+    del run
+    t.close()
