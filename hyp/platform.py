@@ -32,16 +32,21 @@ class Firmware:
         """The host's RAM: (physical base, size), as the boot DT's memory node says."""
         return self.gunyah.boot_info["dram"]
 
-    def map_ram(self, pa: int, length: int) -> tuple[int, mmap.mmap | None]:
-        """(error, mapping): a shared mapping of host RAM at ``pa`` (how the kernel
-        maps pages to users), entered in the host's stage 2 only if the memdb
-        allows it: ADDR_INVALID outside the host's RAM, DENIED over a page lent
-        to a VM. The hypervisor knows of it until :meth:`unmap_ram`."""
+    def map_ram(
+        self, pa: int, length: int, writable: bool = True, private: bool = False
+    ) -> tuple[int, mmap.mmap | None]:
+        """(error, mapping): a mapping of host RAM at ``pa`` (how the kernel maps
+        pages to users; ``private``: writes go to copies, never to RAM), entered in
+        the host's stage 2 only if the memdb allows it: ADDR_INVALID outside the
+        host's RAM, DENIED over a page lent to a VM. The hypervisor knows of it
+        until :meth:`unmap_ram`."""
         base, size = self.memory
         if not base <= pa <= pa + length <= base + size:
             return Error.ADDR_INVALID, None
         dram = self.gunyah.dram
-        mapping = mmap.mmap(dram.fd, length, offset=pa - dram.base)
+        prot = mmap.PROT_READ | (mmap.PROT_WRITE if writable else 0)
+        flags = mmap.MAP_PRIVATE if private else mmap.MAP_SHARED
+        mapping = mmap.mmap(dram.fd, length, flags, prot, offset=pa - dram.base)
         try:
             self.gunyah.memdb.host_map(id(mapping), pa, length)
         except HypError as e:

@@ -26,7 +26,8 @@ class FileOperations:
     def ioctl(self, file: File, cmd: int, arg) -> int:
         raise OSError(errno.ENOTTY, os.strerror(errno.ENOTTY))
 
-    def mmap(self, file: File, length: int, offset: int, prot: int):
+    def mmap(self, file: File, length: int, offset: int, prot: int, flags: int):
+        """A mapping (buffer protocol); ``prot`` and ``flags`` as mmap(2) checked them."""
         raise OSError(errno.ENODEV, os.strerror(errno.ENODEV))
 
     def read(self, file: File, size: int) -> bytes:

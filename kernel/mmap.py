@@ -13,22 +13,53 @@ unmapped and no page of it is pinned.
 
 from __future__ import annotations
 
-import ctypes
 import errno
+import mmap
 import os
 import threading
 from dataclasses import dataclass, field
 
+import cffi
 from sortedcontainers import SortedDict
 
 from kernel.mm import PAGE_SIZE
 
-MAP_SHARED, MAP_PRIVATE, MAP_ANONYMOUS = 0x01, 0x02, 0x20
+MAP_SHARED, MAP_PRIVATE, MAP_SHARED_VALIDATE, MAP_TYPE = 0x01, 0x02, 0x03, 0x0F
+MAP_ANONYMOUS = 0x20
+PROT_READ, PROT_WRITE, PROT_EXEC = 0x1, 0x2, 0x4
+_FFI = cffi.FFI()
+
+
+def check_mmap(prot: int, flags: int) -> None:
+    """mmap(2)'s checks of ``prot`` and ``flags``: EINVAL for a mapping type other
+    than shared or private, and for PROT_NONE (a deviation: a Python buffer
+    cannot fault on access, so no access must mean no mapping)."""
+    if flags & MAP_TYPE not in (MAP_SHARED, MAP_PRIVATE, MAP_SHARED_VALIDATE):
+        raise OSError(errno.EINVAL, "mmap: neither MAP_SHARED nor MAP_PRIVATE")
+    if not prot & (PROT_READ | PROT_WRITE | PROT_EXEC):
+        raise OSError(errno.EINVAL, "mmap: PROT_NONE cannot be modelled")
+
+
+def writable(prot: int) -> bool:
+    return bool(prot & PROT_WRITE)
+
+
+def private(flags: int) -> bool:
+    return flags & MAP_TYPE == MAP_PRIVATE
+
+
+def os_mmap(prot: int, flags: int) -> dict:
+    """``mmap.mmap`` keywords for a mapping with ``prot`` and ``flags`` (read access
+    always: arm64 has no write-only pages)."""
+    return {
+        "flags": mmap.MAP_PRIVATE if private(flags) else mmap.MAP_SHARED,
+        "prot": mmap.PROT_READ | (mmap.PROT_WRITE if writable(prot) else 0),
+    }
 
 
 def user_address(mapping) -> int:
-    """The address of a writable mapping's first byte."""
-    return ctypes.addressof(ctypes.c_char.from_buffer(mapping))
+    """The address of a mapping's first byte."""
+    return int(_FFI.cast("uintptr_t", _FFI.from_buffer(mapping)))
 
 
 @dataclass(eq=False)

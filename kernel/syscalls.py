@@ -8,8 +8,9 @@ attributes) sit behind real placeholder descriptors, and eventfds are real
 eventfds, so numbers never collide and ``os.fstat`` works on all of them.
 A request goes to the file's operations; a descriptor that is open but not
 a kernel file (an eventfd, a pipe) gets ENOTTY for any ioctl, one that is
-not open EBADF, and so does a number no C ``int`` descriptor can hold. The
-only exception that escapes is OSError with the driver's errno. Anything
+not open EBADF, and so does a number no C ``int`` descriptor can hold. A
+Python value where C takes an integer is a TypeError, as in the os module.
+Otherwise the only exception that escapes is OSError with the driver's errno. Anything
 else raised inside the kernel model is a bug; it is reported as EIO and
 kept in ``Host.bugs`` for tests to fail on.
 """
@@ -26,7 +27,15 @@ from kernel.eventfd import EventfdWaitQueue
 from kernel.fs import FdTable, File, FileOperations, vfs_fallocate
 from kernel.gunyah.sysfs import ATTRIBUTES, sysfs_open
 from kernel.gunyah.vm_mgr import GUNYAH_DEV_FOPS
-from kernel.mmap import MAP_ANONYMOUS, AnonMemory, MmStruct, Vma, user_address
+from kernel.mmap import (
+    MAP_ANONYMOUS,
+    AnonMemory,
+    MmStruct,
+    Vma,
+    check_mmap,
+    user_address,
+    writable,
+)
 from kernel.signal import Signals
 from uapi.linux import gunyah as gh
 
@@ -43,6 +52,14 @@ def _error(err: int, why: str = "") -> OSError:
 
 def _ebadf() -> OSError:
     return _error(errno.EBADF)
+
+
+def _ints(*values) -> None:
+    """A Python value where C takes an integer is the caller's TypeError, raised
+    here as the os module does, before anything reaches the kernel model."""
+    for value in values:
+        if not isinstance(value, int):
+            raise TypeError(f"an integer is required, not {type(value).__name__}")
 
 
 def _fd(fd) -> int:
@@ -105,11 +122,13 @@ class Host:
         return ret
 
     def _ioctl(self, fd: int, request: int, arg) -> int:
+        _ints(request)
         with self._file(fd) as file:
             return self._call(file.fops.ioctl, file, request & 0xFFFF_FFFF, arg)
 
     def read(self, fd: int, size: int) -> bytes:
         """EINVAL for a negative size (no size_t holds it)."""
+        _ints(size)
         if size < 0:
             raise _error(errno.EINVAL, "size")
         if not self.fdtable.holds(_fd(fd)):
@@ -126,6 +145,7 @@ class Host:
     def eventfd(self, initval: int = 0, flags: int = 0) -> int:
         """A real eventfd of the process (``os.EFD_*`` flags); EINVAL for unknown
         flags or an ``initval`` no unsigned int holds."""
+        _ints(initval, flags)
         if not 0 <= initval <= 0xFFFF_FFFF:
             raise _error(errno.EINVAL, "initval")
         return os.eventfd(initval, flags)
@@ -137,6 +157,7 @@ class Host:
         skipped, and one that is not open is POLLNVAL, as poll(2) does."""
         poller, invalid = select.poll(), []
         for fd, events in fds:
+            _ints(fd, events)
             if fd > INT_MAX:
                 invalid.append((fd, select.POLLNVAL))
             elif fd >= 0:
@@ -147,6 +168,7 @@ class Host:
         """Send ``sig`` to ``thread`` (a ``threading.get_ident()`` value); see
         kernel/signal.py. ``sig`` 0 only checks that the thread exists. ESRCH for
         no such thread, EINVAL for no such signal."""
+        _ints(thread, sig)
         if not 0 <= sig < signal.NSIG:
             raise _error(errno.EINVAL, "signal")
         if thread not in {t.ident for t in threading.enumerate()}:
@@ -157,25 +179,31 @@ class Host:
     def mmap(self, fd: int, length: int, prot: int = 3, flags: int = 1, offset: int = 0):
         """Map a file, or with ``MAP_ANONYMOUS`` (fd ignored) fresh zeroed memory;
         returns an object with the buffer protocol (like mmap.mmap), which is a VMA
-        at ``kernel.mmap.user_address(mapping)``. EINVAL for a length under 1 or an
-        offset that is negative or not page aligned; ENOMEM when no RAM is left."""
+        at ``kernel.mmap.user_address(mapping)``. Without PROT_WRITE it is read-only
+        (a write raises TypeError, where C would fault); MAP_PRIVATE writes go to
+        private copies. EINVAL for a length under 1, an offset that is negative or
+        not page aligned, and the ``prot``/``flags`` of ``kernel.mmap.check_mmap``;
+        ENOMEM when no RAM is left."""
+        _ints(length, prot, flags, offset)
         if length <= 0 or offset < 0 or offset % PAGE_SIZE:
             raise _error(errno.EINVAL, "length or offset")
+        check_mmap(prot, flags)
         if flags & MAP_ANONYMOUS:
-            return self._mmap_anonymous(-(-length // PAGE_SIZE) * PAGE_SIZE)
+            return self._mmap_anonymous(-(-length // PAGE_SIZE) * PAGE_SIZE, prot)
         file = self._get(fd)
         try:
-            mapping = self._call(file.fops.mmap, file, length, offset, prot)
+            mapping = self._call(file.fops.mmap, file, length, offset, prot, flags)
         except BaseException:
             file.put()
             raise
         self._map(Vma(user_address(mapping), length, mapping), file)  # it holds the file
         return mapping
 
-    def _mmap_anonymous(self, size: int):
+    def _mmap_anonymous(self, size: int, prot: int):
+        """Fresh pages of host RAM; private or shared alike, as no file backs them."""
         allocator, firmware = self.gunyah.mm, self.gunyah.firmware
         pa = allocator.alloc(size)
-        err, mapping = firmware.map_ram(pa, size)
+        err, mapping = firmware.map_ram(pa, size, writable(prot))
         if err:
             allocator.free(pa, size)
             raise _error(errno.ENOMEM, f"host mapping: hypervisor error {err}")
@@ -211,6 +239,7 @@ class Host:
         file.put()
 
     def fallocate(self, fd: int, mode: int, offset: int, length: int) -> None:
+        _ints(mode, offset, length)
         with self._file(fd) as file:
             self._call(vfs_fallocate, file, mode, offset, length)
 

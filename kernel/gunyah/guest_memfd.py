@@ -34,6 +34,7 @@ from kernel.fs import (
 )
 from kernel.include.linux.gunyah import gunyah_error_remap
 from kernel.mm import HPAGE_PMD_SIZE, PAGE_SIZE
+from kernel.mmap import private, writable
 from kernel.uaccess import copy_from_user
 from uapi.linux import gunyah as gh
 
@@ -100,7 +101,7 @@ class GuestMem:
 
 
 class GuestMemFops(FileOperations):
-    def mmap(self, file: File, length: int, offset: int, prot: int):
+    def mmap(self, file: File, length: int, offset: int, prot: int, flags: int):
         """EINVAL for a range that is not inside the file, else the file's pages,
         taken back from every VM first (EACCES if the hypervisor finds one still lent)."""
         gmem: GuestMem = file.private
@@ -109,7 +110,9 @@ class GuestMemFops(FileOperations):
         length = -(-length // PAGE_SIZE) * PAGE_SIZE
         with gmem.invalidate_lock:
             gmem.reclaim(offset, length, lent_only=True)  # lent pages come back first
-            err, mapping = gmem.gunyah.firmware.map_ram(gmem.pa + offset, length)
+            err, mapping = gmem.gunyah.firmware.map_ram(
+                gmem.pa + offset, length, writable(prot), private(flags)
+            )
             if err:  # the hypervisor refuses a page still lent to a VM
                 raise OSError(gunyah_error_remap(err), f"host mapping: Gunyah error {err}")
             gmem.host_maps[id(mapping)] = (offset, length)

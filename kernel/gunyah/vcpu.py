@@ -42,6 +42,7 @@ from kernel.include.linux.gunyah import GunyahError, GunyahResourceType, gunyah_
 from kernel.include.linux.gunyah import GunyahVcpuResumeAction as Resume
 from kernel.include.linux.gunyah import GunyahVcpuState as State
 from kernel.mm import PAGE_SIZE
+from kernel.mmap import os_mmap
 from uapi.linux import gunyah as gh
 
 LOCK_POLL = 0.05  # seconds between looks for a signal while waiting for run_lock
@@ -301,10 +302,10 @@ class VcpuFops(FileOperations):
             return PAGE_SIZE
         return super().ioctl(file, cmd, arg)
 
-    def mmap(self, file: File, length: int, offset: int, prot: int):
+    def mmap(self, file: File, length: int, offset: int, prot: int, flags: int):
         if offset != 0 or length > PAGE_SIZE:
             raise OSError(errno.EINVAL, "the vCPU run page is one page at offset 0")
-        return mmap.mmap(file.private.page[0], PAGE_SIZE)
+        return mmap.mmap(file.private.page[0], PAGE_SIZE, **os_mmap(prot, flags))
 
     def release(self, file: File) -> None:
         vcpu: GunyahVcpu = file.private

@@ -6,6 +6,7 @@ import select
 
 import pytest
 
+from kernel.mmap import MAP_PRIVATE, MAP_SHARED, PROT_READ
 from uapi.linux import gunyah as gh
 
 
@@ -223,3 +224,54 @@ def test_mmap_length_and_offset(shared_host, length, offset):
     assert err(host.mmap, mem, length, 3, 1, offset) == errno.EINVAL
     host.close(mem)
     host.close(dev)
+
+
+def test_a_value_c_cannot_take_is_the_callers_type_error(shared_host):
+    """Where C takes an integer, another Python type is a TypeError raised before the
+    kernel model sees it (as the os module does), never a model bug."""
+    host = shared_host
+    dev = host.open("/dev/gunyah")
+    mem = host.ioctl(dev, gh.GUNYAH_CREATE_GUEST_MEM, _mem_args(4096))
+    for call, args in (
+        (host.ioctl, (dev, "x", 0)),
+        (host.fallocate, (mem, 3, 0, "x")),
+        (host.mmap, (mem, "4096")),
+        (host.read, (dev, None)),
+        (host.poll, ([(None, select.POLLIN)], 0)),
+        (host.pthread_kill, (None, 0)),
+    ):
+        with pytest.raises(TypeError):
+            call(*args)
+    assert err(host.munmap, None) == errno.EINVAL
+    assert host.bugs == []
+    host.close(mem)
+    host.close(dev)
+
+
+def test_map_private_writes_stay_private_and_read_only_mappings_refuse_writes(shared_host):
+    """MAP_PRIVATE: the mapping's writes go to copies, the file keeps its data. Without
+    PROT_WRITE the mapping is read-only (a write raises, where C would fault). A
+    mapping type other than shared or private is EINVAL, and so is PROT_NONE."""
+    host = shared_host
+    dev = host.open("/dev/gunyah")
+    mem = host.ioctl(dev, gh.GUNYAH_CREATE_GUEST_MEM, _mem_args(4096))
+    shared = host.mmap(mem, 4096, 3, MAP_SHARED)
+    shared[0:8] = (0x1111).to_bytes(8, "little")
+    private = host.mmap(mem, 4096, 3, MAP_PRIVATE)
+    assert private[0:8] == shared[0:8]
+    private[0:8] = (0x2222).to_bytes(8, "little")
+    assert int.from_bytes(shared[0:8], "little") == 0x1111
+    read_only = host.mmap(mem, 4096, PROT_READ, MAP_SHARED)
+    with pytest.raises(TypeError):
+        read_only[0:8] = bytes(8)
+    assert int.from_bytes(read_only[0:8], "little") == 0x1111
+    for mapping in (shared, private, read_only):
+        host.munmap(mapping)
+    assert err(host.mmap, mem, 4096, 3, 0) == errno.EINVAL  # no mapping type
+    assert err(host.mmap, mem, 4096, 0, MAP_SHARED) == errno.EINVAL  # PROT_NONE
+    host.close(mem)
+    host.close(dev)
+
+
+def _mem_args(size):
+    return gh.ffi.new("struct gunyah_create_mem_args *", {"size": size})
