@@ -1,9 +1,16 @@
-"""The VM config devicetree a VMM lends with the DTB (spec section 5.4), built with the fdt library.
+"""The devicetrees a VMM gives its guest, built with the fdt library.
 
-One blob serves the RM and the guest: the RM reads ``/gunyah-vm-config``
-(memory, vdevices) and ``/cpus``, then adds its own nodes (the GIC, the
-``hypervisor`` node); the guest reads the rest (memory, PSCI, chosen, the
-UART and the virtio-mmio devices).
+Gunyah (:func:`build_dtb`): the VM config DT lent with the DTB (spec
+section 5.4). One blob serves the RM and the guest: the RM reads
+``/gunyah-vm-config`` (memory, vdevices) and ``/cpus``, then adds its own
+nodes (the GIC, the ``hypervisor`` node); the guest reads the rest
+(memory, PSCI, chosen, the UART and the virtio-mmio devices).
+
+GenieZone (:func:`build_gic_dtb`): EL2 hands the DTB to the guest as it
+is, so the VMM describes the whole machine itself: the same nodes, no
+``gunyah-vm-config``, plus the GICv3 at the addresses the VMM gives
+GZVM_CREATE_DEVICE (:class:`GicV3`), the architected timer and the root's
+``interrupt-parent``.
 
 :class:`VmLayout` is also the machine a VMM describes to the hypervisor
 interface (``vmm/hypervisor.py``); its ``doorbells`` are Gunyah's, filled
@@ -18,8 +25,17 @@ from dataclasses import dataclass, field
 import fdt
 
 GIC_SPI_BASE = 32
+GIC_PPI = 1  # the first cell of a GIC interrupt specifier
 IRQ_TYPE_EDGE_RISING = 1
+IRQ_TYPE_LEVEL_LOW = 8
 SHARED_PHANDLE = 1
+GIC_PHANDLE = 2
+# The architected timer's PPIs (secure and non-secure physical, virtual, hypervisor), from 16.
+TIMER_PPIS = (13, 14, 11, 10)
+# crosvm's GICv3 layout on GenieZone (spec section 4.1): the distributor just below 1 GiB,
+# one redistributor frame per vCPU below it, vCPU 0's lowest.
+GICD_BASE, GICD_SIZE = 0x3FFF_0000, 0x1_0000
+GICR_SIZE = 0x2_0000
 
 
 @dataclass(frozen=True)
@@ -50,6 +66,23 @@ class SharedWindow:
     device: str
 
 
+@dataclass(frozen=True)
+class GicV3:
+    """A GICv3: the distributor at ``dist_base``, ``vcpus`` redistributor frames of
+    ``redist_size`` bytes from ``redist_base`` (vCPU n's at ``redist_base + n * redist_size``)."""
+
+    dist_base: int
+    dist_size: int
+    redist_base: int
+    redist_size: int
+    vcpus: int
+
+    @classmethod
+    def below_1g(cls, vcpus: int) -> GicV3:
+        """crosvm's layout: GICD at 0x3FFF0000 (64 KiB), the redistributors just below it."""
+        return cls(GICD_BASE, GICD_SIZE, GICD_BASE - GICR_SIZE * vcpus, GICR_SIZE, vcpus)
+
+
 @dataclass
 class VmLayout:
     """A VM's machine: RAM, vCPUs, the command line, MMIO devices, the console, shared memory."""
@@ -65,13 +98,31 @@ class VmLayout:
 
 
 def build_dtb(layout: VmLayout, image_name: str = "gunyah-sim") -> bytes:
-    """The DTB (version 17, no memory reservations) that describes ``layout``."""
+    """Gunyah's VM config DTB (version 17, no memory reservations) for ``layout``:
+    the RM completes it with the GIC and ``hypervisor`` nodes."""
+    return _dtb(layout, [_vm_config(layout, image_name)], [])
+
+
+def build_gic_dtb(layout: VmLayout, gic: GicV3) -> bytes:
+    """The guest's whole DTB (version 17, no memory reservations) for ``layout`` with
+    ``gic`` as the interrupt controller of every device: for a hypervisor that passes
+    the DTB on unchanged (GenieZone). ValueError: the GIC has frames for another
+    number of vCPUs than the layout."""
+    if gic.vcpus != layout.vcpus:
+        raise ValueError(f"the GIC has {gic.vcpus} redistributors for {layout.vcpus} vCPUs")
+    root_props = [fdt.PropWords("interrupt-parent", GIC_PHANDLE)]
+    return _dtb(layout, root_props, [_gic(gic), _timer()])
+
+
+def _dtb(layout: VmLayout, head: list, controllers: list[fdt.Node]) -> bytes:
+    """The nodes both hypervisors' DTBs share, with ``head`` after the model and the
+    interrupt ``controllers`` after /chosen."""
     root = fdt.Node(
         "/",
         fdt.PropWords("#address-cells", 2),
         fdt.PropWords("#size-cells", 2),
         fdt.PropStrings("model", "gunyah-sim"),
-        _vm_config(layout, image_name),
+        *head,
         _cpus(layout.vcpus),
         fdt.Node(
             "psci",
@@ -84,6 +135,7 @@ def build_dtb(layout: VmLayout, image_name: str = "gunyah-sim") -> bytes:
             _reg("reg", layout.ram_base, layout.ram_size),
         ),
         _chosen(layout),
+        *controllers,
     )
     if layout.shared is not None:
         root.append(_shared(layout.shared))
@@ -125,6 +177,33 @@ def _vm_config(layout: VmLayout, image_name: str) -> fdt.Node:
         fdt.PropStrings("os-type", "linux"),
         memory,
         vdevices,
+    )
+
+
+def _gic(gic: GicV3) -> fdt.Node:
+    return fdt.Node(
+        f"interrupt-controller@{gic.dist_base:x}",
+        fdt.PropStrings("compatible", "arm,gic-v3"),
+        fdt.PropWords("#interrupt-cells", 3),
+        fdt.Property("interrupt-controller"),
+        _reg(
+            "reg",
+            gic.dist_base,
+            gic.dist_size,
+            gic.redist_base,
+            gic.redist_size * gic.vcpus,
+        ),
+        fdt.PropWords("phandle", GIC_PHANDLE),
+    )
+
+
+def _timer() -> fdt.Node:
+    cells = [cell for ppi in TIMER_PPIS for cell in (GIC_PPI, ppi, IRQ_TYPE_LEVEL_LOW)]
+    return fdt.Node(
+        "timer",
+        fdt.PropStrings("compatible", "arm,armv8-timer"),
+        fdt.PropWords("interrupts", *cells),
+        fdt.Property("always-on"),
     )
 
 
