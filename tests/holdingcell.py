@@ -8,7 +8,8 @@ from vmm.guests import image
 from vmm.loader import load_image
 
 MAILBOX = 0x0B00_0000
-OK, FAIL, READ, WRITE, LOOPBACK, HVC, OFF = range(7)
+OK, FAIL, READ, WRITE, LOOPBACK, HVC, OFF, WHO = range(8)
+HYP_UNKNOWN, HYP_GUNYAH, HYP_GENIEZONE = range(3)  # WHO's result
 STATUS, RESULT, REPORT = 0x18, 0x20, 0x28
 
 

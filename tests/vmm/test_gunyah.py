@@ -65,7 +65,7 @@ def test_hello_prints_through_mmio_exits_and_powers_off(host):
     assert done == SystemEvent("exited", "platform_off", bytes(4), reason="status")
     assert reasons == {"mmio", "status"}
     text = b"".join(out).decode()
-    assert "hello: hyp_identify: API 1, variant 0x48" in text
+    assert "hello: running on Gunyah\nhello: hyp_identify: API 1, variant 0x48\n" in text
     assert "hello from cpu 0, MPIDR 0x80000000" in text
     close(gunyah, vm)
 

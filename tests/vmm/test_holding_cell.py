@@ -4,6 +4,7 @@ from tests.gunyahvm import RAM_IPA, SHARED_IPA
 from tests.holdingcell import (
     FAIL,
     HVC,
+    HYP_GUNYAH,
     LOOPBACK,
     OFF,
     OK,
@@ -11,6 +12,7 @@ from tests.holdingcell import (
     REPORT,
     RESULT,
     STATUS,
+    WHO,
     WRITE,
     HoldingCell,
 )
@@ -25,6 +27,7 @@ def test_every_command(host):
     assert cell.command(READ, SHARED_IPA) == {RESULT: 0x1234}
     assert cell.command(WRITE, SHARED_IPA + 8, 77) == {STATUS: 0}
     assert cell.command(READ, SHARED_IPA + 8) == {RESULT: 77}
+    assert cell.command(WHO) == {RESULT: HYP_GUNYAH}  # from the SMCCC vendor-hyp UID
     assert cell.command(9) == {STATUS: 2}
     assert cell.command(HVC, 0x8400_0000)[RESULT] == 0x1_0001  # PSCI_VERSION 1.1
     for i in range(100):  # a hundred round trips

@@ -21,7 +21,7 @@ def test_gunyah_sim_run_virtio_console_echoes_its_input():
         timeout=120,
     )
     assert p.returncode == 0, p.stderr
-    greeting = "virtio-console: type and I echo; Ctrl-D ends\n"
+    greeting = "virtio-console: running on Gunyah\nvirtio-console: type and I echo; Ctrl-D ends\n"
     assert p.stdout == greeting + text + "\nvirtio-console: bye\n"
 
 

@@ -11,7 +11,7 @@ from __future__ import annotations
 from importlib import resources
 
 GUESTS = {
-    "hello": "probes Gunyah, prints over the PL011 UART, every vCPU says hello, then SYSTEM_OFF",
+    "hello": "says which hypervisor it runs on; every vCPU says hello over the PL011; SYSTEM_OFF",
     "holding-cell": "a test guest: runs commands from an MMIO mailbox, one step at a time",
     "virtio-console": "a virtio-mmio console (ioeventfd + irqfd): echoes its input; Ctrl-D ends",
 }

@@ -27,7 +27,11 @@ CFLAGS = [
     *("-fno-ident", "-Wall", "-Werror"),
 ]
 # The objects each guest links, beyond its own assembly source.
-EXTRA_OBJECTS = {"hello": ["console.o"]}
+EXTRA_OBJECTS = {
+    "hello": ["console.o", "smccc.o"],
+    "holding-cell": ["smccc.o"],
+    "virtio-console": ["fdt.o", "smccc.o"],
+}
 
 
 def sources() -> list[Path]:

@@ -1,13 +1,14 @@
 /*
- * hello: the first guest. It probes the hypervisor (SMCCC vendor UID and
- * Gunyah's hyp_identify), prints over the PL011 UART, brings every other
+ * hello: the first guest. It says which hypervisor it runs on (the SMCCC
+ * vendor-hyp UID, smccc.S; on Gunyah also hyp_identify's API version and
+ * variant), prints over the PL011 UART, brings every other
  * vCPU up with PSCI CPU_ON, one at a time, each printing its MPIDR and
  * turning itself off (the first waits with PSCI AFFINITY_INFO, which lets
  * the others run), then asks for PSCI SYSTEM_OFF.
  *
  * Stage-1 MMU off; each CPU gets 4 KiB of stack for the C console
- * routines (console.c). At entry x0 holds the DTB address (the RM's) and
- * x1 the number of CPUs (the VMM's boot context).
+ * routines (console.c). At entry x0 holds the DTB address and x1 the
+ * number of CPUs (the VMM's boot state).
  */
 	.set UART, 0x09000000
 	.set UARTDR, 0x00
@@ -18,7 +19,7 @@
 	.set PSCI_AFFINITY_INFO, 0xc4000004
 	.set AFF_OFF, 1
 	.set PSCI_SYSTEM_OFF, 0x84000008
-	.set SMCCC_VENDOR_UID, 0x8600ff01
+	.set HYP_GUNYAH, 1
 	.set GUNYAH_HYP_IDENTIFY, 0xc6008000
 	.set STACK_SIZE, 4096
 	.set MAX_CPUS, 64
@@ -31,16 +32,17 @@ _start:
 	bl	set_stack
 	adr	x0, banner
 	bl	console_puts
-	ldr	w0, =SMCCC_VENDOR_UID
-	hvc	#0
-	ldr	w4, =0xcd8fd5c1			// Gunyah's UID, first word
-	cmp	w0, w4
-	b.ne	not_gunyah
-	ldr	w4, =0xdb5f53a4
-	cmp	w1, w4
-	b.ne	not_gunyah
-	adr	x0, found
+	bl	vendor_hyp
+	mov	x20, x0
+	adr	x0, running
 	bl	console_puts
+	mov	x0, x20
+	bl	hyp_name
+	bl	console_puts
+	mov	x0, #'\n'
+	bl	console_putc
+	cmp	x20, #HYP_GUNYAH		// hyp_identify is Gunyah's call only
+	b.ne	1f
 	ldr	x0, =GUNYAH_HYP_IDENTIFY
 	hvc	#0
 	mov	x20, x0				// api_info
@@ -54,10 +56,6 @@ _start:
 	bl	console_puthex
 	mov	x0, #'\n'
 	bl	console_putc
-	b	1f
-not_gunyah:
-	adr	x0, other
-	bl	console_puts
 1:	mrs	x0, mpidr_el1
 	bl	say_hello			// CPU 0
 	mov	x21, #1				// the next CPU
@@ -108,8 +106,7 @@ set_stack:					// x0: the CPU number
 
 	.ltorg
 banner:	.asciz	"hello: guest running\n"
-found:	.asciz	"hello: Gunyah hypervisor found (SMCCC vendor UID)\n"
-other:	.asciz	"hello: not Gunyah (unknown vendor UID)\n"
+running: .asciz	"hello: running on "
 api:	.asciz	"hello: hyp_identify: API "
 variant: .asciz	", variant "
 failed:	.asciz	"hello: PSCI CPU_ON failed\n"

@@ -16,6 +16,8 @@
  *   5 HVC       hvc #0 with x0 = arg0, x1 = arg1; result = x0 after it,
  *               then x1, x2, x3 to +0x28, +0x30, +0x38
  *   6 OFF       PSCI SYSTEM_OFF
+ *   7 WHO       result = the hypervisor it runs on, from the SMCCC vendor-hyp
+ *               UID (smccc.S: 1 Gunyah, 2 GenieZone, 0 another)
  *   other       status 2
  *
  * A synchronous exception is reported (+0x28 ESR_EL1, +0x30 FAR_EL1,
@@ -35,7 +37,7 @@ loop:
 	ldr	x10, [x9]			// the command
 	ldr	x11, [x9, #0x08]
 	ldr	x12, [x9, #0x10]
-	cmp	x10, #6
+	cmp	x10, #7
 	b.hi	unknown
 	adr	x13, table
 	ldr	w14, [x13, x10, lsl #2]
@@ -43,7 +45,7 @@ loop:
 	br	x13
 table:
 	.word	cmd_ok - table, cmd_fail - table, cmd_read - table, cmd_write - table
-	.word	cmd_loopback - table, cmd_hvc - table, cmd_off - table
+	.word	cmd_loopback - table, cmd_hvc - table, cmd_off - table, cmd_who - table
 cmd_ok:
 	str	xzr, [x9, #0x18]
 	b	loop
@@ -77,6 +79,10 @@ cmd_off:
 	ldr	w0, =PSCI_SYSTEM_OFF
 	hvc	#0
 	b	.
+cmd_who:
+	bl	vendor_hyp
+	str	x0, [x9, #0x20]
+	b	loop
 unknown:
 	mov	x0, #2
 	str	x0, [x9, #0x18]

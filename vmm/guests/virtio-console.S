@@ -1,22 +1,24 @@
 /*
  * virtio-console: a virtio-mmio console driver in a few hundred bytes.
  *
- * It sets the device up (virtio 1.x: features, two split virtqueues in the
- * shared window, receive buffers posted), prints a greeting through the
- * transmit queue and then echoes whatever arrives on the receive queue,
- * waking from WFI on the device's interrupt (a doorbell SPI, through the
- * GICv3 CPU interface). A Ctrl-D (0x04) in the input powers the VM off.
+ * It finds the GICv3 in its devicetree (x0 at entry; fdt.c), sets the
+ * device up (virtio 1.x: features, two split virtqueues in the shared
+ * window, receive buffers posted), says through the transmit queue which
+ * hypervisor it runs on (smccc.S) and greets, then echoes whatever
+ * arrives on the receive queue, waking from WFI on the device's interrupt
+ * (an irqfd SPI, through the GICv3 CPU interface). A Ctrl-D (0x04) in the
+ * input powers the VM off. No devicetree GIC: it stops (a loop).
  *
  * The VMM's layout: device at 0x0a000000, SPI 16 (INTID 48), shared window
  * at 0xc0000000; per queue q: descriptors at window + q * 0x1000, the
  * driver ring at +0x100, the device ring at +0x200; 8 entries each;
  * receive buffers at window + 0x2000, transmit buffers at + 0x3000, 64
- * bytes each. Stage-1 MMU off, IRQs masked at PSTATE (WFI still wakes).
+ * bytes each. Stage-1 MMU off, IRQs masked at PSTATE (WFI still wakes);
+ * 4 KiB of stack for the C devicetree reader.
  */
 	.set VIRTIO, 0x0a000000
 	.set SHARED, 0xc0000000
-	.set GICD, 0x08000000
-	.set GICR, 0x080a0000
+	.set STACK_SIZE, 4096
 	.set INTID, 48
 	.set QN, 8
 	.set REG_DRV_FEATURES, 0x20
@@ -38,8 +40,15 @@
 	.section .text.boot, "ax"
 	.global _start
 _start:
+	adr	x1, stack + STACK_SIZE
+	mov	sp, x1
+	adr	x1, gic_bases
+	bl	fdt_gic				// x0: the DTB
+	cbnz	x0, failed
 	ldr	x19, =VIRTIO
 	ldr	x20, =SHARED
+	adr	x1, gic_bases
+	ldp	x0, x3, [x1]			// the distributor, vCPU 0's redistributor
 	bl	gic_init
 
 	str	wzr, [x19, #REG_STATUS]		// reset
@@ -87,6 +96,15 @@ _start:
 	str	w1, [x19, #REG_STATUS]
 	str	wzr, [x19, #REG_QUEUE_NOTIFY]	// receiveq has buffers
 
+	adr	x0, running
+	mov	x1, #(running_end - running)
+	bl	tx_send
+	bl	vendor_hyp
+	bl	hyp_name
+	bl	tx_send
+	adr	x0, greeting - 1		// the newline before it
+	mov	x1, #1
+	bl	tx_send
 	adr	x0, greeting
 	mov	x1, #(greeting_end - greeting)
 	bl	tx_send
@@ -192,8 +210,7 @@ tx_send:					// x0: bytes, x1: length (at most 64)
 	str	w16, [x19, #REG_QUEUE_NOTIFY]	// an ioeventfd: no exit
 	ret
 
-gic_init:
-	ldr	x0, =GICD
+gic_init:					// x0: GICD, x3: GICR of this CPU
 	mov	w1, #2
 	str	w1, [x0]			// GICD_CTLR.EnableGrp1
 	ldr	x2, =(0x6000 + INTID * 8)
@@ -202,7 +219,6 @@ gic_init:
 	str	w1, [x0, #(0x100 + INTID / 32 * 4)]	// GICD_ISENABLER
 	mov	w1, #(2 << (2 * (INTID % 16)))
 	str	w1, [x0, #(0xc00 + INTID / 16 * 4)]	// GICD_ICFGR: edge
-	ldr	x3, =GICR
 	str	wzr, [x3, #0x14]		// GICR_WAKER: awake
 	mov	x1, #0xff
 	msr	S3_0_C4_C6_0, x1		// ICC_PMR_EL1
@@ -212,9 +228,20 @@ gic_init:
 	ret
 
 	.ltorg
+running:
+	.ascii	"virtio-console: running on "
+running_end:
+	.ascii	"\n"
 greeting:
 	.ascii	"virtio-console: type and I echo; Ctrl-D ends\n"
 greeting_end:
 bye:
 	.ascii	"\nvirtio-console: bye\n"
 bye_end:
+
+	.bss
+	.balign	16
+gic_bases:
+	.skip	16
+stack:
+	.skip	STACK_SIZE
