@@ -211,6 +211,14 @@ class Host:
         self._map(Vma(user_address(mapping), size, mapping, anon), None)
         return mapping
 
+    def user_address(self, mapping) -> int:
+        """Where ``mapping`` (from :meth:`mmap`) starts in the process: the address C's
+        mmap returns. EINVAL for anything mmap did not return."""
+        vma, _ = self._mappings.get(id(mapping), (None, None))
+        if vma is None or vma.mapping is not mapping:
+            raise _error(errno.EINVAL, "not a mapping of this process")
+        return vma.start
+
     def _map(self, vma: Vma, file: File | None) -> None:
         self.mm.insert(vma)
         self._mappings[id(vma.mapping)] = (vma, file)

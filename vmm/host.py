@@ -2,7 +2,9 @@
 
 A VMM takes a host object and calls ``open, close, dup, ioctl, mmap,
 munmap, fallocate, read, write, poll, eventfd, pthread_kill`` on it, with
-C-style arguments (an ioctl argument is an int or a pointer). The object
+C-style arguments (an ioctl argument is an int or a pointer), and
+``user_address`` for the address C's mmap would have returned (what a
+driver taking user memory by address, GenieZone's memslots, is given). The object
 ``kernel.boot()`` returns is one; :class:`LinuxHost` is another, over
 ``os``, ``fcntl`` and ``mmap``, so the very same VMM drives a real
 /dev/gunyah on a device.
@@ -31,6 +33,7 @@ class Host(Protocol):
     def ioctl(self, fd: int, request: int, arg=0) -> int: ...
     def mmap(self, fd: int, length: int, prot: int = 3, flags: int = 1, offset: int = 0): ...
     def munmap(self, mapping) -> None: ...
+    def user_address(self, mapping) -> int: ...
     def eventfd(self, initval: int = 0, flags: int = 0) -> int: ...
     def pthread_kill(self, thread: int, sig: int) -> None: ...
 
@@ -68,6 +71,10 @@ class LinuxHost:
 
     def munmap(self, mapping) -> None:
         mapping.close()
+
+    def user_address(self, mapping) -> int:
+        """The address of the first byte of ``mapping`` (from :meth:`mmap`)."""
+        return int(_FFI.cast(_UINTPTR, _FFI.from_buffer(mapping)))
 
     def fallocate(self, fd: int, mode: int, offset: int, length: int) -> None:
         if _libc.fallocate(fd, mode, offset, length) != 0:

@@ -1,7 +1,9 @@
 """LinuxHost: the Host calls on the running kernel, checked on ordinary files here
 (no /dev/gunyah on this machine), with the same C-style arguments."""
 
+import ctypes
 import errno
+import mmap
 import os
 import select
 import signal
@@ -61,3 +63,28 @@ def test_mmap_and_fallocate_of_a_memfd():
     assert e.value.errno == errno.EOPNOTSUPP
     host.munmap(view)
     host.close(fd)
+
+
+ANON = mmap.MAP_PRIVATE | mmap.MAP_ANONYMOUS
+
+
+def test_an_anonymous_mapping_has_the_user_address_c_would_get():
+    host = LinuxHost()
+    view = host.mmap(-1, 8192, mmap.PROT_READ | mmap.PROT_WRITE, ANON)
+    view[100:104] = b"gzvm"
+    assert ctypes.string_at(host.user_address(view) + 100, 4) == b"gzvm"
+    host.munmap(view)
+
+
+def test_the_simulated_host_gives_the_address_of_the_vma(host):
+    view = host.mmap(-1, 8192, mmap.PROT_READ | mmap.PROT_WRITE, ANON)
+    addr = host.user_address(view)
+    assert addr % 4096 == 0
+    assert host.mm.vma_lookup(addr + 8191).mapping is view  # the one VMA a memslot takes
+    with pytest.raises(OSError) as e:
+        host.user_address(bytearray(8))  # not a mapping
+    assert e.value.errno == errno.EINVAL
+    host.munmap(view)
+    with pytest.raises(OSError) as e:
+        host.user_address(view)  # unmapped
+    assert e.value.errno == errno.EINVAL
