@@ -16,15 +16,18 @@ from uapi import toolchain
 from uapi.abi.check import PROFILES, check
 from uapi.abi.clang import AbiInputError, Compiler
 from vmm import abi_check
+from vmm.geniezone import MAX_VCPUS as GZVM_MAX_VCPUS
+from vmm.geniezone import GenieZone
 from vmm.guests import GUESTS
 from vmm.guests import image as guest_image
 from vmm.gunyah import Gunyah
 from vmm.vmm import DTB_ROOM, Vmm, VmmConfig
 
-# --hypervisor: what can be at EL2, and the VMM's backend for each (GenieZone: none yet).
-HYPERVISORS = ("gunyah", "geniezone")
-BACKENDS = {"gunyah": Gunyah}
-MAX_VCPUS = 64  # what the RM takes in a VM config DT
+# --hypervisor: what can be at EL2, the VMM's backend for each, and its most vCPUs
+# (Gunyah: what the RM takes in a VM config DT; GenieZone: the driver's GZVM_MAX_VCPUS).
+BACKENDS = {"gunyah": Gunyah, "geniezone": GenieZone}
+HYPERVISORS = tuple(BACKENDS)
+MAX_VCPUS = {"gunyah": 64, "geniezone": GZVM_MAX_VCPUS}
 SIZE_UNITS = {"": 1, "K": 1 << 10, "M": 1 << 20, "G": 1 << 30}
 
 
@@ -67,16 +70,10 @@ def _image(what: str) -> tuple[str, bytes]:
 
 
 def _run(args: argparse.Namespace) -> int:
-    if args.hypervisor not in BACKENDS:
-        print(
-            f"gunyah-sim run: --hypervisor {args.hypervisor}: not available yet "
-            "(the host model has no /dev/gzvm, the VMM no GenieZone backend)",
-            file=sys.stderr,
-        )
-        return 1
     try:
-        if not 1 <= args.vcpus <= MAX_VCPUS:
-            raise UsageError(f"--vcpus {args.vcpus}: between 1 and {MAX_VCPUS}")
+        most = MAX_VCPUS[args.hypervisor]
+        if not 1 <= args.vcpus <= most:
+            raise UsageError(f"--vcpus {args.vcpus}: between 1 and {most} on {args.hypervisor}")
         mem = parse_size(args.mem)
         name, data = _image(args.image)
     except UsageError as e:
@@ -89,7 +86,12 @@ def _run(args: argparse.Namespace) -> int:
         out.flush()
 
     trace = (lambda line: print(f"  {line}", file=sys.stderr)) if args.trace else None
-    host = kernel.boot(dram_size=max(1 << 30, 2 * mem), trace=trace)
+    try:
+        host = kernel.boot(dram_size=max(1 << 30, 2 * mem), trace=trace, hypervisor=args.hypervisor)
+    except NotImplementedError as e:  # a hypervisor the host model cannot boot yet
+        why = f"--hypervisor {args.hypervisor}: not available ({e})"
+        print(f"gunyah-sim run: {why}", file=sys.stderr)
+        return 1
     try:
         config = VmmConfig(data, name, args.vcpus, mem, args.cmdline)
         report = Vmm(host, config, console, _stdin(), BACKENDS[args.hypervisor]).run()
@@ -147,12 +149,14 @@ def parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser(
         "run",
-        help="boot a guest in a VM on a simulated Gunyah host",
+        help="boot a guest in a VM on a simulated Gunyah or GenieZone host",
         description="Boot IMAGE (an AArch64 ELF or raw image, or the name of a bundled guest) "
         "and stream its console. Exit 0 when the guest powers off cleanly.",
     )
     p.add_argument("image", nargs="?", default="hello", help="default: the bundled hello")
-    p.add_argument("--vcpus", type=int, default=4, help=f"1 to {MAX_VCPUS} (default 4)")
+    p.add_argument(
+        "--vcpus", type=int, default=4, help="1 to 64 on Gunyah, 1 to 8 on GenieZone (default 4)"
+    )
     p.add_argument("--mem", default="64M", help="guest RAM, e.g. 64M (default)")
     p.add_argument("--cmdline", default="", help="the guest's /chosen/bootargs")
     p.add_argument(

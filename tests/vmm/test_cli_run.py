@@ -59,11 +59,14 @@ def test_geniezone_is_one_line_saying_it_is_not_available_yet(capsys):
     assert main(["run", "--hypervisor", "geniezone"]) == 1
     captured = capsys.readouterr()
     err = captured.err.strip()
-    assert err == (
-        "gunyah-sim run: --hypervisor geniezone: not available yet "
-        "(the host model has no /dev/gzvm, the VMM no GenieZone backend)"
-    )
+    assert err == "gunyah-sim run: --hypervisor geniezone: not available (GenieZone: not yet)"
     assert captured.out == ""
+
+
+def test_geniezone_takes_at_most_8_vcpus(capsys):
+    assert main(["run", "--hypervisor", "geniezone", "--vcpus", "9"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err == "gunyah-sim run: --vcpus 9: between 1 and 8 on geniezone"
 
 
 def test_hypervisor_gunyah_is_what_runs_by_default():
