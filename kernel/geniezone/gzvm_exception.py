@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import time
 
-from kernel.arch.arm64.arch_timer import arch_timer_read_counter
+from kernel.arch.arm64.geniezone.platform import arch_timer_read_counter
 from kernel.geniezone import gzvm_mmu
 from uapi.linux import gzvm as gz
 

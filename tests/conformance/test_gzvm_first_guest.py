@@ -101,5 +101,7 @@ def test_first_guest():
     assert host.mm.pinned == {}
     assert host.gzvm.mm.free_bytes == free
     assert host.gzvm.vm_list == []
+    el2 = host.gzvm.firmware.geniezone
+    assert el2.vms == {} and el2.owners == {} and el2.shared == set()
     assert host.bugs == [] and host.dmesg == []
     host.shutdown()
