@@ -30,11 +30,21 @@ def assemble(source: str) -> bytes:
     return obj.get_section_by_name(".text").data()
 
 
-def gic_enable(intid: int, edge: bool = True, ppis: tuple[int, ...] = ()) -> str:
+def gic_enable(
+    intid: int,
+    edge: bool = True,
+    ppis: tuple[int, ...] = (),
+    gicd: int | None = None,
+    gicr: int | None = None,
+) -> str:
     """Guest code that routes SPI ``intid`` (edge or level) to this CPU, enables it and
-    the PPIs ``ppis``, wakes the redistributor and opens the CPU interface.
+    the PPIs ``ppis``, wakes the redistributor and opens the CPU interface. The GIC
+    is the board's unless ``gicd``/``gicr`` say where the VM's frames are.
     Clobbers x1-x4; leaves x0 = GICD."""
-    from hyp.hw.board import GICD_BASE, GICR_BASE
+    from hyp.hw import board
+
+    GICD_BASE = board.GICD_BASE if gicd is None else gicd
+    GICR_BASE = board.GICR_BASE if gicr is None else gicr
 
     bit, config = 1 << intid % 32, (2 if edge else 0) << 2 * (intid % 16)
     ppi_bits = sum(1 << p for p in ppis)
