@@ -202,6 +202,17 @@ class GenieZone(El2):
             del self.vms[vm_id]
             self.trace("destroy_vm", vm_id=vm_id)
 
+    def ipi(self, thread: int) -> None:
+        """An interrupt for the CPU host thread ``thread`` runs on: its RUN
+        returns GZVM_EXIT_IRQ, also from a sleep inside EL2; with no RUN in
+        progress there, the thread's next RUN does at once."""
+        with self.lock:
+            for vcpu in self.scheduler.order:
+                if vcpu.proxy_thread == thread:
+                    vcpu.interrupt()
+                    return
+            self.pending_ipis.add(thread)
+
     # hooks of El2: a guest's HVC and SMC
     def immediate_call(self, vcpu, is_smc: bool, imm: int, regs: list[int]):
         """GenieZone has no conduit of its own: HVC/SMC #imm is unknown."""

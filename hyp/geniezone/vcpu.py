@@ -90,6 +90,7 @@ class GzVcpu(ArchVcpu):
         self.vm, self.vcpu_id, self.area = vm, vcpu_id, area
         self.affinity = vcpu_id
         self.destroyed = False
+        self.interrupted = False  # the host interrupted the CPU running it
         self._woken = threading.Event()
         vm.vgic.vcpus[vcpu_id] = self
         self.attach_core(vm.stage2.vttbr(vm.vm_id))
@@ -161,11 +162,12 @@ class GzVcpu(ArchVcpu):
         with self.hyp.lock:
             sleeps = reason == Exit.IDLE and not self.vm.idle
             sleeps = sleeps or (reason == Exit.POWERED_OFF and not data[0])
-            if sleeps and not self._kicked:
+            if sleeps and not (self.interrupted or self.destroyed):
                 return None
             if sleeps:
                 self._kicked = False
                 reason = Exit.READY
+            self.interrupted = False
             exit_reason, fields = self._exit_fields(reason, data)
             union = bytearray(shared.RUN_UNION_SIZE)
             for offset, fmt, value in fields:
@@ -243,6 +245,17 @@ class GzVcpu(ArchVcpu):
     def kick(self) -> None:
         super().kick()
         self._woken.set()
+
+    def interrupt(self) -> None:
+        """The host's IPI for the CPU running this vCPU: the RUN returns IRQ,
+        even from a sleep in EL2."""
+        self.interrupted = True
+        self.kick()
+
+    def take_host_ipi(self, thread: int) -> None:
+        if thread in self.hyp.pending_ipis:
+            self.interrupted = True
+        super().take_host_ipi(thread)
 
     def siblings(self) -> list:
         return list(self.vm.vcpus.values())
