@@ -1,8 +1,9 @@
 """The GenieZone driver's core (drivers/virt/geniezone/gzvm_main.c): probe and /dev/gzvm.
 
-``GzvmDriver.probe`` is the platform probe: the PROBE hypercall with the
-driver's version 16.0.0 (any failure: ENODEV, "Not found available
-conduit"), which leaves ``struct gzvm_driver`` behind: the hypercall
+``GzvmDriver.probe`` is the platform probe: the driver binds to the boot
+devicetree's node compatible with "mediatek,geniezone" (none: ENODEV),
+then makes the PROBE hypercall with its version 16.0.0 (any failure:
+ENODEV, "Not found available conduit"), which leaves ``struct gzvm_driver`` behind: the hypercall
 conduit, the hypervisor's version, the host's RAM allocator and the one
 device it registers, /dev/gzvm.
 
@@ -26,6 +27,8 @@ import os
 import struct
 from dataclasses import dataclass, field
 
+import fdt
+
 from kernel.arch.arm64.geniezone.hvc import GzvmHypercall
 from kernel.arch.arm64.geniezone.vm import gzvm_arch_probe
 from kernel.fs import File, FileOperations
@@ -39,6 +42,8 @@ from kernel.include.linux.gzvm_drv import (
 from kernel.mm import PageAllocator
 from kernel.uaccess import copy_from_user, copy_to_user
 from uapi.linux import gzvm as gz
+
+GZVM_COMPATIBLE = "mediatek,geniezone"
 
 
 def errno_error(err: int, why: str) -> OSError:
@@ -84,7 +89,9 @@ class GzvmDriver:
 
     @classmethod
     def probe(cls, firmware) -> GzvmDriver:
-        """ENODEV if EL2 does not answer PROBE."""
+        """ENODEV without the DT node, or if EL2 does not answer PROBE."""
+        if not of_find_compatible_node(firmware.host_dt, GZVM_COMPATIBLE):
+            raise errno_error(errno.ENODEV, f"no {GZVM_COMPATIBLE} node")
         hvc = GzvmHypercall(firmware)
         version = (GZVM_DRV_MAJOR_VERSION, GZVM_DRV_MINOR_VERSION, GZVM_DRV_SUB_VERSION)
         try:
@@ -101,6 +108,19 @@ class GzvmDriver:
 
     def shutdown(self) -> None:
         self.firmware.shutdown()
+
+
+def of_find_compatible_node(dtb: bytes, compatible: str) -> bool:
+    """Whether a node of the devicetree blob lists ``compatible``."""
+    try:
+        tree = fdt.parse_dtb(bytes(dtb))
+    except Exception:  # the library raises bare Exceptions: an unreadable DT has no node
+        return False
+    for _path, _nodes, props in tree.walk():
+        prop = next((p for p in props if p.name == "compatible"), None)
+        if prop is not None and compatible in list(prop):
+            return True
+    return False
 
 
 def gzvm_dev_ioctl_check_extension(arg) -> int:
