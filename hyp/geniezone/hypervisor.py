@@ -12,9 +12,9 @@ and the traps of guest vCPUs (the SMCCC hooks :meth:`vendor_call` and
 A guest's SMCCC calls: PSCI and SMCCC_VERSION are :mod:`hyp.arch`'s,
 VENDOR_HYP_CALL_UID (0x8600FF01) answers :data:`GZVM_UID`, the other
 architecture and standard-service calls are unknown (-1), and any other
-call is forwarded to the host as a HYPERCALL exit; MEM_RELINQUISH
-(0xC6000009, x1 = IPA) first unmaps that page of the guest, so that the
-driver may unpin it.
+call is forwarded to the host as a HYPERCALL exit. MEM_RELINQUISH
+(0xC6000009, x1 = IPA) is served here (the page leaves the guest) and
+then reported by the same exit, so that the driver may unpin the page.
 """
 
 from __future__ import annotations
@@ -36,6 +36,7 @@ GZVM_UID = (0x6D746B67, 0x7A766D5F, 0x656C325F, 0x6D6F6465)
 CALL_UID = 0x8600_FF01
 MEM_RELINQUISH = 0xC600_0009
 OWNER_ARCH, OWNER_STANDARD = 0, 4
+SMCCC_INVALID_PARAMETER = (1 << 64) - 3
 QUIESCE_TIMEOUT = 30.0  # seconds for a RUN in progress to return after a kick
 
 
@@ -224,9 +225,22 @@ class GenieZone(El2):
         if owner(fid) in (OWNER_ARCH, OWNER_STANDARD):
             return None
         if fid == MEM_RELINQUISH:
-            gfn = regs[1] >> PAGE_SHIFT
-            if gfn in vcpu.vm.mapped:
-                vcpu.vm.unmap_page(gfn)
-                vcpu.vm.flush()
+            return self._relinquish(vcpu, regs[1])
         self.trace("guest_hypercall", vcpu=vcpu.trace_name, fid=fid)
+        return FORWARD
+
+    def _relinquish(self, vcpu: GzVcpu, ipa: int):
+        """MEM_RELINQUISH is EL2's: the page leaves the guest (a page not mapped
+        is no error), and the host is told by a HYPERCALL exit so that it
+        unpins it; the guest's x0 is SMCCC success whatever the host leaves in
+        args[]. An IPA outside every memory slot is INVALID_PARAMETER, with no
+        exit."""
+        vm = vcpu.vm
+        if vm.memslot_at(ipa) is None:
+            return [SMCCC_INVALID_PARAMETER]
+        if ipa >> PAGE_SHIFT in vm.mapped:
+            vm.unmap_page(ipa >> PAGE_SHIFT)
+            vm.flush()
+        vcpu.served_call = True
+        self.trace("guest_hypercall", vcpu=vcpu.trace_name, fid=MEM_RELINQUISH)
         return FORWARD

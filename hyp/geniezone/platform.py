@@ -78,11 +78,12 @@ class Firmware:
         self.geniezone.ipi(thread)
 
     def trace_guest_exits(self, sink) -> None:
-        """Give ``sink`` a line for every RUN exit and guest PSCI call."""
+        """Give ``sink`` a line for every RUN exit (its GZVM_EXIT_* name) and
+        guest PSCI call."""
 
         def line(record) -> None:
             event, fields = record
-            if event in ("vcpu_run", "psci"):
+            if event in ("gzvm_exit", "psci"):
                 sink(f"{event}(" + ", ".join(f"{k}={_shown(v)}" for k, v in fields) + ")")
 
         self.geniezone.trace_sinks.append(line)

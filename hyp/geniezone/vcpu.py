@@ -16,7 +16,8 @@ GZVM_EXIT_EXCEPTION       an unmapped IPA inside a memory slot:
                           retries the access
 GZVM_EXIT_HYPERCALL       a guest SMCCC call EL2 does not serve: args[0..7]
                           = x0..x7; the next RUN gives the guest x0..x3 =
-                          args[0..3] of the run page
+                          args[0..3] of the run page (MEM_RELINQUISH, which
+                          EL2 serves and only reports, resumes with x0 = 0)
 GZVM_EXIT_SYSTEM_EVENT    PSCI SYSTEM_OFF (SHUTDOWN) or SYSTEM_RESET(2)
                           (RESET); every later RUN says so again
 GZVM_EXIT_IRQ             the host interrupted the CPU (a kick, an IPI)
@@ -43,6 +44,7 @@ from hyp.geniezone import shared
 from hyp.geniezone.errors import Error, GzError, check
 from hyp.hw.board import PAGE_SIZE, SPI_BASE
 
+SMCCC_SUCCESS = 0
 SLEEP_POLL = 0.25  # seconds between looks at a sleeping vCPU's state
 
 
@@ -91,6 +93,7 @@ class GzVcpu(ArchVcpu):
         self.affinity = vcpu_id
         self.destroyed = False
         self.interrupted = False  # the host interrupted the CPU running it
+        self.served_call = False  # the forwarded call was EL2's: a report only
         self._woken = threading.Event()
         vm.vgic.vcpus[vcpu_id] = self
         self.attach_core(vm.stage2.vttbr(vm.vm_id))
@@ -153,7 +156,10 @@ class GzVcpu(ArchVcpu):
                 data = self.hyp.dram.read_u64(self.area + shared.MMIO_DATA)
             self.complete(access, data)
         self.page_fault = None  # the access runs again
-        if self.hypercall is not None:
+        if self.hypercall is not None and self.served_call:
+            self.served_call = False
+            self.complete_hypercall([SMCCC_SUCCESS])
+        elif self.hypercall is not None:
             args = self.hyp.dram.read(self.area + shared.HYPERCALL_ARGS, 4 * 8)
             self.complete_hypercall(struct.unpack("<4Q", args))
 
@@ -176,6 +182,7 @@ class GzVcpu(ArchVcpu):
             dram.write(self.area + shared.RUN_EXIT_REASON, struct.pack("<I", exit_reason))
             dram.write(self.area + shared.RUN_UNION, bytes(union))
             self._write_hwstate()
+            self.hyp.trace("gzvm_exit", vcpu=self.trace_name, exit=GzvmExit(exit_reason).name)
             return exit_reason
 
     def _exit_fields(self, reason: Exit, data: tuple[int, ...]):
