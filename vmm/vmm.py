@@ -174,25 +174,27 @@ class Vmm:
             self.report.seconds = time.perf_counter() - start
         return self.report
 
-    def _virtio_eventfds(self, stack: ExitStack, vm: Vm) -> dict[int, int]:
-        """An irqfd for the device's interrupt, an ioeventfd per queue for QueueNotify."""
+    def _virtio_eventfds(self, stack: ExitStack, vm: Vm) -> int:
+        """An irqfd for the device's interrupt, one ioeventfd for QueueNotify (any value).
+
+        One, not one per queue with DATAMATCH: GenieZone's driver refuses a
+        second ioeventfd at an address (EEXIST, whatever its datamatch), so
+        a notify runs every queue, and each finds its work in its rings.
+        """
         host = self.host
         self._irqfd = host.eventfd()
         stack.callback(host.close, self._irqfd)
         vm.irqfd(self._irqfd, VIRTIO_SPI)
-        notify = {}
-        for index in range(self.virtio_console.num_queues):
-            efd = host.eventfd()
-            stack.callback(host.close, efd)
-            vm.ioeventfd(efd, VIRTIO_BASE + virtio_mmio.QUEUE_NOTIFY, 4, datamatch=index)
-            notify[efd] = index
+        notify = host.eventfd()
+        stack.callback(host.close, notify)
+        vm.ioeventfd(notify, VIRTIO_BASE + virtio_mmio.QUEUE_NOTIFY, 4)
         return notify
 
     def _virtio_interrupt(self) -> None:
         if self._irqfd is not None:
             self.host.write(self._irqfd, (1).to_bytes(8, "little"))
 
-    def _event_loop(self, stack: ExitStack, notify: dict[int, int]) -> None:
+    def _event_loop(self, stack: ExitStack, notify: int) -> None:
         """One thread polls every eventfd (and the input) until the run is over."""
         host = self.host
         stop = host.eventfd()
@@ -202,8 +204,8 @@ class Vmm:
         stack.callback(thread.join)
         stack.callback(host.write, stop, (1).to_bytes(8, "little"))
 
-    def _poll(self, notify: dict[int, int], stop: int) -> None:
-        host, watch = self.host, [*notify, stop]
+    def _poll(self, notify: int, stop: int) -> None:
+        host, watch = self.host, [notify, stop]
         if self.input_fd is not None:
             watch.append(self.input_fd)
         while True:
@@ -217,7 +219,8 @@ class Vmm:
                         watch.remove(fd)
                 else:
                     host.read(fd, 8)
-                    self.virtio.notify(notify[fd])
+                    for index in range(self.virtio_console.num_queues):
+                        self.virtio.notify(index)
 
     # running
     def _run_vcpus(self) -> None:
