@@ -86,12 +86,7 @@ def _run(args: argparse.Namespace) -> int:
         out.flush()
 
     trace = (lambda line: print(f"  {line}", file=sys.stderr)) if args.trace else None
-    try:
-        host = kernel.boot(dram_size=max(1 << 30, 2 * mem), trace=trace, hypervisor=args.hypervisor)
-    except NotImplementedError as e:  # a hypervisor the host model cannot boot yet
-        why = f"--hypervisor {args.hypervisor}: not available ({e})"
-        print(f"gunyah-sim run: {why}", file=sys.stderr)
-        return 1
+    host = kernel.boot(dram_size=max(1 << 30, 2 * mem), trace=trace, hypervisor=args.hypervisor)
     try:
         config = VmmConfig(data, name, args.vcpus, mem, args.cmdline)
         report = Vmm(host, config, console, _stdin(), BACKENDS[args.hypervisor]).run()

@@ -55,14 +55,6 @@ def test_bad_input_is_one_line_and_non_zero(args, message, capsys):
     assert "\n" not in err and "Traceback" not in err
 
 
-def test_geniezone_is_one_line_saying_it_is_not_available_yet(capsys):
-    assert main(["run", "--hypervisor", "geniezone"]) == 1
-    captured = capsys.readouterr()
-    err = captured.err.strip()
-    assert err == "gunyah-sim run: --hypervisor geniezone: not available (GenieZone: not yet)"
-    assert captured.out == ""
-
-
 def test_geniezone_takes_at_most_8_vcpus(capsys):
     assert main(["run", "--hypervisor", "geniezone", "--vcpus", "9"]) == 2
     err = capsys.readouterr().err.strip()
