@@ -80,22 +80,10 @@ class Firmware:
     def trace_guest_exits(self, sink) -> None:
         """Give ``sink`` a line for every RUN exit (its GZVM_EXIT_* name) and
         guest PSCI call."""
-
-        def line(record) -> None:
-            event, fields = record
-            if event in ("gzvm_exit", "psci"):
-                sink(f"{event}(" + ", ".join(f"{k}={_shown(v)}" for k, v in fields) + ")")
-
-        self.geniezone.trace_sinks.append(line)
+        self.geniezone.trace_lines(("gzvm_exit", "psci"), sink)
 
     def shutdown(self) -> None:
         self.geniezone.close()
-
-
-def _shown(value) -> str:
-    if isinstance(value, tuple):
-        return "(" + ", ".join(_shown(v) for v in value) + ")"
-    return hex(value) if isinstance(value, int) else str(value)
 
 
 def host_dt() -> bytes:

@@ -202,8 +202,8 @@ class GzVm:
 
     def set_dtb_config(self, addr: int, size: int) -> None:
         """The guest DTB must lie inside one memory slot."""
-        check(size > 0 and self.memslot_at(addr) is not None, why="DTB outside memory")
-        check(self.memslot_at(addr).contains(addr, size), why="DTB outside memory")
+        memslot = self.memslot_at(addr)
+        check(size > 0 and memslot is not None and memslot.contains(addr, size), why="DTB")
         self.dtb = (addr, size)
 
     def statistics(self) -> tuple[int, int]:

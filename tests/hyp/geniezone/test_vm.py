@@ -1,6 +1,9 @@
 """VM life cycle through the door: PROBE, CREATE_VM ids, DESTROY_VM (batched),
 and nothing left behind."""
 
+import threading
+import time
+
 from hyp.geniezone.errors import Error
 from hyp.geniezone.hypervisor import MAX_VMS
 from hyp.geniezone.vcpu import GzvmExit
@@ -44,3 +47,38 @@ def test_batched_destroy_is_busy_until_done(gz, door):
         assert door.err("RUN", vm.vm_id << 16) == Error.ERR_BUSY  # dying
     assert (status, busy) == (0, 2)  # 300 pages: 128, 128, then the last 44
     assert gz.owners == {} and gz.vmids == set()
+
+
+def _running(gz, vm, vcpu, results):
+    def runner():
+        results.append(vm.run(vcpu))
+
+    thread = threading.Thread(target=runner)
+    thread.start()
+    end = time.monotonic() + 10
+    target = gz.vms[vm.vm_id].vcpus[vcpu]
+    while target.proxy_thread is None:
+        assert time.monotonic() < end
+        time.sleep(0.001)
+    return thread
+
+
+def test_destroy_vcpu_ends_its_run_first(gz, door):
+    vm = build_vm(door, assemble("b ."))
+    results = []
+    thread = _running(gz, vm, 0, results)
+    door.ok("DESTROY_VCPU", vm.vm_id << 16)
+    thread.join(10)
+    assert results == [GzvmExit.IRQ]
+    assert gz.vms[vm.vm_id].vcpus == {} and gz.scheduler.order == []
+    assert door.err("RUN", vm.vm_id << 16) == Error.ERR_INVALID_ARGS
+
+
+def test_destroy_vm_ends_a_run_sleeping_in_el2(gz, door):
+    vm = build_vm(door, assemble("b ."), vcpus=2)
+    results = []
+    thread = _running(gz, vm, 1, results)  # vCPU 1 is off: it sleeps in RUN
+    door.ok("DESTROY_VM", vm.vm_id, 0)
+    thread.join(10)
+    assert results == [GzvmExit.IRQ]
+    assert gz.vms == {} and gz.shared == set()
