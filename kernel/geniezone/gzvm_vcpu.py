@@ -94,13 +94,18 @@ def gzvm_vm_ioctl_create_vcpu(vm, cpuid) -> int:
 
 
 def gzvm_destroy_vcpu(vcpu: GzvmVcpu) -> None:
-    """Kick a GZVM_RUN in progress out, then DESTROY_VCPU and wipe the area."""
+    """Kick a GZVM_RUN in progress out, then DESTROY_VCPU (its result ignored)."""
     vcpu.destroyed = True
     runner = vcpu.runner
     if runner is not None:
         vcpu.gzvm.drv.firmware.send_ipi(runner)
     with vcpu.run_lock:
         arch.gzvm_arch_destroy_vcpu(vcpu.gzvm.hvc, vcpu.gzvm.vm_id, vcpu.vcpuid)
+
+
+def gzvm_free_vcpu_area(vcpu: GzvmVcpu) -> None:
+    """Wipe and free the two shared pages, once EL2 has destroyed the VM."""
+    with vcpu.run_lock:
         vcpu.area.free()
 
 

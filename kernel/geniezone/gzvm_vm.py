@@ -100,9 +100,8 @@ def gzvm_dev_ioctl_create_vm(host, vm_type) -> int:
     drv = host.gzvm
     with ExitStack() as undo:
         vm = Gzvm(host, drv, host.mm, arch.gzvm_arch_create_vm(drv.hvc, vm_type))
-        undo.callback(arch.gzvm_arch_destroy_vm, drv.hvc, vm.vm_id, GZVM_DESTROY_BATCH_PAGES)
+        undo.callback(gzvm_destroy_vm, vm)  # the PFN buffer only after DESTROY_VM
         setup_mem_alloc_mode(vm)
-        undo.callback(free_demand_page_buffer, vm)
         fd = host.fdtable.install(File(VM_FOPS, vm, "gzvm-vm"))
         undo.pop_all()
     drv.vm_list.append(vm)
@@ -230,20 +229,30 @@ class VmFops(FileOperations):
 
 
 def gzvm_destroy_vm(vm: Gzvm) -> None:
-    """Everything the VM holds, in reverse order of acquisition (spec §3.11)."""
+    """Everything the VM holds, in reverse order of acquisition (spec §3.11), except
+    that vCPU areas are freed after DESTROY_VM, when EL2 surely no longer writes
+    them. If EL2 refuses DESTROY_VM, what it may still use (vCPU areas, the PFN
+    buffer, pinned pages) is leaked and logged, never given back to the host."""
     gzvm_irqfd.gzvm_vm_irqfd_release(vm)
     gzvm_ioeventfd.gzvm_vm_ioeventfd_release(vm)
     with vm.lock:
         vcpus, vm.vcpus = [v for v in vm.vcpus if v is not None], [None] * GZVM_MAX_VCPUS
     for vcpu in vcpus:
         gzvm_vcpu.gzvm_destroy_vcpu(vcpu)
+    if vm in vm.drv.vm_list:
+        vm.drv.vm_list.remove(vm)
     try:
         arch.gzvm_arch_destroy_vm(vm.hvc, vm.vm_id, GZVM_DESTROY_BATCH_PAGES)
     except OSError as e:
-        vm.host.printk(f"gzvm: DESTROY_VM {vm.vm_id}: {e.strerror}")
+        vm.host.printk(
+            f"gzvm: DESTROY_VM {vm.vm_id}: {e.strerror}: leaking {len(vm.pinned_pages)}"
+            f" pinned pages and {len(vcpus)} vCPU areas"
+        )
+        return
+    for vcpu in vcpus:
+        gzvm_vcpu.gzvm_free_vcpu_area(vcpu)
     free_demand_page_buffer(vm)
     gzvm_mmu.gzvm_vm_unpin_all(vm)
-    vm.drv.vm_list.remove(vm)
 
 
 VM_FOPS = VmFops()
