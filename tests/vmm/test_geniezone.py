@@ -12,6 +12,7 @@ import sys
 
 import pytest
 
+from tests.aarch64 import assemble
 from tests.holdingcell import (
     HYP_GENIEZONE,
     LOOPBACK,
@@ -168,3 +169,14 @@ def test_gunyah_sim_run_hypervisor_geniezone():
     assert "hello: running on GenieZone" in p.stdout
     assert "hello from cpu 3" in p.stdout
     assert "VM exited: platform_off" in p.stderr
+
+
+def test_a_hypercall_nobody_serves_stops_the_vm_and_kicks_the_waiting_vcpu(gzhost):
+    # vCPU 0 makes a vendor-hyp call neither EL2 nor the driver serves; vCPU 1, never
+    # turned on, waits in GZVM_RUN until the VMM's request_exit and signal reach it.
+    code = assemble("movz x0, #0x0005\nmovk x0, #0xc600, lsl #16\nhvc #0\nb .")
+    config = VmmConfig(code, "raw", vcpus=2)
+    report = Vmm(gzhost, config, hypervisor=GenieZone).run()
+    assert report.status == "stopped by the VMM"
+    assert report.problem == "vCPU 0: guest hypercall 0xc6000005 nobody serves"
+    assert report.exits["hypercall"] == 1
