@@ -219,6 +219,8 @@ class GenieZoneVm(Vm):
             self._boot_vcpu.set_registers(boot_registers(boot))
 
     def create_vcpu(self, index: int) -> GenieZoneVcpu:
+        """GZVM_CREATE_VCPU; vCPU 0 gets the boot registers (the others start where PSCI
+        CPU_ON says, with the state EL2 gives them)."""
         fd = self.host.ioctl(self.fd, gz.GZVM_CREATE_VCPU, index)
         self._stack.callback(self.host.close, fd)
         vcpu = GenieZoneVcpu(self.host, index, fd)
