@@ -18,7 +18,8 @@ vCPU fd ioctls (anything else ENOTTY; mmap ENODEV):
   returns. The run page is copied back (EFAULT). A pending signal (the
   kick of ``Host.pthread_kill``, which also brings the vCPU out of EL2)
   sends INFORM_EXIT and ends in EINTR. A RUN hypercall EL2 refuses ends
-  with its errno. Runs of one vCPU are serialised.
+  with its errno. Runs of one vCPU are serialised; a signal to a thread
+  waiting for another's run is EINTR.
 * GZVM_GET_ONE_REG: always EOPNOTSUPP.
 * GZVM_SET_ONE_REG: the id's size field must say 1, 2, 4 or 8 bytes
   (EINVAL); the value is read from ``addr`` (EFAULT); EL2 checks the id
@@ -41,6 +42,7 @@ from kernel.mm import PAGE_SIZE
 from kernel.uaccess import copy_from_user, copy_to_user
 from uapi.linux import gzvm as gz
 
+LOCK_POLL = 0.05  # seconds between looks for a signal while waiting for run_lock
 RUN_STRUCT = "struct gzvm_vcpu_run"
 RUN_SIZE = gz.ffi.sizeof(RUN_STRUCT)  # 264
 # exits the kernel re-enters after at once: host interrupts, EL2's own business
@@ -113,9 +115,18 @@ def _gone() -> OSError:
     return gzvm_main.errno_error(errno.ENODEV, "the vCPU's VM is destroyed")
 
 
+def _lock_interruptible(vcpu: GzvmVcpu) -> None:
+    """Take run_lock (another thread runs the vCPU); a signal meanwhile is EINTR."""
+    signals = vcpu.gzvm.host.signals
+    while not vcpu.run_lock.acquire(timeout=LOCK_POLL):
+        if signals.pending():
+            raise signals.deliver()
+
+
 def gzvm_vcpu_run(vcpu: GzvmVcpu, arg) -> int:
     host = vcpu.gzvm.host
-    with vcpu.run_lock:
+    _lock_interruptible(vcpu)
+    try:
         if vcpu.destroyed:
             raise _gone()
         data = copy_from_user(arg, RUN_SIZE)
@@ -140,6 +151,8 @@ def gzvm_vcpu_run(vcpu: GzvmVcpu, arg) -> int:
             gzvm_arch_inform_exit(vcpu.gzvm.hvc, vcpu.gzvm.vm_id)
             raise host.signals.deliver()
         return 0
+    finally:
+        vcpu.run_lock.release()
 
 
 def gzvm_vcpu_handle_exit(vcpu: GzvmVcpu, exit_reason: int) -> bool:

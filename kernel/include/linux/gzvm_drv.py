@@ -18,7 +18,6 @@ GZVM_MAX_MEM_REGION = 10
 GZVM_MEM_MAX_NR_PAGES = (1 << 31) - 1
 INVALID_VM_ID = 0xFFFF
 GZVM_VCPU_MMAP_SIZE = 2  # pages: struct gzvm_vcpu_run, then struct gzvm_vcpu_hwstate
-GZVM_VCPU_RUN_MAP_SIZE = GZVM_VCPU_MMAP_SIZE
 GZVM_BLOCK_BASED_DEMAND_PAGE_SIZE = 2 << 20  # PMD_SIZE
 GZVM_DESTROY_BATCH_PAGES = 128  # v13's default, sent with DESTROY_VM
 MEMREGION_BUFFER_PAGES = 2  # struct gzvm_memory_region_ranges and its constituents

@@ -3,6 +3,7 @@ released under a running vCPU, a guest hypercall the kernel does not serve, PTP,
 and a second vCPU with the same id."""
 
 import errno
+import signal
 import threading
 import time
 
@@ -98,4 +99,66 @@ def test_a_second_vcpu_with_the_same_id(gzhost):
         gzhost.ioctl(t.vm, gz.GZVM_CREATE_VCPU, 0)
     assert e.value.errno == errno.EINVAL  # EL2 refuses it
     assert gzhost.gzvm.mm.free_bytes == free  # its area went back
+    t.close(gzhost)
+
+
+SECONDARY = 0x200
+SMP = f"""
+    ldr x9, ={MMIO:#x}
+    ldr x0, =0xc4000003             // PSCI CPU_ON
+    mov x1, #1                      // MPIDR of vCPU 1
+    ldr x2, ={0x8000_0000 + SECONDARY:#x}
+    mov x3, #0x77                   // its context id, in its X0
+    hvc #0
+    str x0, [x9]                    // PSCI's answer
+    b .
+    .balign {SECONDARY}
+    ldr x9, ={MMIO:#x}
+    str x0, [x9, #8]
+    b .
+"""
+
+
+def test_psci_cpu_on_starts_a_second_vcpu_in_its_own_thread(gzhost):
+    t = make_vm(gzhost, SMP, nr_vcpus=2)
+    secondary = {}
+    run1 = gz.ffi.new("struct gzvm_vcpu_run *")
+
+    def vcpu1():
+        gzhost.ioctl(t.vcpus[1], gz.GZVM_RUN, run1)  # powered off until CPU_ON
+        secondary["exit"] = (run1.exit_reason, run1.mmio.phys_addr, bytes(run1.mmio.data))
+
+    thread = threading.Thread(target=vcpu1)
+    thread.start()
+    assert t.go(gzhost) == gz.GZVM_EXIT_MMIO and t.run.mmio.phys_addr == MMIO
+    assert int.from_bytes(bytes(t.run.mmio.data), "little") == 0  # PSCI_SUCCESS
+    thread.join(10)
+    assert secondary["exit"] == (gz.GZVM_EXIT_MMIO, MMIO + 8, (0x77).to_bytes(8, "little"))
+    t.close(gzhost)
+
+
+def test_a_signal_while_waiting_for_another_threads_run_is_eintr(gzhost):
+    t = make_vm(gzhost, "1: wfi\n b 1b")
+    signal.signal(signal.SIGUSR2, lambda *_: None)
+    results = {}
+
+    def runner(name):
+        results[name + "-tid"] = threading.get_ident()
+        try:
+            gzhost.ioctl(t.vcpus[0], gz.GZVM_RUN, gz.ffi.new("struct gzvm_vcpu_run *"))
+        except OSError as e:
+            results[name] = e.errno
+
+    first = threading.Thread(target=runner, args=("first",))
+    first.start()
+    time.sleep(0.2)
+    second = threading.Thread(target=runner, args=("second",))
+    second.start()
+    time.sleep(0.2)
+    gzhost.pthread_kill(results["second-tid"], signal.SIGUSR2)
+    second.join(10)
+    assert results["second"] == errno.EINTR and first.is_alive()
+    gzhost.pthread_kill(results["first-tid"], signal.SIGUSR2)
+    first.join(10)
+    assert results["first"] == errno.EINTR
     t.close(gzhost)

@@ -76,11 +76,6 @@ def gzvm_arch_map_guest_block(hvc, vm_id: int, slot: int, gfn: int, nr: int) -> 
     gzvm_hvc(hvc, GzvmFunc.MAP_GUEST_BLOCK, vm_id, slot, gfn, nr)
 
 
-def gzvm_arch_get_statistics(hvc: GzvmHypercall, vm_id: int) -> tuple[int, int]:
-    """(protected_hyp_mem, protected_shared_mem) in bytes."""
-    return gzvm_hvc(hvc, GzvmFunc.GET_STATISTICS, vm_id)[:2]
-
-
 def gzvm_arch_inform_exit(hvc: GzvmHypercall, vm_id: int) -> None:
     """INFORM_EXIT: a GZVM_RUN of the VM was interrupted; the result is ignored."""
     hvc.gzvm_hypcall_wrapper(GzvmFunc.INFORM_EXIT, vm_id)
