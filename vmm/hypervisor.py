@@ -1,11 +1,12 @@
 """The hypervisor interface the sample VMM's run loop is written against.
 
 One backend per hypervisor driver implements it (``vmm/gunyah.py`` for
-/dev/gunyah); the run loop (``vmm/vmm.py``) and the devices never see an
-ioctl, a run page or an exit reason number. A :class:`Hypervisor` (an open
-device) creates a :class:`Vm`; a Vm owns guest memory, the boot state, its
-vCPUs and its eventfd bindings; :meth:`Vcpu.run` returns one of the exits
-below, which mean the same on every hypervisor.
+/dev/gunyah, ``vmm/geniezone.py`` for /dev/gzvm); the run loop
+(``vmm/vmm.py``) and the devices never see an ioctl, a run page or an exit
+reason number. A :class:`Hypervisor` (an open device) creates a
+:class:`Vm`; a Vm owns guest memory, the boot state, its vCPUs and its
+eventfd bindings; :meth:`Vcpu.run` returns one of the exits below, which
+mean the same on every hypervisor.
 
 Errors: a call that reaches the driver raises what the Host raised, an
 OSError carrying the driver's errno; the interface adds no exception type
@@ -32,8 +33,8 @@ class Exit:
     """Why :meth:`Vcpu.run` returned.
 
     ``reason`` is the hypervisor's own name for the exit (Gunyah: ``mmio``,
-    ``status``, ``page_fault``), what a VMM counts and reports; the type
-    says what the run loop has to do.
+    ``status``, ``page_fault``; GenieZone: ``mmio``, ``system_event``...),
+    what a VMM counts and reports; the type says what the run loop has to do.
     """
 
     reason: str

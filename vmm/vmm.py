@@ -1,15 +1,16 @@
 """The sample VMM's run loop: one VM on any Host, its vCPU threads, its devices, its exits.
 
 :class:`Vmm` is written once against the hypervisor interface
-(``vmm/hypervisor.py``); the backend (Gunyah by default, ``vmm/gunyah.py``)
-is the only part that knows a driver's ioctls. The VMM describes the
-machine (RAM, vCPUs, a PL011 and a virtio-mmio console, the shared window
-of the virtqueues), loads the image and the backend's DTB (at the end of
-RAM) into guest-private memory, sets the boot state (PC = the image's
-entry, X0 = the DTB, X1 = the number of vCPUs), binds the console's irqfd
-and ioeventfds, creates the vCPUs, starts the VM and runs one thread per
-vCPU. Every exit is handled in :meth:`Vmm.handle_exit`; MMIO goes to the
-device mapped at its address. The run ends when the VM is down (or a vCPU
+(``vmm/hypervisor.py``); the backend (Gunyah by default, ``vmm/gunyah.py``;
+GenieZone, ``vmm/geniezone.py``) is the only part that knows a driver's
+ioctls. The VMM describes the machine (RAM, vCPUs, a PL011 and a
+virtio-mmio console, the shared window of the virtqueues), loads the image
+and the backend's DTB (at the end of RAM) into guest-private memory, sets
+the boot state (PC = the image's entry, X0 = the DTB, X1 = the number of
+vCPUs), binds the console's irqfd and its QueueNotify ioeventfd, creates
+the vCPUs, starts the VM and runs one thread per vCPU. Every exit is
+handled in :meth:`Vmm.handle_exit`; MMIO goes to the device mapped at its
+address. The run ends when the VM is down (or a vCPU
 cannot go on: then the others are kicked with
 :meth:`~vmm.hypervisor.Vcpu.request_exit` and a signal), and everything is
 closed in reverse order of creation.
