@@ -5,23 +5,27 @@ import os
 import subprocess
 import sys
 
+import pytest
+
 import kernel
 from vmm.devices.virtio_mmio import QUEUE_NOTIFY
 from vmm.guests import image
 from vmm.vmm import VIRTIO_BASE, Vmm, VmmConfig
 
 
-def test_gunyah_sim_run_virtio_console_echoes_its_input():
+@pytest.mark.parametrize(("hypervisor", "name"), [("gunyah", "Gunyah"), ("geniezone", "GenieZone")])
+def test_gunyah_sim_run_virtio_console_echoes_its_input(hypervisor, name):
     text = "".join(f"line {i}: the quick brown fox\n" for i in range(20))
+    cli = [sys.executable, "-m", "vmm.cli", "run", "virtio-console", "--vcpus", "1"]
     p = subprocess.run(
-        [sys.executable, "-m", "vmm.cli", "run", "virtio-console", "--vcpus", "1"],
+        [*cli, "--hypervisor", hypervisor],
         input=text,
         capture_output=True,
         text=True,
         timeout=120,
     )
     assert p.returncode == 0, p.stderr
-    greeting = "virtio-console: running on Gunyah\nvirtio-console: type and I echo; Ctrl-D ends\n"
+    greeting = f"virtio-console: running on {name}\nvirtio-console: type and I echo; Ctrl-D ends\n"
     assert p.stdout == greeting + text + "\nvirtio-console: bye\n"
 
 
