@@ -81,23 +81,11 @@ class Firmware:
 
     def trace_guest_exits(self, sink) -> None:
         """Give ``sink`` a line for every vcpu_run return and guest PSCI call."""
-
-        def line(record) -> None:
-            event, fields = record
-            if event in ("vcpu_run", "psci"):
-                sink(f"{event}(" + ", ".join(f"{k}={_shown(v)}" for k, v in fields) + ")")
-
-        self.gunyah.trace_sinks.append(line)
+        self.gunyah.trace_lines(("vcpu_run", "psci"), sink)
 
     def shutdown(self) -> None:
         self.rm.stop()
         self.gunyah.close()
-
-
-def _shown(value) -> str:
-    if isinstance(value, tuple):
-        return "(" + ", ".join(_shown(v) for v in value) + ")"
-    return hex(value) if isinstance(value, int) else str(value)
 
 
 def boot_firmware(dram_size: int = DRAM_SIZE, rm_policy: str = "default") -> Firmware:

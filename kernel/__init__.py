@@ -1,4 +1,4 @@
-"""The host Linux kernel model: syscalls, files and the Gunyah drivers.
+"""The host Linux kernel model: syscalls, files, the Gunyah and GenieZone drivers.
 
 ``kernel.boot()`` powers the machine on (SoC, hypervisor, Resource
 Manager), probes Gunyah, connects to the RM and returns a
@@ -10,9 +10,13 @@ vCPU exit of the hypervisor, strace-style; ``faults`` (a
 RM call and hypercall wrapper.
 
 ``hypervisor`` says which EL2 the SoC runs: ``"gunyah"`` (the default) or
-``"geniezone"``, which raises NotImplementedError until hyp/geniezone and
-the gzvm driver exist; any other value is a ValueError. Both are raised
-before anything is powered on.
+``"geniezone"``: MediaTek GenieZone at EL2 (no RM) and a host whose driver
+probed it and registered /dev/gzvm (there is no /dev/gunyah then, nor
+/sys/hypervisor; ``Host.gzvm`` is the driver's state, ``Host.gunyah`` is
+None). ``rm_policy`` is Gunyah's alone (ValueError with GenieZone), as is
+``faults``; a GenieZone fault plan is ``host.gzvm.hvc.faults``. Any other
+``hypervisor`` is a ValueError. Both are raised before anything is powered
+on.
 """
 
 from __future__ import annotations
@@ -30,7 +34,9 @@ def boot(
     if hypervisor not in HYPERVISORS:
         raise ValueError(f"unknown hypervisor {hypervisor!r}: expected one of {HYPERVISORS}")
     if hypervisor == "geniezone":
-        raise NotImplementedError("GenieZone: not yet")
+        if rm_policy != "default" or faults is not None:
+            raise ValueError("GenieZone has no Resource Manager: no rm_policy, no RM faults")
+        return _boot_geniezone(dram_size, trace)
 
     from kernel.arch.arm64.platform import power_on
     from kernel.gunyah.gunyah_host import GunyahHost
@@ -43,6 +49,23 @@ def boot(
             host.gunyah.rm.faults = host.gunyah.hcall.faults = faults
         if trace is not None:
             host.trace = host.gunyah.rm.trace = trace
+            firmware.trace_guest_exits(trace)
+        return host
+    except BaseException:
+        firmware.shutdown()
+        raise
+
+
+def _boot_geniezone(dram_size: int | None, trace):
+    from kernel.arch.arm64.geniezone.platform import power_on
+    from kernel.geniezone.gzvm_main import GzvmDriver
+    from kernel.syscalls import Host
+
+    firmware = power_on(dram_size)
+    try:
+        host = Host(GzvmDriver.probe(firmware))
+        if trace is not None:
+            host.trace = trace
             firmware.trace_guest_exits(trace)
         return host
     except BaseException:

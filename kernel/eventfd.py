@@ -40,6 +40,16 @@ class EventfdCtx:
     def __init__(self, fd: int):
         self.fd = fd
 
+    @property
+    def id(self) -> int:
+        """Which eventfd this is (the kernel compares eventfd_ctx pointers): equal for
+        every descriptor of the same eventfd, as /proc's fdinfo says."""
+        with open(f"/proc/self/fdinfo/{self.fd}") as info:
+            for line in info:
+                if line.startswith("eventfd-id:"):
+                    return int(line.split()[1])
+        raise OSError(errno.EINVAL, "no eventfd-id in fdinfo")
+
     def signal(self, n: int = 1) -> None:
         """eventfd_signal: add ``n`` to the counter (and wake its readers)."""
         os.eventfd_write(self.fd, n)

@@ -26,7 +26,6 @@ import threading
 from kernel.eventfd import EventfdWaitQueue
 from kernel.fs import FdTable, File, FileOperations, vfs_fallocate
 from kernel.gunyah.sysfs import ATTRIBUTES, sysfs_open
-from kernel.gunyah.vm_mgr import GUNYAH_DEV_FOPS
 from kernel.mmap import (
     MAP_ANONYMOUS,
     AnonMemory,
@@ -38,9 +37,9 @@ from kernel.mmap import (
 )
 from kernel.signal import Signals
 from uapi.linux import gunyah as gh
+from uapi.linux import gzvm as gz
 
-DEVICES = {"/dev/gunyah": GUNYAH_DEV_FOPS}
-IOCTL_NAMES = {number: name for name, number in gh.IOCTLS.items()}
+IOCTL_NAMES = {number: name for name, number in (gh.IOCTLS | gz.IOCTLS).items()}
 _NOT_OURS = FileOperations()  # an open fd the kernel model has no file for: an eventfd, a pipe
 INT_MAX = (1 << 31) - 1
 PAGE_SIZE = 4096
@@ -70,10 +69,17 @@ def _fd(fd) -> int:
 
 
 class Host:
-    def __init__(self, gunyah):
-        self.gunyah = gunyah  # the drivers' state: hypercalls, RM link, firmware
+    """One process on a booted machine. ``drivers`` is the state its hypervisor's
+    drivers left at probe (the firmware, the RAM allocator ``mm``, the
+    ``devices`` they registered); it is also ``Host.gunyah`` or ``Host.gzvm``,
+    whichever the machine has (the other is None)."""
+
+    def __init__(self, drivers):
+        self.drivers = drivers
+        self.gunyah = drivers if drivers.name == "gunyah" else None
+        self.gzvm = drivers if drivers.name == "gzvm" else None
         self.fdtable = FdTable()
-        self.signals = Signals(gunyah.firmware.send_ipi)
+        self.signals = Signals(drivers.firmware.send_ipi)
         self.eventfd_wq = EventfdWaitQueue()
         self.mm = MmStruct()  # the process's mappings, by user address
         self._mappings: dict[int, tuple[Vma, File | None]] = {}  # id(mapping) -> VMA, file
@@ -85,13 +91,14 @@ class Host:
         self.dmesg.append(message)
 
     def open(self, path: str, flags: int = os.O_RDWR) -> int:
-        """/dev/gunyah, or a /sys/hypervisor attribute (read-only: EACCES to write)."""
+        """A device of the drivers (/dev/gunyah or /dev/gzvm), or with Gunyah a
+        /sys/hypervisor attribute (read-only: EACCES to write); ENOENT otherwise."""
         cloexec = bool(flags & os.O_CLOEXEC)
-        if path in ATTRIBUTES:
+        if path in ATTRIBUTES and self.gunyah is not None:
             if flags & os.O_ACCMODE != os.O_RDONLY:
                 raise OSError(errno.EACCES, os.strerror(errno.EACCES), path)
             return self.fdtable.install(sysfs_open(self, path), cloexec)
-        fops = DEVICES.get(path)
+        fops = self.drivers.devices.get(path)
         if fops is None:
             raise OSError(errno.ENOENT, os.strerror(errno.ENOENT), path)
         return self.fdtable.install(File(fops, self, path), cloexec)
@@ -201,7 +208,7 @@ class Host:
 
     def _mmap_anonymous(self, size: int, prot: int):
         """Fresh pages of host RAM; private or shared alike, as no file backs them."""
-        allocator, firmware = self.gunyah.mm, self.gunyah.firmware
+        allocator, firmware = self.drivers.mm, self.drivers.firmware
         pa = allocator.alloc(size)
         err, mapping = firmware.map_ram(pa, size, writable(prot))
         if err:
@@ -230,7 +237,7 @@ class Host:
         del self._mappings[id(mapping)]
         self.mm.remove(vma)
         if vma.anon is not None:
-            self.gunyah.firmware.unmap_ram(mapping)
+            self.drivers.firmware.unmap_ram(mapping)
             vma.anon.put()
             return
         unmap = getattr(file.fops, "munmap", None)
@@ -270,7 +277,7 @@ class Host:
         for fd in self.fdtable.fds():
             self.close(fd)
         self.eventfd_wq.close()
-        self.gunyah.shutdown()
+        self.drivers.shutdown()
 
 
 class _Held:

@@ -30,11 +30,21 @@ def assemble(source: str) -> bytes:
     return obj.get_section_by_name(".text").data()
 
 
-def gic_enable(intid: int, edge: bool = True, ppis: tuple[int, ...] = ()) -> str:
+def gic_enable(
+    intid: int,
+    edge: bool = True,
+    ppis: tuple[int, ...] = (),
+    gicd: int | None = None,
+    gicr: int | None = None,
+) -> str:
     """Guest code that routes SPI ``intid`` (edge or level) to this CPU, enables it and
-    the PPIs ``ppis``, wakes the redistributor and opens the CPU interface.
+    the PPIs ``ppis``, wakes the redistributor and opens the CPU interface. The
+    frames are the board's unless ``gicd``/``gicr`` (this CPU's) say otherwise.
     Clobbers x1-x4; leaves x0 = GICD."""
     from hyp.hw.board import GICD_BASE, GICR_BASE
+
+    gicd = GICD_BASE if gicd is None else gicd
+    gicr = GICR_BASE if gicr is None else gicr
 
     bit, config = 1 << intid % 32, (2 if edge else 0) << 2 * (intid % 16)
     ppi_bits = sum(1 << p for p in ppis)
@@ -47,7 +57,7 @@ def gic_enable(intid: int, edge: bool = True, ppis: tuple[int, ...] = ()) -> str
         else ""
     )
     return f"""
-    ldr x0, ={GICD_BASE:#x}
+    ldr x0, ={gicd:#x}
     mov w1, #2
     str w1, [x0]                    // GICD_CTLR.EnableGrp1
     ldr x2, ={0x6000 + intid * 8:#x}
@@ -56,7 +66,7 @@ def gic_enable(intid: int, edge: bool = True, ppis: tuple[int, ...] = ()) -> str
     str w1, [x0, #{0x100 + intid // 32 * 4}]   // GICD_ISENABLER
     ldr w1, ={config:#x}
     str w1, [x0, #{0xC00 + intid // 16 * 4}]   // GICD_ICFGR
-    ldr x3, ={GICR_BASE:#x}
+    ldr x3, ={gicr:#x}
     str wzr, [x3, #0x14]            // GICR_WAKER: awake{ppi_code}
     mov x1, #0xff
     msr S3_0_C4_C6_0, x1            // ICC_PMR_EL1

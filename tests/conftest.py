@@ -36,8 +36,22 @@ def no_model_bugs(monkeypatch):
         monkeypatch.setattr(cls, "__init__", tracked)
     yield
     bugs = [bug for obj in created for bug in obj.bugs]
-    bugs += [bug for obj in created if isinstance(obj, Host) for bug in obj.gunyah.rm.bugs]
+    bugs += [
+        bug
+        for obj in created
+        if isinstance(obj, Host) and obj.gunyah is not None
+        for bug in obj.gunyah.rm.bugs
+    ]
     assert bugs == []
+
+
+@pytest.fixture
+def gzhost():
+    """A freshly booted host with GenieZone at EL2 and /dev/gzvm."""
+    h = kernel.boot(dram_size=1 << 30, hypervisor="geniezone")
+    yield h
+    h.shutdown()
+    assert h.bugs == []
 
 
 @pytest.fixture

@@ -108,6 +108,16 @@ class El2:
         for sink in self.trace_sinks:
             sink(record)
 
+    def trace_lines(self, events: tuple[str, ...], sink) -> None:
+        """Give ``sink`` an strace-style line for every trace record of ``events``."""
+
+        def line(record) -> None:
+            event, fields = record
+            if event in events:
+                sink(f"{event}(" + ", ".join(f"{k}={_shown(v)}" for k, v in fields) + ")")
+
+        self.trace_sinks.append(line)
+
     def vm_event(self, vcpu, kind: str, a: int, b: int) -> None:
         """A VM-wide event of ``vcpu``'s VM (PSCI system_off, system_reset)."""
         self.trace("vm_event", vcpu=vcpu.trace_name, kind=kind)
@@ -117,3 +127,9 @@ class El2:
     def close(self) -> None:
         self.scheduler.close()
         self.dram.close()
+
+
+def _shown(value) -> str:
+    if isinstance(value, tuple):
+        return "(" + ", ".join(_shown(v) for v in value) + ")"
+    return hex(value) if isinstance(value, int) else str(value)

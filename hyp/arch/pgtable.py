@@ -193,6 +193,18 @@ class Stage2:
             self.dram.write_u64(table + i * 8, attrs.descriptor(base + i * step, child))
         self.dram.write_u64(entry, table | _VALID | _TABLE_OR_PAGE)
 
+    def table_pages(self) -> int:
+        """How many pool pages the tables use, the two-page root included."""
+        return 2 + self._count_tables(self.root, 1)
+
+    def _count_tables(self, table: int, level: int) -> int:
+        count = 0
+        for i in range(_ROOT_ENTRIES if level == 1 else 512):
+            desc = self.dram.read_u64(table + i * 8)
+            if level < 3 and desc & _VALID and desc & _TABLE_OR_PAGE:
+                count += 1 + self._count_tables(desc & _OA_MASK, level + 1)
+        return count
+
     def destroy(self) -> None:
         """Free every table page, the root included."""
         self._free_tables(self.root, 1)

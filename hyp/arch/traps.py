@@ -11,8 +11,9 @@ abort is a permission fault or a page-fault exit; ICC_* and timer system
 registers are emulated; the guest's own exceptions go back to its EL1.
 
 What ends a run is said by what the core is stopped with: a
-:class:`RunStop` when nothing more needs saying, or a :class:`VmmioExit`
-or :class:`PageFaultExit` for the run loop to hand to the host.
+:class:`RunStop` when nothing more needs saying, or a :class:`VmmioExit`,
+:class:`PageFaultExit` or :class:`HypercallExit` for the run loop to hand
+to the host.
 
 Hooks the vCPU supplies: ``translate(ipa)`` (its stage 2: (PA, attrs) or
 None), ``demand_paged(ipa)`` (is an unmapped ``ipa`` the host's to page
@@ -58,6 +59,14 @@ class PageFaultExit:
     fetch: bool
 
 
+@dataclass(frozen=True)
+class HypercallExit:
+    """A guest call the hypervisor forwards to the host: X0..X7 as the guest
+    made it (the PC is already past the HVC)."""
+
+    args: tuple[int, ...]
+
+
 def exception(vcpu, excp: int) -> None:
     """A synchronous exception the core took to EL2."""
     if excp in (Excp.HVC, Excp.SMC):
@@ -76,6 +85,9 @@ def _hvc(vcpu, excp: int) -> None:
     imm = (insn or 0) >> 5 & IMM16
     regs = [core.x(n) for n in range(8)]
     out = smccc.guest_call(vcpu.hyp, vcpu, excp == Excp.SMC, imm, regs)
+    if out is smccc.FORWARD:
+        core.stop(HypercallExit(tuple(regs)))
+        return
     for n, value in enumerate(out):
         core.set_x(n, value)
     core.stop(RunStop.HVC)

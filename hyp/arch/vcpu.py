@@ -16,7 +16,8 @@ A hypervisor's vCPU subclasses :class:`ArchVcpu` and supplies:
   it returns a tuple whose first item is an IntEnum (traced by name), the
   rest its data. Data per reason: POWERED_OFF (exited), SYSTEM_RESET
   (kind, cookie), MMIO_READ (ipa, size), MMIO_WRITE (ipa, size, value),
-  PAGE_FAULT (ipa, write), none for the others;
+  PAGE_FAULT (ipa, write), HYPERCALL (X0..X7 of the guest's call), none
+  for the others;
 - ``wake_host()``: the vCPU told the host it expects a wakeup (IDLE) and
   can now run again;
 - ``siblings()``: the vCPUs of its VM (PSCI);
@@ -36,9 +37,19 @@ from enum import IntEnum, auto
 
 from hyp.arch import exception, traps, vtimer
 from hyp.arch.pgtable import ACCESS_X, VTCR
-from hyp.arch.traps import PageFaultExit, RunStop, VmmioExit
+from hyp.arch.traps import HypercallExit, PageFaultExit, RunStop, VmmioExit
 from hyp.hw import a64
-from hyp.hw.cpu import PSTATE_EL1H_MASKED, VMPIDR_EL2, Core, CoreError, Excp, Stop, SysReg, Trap
+from hyp.hw.cpu import (
+    PSTATE_EL1H_MASKED,
+    SPSR_EL1,
+    VMPIDR_EL2,
+    Core,
+    CoreError,
+    Excp,
+    Stop,
+    SysReg,
+    Trap,
+)
 from hyp.hw.timer import EVENT_TICKS, QUANTUM_TICKS, VirtualTimer
 
 
@@ -53,6 +64,7 @@ class Exit(IntEnum):
     MMIO_WRITE = auto()
     PAGE_FAULT = auto()  # an unmapped IPA the host pages in
     FAULT = auto()  # unicorn cannot go on with the guest
+    HYPERCALL = auto()  # a guest call the hypervisor forwards to the host
 
 
 class RegisterSet(IntEnum):
@@ -66,6 +78,10 @@ class RegisterSet(IntEnum):
 # The highest index of each register set a vCPU has.
 REGISTERS = {RegisterSet.X: 30, RegisterSet.PC: 0, RegisterSet.SP_EL: 1}
 
+# Registers a host may read and write by name on a stopped vCPU
+# (:meth:`ArchVcpu.set_register`): x0..x30, sp_el0, sp_el1, pc and these.
+NAMED_REGISTERS = ("pstate", "elr_el1", "spsr_el1", "fpsr", "fpcr")
+
 
 class ArchVcpu(Trap):
     def __init__(self, hyp):
@@ -78,6 +94,8 @@ class ArchVcpu(Trap):
         self.pending_regs: dict[tuple[int, int], int] = {}
         self.mmio: tuple[a64.Access, int] | None = None
         self.page_fault: tuple[int, bool, bool] | None = None  # ipa, write, fetch
+        self.hypercall: tuple[int, ...] | None = None  # X0..X7 of a forwarded call
+        self.pending_named: dict[str, int] = {}  # set_register's, after pending_regs
         self.reset_request: tuple[int, int] | None = None
         self.run_lock = threading.Lock()
         self.proxy_thread: int | None = None  # the host thread inside run_loop
@@ -246,6 +264,9 @@ class ArchVcpu(Trap):
             case PageFaultExit(ipa, write, fetch):
                 self.page_fault = (ipa, write, fetch)
                 return self.host_exit(Exit.PAGE_FAULT, ipa, int(write))
+            case HypercallExit(args):
+                self.hypercall = args
+                return self.host_exit(Exit.HYPERCALL, *args)
             case CoreError(error):
                 return self._fault(error)
         return None
@@ -288,6 +309,50 @@ class ArchVcpu(Trap):
             else:
                 self._set_sp_el(index, value)
         self.pending_regs.clear()
+        for name, value in self.pending_named.items():
+            self._write_named(name, value)
+        self.pending_named.clear()
+
+    @staticmethod
+    def is_register(name: str) -> bool:
+        """Does :meth:`set_register` know ``name``?"""
+        if name.startswith("x") and name[1:].isdigit():
+            return 0 <= int(name[1:]) <= 30 and name == f"x{int(name[1:])}"
+        return name in ("pc", "sp_el0", "sp_el1", *NAMED_REGISTERS)
+
+    def set_register(self, name: str, value: int) -> None:
+        """Write register ``name`` (:meth:`is_register`) of a vCPU no thread runs;
+        it takes effect at the next run, after a power-on's entry state."""
+        self.pending_named[name] = value
+
+    def register(self, name: str) -> int:
+        """Register ``name`` of a vCPU no thread runs, pending writes included."""
+        if name in self.pending_named:
+            return self.pending_named[name]
+        core = self.core
+        if name.startswith("x"):
+            return core.x(int(name[1:]))
+        if name.startswith("sp_el"):
+            selected = 1 if core.reg("pstate") & exception.PSTATE_SP else 0
+            return core.sp if int(name[5:]) == selected else core.reg(name)
+        if name == "pc":
+            return core.pc
+        if name == "spsr_el1":
+            return core.sysreg(SPSR_EL1)
+        return core.reg(name)
+
+    def _write_named(self, name: str, value: int) -> None:
+        core = self.core
+        if name.startswith("x"):
+            core.set_x(int(name[1:]), value)
+        elif name.startswith("sp_el"):
+            self._set_sp_el(int(name[5:]), value)
+        elif name == "pc":
+            core.pc = value
+        elif name == "spsr_el1":
+            core.set_sysreg(SPSR_EL1, value)
+        else:
+            core.set_reg(name, value)
 
     def _set_sp_el(self, index: int, value: int) -> None:
         """SP_ELn; the core keeps the selected one live apart from its bank, so that
@@ -302,6 +367,12 @@ class ArchVcpu(Trap):
     def complete(self, access: a64.Access, data: int) -> None:
         """Finish the MMIO access the host emulated, with ``data`` for a load."""
         traps.complete(self.core, access, data)
+
+    def complete_hypercall(self, results) -> None:
+        """Finish the forwarded call: the guest resumes with X0.. = ``results``."""
+        self.hypercall = None
+        for n, value in enumerate(results):
+            self.core.set_x(n, value)
 
     # guest memory
     def fetch_insn(self, va: int) -> int | None:

@@ -13,8 +13,12 @@ A hypervisor builds its interrupt-controller object on it and supplies:
 - :meth:`Vgic.source_pending`, asked when a level interrupt is
   deactivated whether its source still asserts it (default: no source).
 
-The distributor and redistributor frames are at the board's fixed IPAs
-(``GICD_BASE``, ``GICR_BASE``) for every VM.
+Where the guest finds the distributor and redistributor frames is per VM:
+by default the board's fixed IPAs (``GICD_BASE``, ``GICR_BASE``, what
+Gunyah gives every VM); a hypervisor whose host places them (GenieZone's
+CREATE_DEVICE) calls :meth:`Vgic.place_dist` and :meth:`Vgic.place_redist`.
+A frame that is not placed is not decoded: an access there is MMIO for
+the host.
 """
 
 from __future__ import annotations
@@ -28,9 +32,21 @@ MAX_REDISTRIBUTORS = 64
 
 
 class Vgic:
-    def __init__(self):
+    def __init__(self, placed: bool = True):
+        """``placed``: decode the board's fixed frames; else none until placed."""
         self.vcpus: dict[int, object] = {}
         self.gic: Gicv3 | None = None
+        self.gicd_base: int | None = GICD_BASE if placed else None
+        self.gicr_base: int | None = GICR_BASE if placed else None
+        self.gicr_stride, self.gicr_frames = GICR_STRIDE, MAX_REDISTRIBUTORS
+
+    def place_dist(self, base: int) -> None:
+        """Decode the distributor's 64 KiB frame at IPA ``base``."""
+        self.gicd_base = base
+
+    def place_redist(self, base: int, stride: int, frames: int) -> None:
+        """Decode ``frames`` redistributors, one every ``stride`` bytes from IPA ``base``."""
+        self.gicr_base, self.gicr_stride, self.gicr_frames = base, stride, frames
 
     def start(self, nspis: int) -> None:
         """Create the GIC with ``nspis`` shared interrupts (when the VM's
@@ -50,19 +66,27 @@ class Vgic:
         for vcpu in self.vcpus.values():
             vcpu.interrupts_changed()
 
-    @staticmethod
-    def claims(ipa: int) -> bool:
-        """Is ``ipa`` in the window the vGIC decodes?"""
-        return GICD_BASE <= ipa < GICR_BASE + MAX_REDISTRIBUTORS * GICR_STRIDE
+    def _in_dist(self, ipa: int) -> bool:
+        return self.gicd_base is not None and self.gicd_base <= ipa < self.gicd_base + GICD_SIZE
+
+    def _in_redist(self, ipa: int) -> bool:
+        base = self.gicr_base
+        return base is not None and base <= ipa < base + self.gicr_frames * self.gicr_stride
+
+    def claims(self, ipa: int) -> bool:
+        """Is ``ipa`` in a window the vGIC decodes?"""
+        return self._in_dist(ipa) or self._in_redist(ipa)
 
     def mmio(self, vcpu, ipa: int, size: int, value: int | None) -> int | None:
         """Emulate a GICD/GICR access (a read when ``value`` is None); None if
         ``ipa`` is no frame of this vGIC."""
-        if GICD_BASE <= ipa < GICD_BASE + GICD_SIZE:
-            result = self.gic.dist_access(ipa - GICD_BASE, size, value, vcpu.gic_cpu)
+        if self._in_dist(ipa):
+            result = self.gic.dist_access(ipa - self.gicd_base, size, value, vcpu.gic_cpu)
         else:
-            frame, offset = divmod(ipa - GICR_BASE, GICR_STRIDE)
-            if not (ipa >= GICR_BASE and frame < len(self.gic.cpus)):
+            if not self._in_redist(ipa):
+                return None
+            frame, offset = divmod(ipa - self.gicr_base, self.gicr_stride)
+            if frame >= len(self.gic.cpus) or offset >= GICR_STRIDE:
                 return None
             result = self.gic.redist_access(frame, offset, size, value)
         if value is not None:

@@ -254,10 +254,13 @@ class Core:
 
         From a handler of this core, before the next instruction; from any
         other thread, at the next slice boundary (without ever interrupting an
-        instruction). The first reason of each kind wins."""
+        instruction). The first reason of each kind wins, except that a
+        handler's reason carrying data (an exit for the host) replaces a bare
+        enum one (which only asks the run loop to look again)."""
         with self._lock:
             if self._runner == threading.get_ident():
-                if self._stop is None:
+                bare = isinstance(self._stop, IntEnum) and not isinstance(reason, IntEnum)
+                if self._stop is None or bare:
                     self._stop = reason
                 self.uc.emu_stop()
             elif self._request is None:

@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from kernel.arch.arm64.gunyah_hypercall import GunyahHypercall
 from kernel.gunyah.gunyah import GunyahInfo, gunyah_probe
 from kernel.gunyah.rsc_mgr import GunyahRm, RmNode
+from kernel.gunyah.vm_mgr import GUNYAH_DEV_FOPS
 from kernel.mm import PageAllocator
 
 
@@ -22,6 +23,11 @@ class GunyahHost:
     info: GunyahInfo
     rm: GunyahRm
     mm: PageAllocator
+    name = "gunyah"
+
+    @property
+    def devices(self) -> dict:
+        return {"/dev/gunyah": GUNYAH_DEV_FOPS}
 
     @classmethod
     def probe(cls, firmware) -> GunyahHost:

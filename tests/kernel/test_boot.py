@@ -1,8 +1,6 @@
 """kernel.boot's choice of hypervisor: Gunyah (the default, which every other
-test boots), GenieZone not yet, anything else refused; neither refusal powers
-anything on."""
-
-import threading
+test boots), GenieZone (tests/kernel/geniezone/test_boot.py), anything else
+refused without powering anything on."""
 
 import pytest
 
@@ -15,13 +13,6 @@ def test_gunyah_can_be_named():
         host.close(host.open("/dev/gunyah"))
     finally:
         host.shutdown()
-
-
-def test_geniezone_is_not_there_yet():
-    threads = threading.active_count()
-    with pytest.raises(NotImplementedError, match="GenieZone: not yet"):
-        kernel.boot(hypervisor="geniezone")
-    assert threading.active_count() == threads
 
 
 @pytest.mark.parametrize("name", ["kvm", "Gunyah", "", None])

@@ -1,0 +1,1 @@
+"""The GenieZone host driver (drivers/virt/geniezone): /dev/gzvm, VMs, vCPUs, irqfd, ioeventfd."""
