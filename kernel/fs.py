@@ -13,6 +13,8 @@ import errno
 import os
 import threading
 
+from kernel.kref import Kref
+
 FALLOC_FL_KEEP_SIZE, FALLOC_FL_PUNCH_HOLE, FALLOC_FL_COLLAPSE_RANGE = 0x01, 0x02, 0x08
 FALLOC_FL_ZERO_RANGE, FALLOC_FL_INSERT_RANGE, FALLOC_FL_UNSHARE_RANGE = 0x10, 0x20, 0x40
 FALLOC_FL_SUPPORTED_MASK = 0x7B
@@ -45,20 +47,14 @@ class File:
 
     def __init__(self, fops: FileOperations, private, name: str):
         self.fops, self.private, self.name = fops, private, name
-        self._refs = 1
-        self._lock = threading.Lock()
+        self._kref = Kref(lambda: fops.release(self))
 
     def get(self) -> File:
-        with self._lock:
-            self._refs += 1
+        self._kref.get()
         return self
 
     def put(self) -> None:
-        with self._lock:
-            self._refs -= 1
-            last = self._refs == 0
-        if last:
-            self.fops.release(self)
+        self._kref.put()
 
 
 class FdTable:

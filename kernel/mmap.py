@@ -22,6 +22,7 @@ from dataclasses import dataclass, field
 import cffi
 from sortedcontainers import SortedDict
 
+from kernel.kref import Kref
 from kernel.mm import PAGE_SIZE
 
 MAP_SHARED, MAP_PRIVATE, MAP_SHARED_VALIDATE, MAP_TYPE = 0x01, 0x02, 0x03, 0x0F
@@ -70,19 +71,16 @@ class AnonMemory:
     free: object  # PageAllocator.free
     pa: int
     size: int
-    refs: int = 1  # _lock
-    _lock: threading.Lock = field(default_factory=threading.Lock)
+    kref: Kref = field(init=False)
+
+    def __post_init__(self):
+        self.kref = Kref(lambda: self.free(self.pa, self.size))
 
     def get(self) -> None:
-        with self._lock:
-            self.refs += 1
+        self.kref.get()
 
     def put(self) -> None:
-        with self._lock:
-            self.refs -= 1
-            last = self.refs == 0
-        if last:
-            self.free(self.pa, self.size)
+        self.kref.put()
 
 
 @dataclass(eq=False)

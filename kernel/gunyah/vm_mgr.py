@@ -33,6 +33,7 @@ from kernel.include.linux.gunyah import (
     GUNYAH_VMID_INVAL,
     GunyahResourceType,
 )
+from kernel.kref import Kref
 from kernel.mm import PAGE_SIZE
 from kernel.uaccess import copy_from_user
 from uapi.linux import gunyah as gh
@@ -71,11 +72,11 @@ class GunyahVm:
     io_handler_list: list = field(default_factory=list)  # mmio_handler_lock
     # held while a handler is matched and run, so REMOVE waits for a write in progress
     mmio_handler_lock: threading.Lock = field(default_factory=threading.Lock)
-    refs: int = 1  # _lock
-    _lock: threading.Lock = field(default_factory=threading.Lock)
+    kref: Kref = field(init=False)
 
     def __post_init__(self):
         self.status_changed = threading.Condition(self.status_lock)
+        self.kref = Kref(lambda: gunyah_vm_release(self))
 
     @property
     def rm(self):
@@ -83,17 +84,12 @@ class GunyahVm:
 
     # references
     def get(self) -> None:
-        with self._lock:
-            if self.refs == 0:
-                raise OSError(errno.ENODEV, "VM is going away")
-            self.refs += 1
+        """A reference; ENODEV once the last one is gone."""
+        if not self.kref.get_unless_zero():
+            raise OSError(errno.ENODEV, "VM is going away")
 
     def put(self) -> None:
-        with self._lock:
-            self.refs -= 1
-            last = self.refs == 0
-        if last:
-            gunyah_vm_release(self)
+        self.kref.put()
 
     # tickets
     def add_ticket(self, key: tuple[int, int], owner) -> None:
