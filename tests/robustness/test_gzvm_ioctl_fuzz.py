@@ -76,9 +76,8 @@ CAPS = st.sampled_from(
         0xFFFF_FFFF_FFFF_FFFF,
     ]
 )
-REG_IDS = st.sampled_from(
-    [REG_PC, REG_X0, 0x6040_0000_0010_0054, 0x6020_0000_0010_00D4, 0x6030_0000_0013_C000, 0, 1 << 63]
-)
+V0, FPSR, A_SYSREG = 0x6040_0000_0010_0054, 0x6020_0000_0010_00D4, 0x6030_0000_0013_C000
+REG_IDS = st.sampled_from([REG_PC, REG_X0, V0, FPSR, A_SYSREG, 0, 1 << 63])
 
 COMMON = {errno.EBADF, errno.ENOTTY, errno.EFAULT}
 # gzvm_err_to_errno's range: what an ioctl forwarding EL2's answer may return
