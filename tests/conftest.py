@@ -75,15 +75,24 @@ def pytest_report_header():
 
 
 def pytest_terminal_summary(terminalreporter):
-    """The robustness counts CI prints: scenarios, injection points, fuzz examples, leaks."""
-    from tests.robustness import test_fault_injection, test_ioctl_fuzz
+    """The robustness counts CI prints, one line per hypervisor: scenarios (the
+    conformance tests of each, test_gzvm_* for GenieZone), injection points
+    walked, leaks found, fuzz examples run."""
+    from tests.robustness import (
+        test_fault_injection,
+        test_gzvm_fault_injection,
+        test_gzvm_ioctl_fuzz,
+        test_ioctl_fuzz,
+    )
 
-    passed = terminalreporter.stats.get("passed", [])
-    scenarios = sum(1 for r in passed if r.nodeid.startswith("tests/conformance/"))
-    counts = {
-        "scenarios passed": scenarios,
-        **test_fault_injection.SUMMARY,
-        **test_ioctl_fuzz.SUMMARY,
+    passed = [r.nodeid for r in terminalreporter.stats.get("passed", [])]
+    gzvm = [n for n in passed if n.startswith("tests/conformance/test_gzvm_")]
+    gunyah = [n for n in passed if n.startswith("tests/conformance/") and n not in gzvm]
+    lines = {
+        "gunyah": (len(gunyah), test_fault_injection.SUMMARY, test_ioctl_fuzz.SUMMARY),
+        "geniezone": (len(gzvm), test_gzvm_fault_injection.SUMMARY, test_gzvm_ioctl_fuzz.SUMMARY),
     }
     terminalreporter.write_sep("-", "robustness")
-    terminalreporter.write_line(", ".join(f"{name}: {n}" for name, n in counts.items()))
+    for name, (scenarios, walk, fuzz) in lines.items():
+        counts = {"scenarios passed": scenarios, **walk, **fuzz}
+        terminalreporter.write_line(f"{name}: " + ", ".join(f"{k} {n}" for k, n in counts.items()))

@@ -245,13 +245,14 @@ class ArchVcpu(Trap):
         return self.host_exit(Exit.IDLE)
 
     def _after_run(self, reason):
-        self.hyp.clock.advance(QUANTUM_TICKS if reason == RunStop.PREEMPT else EVENT_TICKS)
+        # ``is``: Stop and RunStop are IntEnums whose values overlap (KICK == HALTED)
+        self.hyp.clock.advance(QUANTUM_TICKS if reason is RunStop.PREEMPT else EVENT_TICKS)
         if self._needs_flush:
             self._needs_flush = False
             self.core.flush()
         if self.reset_request is not None or not self.powered:
             return self._before_run()
-        if reason == Stop.HALTED or self.waiting:
+        if reason is Stop.HALTED or self.waiting:
             self.waiting = True
             return self._sleep_or_wake()
         match reason:

@@ -7,9 +7,9 @@ creator's mm (EFAULT) whose whole length is ``memory_size`` (EINVAL). The
 slot is overwritten unconditionally (no overlap check; size 0 fails the
 lookup with EFAULT, so a slot is never removed). EL2 gets
 MEMREGION_PURPOSE(gpa, size, flags), then SET_MEMREGION of the slot with
-no constituents; either failing is EFAULT. A fully populated VM then pins
-every page and hands them over in SET_MEMREGION calls of at most 510
-constituents.
+no constituents; either failing is EFAULT, and the slot stays as it was.
+A fully populated VM then pins every page and hands them over in
+SET_MEMREGION calls of at most 510 constituents.
 
 Demand paging (spec §3.6): a page fault exit at ``fault_gpa`` inside a
 memslot pins the backing user page (pin_user_pages of kernel.mmap),
@@ -78,15 +78,20 @@ def gzvm_vm_ioctl_set_memory_region(vm, mem) -> int:
         mem.flags,
         mem.slot,
     )
+    # the record changes with EL2's: a refused move must not strand the pages
+    # EL2 still maps in the old range (their faults would find no slot)
     with vm.mem_lock:
-        vm.memslot[mem.slot] = memslot
-    try:
-        arch.gzvm_arch_memregion_purpose(
-            vm.hvc, vm.vm_id, mem.guest_phys_addr, mem.memory_size, mem.flags
-        )
-        register_memslot_addr_range(vm, memslot, [])
-    except OSError as e:
-        raise gzvm_main.errno_error(errno.EFAULT, f"EL2 refused the region: {e.strerror}") from None
+        old, vm.memslot[mem.slot] = vm.memslot[mem.slot], memslot
+        try:
+            arch.gzvm_arch_memregion_purpose(
+                vm.hvc, vm.vm_id, mem.guest_phys_addr, mem.memory_size, mem.flags
+            )
+            register_memslot_addr_range(vm, memslot, [])
+        except OSError as e:
+            vm.memslot[mem.slot] = old
+            raise gzvm_main.errno_error(
+                errno.EFAULT, f"EL2 refused the region: {e.strerror}"
+            ) from None
     if vm.mem_alloc_mode == GzvmDemandPagingMode.GZVM_FULLY_POPULATED:
         populate_mem_region(vm, memslot)
     return 0

@@ -2,6 +2,8 @@
 pinning, 2 MiB blocks clipped to their slot, EL2 refusing a mapping, and pins
 outliving the VMM's mapping until the VM is destroyed."""
 
+import errno
+
 import pytest
 
 from kernel.fault_inject import FaultPlan
@@ -101,4 +103,29 @@ def test_protected_vm_with_4k_pages_populates_every_slot_first(gzhost):
     cap.args[0] = gz.GZVM_CAP_PVM_SET_PROTECTED_VM
     assert gzhost.ioctl(t.vm, gz.GZVM_ENABLE_CAP, cap) == 0
     assert len(gzvm_of(gzhost, t).pinned_pages) == RAM_SIZE // 4096
+    finish(gzhost, t, free)
+
+
+def test_a_refused_slot_move_leaves_the_slot_as_it_was(gzhost):
+    """EL2 will not move a slot with pages mapped (EFAULT): the driver's record
+    of the slot stays as it was too, so the guest's next fault in it is served."""
+    free = gzhost.gzvm.mm.free_bytes
+    t = make_vm(
+        gzhost,
+        f"""
+    ldr x9, ={MMIO:#x}
+    str xzr, [x9]                   // the code's block is mapped now
+    ldr x1, ={RAM_IPA + (3 << 20):#x}
+    ldr x2, [x1]                    // the second 2 MiB block, after the refused move
+    str x2, [x9]
+    b .
+""",
+    )
+    assert t.go(gzhost) == gz.GZVM_EXIT_MMIO
+    with pytest.raises(OSError) as refused:
+        set_region(gzhost, t.vm, 0, RAM_IPA + RAM_SIZE, RAM_SIZE, user_address(t.ram))
+    assert refused.value.errno == errno.EFAULT
+    t.ram[3 << 20 : (3 << 20) + 8] = b"same one"
+    assert t.go(gzhost) == gz.GZVM_EXIT_MMIO, hex(t.run.exit_reason)
+    assert bytes(t.run.mmio.data) == b"same one"
     finish(gzhost, t, free)
