@@ -32,6 +32,12 @@ class Firmware:
         """The host's RAM: (physical base, size), as the boot DT's memory node says."""
         return self.gunyah.boot_info["dram"]
 
+    @property
+    def machine_memory(self):
+        """This process's mapping of the machine's DRAM (``.address``, ``.size``): the
+        simulator's own memory, which no user pointer may reach."""
+        return self.gunyah.dram
+
     def map_ram(
         self, pa: int, length: int, writable: bool = True, private: bool = False
     ) -> tuple[int, mmap.mmap | None]:

@@ -89,6 +89,7 @@ class Vma:
     length: int
     mapping: object
     anon: AnonMemory | None = None  # None: a file's mapping, which no driver pins
+    writable: bool = True
 
     @property
     def end(self) -> int:
@@ -123,15 +124,15 @@ class MmStruct:
         vma = self.vmas.values()[i]
         return vma if addr < vma.end else None
 
-    def pin_user_pages(self, addr: int, nr: int) -> list[int]:
+    def pin_user_pages(self, addr: int, nr: int, write: bool = True) -> list[int]:
         """Pin ``nr`` pages from page-aligned user address ``addr``: their physical
-        addresses. EFAULT (nothing pinned) if a page is unmapped or is not anonymous
-        memory."""
+        addresses. EFAULT (nothing pinned) if a page is unmapped, is not anonymous
+        memory, or (``write``: FOLL_WRITE) is mapped without PROT_WRITE."""
         with self.lock:
             pages = []
             for va in range(addr, addr + nr * PAGE_SIZE, PAGE_SIZE):
                 vma = self._lookup(va)
-                if vma is None or vma.anon is None:
+                if vma is None or vma.anon is None or (write and not vma.writable):
                     raise OSError(errno.EFAULT, os.strerror(errno.EFAULT))
                 pages.append((vma.anon, vma.anon.pa + va - vma.start))
             for anon, pa in pages:

@@ -36,12 +36,14 @@ from kernel.mmap import (
     writable,
 )
 from kernel.signal import Signals
+from kernel.uaccess import reserve_machine_memory
 from uapi.linux import gunyah as gh
 from uapi.linux import gzvm as gz
 
 IOCTL_NAMES = {number: name for name, number in (gh.IOCTLS | gz.IOCTLS).items()}
 _NOT_OURS = FileOperations()  # an open fd the kernel model has no file for: an eventfd, a pipe
 INT_MAX = (1 << 31) - 1
+EFD_FLAGS = os.EFD_CLOEXEC | os.EFD_NONBLOCK | os.EFD_SEMAPHORE
 PAGE_SIZE = 4096
 
 
@@ -82,6 +84,7 @@ class Host:
         self.signals = Signals(drivers.firmware.send_ipi)
         self.eventfd_wq = EventfdWaitQueue()
         self.mm = MmStruct()  # the process's mappings, by user address
+        reserve_machine_memory(drivers.firmware.machine_memory)  # never a user address
         self._mappings: dict[int, tuple[Vma, File | None]] = {}  # id(mapping) -> VMA, file
         self.bugs: list[BaseException] = []
         self.dmesg: list[str] = []  # the kernel log
@@ -153,8 +156,8 @@ class Host:
         """A real eventfd of the process (``os.EFD_*`` flags); EINVAL for unknown
         flags or an ``initval`` no unsigned int holds."""
         _ints(initval, flags)
-        if not 0 <= initval <= 0xFFFF_FFFF:
-            raise _error(errno.EINVAL, "initval")
+        if not 0 <= initval <= 0xFFFF_FFFF or flags & ~EFD_FLAGS:
+            raise _error(errno.EINVAL, "initval or flags")
         return os.eventfd(initval, flags)
 
     def poll(self, fds, timeout_ms: int | None = None) -> list[tuple[int, int]]:
@@ -168,7 +171,7 @@ class Host:
             if fd > INT_MAX:
                 invalid.append((fd, select.POLLNVAL))
             elif fd >= 0:
-                poller.register(fd, events)
+                poller.register(fd, events & 0xFFFF)  # struct pollfd's short
         return invalid + poller.poll(0 if invalid else timeout_ms)
 
     def pthread_kill(self, thread: int, sig: int) -> None:
@@ -215,7 +218,7 @@ class Host:
             allocator.free(pa, size)
             raise _error(errno.ENOMEM, f"host mapping: hypervisor error {err}")
         anon = AnonMemory(allocator.free, pa, size)
-        self._map(Vma(user_address(mapping), size, mapping, anon), None)
+        self._map(Vma(user_address(mapping), size, mapping, anon, writable(prot)), None)
         return mapping
 
     def user_address(self, mapping) -> int:

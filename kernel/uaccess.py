@@ -3,7 +3,9 @@
 ioctl arguments are what a C program passes: an address in the calling
 process, or a cffi pointer. User memory is read and written by address with
 process_vm_readv/process_vm_writev on our own pid, so a bad pointer is
-EFAULT, never a crash.
+EFAULT, never a crash. The process also holds the simulated machine's own
+memory (its DRAM: guests', EL2's and the kernel's pages); an address in it
+is no user address (access_ok), so it is EFAULT too.
 """
 
 from __future__ import annotations
@@ -11,6 +13,7 @@ from __future__ import annotations
 import ctypes
 import errno
 import os
+import weakref
 
 import cffi
 
@@ -34,6 +37,29 @@ for _name in ("process_vm_readv", "process_vm_writev"):
     ]
 
 
+_MACHINE = weakref.WeakSet()  # mappings of machines' memory in this process (.address, .size)
+
+
+class KernelMemory:
+    """A range of this process that is the kernel's, not the user's, while this lives."""
+
+    def __init__(self, address: int, size: int):
+        self.address, self.size = address, size
+        _MACHINE.add(self)
+
+
+def reserve_machine_memory(mapping) -> None:
+    """``mapping`` (with ``.address`` and ``.size``) is no user memory while it lives."""
+    _MACHINE.add(mapping)
+
+
+def access_ok(address: int, size: int) -> bool:
+    """[address, address+size) is user memory: not null, no wrap, no machine memory."""
+    if address == 0 or address + size > 2**64:
+        return False
+    return not any(m.address < address + size and address < m.address + m.size for m in _MACHINE)
+
+
 _FFI = cffi.FFI()  # any FFI casts any cffi pointer: the backend is shared
 _UINTPTR = _FFI.typeof("uintptr_t")
 
@@ -51,7 +77,7 @@ def user_address(arg) -> int:
 def _transfer(fn, local: ctypes.Array, address: int, size: int) -> None:
     if size == 0:
         return
-    if address == 0 or address + size > 2**64:
+    if not access_ok(address, size):
         raise OSError(errno.EFAULT, os.strerror(errno.EFAULT))
     mine = _Iovec(ctypes.addressof(local), size)
     theirs = _Iovec(address, size)

@@ -36,6 +36,12 @@ class Firmware:
         """The host's RAM: (physical base, size)."""
         return self.geniezone.host_ram
 
+    @property
+    def machine_memory(self):
+        """This process's mapping of the machine's DRAM (``.address``, ``.size``): the
+        simulator's own memory, which no user pointer may reach."""
+        return self.geniezone.dram
+
     def map_ram(
         self, pa: int, length: int, writable: bool = True, private: bool = False
     ) -> tuple[int, mmap.mmap | None]:

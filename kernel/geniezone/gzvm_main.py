@@ -40,7 +40,8 @@ from kernel.include.linux.gzvm_drv import (
     GZVM_DRV_SUB_VERSION,
 )
 from kernel.mm import PageAllocator
-from kernel.uaccess import copy_from_user, copy_to_user
+from kernel.mmap import user_address
+from kernel.uaccess import KernelMemory, copy_from_user, copy_to_user
 from uapi.linux import gzvm as gz
 
 GZVM_COMPATIBLE = "mediatek,geniezone"
@@ -58,6 +59,10 @@ class KernelPages:
     pa: int
     size: int
     map: object
+    kernel_memory: KernelMemory | None = None  # no user pointer reaches the mapping
+
+    def __post_init__(self):
+        self.kernel_memory = KernelMemory(user_address(self.map), self.size)
 
     @classmethod
     def alloc(cls, drv: GzvmDriver, size: int) -> KernelPages:
@@ -71,6 +76,7 @@ class KernelPages:
 
     def free(self) -> None:
         """Unmap, then give the pages back (the allocator wipes them)."""
+        self.kernel_memory = None
         self.map.close()
         self.drv.firmware.unmap_ram(self.map)
         self.drv.mm.free(self.pa, self.size)

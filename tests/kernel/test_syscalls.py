@@ -275,3 +275,16 @@ def test_map_private_writes_stay_private_and_read_only_mappings_refuse_writes(sh
 
 def _mem_args(size):
     return gh.ffi.new("struct gunyah_create_mem_args *", {"size": size})
+
+
+def test_poll_events_are_a_short_and_eventfd_flags_are_checked(shared_host):
+    """poll's events travel in a C short (higher bits are lost, -1 is every event);
+    eventfd flags outside EFD_CLOEXEC|EFD_NONBLOCK|EFD_SEMAPHORE are EINVAL, however
+    large."""
+    host = shared_host
+    efd = host.eventfd(1)
+    assert host.poll([(efd, -1)], 0) == [(efd, select.POLLIN | select.POLLOUT)]
+    assert host.poll([(efd, 1 << 16)], 0) == []
+    for flags in (1 << 31, 1 << 32, 0x40):
+        assert err(host.eventfd, 0, flags) == errno.EINVAL
+    os.close(efd)

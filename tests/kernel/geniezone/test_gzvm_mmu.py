@@ -9,7 +9,7 @@ import pytest
 from kernel.fault_inject import FaultPlan
 from kernel.geniezone.gzvm_mmu import gzvm_handle_page_fault
 from kernel.include.linux.gzvm_drv import GzvmDemandPagingMode
-from kernel.mmap import MAP_ANONYMOUS, MAP_PRIVATE
+from kernel.mmap import MAP_ANONYMOUS, MAP_PRIVATE, PROT_READ
 from tests.gzvmvm import MMIO, RAM_IPA, RAM_SIZE, make_vm, set_region, user_address
 from uapi.linux import gzvm as gz
 
@@ -128,4 +128,29 @@ def test_a_refused_slot_move_leaves_the_slot_as_it_was(gzhost):
     t.ram[3 << 20 : (3 << 20) + 8] = b"same one"
     assert t.go(gzhost) == gz.GZVM_EXIT_MMIO, hex(t.run.exit_reason)
     assert bytes(t.run.mmio.data) == b"same one"
+    finish(gzhost, t, free)
+
+
+READ_ONLY_IPA = 0x2100_0000
+STORE_TO_READ_ONLY = f"""
+    ldr x1, ={READ_ONLY_IPA + 0x1000:#x}
+    mov x2, #0xBAD
+    str x2, [x1]
+    b .
+"""
+
+
+def test_a_read_only_mapping_is_no_guest_memory(gzhost):
+    """Demand paging pins with FOLL_WRITE: a memslot over memory the VMM mapped
+    without PROT_WRITE cannot be pinned, so the guest's store is an EXCEPTION exit
+    to userspace and the VMM's read-only page keeps its contents."""
+    free = gzhost.gzvm.mm.free_bytes
+    t = make_vm(gzhost, STORE_TO_READ_ONLY)
+    read_only = gzhost.mmap(-1, 0x10000, PROT_READ, MAP_PRIVATE | MAP_ANONYMOUS)
+    set_region(gzhost, t.vm, 2, READ_ONLY_IPA, 0x10000, user_address(read_only))
+    assert t.go(gzhost) == gz.GZVM_EXIT_EXCEPTION
+    assert t.run.exception.exception == gz.GZVM_EXCEPTION_PAGE_FAULT
+    assert t.run.exception.fault_gpa == READ_ONLY_IPA + 0x1000
+    assert bytes(read_only[0x1000:0x1008]) == bytes(8)
+    gzhost.munmap(read_only)
     finish(gzhost, t, free)
