@@ -86,6 +86,7 @@ class Host:
         self.mm = MmStruct()  # the process's mappings, by user address
         reserve_machine_memory(drivers.firmware.machine_memory)  # never a user address
         self._mappings: dict[int, tuple[Vma, File | None]] = {}  # id(mapping) -> VMA, file
+        self._unmap_lock = threading.Lock()  # one munmap of a mapping at a time
         self.bugs: list[BaseException] = []
         self.dmesg: list[str] = []  # the kernel log
         self.trace = None  # a callable taking one line: every ioctl, strace-style
@@ -238,15 +239,19 @@ class Host:
         anonymous memory is freed once no page of it is pinned). EINVAL for anything
         else; EBUSY, with nothing changed, while views made from it (memoryviews,
         cffi buffers) are alive, since they would outlive the memory."""
-        vma, file = self._mappings.get(id(mapping), (None, None))
-        if vma is None or vma.mapping is not mapping:
-            raise _error(errno.EINVAL, "not a mapping of this process")
-        try:
-            mapping.close()
-        except BufferError:
-            raise _error(errno.EBUSY, "views of the mapping are alive") from None
-        del self._mappings[id(mapping)]
-        self.mm.remove(vma)
+        with self._unmap_lock:
+            vma, file = self._mappings.get(id(mapping), (None, None))
+            if vma is None or vma.mapping is not mapping:
+                raise _error(errno.EINVAL, "not a mapping of this process")
+            # Out of the VMA tree before the address is free: another thread's mmap
+            # may get it the moment the mapping closes.
+            self.mm.remove(vma)
+            try:
+                mapping.close()
+            except BufferError:
+                self.mm.insert(vma)
+                raise _error(errno.EBUSY, "views of the mapping are alive") from None
+            del self._mappings[id(mapping)]
         if vma.anon is not None:
             self.drivers.firmware.unmap_ram(mapping)
             vma.anon.put()

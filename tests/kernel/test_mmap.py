@@ -1,6 +1,7 @@
 """Anonymous memory and the process's VMAs (kernel/mmap.py) through the Host."""
 
 import errno
+import threading
 
 import pytest
 
@@ -52,3 +53,28 @@ def test_pinning_what_is_not_anonymous_memory_is_efault_and_pins_nothing(host):
     assert e.value.errno == errno.EFAULT
     assert host.mm.pinned == {}
     host.munmap(mapping)
+
+
+def test_munmap_and_mmap_racing_for_an_address_keep_the_vma_tree_right(host):
+    """Threads mapping and unmapping at once (the OS hands a freed address straight
+    to the next mmap): every munmap removes its own VMA, never another's, and every
+    mapping stays findable until its own munmap."""
+    errors = []
+
+    def churn():
+        try:
+            for _ in range(300):
+                mapping = host.mmap(-1, 4096, 3, ANON)
+                vma = host.mm.vma_lookup(user_address(mapping))
+                assert vma is not None and vma.mapping is mapping
+                host.munmap(mapping)
+        except Exception as e:  # reported below, with the thread's failure
+            errors.append(e)
+
+    threads = [threading.Thread(target=churn) for _ in range(4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(60)
+    assert not any(t.is_alive() for t in threads) and errors == []
+    assert host.mm.vmas == {}
