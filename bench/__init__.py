@@ -30,6 +30,6 @@ class Sizes:
 
 
 FULL = Sizes(3, 100_000_000, 9, 20_000, 500, 20, 500, 100, 64, 4096)
-QUICK = Sizes(2, 20_000_000, 4, 1_000, 40, 5, 50, 10, 8, 4096)
+QUICK = Sizes(2, 20_000_000, 3, 1_000, 40, 5, 50, 10, 8, 4096)
 # Only for tests/bench: every figure runs, none means anything.
 TINY = Sizes(1, 100_000, 1, 20, 3, 1, 2, 1, 1, 16)
