@@ -66,3 +66,16 @@ def test_the_table_puts_both_hypervisors_on_one_row(results):
         assert rows[name][:2] == [str(results[name]), str(results[GZ + name])], name
     assert rows["mmio_exit_ratio"][2:] == ["<=", "3"]
     assert rows["rm_rpc_small_us"] == [str(results["rm_rpc_small_us"])]
+
+
+def test_a_figure_that_cannot_be_measured_loses_only_its_own(monkeypatch, capsys):
+    def scale(sizes):
+        raise RuntimeError("scale: 7 of 8 VMs ran clean")
+
+    monkeypatch.setattr(bench_main.hyp_bench, "FIGURES", [scale])
+    monkeypatch.setattr(bench_main.kernel_bench, "FIGURES", [lambda sizes: {"mmio_exit_us": 1}])
+    monkeypatch.setattr(bench_main.vmm_bench, "FIGURES", [])
+    assert bench_main.main(["--json"]) == 1
+    out = capsys.readouterr()
+    assert json.loads(out.out) == {"mmio_exit_us": 1}
+    assert "not measured: " in out.err and "RuntimeError('scale: 7 of 8 VMs" in out.err
