@@ -195,7 +195,7 @@ def exit_paths(sizes: Sizes) -> dict:
         (prefix, _exit_paths(guest, sizes))
         for prefix, guest in (("", GunyahGuest), (GZ, GzvmGuest))
     ]
-    count = max(sizes.stores, 1000)
+    count = max(sizes.stores, 1000)  # fewer bare stores take too little time to measure
     bare_exit = min(baselines.stop_and_restart_us(count) for _ in range(sizes.samples))
     bare_hook = min(baselines.memory_hook_us(count * 10) for _ in range(sizes.samples))
     results = {}
