@@ -14,7 +14,11 @@
   sleeps in WFI in between); ``irqfd_to_mmio_ratio`` relates it to the
   MMIO round trip.
 
-The guests are assembled from source (tests/aarch64.py, the bundled
+Each has a ``gz_`` twin measured the same way on GenieZone through
+/dev/gzvm (GZVM_RUN, GZVM_IOEVENTFD, GZVM_IRQFD on SPI 8), in the same
+run and against the same baselines. The guests are the same code but for
+where their GIC frames are (the board's on Gunyah, where CREATE_DEVICE put
+them on GenieZone), assembled from source (tests/aarch64.py, the bundled
 toolchain), like the test suite's.
 """
 
@@ -26,11 +30,15 @@ import threading
 import time
 
 import kernel
-from bench import baselines
-from tests.conformance.test_irqfd_ioeventfd import COUNTER, LABEL, SPI, add_ioeventfd, add_irqfd
-from tests.gunyahvm import MMIO, make_vm
+from bench import GZ, Sizes, baselines
+from tests import gunyahvm, gzvmvm
+from tests.aarch64 import gic_enable
+from tests.conformance.test_irqfd_ioeventfd import LABEL, SPI, add_ioeventfd, add_irqfd
+from uapi.linux import gzvm as gz
 
+MMIO = gunyahvm.MMIO
 STORE = MMIO + 0x100
+assert gzvmvm.MMIO == MMIO
 
 
 def _store_loop(count: int) -> str:
@@ -46,22 +54,103 @@ def _store_loop(count: int) -> str:
 """
 
 
-def _stores_seconds(host, count: int, ioeventfd: bool) -> float:
-    t = make_vm(host, _store_loop(count))
+def _counter(gicd: int | None = None, gicr: int | None = None) -> str:
+    """Sets up its GIC, reports ready at MMIO+8, then sleeps in WFI; each SPI's
+    vector stores the count so far at MMIO."""
+    return f"""
+    adr x8, vectors
+    msr vbar_el1, x8
+    ldr x9, ={MMIO:#x}
+{gic_enable(32 + SPI, gicd=gicd, gicr=gicr)}
+    mov x20, #0
+    msr daifclr, #2                 // unmask IRQs
+    str xzr, [x9, #8]               // ready: the GIC is set up
+1:  wfi
+    b 1b
+    .ltorg
+    .balign 0x800
+vectors:
+    .skip 0x280                     // IRQ, current EL with SP_ELx
+    mrs x21, S3_0_C12_C12_0         // ICC_IAR1_EL1
+    add x20, x20, #1
+    str x20, [x9]                   // tell the VMM how many so far
+    msr S3_0_C12_C12_1, x21         // ICC_EOIR1_EL1
+    eret
+"""
+
+
+class GunyahGuest:
+    """A started VM of tests/gunyahvm.py with one vCPU, its run page mapped."""
+
+    hypervisor = "gunyah"
+
+    def __init__(self, host, source: str, irq: bool = False):
+        self.host = host
+        self.t = gunyahvm.make_vm(host, source, doorbells=((LABEL, SPI),) if irq else ())
+        self.page = self.t.run_page()
+        self.t.start()
+
+    @staticmethod
+    def counter() -> str:
+        return _counter()
+
+    def run(self) -> int:
+        """VCPU_RUN once; the address of the MMIO exit it ended with."""
+        self.t.run()
+        return self.page.mmio.phys_addr
+
+    def ioeventfd(self, efd: int, addr: int) -> None:
+        add_ioeventfd(self.host, self.t.vm, efd, addr)
+
+    def irqfd(self, efd: int) -> None:
+        add_irqfd(self.host, self.t.vm, efd)
+
+    def close(self) -> None:
+        del self.page
+        self.t.close()
+
+
+class GzvmGuest:
+    """A VM of tests/gzvmvm.py with one vCPU and its GIC."""
+
+    hypervisor = "geniezone"
+
+    def __init__(self, host, source: str, irq: bool = False):
+        self.host = host
+        self.t = gzvmvm.make_vm(host, source)  # with its GIC: ``irq`` needs nothing more
+
+    @staticmethod
+    def counter() -> str:
+        return _counter(gzvmvm.GICD, gzvmvm.GICD - gzvmvm.GICR_SIZE)
+
+    def run(self) -> int:
+        """GZVM_RUN once; the address of the MMIO exit it ended with."""
+        assert self.t.go(self.host) == gz.GZVM_EXIT_MMIO
+        return self.t.run.mmio.phys_addr
+
+    def ioeventfd(self, efd: int, addr: int) -> None:
+        args = gz.ffi.new("struct gzvm_ioeventfd *", {"addr": addr, "len": 0, "fd": efd})
+        self.host.ioctl(self.t.vm, gz.GZVM_IOEVENTFD, args)
+
+    def irqfd(self, efd: int) -> None:
+        args = gz.ffi.new("struct gzvm_irqfd *", {"fd": efd, "gsi": SPI})
+        self.host.ioctl(self.t.vm, gz.GZVM_IRQFD, args)
+
+    def close(self) -> None:
+        self.t.close(self.host)
+
+
+def _stores_seconds(host, guest, count: int, ioeventfd: bool) -> float:
+    vm = guest(host, _store_loop(count))
     efd = host.eventfd()
     if ioeventfd:
-        add_ioeventfd(host, t.vm, efd, STORE)
-    run = t.run_page()
-    t.start()
+        vm.ioeventfd(efd, STORE)
     start = time.perf_counter()
-    while True:
-        t.run()
-        if run.mmio.phys_addr == MMIO:
-            break
+    while vm.run() != MMIO:
+        pass
     elapsed = time.perf_counter() - start
-    del run
     host.close(efd)
-    t.close()
+    vm.close()
     return elapsed
 
 
@@ -70,47 +159,57 @@ def _ring(efd: int, sent: list) -> None:
     os.eventfd_write(efd, 1)
 
 
-def _irqfd_latencies(host, count: int) -> list[float]:
-    t = make_vm(host, COUNTER, doorbells=((LABEL, SPI),))
+def _irqfd_latencies(host, guest, count: int) -> list[float]:
+    vm = guest(host, guest.counter(), irq=True)
     efd = host.eventfd()
-    add_irqfd(host, t.vm, efd)
-    run = t.run_page()
-    t.start()
-    t.run()  # the guest has set up its GIC
+    vm.irqfd(efd)
+    assert vm.run() == MMIO + 8  # the guest has set up its GIC
     latencies = []
     for _ in range(count):
         sent = []
         writer = threading.Timer(0.002, _ring, (efd, sent))
         writer.start()
-        t.run()
+        vm.run()
         latencies.append(time.perf_counter() - sent[0])
         writer.join()
-    del run
     host.close(efd)
-    t.close()
+    vm.close()
     return latencies
 
 
-def exit_paths(quick: bool) -> dict:
-    count = 2_000 if quick else 20_000
-    host = kernel.boot(dram_size=1 << 30)
+def _exit_paths(guest, sizes: Sizes) -> tuple[float, float, float]:
+    """Seconds of an MMIO round trip, of an ioeventfd store, of an irqfd delivery."""
+    host = kernel.boot(dram_size=1 << 30, hypervisor=guest.hypervisor)
     try:
-        mmio = min(_stores_seconds(host, count, False) for _ in range(3)) / count
-        ioevent = min(_stores_seconds(host, count, True) for _ in range(3)) / count
-        irqfd = statistics.median(_irqfd_latencies(host, 50 if quick else 500))
+        n = sizes.stores
+        mmio = min(_stores_seconds(host, guest, n, False) for _ in range(sizes.samples)) / n
+        ioevent = min(_stores_seconds(host, guest, n, True) for _ in range(sizes.samples)) / n
+        irqfd = statistics.median(_irqfd_latencies(host, guest, sizes.irqs))
     finally:
         host.shutdown()
-    bare_exit = min(baselines.stop_and_restart_us(count) for _ in range(3))
-    bare_hook = min(baselines.memory_hook_us(count * 10) for _ in range(3))
-    return {
-        "mmio_exit_us": round(mmio * 1e6, 1),
-        "mmio_exit_ratio": round(mmio * 1e6 / bare_exit, 1),
-        "ioeventfd_write_us": round(ioevent * 1e6, 1),
-        "ioeventfd_ratio": round(ioevent * 1e6 / bare_hook, 1),
-        "ioeventfd_vs_mmio": round(ioevent / mmio, 3),
-        "irqfd_latency_us": round(irqfd * 1e6, 1),
-        "irqfd_to_mmio_ratio": round(irqfd / mmio, 2),
-    }
+    return mmio, ioevent, irqfd
+
+
+def exit_paths(sizes: Sizes) -> dict:
+    measured = [
+        (prefix, _exit_paths(guest, sizes))
+        for prefix, guest in (("", GunyahGuest), (GZ, GzvmGuest))
+    ]
+    count = max(sizes.stores, 1000)  # fewer bare stores take too little time to measure
+    bare_exit = min(baselines.stop_and_restart_us(count) for _ in range(sizes.samples))
+    bare_hook = min(baselines.memory_hook_us(count * 10) for _ in range(sizes.samples))
+    results = {}
+    for prefix, (mmio, ioevent, irqfd) in measured:
+        results |= {
+            f"{prefix}mmio_exit_us": round(mmio * 1e6, 1),
+            f"{prefix}mmio_exit_ratio": round(mmio * 1e6 / bare_exit, 1),
+            f"{prefix}ioeventfd_write_us": round(ioevent * 1e6, 1),
+            f"{prefix}ioeventfd_ratio": round(ioevent * 1e6 / bare_hook, 1),
+            f"{prefix}ioeventfd_vs_mmio": round(ioevent / mmio, 3),
+            f"{prefix}irqfd_latency_us": round(irqfd * 1e6, 1),
+            f"{prefix}irqfd_to_mmio_ratio": round(irqfd / mmio, 2),
+        }
+    return results
 
 
 FIGURES = [exit_paths]
