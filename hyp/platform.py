@@ -34,8 +34,8 @@ class Firmware:
 
     @property
     def machine_memory(self):
-        """This process's mapping of the machine's DRAM (``.address``, ``.size``): the
-        simulator's own memory, which no user pointer may reach."""
+        """This process's mapping of the machine's DRAM (``.address``, ``.size``,
+        ``.mapped``): the simulator's own memory, which no user pointer may reach."""
         return self.gunyah.dram
 
     def map_ram(

@@ -37,11 +37,15 @@ for _name in ("process_vm_readv", "process_vm_writev"):
     ]
 
 
-_MACHINE = weakref.WeakSet()  # mappings of machines' memory in this process (.address, .size)
+# mappings of machines' memory in this process: .address, .size, and .mapped (False
+# once the range is unmapped, when the OS may hand it to anything else)
+_MACHINE = weakref.WeakSet()
 
 
 class KernelMemory:
     """A range of this process that is the kernel's, not the user's, while this lives."""
+
+    mapped = True  # until it is dropped
 
     def __init__(self, address: int, size: int):
         self.address, self.size = address, size
@@ -49,7 +53,7 @@ class KernelMemory:
 
 
 def reserve_machine_memory(mapping) -> None:
-    """``mapping`` (with ``.address`` and ``.size``) is no user memory while it lives."""
+    """``mapping`` (``.address``, ``.size``, ``.mapped``) is no user memory while mapped."""
     _MACHINE.add(mapping)
 
 
@@ -57,7 +61,10 @@ def access_ok(address: int, size: int) -> bool:
     """[address, address+size) is user memory: not null, no wrap, no machine memory."""
     if address == 0 or address + size > 2**64:
         return False
-    return not any(m.address < address + size and address < m.address + m.size for m in _MACHINE)
+    return not any(
+        m.mapped and m.address < address + size and address < m.address + m.size
+        for m in list(_MACHINE)
+    )
 
 
 _FFI = cffi.FFI()  # any FFI casts any cffi pointer: the backend is shared

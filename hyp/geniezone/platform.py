@@ -38,8 +38,8 @@ class Firmware:
 
     @property
     def machine_memory(self):
-        """This process's mapping of the machine's DRAM (``.address``, ``.size``): the
-        simulator's own memory, which no user pointer may reach."""
+        """This process's mapping of the machine's DRAM (``.address``, ``.size``,
+        ``.mapped``): the simulator's own memory, which no user pointer may reach."""
         return self.geniezone.dram
 
     def map_ram(

@@ -58,6 +58,11 @@ class Dram:
         else:
             self.mem[off : off + size] = bytes(size)
 
+    @property
+    def mapped(self) -> bool:
+        """The process still maps this DRAM at ``address`` (until :meth:`close`)."""
+        return not self.mem.closed
+
     def close(self) -> None:
         del self._anchor
         self.mem.close()

@@ -4,6 +4,7 @@ import errno
 
 import pytest
 
+from kernel.uaccess import access_ok
 from tests.gzvmvm import REG_X0, make_vm, user_address
 from uapi.linux import gunyah as gh
 from uapi.linux import gzvm as gz
@@ -53,3 +54,15 @@ def test_a_pointer_into_machine_or_kernel_memory_is_efault_on_geniezone(gzhost):
             gzhost.ioctl(t.vcpus[0], gz.GZVM_RUN, address)
         assert e.value.errno == errno.EFAULT
     t.close(gzhost)
+
+
+def test_a_machine_powered_off_gives_its_address_range_back():
+    """Once a machine is off its DRAM is unmapped, and the OS may put anything there
+    (a VMM's buffers): the range is user memory again."""
+    from kernel import boot
+
+    host = boot()
+    dram = host.drivers.firmware.machine_memory
+    assert not access_ok(dram.address, 8)
+    host.shutdown()
+    assert access_ok(dram.address, 8)
