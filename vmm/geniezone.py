@@ -30,8 +30,8 @@ from contextlib import ExitStack
 from uapi.linux import gzvm as gz
 from vmm.hypervisor import (
     BootState,
+    DeviceHypervisor,
     Exit,
-    Hypervisor,
     MmioRead,
     MmioWrite,
     SystemEvent,
@@ -41,7 +41,6 @@ from vmm.hypervisor import (
 )
 from vmm.vm_config import GicV3, VmLayout, build_gic_dtb
 
-DEVICE = "/dev/gzvm"
 MAX_VCPUS = 8
 VM_TYPE_LINUX = 0  # the only vm_type there is (crosvm passes 0)
 ANONYMOUS = mmap.MAP_PRIVATE | mmap.MAP_ANONYMOUS
@@ -134,18 +133,13 @@ def decode_exit(run) -> Exit:
     return VcpuError(f"exit {reason}", reason=reason)
 
 
-class GenieZone(Hypervisor):
-    """/dev/gzvm, opened on ``host`` (OSError: no such device)."""
+class GenieZone(DeviceHypervisor):
+    """/dev/gzvm."""
 
-    def __init__(self, host):
-        self.host = host
-        self.fd = host.open(DEVICE)
+    DEVICE = "/dev/gzvm"
 
     def create_vm(self, layout: VmLayout, name: str) -> GenieZoneVm:
         return GenieZoneVm(self, layout, name)
-
-    def close(self) -> None:
-        self.host.close(self.fd)
 
 
 class GenieZoneVm(Vm):

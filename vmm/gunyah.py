@@ -24,8 +24,8 @@ from dataclasses import replace
 from uapi.linux import gunyah as gh
 from vmm.hypervisor import (
     BootState,
+    DeviceHypervisor,
     Exit,
-    Hypervisor,
     MmioRead,
     MmioWrite,
     SystemEvent,
@@ -35,7 +35,6 @@ from vmm.hypervisor import (
 )
 from vmm.vm_config import DoorbellVdevice, VmLayout, build_dtb
 
-DEVICE = "/dev/gunyah"
 EXIT_NAMES = {
     gh.GUNYAH_VCPU_EXIT_MMIO: "mmio",
     gh.GUNYAH_VCPU_EXIT_STATUS: "status",
@@ -58,18 +57,13 @@ EXIT_TYPES = {  # the RM's exit types (spec section 4.6)
 }
 
 
-class Gunyah(Hypervisor):
-    """/dev/gunyah, opened on ``host`` (OSError: no such device)."""
+class Gunyah(DeviceHypervisor):
+    """/dev/gunyah."""
 
-    def __init__(self, host):
-        self.host = host
-        self.fd = host.open(DEVICE)
+    DEVICE = "/dev/gunyah"
 
     def create_vm(self, layout: VmLayout, name: str) -> GunyahVm:
         return GunyahVm(self, layout, name)
-
-    def close(self) -> None:
-        self.host.close(self.fd)
 
 
 class GunyahVm(Vm):

@@ -222,3 +222,17 @@ class Hypervisor(ABC):
 
     def __exit__(self, *exc) -> None:
         self.close()
+
+
+class DeviceHypervisor(Hypervisor):
+    """A backend that is one character device (``DEVICE``), opened on ``host``
+    (OSError: no such device) and closed by :meth:`close`."""
+
+    DEVICE: str
+
+    def __init__(self, host):
+        self.host = host
+        self.fd = host.open(self.DEVICE)
+
+    def close(self) -> None:
+        self.host.close(self.fd)
