@@ -4,7 +4,8 @@
 (``vmm/hypervisor.py``); the backend (Gunyah by default, ``vmm/gunyah.py``;
 GenieZone, ``vmm/geniezone.py``) is the only part that knows a driver's
 ioctls. The VMM describes the machine (RAM, vCPUs, a PL011 and a
-virtio-mmio console, the shared window of the virtqueues), loads the image
+virtio-mmio console, the shared window of the virtqueues; the holding-cell
+guest's mailbox, which scripts that guest, is on its bus too), loads the image
 and the backend's DTB (at the end of RAM) into guest-private memory, sets
 the boot state (PC = the image's entry, X0 = the DTB, X1 = the number of
 vCPUs), binds the console's irqfd and its QueueNotify ioeventfd, creates
@@ -28,7 +29,7 @@ from collections.abc import Callable
 from contextlib import ExitStack
 from dataclasses import dataclass, field
 
-from vmm.devices import virtio_mmio
+from vmm.devices import mailbox, virtio_mmio
 from vmm.devices.pl011 import SIZE as PL011_SIZE
 from vmm.devices.pl011 import Pl011
 from vmm.devices.virtio_console import VirtioConsole
@@ -52,6 +53,7 @@ from vmm.vm_config import MmioDevice, SharedWindow, VmLayout
 RAM_BASE = 0x8000_0000
 UART_BASE = 0x0900_0000
 VIRTIO_BASE, VIRTIO_SPI = 0x0A00_0000, 16
+MAILBOX_BASE = 0x0B00_0000  # the holding-cell guest's; in no DT (the guest knows it)
 SHARED_BASE, SHARED_SIZE = 0xC000_0000, 0x1_0000  # where virtqueues and their buffers live
 DTB_ROOM = 0x1_0000  # the DTB and the RM's overlay, at the end of RAM
 KICK_SIGNAL = signal.SIGUSR1
@@ -119,6 +121,7 @@ class Vmm:
         self.bus = {
             UART_BASE: (PL011_SIZE, self.uart),
             VIRTIO_BASE: (virtio_mmio.SIZE, self.virtio),
+            MAILBOX_BASE: (mailbox.SIZE, mailbox.Mailbox(console)),
         }
         self._irqfd: int | None = None
         self.report = Report(vcpus=config.vcpus)
