@@ -43,6 +43,7 @@ from uapi.linux import gzvm as gz
 IOCTL_NAMES = {number: name for name, number in (gh.IOCTLS | gz.IOCTLS).items()}
 _NOT_OURS = FileOperations()  # an open fd the kernel model has no file for: an eventfd, a pipe
 INT_MAX = (1 << 31) - 1
+READ_MAX = 1 << 20  # bytes one read of a non-kernel file returns at most
 EFD_FLAGS = os.EFD_CLOEXEC | os.EFD_NONBLOCK | os.EFD_SEMAPHORE
 PAGE_SIZE = 4096
 
@@ -138,12 +139,13 @@ class Host:
             return self._call(file.fops.ioctl, file, request & 0xFFFF_FFFF, arg)
 
     def read(self, fd: int, size: int) -> bytes:
-        """EINVAL for a negative size (no size_t holds it)."""
+        """EINVAL for a size no size_t holds. Another file than the kernel model's
+        gives at most READ_MAX bytes a call (a short read, which read(2) allows)."""
         _ints(size)
-        if size < 0:
+        if not 0 <= size < 1 << 64:
             raise _error(errno.EINVAL, "size")
         if not self.fdtable.holds(_fd(fd)):
-            return os.read(fd, size)
+            return os.read(fd, min(size, READ_MAX))
         with self._file(fd) as file:
             return self._call(file.fops.read, file, size)
 
@@ -164,16 +166,32 @@ class Host:
     def poll(self, fds, timeout_ms: int | None = None) -> list[tuple[int, int]]:
         """``fds`` is a list of (fd, events); returns (fd, revents) pairs that are ready.
         Kernel files without a poll operation are always ready for reading and
-        writing (DEFAULT_POLLMASK), as their placeholders are. A negative fd is
-        skipped, and one that is not open is POLLNVAL, as poll(2) does."""
-        poller, invalid = select.poll(), []
-        for fd, events in fds:
+        writing (DEFAULT_POLLMASK), as their placeholders are. Each entry gets its
+        own revents, as poll(2) gives (one fd may come twice); a negative fd is
+        skipped, one that is not open is POLLNVAL. EINVAL for a timeout no C int
+        holds."""
+        if timeout_ms is not None:
+            _ints(timeout_ms)
+            if not -INT_MAX - 1 <= timeout_ms <= INT_MAX:
+                raise _error(errno.EINVAL, "timeout")
+        entries = [(fd, events & 0xFFFF) for fd, events in fds]  # struct pollfd's short
+        wanted: dict[int, int] = {}
+        for fd, events in entries:
             _ints(fd, events)
-            if fd > INT_MAX:
-                invalid.append((fd, select.POLLNVAL))
-            elif fd >= 0:
-                poller.register(fd, events & 0xFFFF)  # struct pollfd's short
-        return invalid + poller.poll(0 if invalid else timeout_ms)
+            if 0 <= fd <= INT_MAX:
+                wanted[fd] = wanted.get(fd, 0) | events
+        poller = select.poll()
+        for fd, events in wanted.items():
+            poller.register(fd, events)
+        invalid = any(fd > INT_MAX for fd, _ in entries)
+        ready = dict(poller.poll(0 if invalid else timeout_ms))
+        always = select.POLLERR | select.POLLHUP | select.POLLNVAL
+        revents = [
+            (fd, select.POLLNVAL if fd > INT_MAX else ready.get(fd, 0) & (events | always))
+            for fd, events in entries
+            if fd >= 0
+        ]
+        return [(fd, r) for fd, r in revents if r]
 
     def pthread_kill(self, thread: int, sig: int) -> None:
         """Send ``sig`` to ``thread`` (a ``threading.get_ident()`` value); see

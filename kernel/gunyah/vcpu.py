@@ -42,7 +42,8 @@ from kernel.include.linux.gunyah import GunyahError, GunyahResourceType, gunyah_
 from kernel.include.linux.gunyah import GunyahVcpuResumeAction as Resume
 from kernel.include.linux.gunyah import GunyahVcpuState as State
 from kernel.mm import PAGE_SIZE
-from kernel.mmap import os_mmap
+from kernel.mmap import os_mmap, user_address
+from kernel.uaccess import KernelMemory
 from uapi.linux import gunyah as gh
 
 LOCK_POLL = 0.05  # seconds between looks for a signal while waiting for run_lock
@@ -82,6 +83,10 @@ class GunyahVcpu:
     runner: int | None = None  # the thread inside VCPU_RUN
     eagain_run: int = 0  # demand pagings in a row that found the page provided
     unbound: bool = False
+    kernel_memory: KernelMemory | None = None  # the kernel's mapping is no user memory
+
+    def __post_init__(self):
+        self.kernel_memory = KernelMemory(user_address(self.page[1]), PAGE_SIZE)
 
     @property
     def run(self):
@@ -91,6 +96,8 @@ class GunyahVcpu:
         fd, mapping = self.page
         with contextlib.suppress(BufferError):  # a caller's view may still be alive
             mapping.close()
+        if mapping.closed:
+            self.kernel_memory = None
         os.close(fd)
 
     @property

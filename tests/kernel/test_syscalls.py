@@ -288,3 +288,25 @@ def test_poll_events_are_a_short_and_eventfd_flags_are_checked(shared_host):
     for flags in (1 << 31, 1 << 32, 0x40):
         assert err(host.eventfd, 0, flags) == errno.EINVAL
     os.close(efd)
+
+
+def test_poll_gives_each_entry_its_own_revents_and_checks_the_timeout(shared_host):
+    """One fd listed twice gets revents for each entry (select.poll alone would keep
+    the last registration only); a timeout no C int holds is EINVAL."""
+    host = shared_host
+    efd = host.eventfd(1)
+    ready = host.poll([(efd, select.POLLIN), (efd, select.POLLOUT)], 0)
+    assert ready == [(efd, select.POLLIN), (efd, select.POLLOUT)]
+    for timeout in (2**31, -(2**31) - 1, 2**64):
+        assert err(host.poll, [(efd, select.POLLIN)], timeout) == errno.EINVAL
+    os.close(efd)
+
+
+def test_read_of_another_file_is_short_never_a_python_error(shared_host):
+    """read(2) may return less than asked: a huge count on an eventfd gives its 8
+    bytes, not MemoryError; a count no size_t holds is EINVAL."""
+    host = shared_host
+    efd = host.eventfd(5)
+    assert host.read(efd, 2**62) == (5).to_bytes(8, "little")
+    assert err(host.read, efd, 2**64) == errno.EINVAL
+    os.close(efd)

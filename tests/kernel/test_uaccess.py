@@ -5,6 +5,7 @@ import errno
 import pytest
 
 from kernel.uaccess import access_ok
+from tests.gunyahvm import make_vm as make_gunyah_vm
 from tests.gzvmvm import REG_X0, make_vm, user_address
 from uapi.linux import gunyah as gh
 from uapi.linux import gzvm as gz
@@ -66,3 +67,18 @@ def test_a_machine_powered_off_gives_its_address_range_back():
     assert not access_ok(dram.address, 8)
     host.shutdown()
     assert access_ok(dram.address, 8)
+
+
+def test_a_pointer_into_the_kernels_run_page_mapping_is_efault_on_gunyah(host):
+    """The kernel maps each vCPU's run page itself (/proc/self/maps shows it as
+    /memfd:gh-vcpu-run); a VMM that never mapped it cannot pass that address."""
+    t = make_gunyah_vm(host, "b .")
+    with open("/proc/self/maps") as maps:
+        kernel_pages = [int(line.split("-")[0], 16) for line in maps if "gh-vcpu-run" in line]
+    assert kernel_pages
+    for address in kernel_pages:
+        for request in (gh.GUNYAH_VM_SET_DTB_CONFIG, gh.GUNYAH_VM_SET_BOOT_CONTEXT):
+            with pytest.raises(OSError) as e:
+                host.ioctl(t.vm, request, address)
+            assert e.value.errno == errno.EFAULT
+    t.close()
