@@ -39,18 +39,25 @@ class El2Lock:
 
     def __init__(self):
         self._lock = threading.RLock()
-        self._local = threading.local()  # depth, flushed: this thread's
+        self._local = threading.local()  # this thread's depth and flushed cores
+
+    def _mine(self):
+        local = self._local
+        if not hasattr(local, "depth"):
+            local.depth, local.flushed = 0, []
+        return local
 
     def __enter__(self):
         self._lock.acquire()
-        self._local.depth = getattr(self._local, "depth", 0) + 1
+        self._mine().depth += 1
         return self
 
     def __exit__(self, *exc) -> None:
-        self._local.depth -= 1
+        mine = self._mine()
+        mine.depth -= 1
         waits = []
-        if self._local.depth == 0:
-            waits, self._local.flushed = getattr(self._local, "flushed", []), []
+        if mine.depth == 0:
+            waits, mine.flushed = mine.flushed, []
         self._lock.release()
         for core, token in waits:
             if not core.wait_run_end(token, FLUSH_TIMEOUT):
@@ -60,7 +67,7 @@ class El2Lock:
         """The caller (holding the lock) changed translations ``core`` may be using."""
         token = core.run_token()
         if token is not None and running_core() is None:
-            self._local.__dict__.setdefault("flushed", []).append((core, token))
+            self._mine().flushed.append((core, token))
 
 
 class El2:
