@@ -7,6 +7,7 @@ exit status, never a traceback.
 from __future__ import annotations
 
 import argparse
+import json
 import re
 import sys
 from pathlib import Path
@@ -85,7 +86,10 @@ def _run(args: argparse.Namespace) -> int:
         out.write(data)
         out.flush()
 
-    trace = (lambda line: print(f"  {line}", file=sys.stderr)) if args.trace else None
+    trace = None
+    if args.trace or args.trace_out:
+        lines = (lambda line: print(f"  {line}", file=sys.stderr)) if args.trace else None
+        trace = kernel.Tracer(lines, timeline=args.trace_out is not None)
     host = kernel.boot(dram_size=max(1 << 30, 2 * mem), trace=trace, hypervisor=args.hypervisor)
     try:
         config = VmmConfig(data, name, args.vcpus, mem, args.cmdline)
@@ -98,6 +102,12 @@ def _run(args: argparse.Namespace) -> int:
         return 1
     finally:
         host.shutdown()
+    if args.trace_out is not None:
+        try:
+            Path(args.trace_out).write_text(json.dumps(trace.chrome_trace()))
+        except OSError as e:
+            print(f"gunyah-sim run: --trace-out {args.trace_out}: {e.strerror}", file=sys.stderr)
+            return 1
     print(file=sys.stderr)
     for line in report.lines():
         print(f"gunyah-sim: {line}", file=sys.stderr)
@@ -160,7 +170,16 @@ def parser() -> argparse.ArgumentParser:
         default="gunyah",
         help="the hypervisor at EL2 (default gunyah)",
     )
-    p.add_argument("--trace", action="store_true", help="print ioctls, RM calls and vCPU exits")
+    p.add_argument(
+        "--trace",
+        action="store_true",
+        help="print ioctls and RM calls decoded, vCPU exits and interrupts, strace-style",
+    )
+    p.add_argument(
+        "--trace-out",
+        metavar="FILE.json",
+        help="write the trace as Chrome trace-event JSON (Perfetto, chrome://tracing)",
+    )
     p.set_defaults(func=_run)
 
     p = sub.add_parser("guests", help="list the bundled guests")
