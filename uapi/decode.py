@@ -5,13 +5,14 @@ cffi model of each header, so a struct is shown with the header's own field
 names: ``GUNYAH_VM_MAP_MEM{guest_addr=0x80000000, flags=LEND|RWX, ...}``.
 
 :func:`describe` takes a request number, its argument and
-``read(address, size) -> bytes`` (the caller's copy_from_user) and returns the argument as text, or None when
-the request is not one of a known header's or carries no struct. Flag and
-enum fields are shown by their names without the common prefix; bits no
-name covers are shown in hex. Addresses, offsets and sizes are hex; other
-integers decimal; all-zero padding is left out. A field that is a user
-pointer to another struct (``gunyah_fn_desc.arg``) is followed, as the
-driver follows it. A read that fails shows ``{?}``.
+``read(address, size) -> bytes`` (the caller's copy_from_user) and returns
+the argument as text, or None when the request is not one of a known
+header's or carries no struct. Flag and enum fields are shown by their
+names without the common prefix, bits no name covers in hex. Addresses,
+offsets and sizes are hex, other integers decimal; all-zero padding is left
+out. A field that is a user pointer to another struct
+(``gunyah_fn_desc.arg``) is followed, as the driver follows it. A read
+that fails shows ``{?}`` (the ioctl's own EFAULT follows).
 """
 
 from __future__ import annotations
@@ -133,7 +134,7 @@ def _map_flags(v: int) -> str:
         parts.append("RWX")
     elif perms:
         rwx = (gh.GUNYAH_MEM_ALLOW_READ, gh.GUNYAH_MEM_ALLOW_WRITE, gh.GUNYAH_MEM_ALLOW_EXEC)
-        parts.append("".join(c for c, bit in zip("RWX", rwx) if perms & bit))
+        parts.append("".join(c for c, bit in zip("RWX", rwx, strict=True) if perms & bit))
     if v & gh.GUNYAH_MEM_UNMAP:
         parts.append("UNMAP")
     rest = v & ~(gh.GUNYAH_MEM_ACCESS_MASK | gh.GUNYAH_MEM_ALLOW_RWX | gh.GUNYAH_MEM_UNMAP)

@@ -281,7 +281,8 @@ def gunyah_rm_describe(msg_id: int, req: bytes) -> str:
     name, layout, names = known
     try:
         values = struct.unpack_from(layout, req)
-        fields = [f"{n}={v:#x}" if n != "vmid" else f"{n}={v}" for n, v in zip(names, values)]
+        pairs = zip(names, values, strict=True)
+        fields = [f"{n}={v}" if n == "vmid" else f"{n}={v:#x}" for n, v in pairs]
         fields += _parcel(msg_id, req)
     except struct.error:
         fields = [f"{len(req)} bytes, truncated"]
