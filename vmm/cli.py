@@ -77,6 +77,7 @@ def _run(args: argparse.Namespace) -> int:
             raise UsageError(f"--vcpus {args.vcpus}: between 1 and {most} on {args.hypervisor}")
         mem = parse_size(args.mem)
         name, data = _image(args.image)
+        trace_out = _trace_out(args.trace_out)
     except UsageError as e:
         print(f"gunyah-sim run: {e}", file=sys.stderr)
         return 2
@@ -87,9 +88,9 @@ def _run(args: argparse.Namespace) -> int:
         out.flush()
 
     trace = None
-    if args.trace or args.trace_out:
+    if args.trace or trace_out is not None:
         lines = (lambda line: print(f"  {line}", file=sys.stderr)) if args.trace else None
-        trace = kernel.Tracer(lines, timeline=args.trace_out is not None)
+        trace = kernel.Tracer(lines, timeline=trace_out is not None)
     host = kernel.boot(dram_size=max(1 << 30, 2 * mem), trace=trace, hypervisor=args.hypervisor)
     try:
         config = VmmConfig(data, name, args.vcpus, mem, args.cmdline)
@@ -102,16 +103,23 @@ def _run(args: argparse.Namespace) -> int:
         return 1
     finally:
         host.shutdown()
-    if args.trace_out is not None:
-        try:
-            Path(args.trace_out).write_text(json.dumps(trace.chrome_trace()))
-        except OSError as e:
-            print(f"gunyah-sim run: --trace-out {args.trace_out}: {e.strerror}", file=sys.stderr)
-            return 1
+        if trace_out is not None:
+            with trace_out:
+                json.dump(trace.chrome_trace(), trace_out)
     print(file=sys.stderr)
     for line in report.lines():
         print(f"gunyah-sim: {line}", file=sys.stderr)
     return 0 if report.clean else 1
+
+
+def _trace_out(path: str | None):
+    """The --trace-out file, opened (created or truncated) before the VM runs."""
+    if path is None:
+        return None
+    try:
+        return open(path, "w")
+    except OSError as e:
+        raise UsageError(f"--trace-out {path}: {e.strerror}") from None
 
 
 def _stdin() -> int | None:
