@@ -86,8 +86,9 @@ class Firmware:
         self.gunyah.ipi(thread)
 
     def trace_guest_exits(self, sink) -> None:
-        """Give ``sink`` a line for every vcpu_run return and guest PSCI call."""
-        self.gunyah.trace_lines(("vcpu_run", "psci"), sink)
+        """Give ``sink`` a line for every vcpu_run return, guest PSCI call and
+        virq a source (a doorbell) asserted in a guest's VIC."""
+        self.gunyah.trace_lines(("vcpu_run", "psci", "virq_assert"), sink)
 
     def shutdown(self) -> None:
         self.rm.stop()

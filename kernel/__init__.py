@@ -4,8 +4,10 @@
 Manager), probes Gunyah, connects to the RM and returns a
 :class:`~kernel.syscalls.Host`: the syscall surface of one process with
 /dev/gunyah. ``rm_policy="retail"`` makes the RM refuse unprotected VMs;
-``trace`` (a callable taking one line) receives every ioctl, RM call and
-vCPU exit of the hypervisor, strace-style; ``faults`` (a
+``trace`` (a :class:`~kernel.trace.Tracer`, or a callable taking one
+line, which gets a Tracer's lines) receives every ioctl with its struct
+decoded, RM call with its payload, vCPU exit of the hypervisor and event of
+the interrupt path, strace-style; ``faults`` (a
 :class:`~kernel.fault_inject.FaultPlan`) arms the injection points of every
 RM call and hypercall wrapper.
 
@@ -21,6 +23,8 @@ on.
 
 from __future__ import annotations
 
+from kernel.trace import Tracer
+
 HYPERVISORS = ("gunyah", "geniezone")
 
 
@@ -33,6 +37,8 @@ def boot(
 ):
     if hypervisor not in HYPERVISORS:
         raise ValueError(f"unknown hypervisor {hypervisor!r}: expected one of {HYPERVISORS}")
+    if trace is not None and not isinstance(trace, Tracer):
+        trace = Tracer(trace)
     if hypervisor == "geniezone":
         if rm_policy != "default" or faults is not None:
             raise ValueError("GenieZone has no Resource Manager: no rm_policy, no RM faults")
@@ -49,7 +55,7 @@ def boot(
             host.gunyah.rm.faults = host.gunyah.hcall.faults = faults
         if trace is not None:
             host.trace = host.gunyah.rm.trace = trace
-            firmware.trace_guest_exits(trace)
+            firmware.trace_guest_exits(trace.hyp_line)
         return host
     except BaseException:
         firmware.shutdown()
@@ -66,7 +72,7 @@ def _boot_geniezone(dram_size: int | None, trace):
         host = Host(GzvmDriver.probe(firmware))
         if trace is not None:
             host.trace = trace
-            firmware.trace_guest_exits(trace)
+            firmware.trace_guest_exits(trace.hyp_line)
         return host
     except BaseException:
         firmware.shutdown()

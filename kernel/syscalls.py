@@ -23,6 +23,7 @@ import select
 import signal
 import threading
 
+from kernel import uaccess
 from kernel.eventfd import EventfdWaitQueue
 from kernel.fs import FdTable, File, FileOperations, vfs_fallocate
 from kernel.gunyah.sysfs import ATTRIBUTES, sysfs_open
@@ -36,7 +37,8 @@ from kernel.mmap import (
     writable,
 )
 from kernel.signal import Signals
-from kernel.uaccess import reserve_machine_memory
+from kernel.uaccess import copy_from_user, reserve_machine_memory
+from uapi import decode
 from uapi.linux import gunyah as gh
 from uapi.linux import gzvm as gz
 
@@ -62,6 +64,19 @@ def _ints(*values) -> None:
     for value in values:
         if not isinstance(value, int):
             raise TypeError(f"an integer is required, not {type(value).__name__}")
+
+
+def _shown(request, arg, name: str):
+    """The struct at ``arg`` by field; else an int as it is, a pointer's address."""
+    text = decode.describe(request, arg, copy_from_user)
+    if text is not None:
+        return text.removeprefix(name)
+    if isinstance(arg, int):
+        return arg
+    try:
+        return f"{uaccess.user_address(arg):#x}"
+    except OSError:
+        return "?"
 
 
 def _fd(fd) -> int:
@@ -90,10 +105,15 @@ class Host:
         self._unmap_lock = threading.Lock()  # one munmap of a mapping at a time
         self.bugs: list[BaseException] = []
         self.dmesg: list[str] = []  # the kernel log
-        self.trace = None  # a callable taking one line: every ioctl, strace-style
+        self.trace = None  # a kernel.trace.Tracer: every ioctl, strace-style
 
     def printk(self, message: str) -> None:
         self.dmesg.append(message)
+
+    def trace_irq(self, text: str, name: str) -> None:
+        """An event of the interrupt path (irqfd, ioeventfd), when tracing."""
+        if self.trace is not None:
+            self.trace.emit(text, name, "irq")
 
     def open(self, path: str, flags: int = os.O_RDWR) -> int:
         """A device of the drivers (/dev/gunyah or /dev/gzvm), or with Gunyah a
@@ -123,14 +143,17 @@ class Host:
         """``ioctl(fd, request, arg)``: arg is an int or a pointer, as in C."""
         if self.trace is None:
             return self._ioctl(fd, request, arg)
-        name = IOCTL_NAMES.get(request & 0xFFFF_FFFF, f"{request:#x}")
-        shown = arg if isinstance(arg, int) else "ptr"
+        number = request & 0xFFFF_FFFF if isinstance(request, int) else request
+        name = IOCTL_NAMES.get(number, f"{number:#x}" if isinstance(number, int) else "?")
+        shown = _shown(number, arg, name)
+        start = self.trace.start()
         try:
             ret = self._ioctl(fd, request, arg)
         except OSError as e:
-            self.trace(f"ioctl({fd}, {name}, {shown}) = -1 {errno.errorcode.get(e.errno, e.errno)}")
+            err = errno.errorcode.get(e.errno, e.errno)
+            self.trace.emit(f"ioctl({fd}, {name}, {shown}) = -1 {err}", name, "ioctl", start)
             raise
-        self.trace(f"ioctl({fd}, {name}, {shown}) = {ret}")
+        self.trace.emit(f"ioctl({fd}, {name}, {shown}) = {ret}", name, "ioctl", start)
         return ret
 
     def _ioctl(self, fd: int, request: int, arg) -> int:

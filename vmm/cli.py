@@ -7,6 +7,7 @@ exit status, never a traceback.
 from __future__ import annotations
 
 import argparse
+import json
 import re
 import sys
 from pathlib import Path
@@ -76,6 +77,7 @@ def _run(args: argparse.Namespace) -> int:
             raise UsageError(f"--vcpus {args.vcpus}: between 1 and {most} on {args.hypervisor}")
         mem = parse_size(args.mem)
         name, data = _image(args.image)
+        trace_out = _trace_out(args.trace_out)
     except UsageError as e:
         print(f"gunyah-sim run: {e}", file=sys.stderr)
         return 2
@@ -85,7 +87,10 @@ def _run(args: argparse.Namespace) -> int:
         out.write(data)
         out.flush()
 
-    trace = (lambda line: print(f"  {line}", file=sys.stderr)) if args.trace else None
+    trace = None
+    if args.trace or trace_out is not None:
+        lines = (lambda line: print(f"  {line}", file=sys.stderr)) if args.trace else None
+        trace = kernel.Tracer(lines, timeline=trace_out is not None)
     host = kernel.boot(dram_size=max(1 << 30, 2 * mem), trace=trace, hypervisor=args.hypervisor)
     try:
         config = VmmConfig(data, name, args.vcpus, mem, args.cmdline)
@@ -98,10 +103,23 @@ def _run(args: argparse.Namespace) -> int:
         return 1
     finally:
         host.shutdown()
+        if trace_out is not None:
+            with trace_out:
+                json.dump(trace.chrome_trace(), trace_out)
     print(file=sys.stderr)
     for line in report.lines():
         print(f"gunyah-sim: {line}", file=sys.stderr)
     return 0 if report.clean else 1
+
+
+def _trace_out(path: str | None):
+    """The --trace-out file, opened (created or truncated) before the VM runs."""
+    if path is None:
+        return None
+    try:
+        return open(path, "w")
+    except OSError as e:
+        raise UsageError(f"--trace-out {path}: {e.strerror}") from None
 
 
 def _stdin() -> int | None:
@@ -160,7 +178,16 @@ def parser() -> argparse.ArgumentParser:
         default="gunyah",
         help="the hypervisor at EL2 (default gunyah)",
     )
-    p.add_argument("--trace", action="store_true", help="print ioctls, RM calls and vCPU exits")
+    p.add_argument(
+        "--trace",
+        action="store_true",
+        help="print ioctls and RM calls decoded, vCPU exits and interrupts, strace-style",
+    )
+    p.add_argument(
+        "--trace-out",
+        metavar="FILE.json",
+        help="write the trace as Chrome trace-event JSON (Perfetto, chrome://tracing)",
+    )
     p.set_defaults(func=_run)
 
     p = sub.add_parser("guests", help="list the bundled guests")

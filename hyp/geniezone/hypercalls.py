@@ -185,7 +185,9 @@ def set_one_reg(hyp, vcpu, reg_id, value):
 @handler
 def irq_line(hyp, vcpu, irq, level):
     """The vCPU field is not used: an SPI goes where the guest routed it."""
-    hyp.lookup_vm(vcpu >> 16 & 0xFFFF).vgic.irq_line(irq, level)
+    vm_id = vcpu >> 16 & 0xFFFF
+    hyp.lookup_vm(vm_id).vgic.irq_line(irq, level)
+    hyp.trace("irq_line", vm=vm_id, intid=irq + 32, level=level)
 
 
 @handler

@@ -84,9 +84,9 @@ class Firmware:
         self.geniezone.ipi(thread)
 
     def trace_guest_exits(self, sink) -> None:
-        """Give ``sink`` a line for every RUN exit (its GZVM_EXIT_* name) and
-        guest PSCI call."""
-        self.geniezone.trace_lines(("gzvm_exit", "psci"), sink)
+        """Give ``sink`` a line for every RUN exit (its GZVM_EXIT_* name), guest
+        PSCI call and SPI the host raised (IRQ_LINE, by INTID)."""
+        self.geniezone.trace_lines(("gzvm_exit", "psci", "irq_line"), sink)
 
     def shutdown(self) -> None:
         self.geniezone.close()

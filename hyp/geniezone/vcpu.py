@@ -182,7 +182,10 @@ class GzVcpu(ArchVcpu):
             dram.write(self.area + shared.RUN_EXIT_REASON, struct.pack("<I", exit_reason))
             dram.write(self.area + shared.RUN_UNION, bytes(union))
             self._write_hwstate()
-            self.hyp.trace("gzvm_exit", vcpu=self.trace_name, exit=GzvmExit(exit_reason).name)
+            mmio = {"arch": reason.name, "data": data} if exit_reason == GzvmExit.MMIO else {}
+            self.hyp.trace(
+                "gzvm_exit", vcpu=self.trace_name, exit=GzvmExit(exit_reason).name, **mmio
+            )
             return exit_reason
 
     def _exit_fields(self, reason: Exit, data: tuple[int, ...]):

@@ -93,6 +93,7 @@ class Vic(Object, Vgic):
         self.notify()
 
     def assert_virq(self, virq: int, edge_only: bool = False) -> None:
+        self.hyp.trace("virq_assert", virq=virq, trigger="edge" if edge_only else "level")
         self.gic.assert_irq(virq, 0, edge_only)
         self.notify()
 

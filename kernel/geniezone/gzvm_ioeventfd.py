@@ -121,6 +121,10 @@ def gzvm_ioevent_write(gzvm, addr: int, size: int, value: int) -> bool:
         for ioevent in gzvm.ioevents:
             if ioevent.in_range(addr, size, value):
                 ioevent.ctx.signal(1)
+                gzvm.host.trace_irq(
+                    f"ioeventfd(addr={addr:#x}, len={size}, value={value:#x}) -> eventfd signalled",
+                    "ioeventfd",
+                )
                 return True
     return False
 

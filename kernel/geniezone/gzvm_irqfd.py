@@ -35,6 +35,9 @@ class GzvmKernelIrqfd:
         """The eventfd's wait-queue entry: raise the SPI (errors are logged)."""
         try:
             gzvm_vgic_inject_irq(self.gzvm.hvc, self.gzvm.vm_id, 0, self.gsi, True)
+            self.gzvm.host.trace_irq(
+                f"irqfd(gsi={self.gsi}) -> irq_line(SPI {self.gsi}, 1)", "irqfd"
+            )
         except OSError as e:
             self.gzvm.host.printk(f"gzvm irqfd: SPI {self.gsi}: {e.strerror}")
 

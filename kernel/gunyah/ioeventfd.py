@@ -54,6 +54,10 @@ class GunyahIoeventfd:
 
     def write(self, addr: int, size: int, value: int) -> None:
         self.ctx.signal(1)
+        self.vm.host.trace_irq(
+            f"ioeventfd(addr={addr:#x}, len={size}, value={value:#x}) -> eventfd signalled",
+            "ioeventfd",
+        )
 
     def unbind(self) -> None:
         with self.vm.mmio_handler_lock:

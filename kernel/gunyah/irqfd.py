@@ -75,8 +75,12 @@ class GunyahIrqfd:
             capid = self.capid
             if capid is None:
                 self.vm.host.printk(f"irqfd {self.label}: Premature injection of interrupt")
+                self.vm.host.trace_irq(f"irqfd(label={self.label}) = premature, dropped", "irqfd")
                 return
             err, _ = self.vm.host.gunyah.hcall.gunyah_hypercall_bell_send(capid, 1)
+            self.vm.host.trace_irq(
+                f"irqfd(label={self.label}) -> bell_send(capid={capid:#x}) = {err}", "irqfd"
+            )
         if err:
             self.vm.host.printk(f"irqfd {self.label}: bell_send: Gunyah error {err}")
 

@@ -119,7 +119,7 @@ class GunyahRm:
         self.faults: dict[str, int] = {}
         self.bugs: list[BaseException] = []  # notifiers that raised
         self.platform_ops = None  # see platform_hooks.py
-        self.trace = None  # a callable taking one line, for gunyah-sim run --trace
+        self.trace = None  # a kernel.trace.Tracer: every call, for gunyah-sim run --trace
         self._lock = threading.Lock()
         self.send_lock = threading.Lock()
         self._pending: dict[int, _Call] = {}
@@ -158,6 +158,7 @@ class GunyahRm:
         if len(req) > MAX_REQUEST:
             raise RmError(errno.E2BIG, what=f"{len(req)}-byte request")
         call = _Call(msg_id)
+        start = self.trace.start() if self.trace is not None else None
         seq = self._alloc_seq(call)
         deadline = time.monotonic() + RM_TIMEOUT
         try:
@@ -169,19 +170,17 @@ class GunyahRm:
             with self._lock:
                 self._pending.pop(seq, None)
         if call.error:
-            self._trace(msg_id, req, f"-{errno.errorcode.get(call.error, call.error)}")
+            self._trace(msg_id, req, f"-1 {errno.errorcode.get(call.error, call.error)}", start)
             raise RmError(call.error, what=f"RM call {msg_id:#x}")
         rm_error = struct.unpack_from("<I", call.payload)[0]
-        self._trace(
-            msg_id, req, f"rm_error {rm_error:#x}" if rm_error else f"{len(call.payload) - 4} bytes"
-        )
+        self._trace(msg_id, req, f"rm_error {rm_error:#x}" if rm_error else call.payload[4:], start)
         if rm_error:
             raise RmError(gunyah_rm_error_remap(rm_error), rm_error, f"RM call {msg_id:#x}")
         return call.payload[4:]
 
-    def _trace(self, msg_id: int, req: bytes, outcome: str) -> None:
+    def _trace(self, msg_id: int, req: bytes, outcome, start) -> None:
         if self.trace is not None:
-            self.trace(f"rm_call({msg_id:#010x}, {len(req)} bytes) = {outcome}")
+            self.trace.rm_call(msg_id, req, outcome, start)
 
     def _alloc_seq(self, call: _Call) -> int:
         with self._lock:

@@ -22,6 +22,7 @@ from kernel.gunyah.rsc_mgr_h import (
     GUNYAH_RM_MEM_TYPE_NORMAL,
     GUNYAH_RM_VM_STOP_FLAG_FORCE_STOP,
     GUNYAH_RM_VM_STOP_REASON_FORCE_STOP,
+    GunyahRmAcl,
 )
 from kernel.include.linux.gunyah import GUNYAH_MEM_HANDLE_INVAL
 
@@ -228,3 +229,87 @@ def gunyah_rm_mem_reclaim(rm: GunyahRm, parcel: GunyahRmMemParcel) -> None:
 def _mem_reclaim(rm: GunyahRm, parcel: GunyahRmMemParcel) -> None:
     rm.gunyah_rm_call(MEM_RECLAIM, struct.pack("<IB3x", parcel.mem_handle, 0))
     parcel.mem_handle = GUNYAH_MEM_HANDLE_INVAL
+
+
+# What gunyah-sim run --trace shows of each call: its name and its request's
+# fields, unpacked with the layouts the functions above pack.
+_VMID = ("<H2x", ("vmid",))
+_REQUESTS = {
+    VM_ALLOCATE: ("VM_ALLOCATE", *_VMID),
+    VM_DEALLOCATE: ("VM_DEALLOCATE", *_VMID),
+    VM_START: ("VM_START", *_VMID),
+    VM_STOP: ("VM_STOP", "<HBxI", ("vmid", "flags", "stop_reason")),
+    VM_RESET: ("VM_RESET", *_VMID),
+    VM_CONFIG_IMAGE: (
+        "VM_CONFIG_IMAGE",
+        "<HHIQQQQ",
+        ("vmid", "auth_mech", "mem_handle", "image_offset", "image_size", "dtb_offset", "dtb_size"),
+    ),
+    VM_INIT: ("VM_INIT", *_VMID),
+    VM_SET_BOOT_CONTEXT: (
+        "VM_SET_BOOT_CONTEXT",
+        "<HBB4xQ",
+        ("vmid", "reg_set", "reg_index", "value"),
+    ),
+    VM_GET_HYP_RESOURCES: ("VM_GET_HYP_RESOURCES", *_VMID),
+    VM_GET_VMID: ("VM_GET_VMID", "<", ()),
+    VM_SET_DEMAND_PAGING: ("VM_SET_DEMAND_PAGING", "<H2xI", ("vmid", "range_count")),
+    VM_SET_ADDRESS_LAYOUT: (
+        "VM_SET_ADDRESS_LAYOUT",
+        "<H2xIQQ",
+        ("vmid", "range_id", "range_base", "range_size"),
+    ),
+    MEM_LEND: ("MEM_LEND", "<BxBxI", ("mem_type", "flags", "label")),
+    MEM_SHARE: ("MEM_SHARE", "<BxBxI", ("mem_type", "flags", "label")),
+    MEM_RECLAIM: ("MEM_RECLAIM", "<IB3x", ("mem_handle", "flags")),
+    MEM_APPEND: ("MEM_APPEND", "<IB3x", ("mem_handle", "flags")),
+}
+_REPLIES = {VM_ALLOCATE: "vmid", MEM_LEND: "mem_handle", MEM_SHARE: "mem_handle"}
+
+
+def gunyah_rm_msg_name(msg_id: int) -> str:
+    """The catalogue's name of ``msg_id``, or its number in hex."""
+    known = _REQUESTS.get(msg_id)
+    return known[0] if known else f"{msg_id:#010x}"
+
+
+def gunyah_rm_describe(msg_id: int, req: bytes) -> str:
+    """``NAME{field=value, ...}`` for a request; a memory parcel's ACL and SGL too."""
+    known = _REQUESTS.get(msg_id)
+    if known is None:
+        return f"{msg_id:#010x}{{{len(req)} bytes}}"
+    name, layout, names = known
+    try:
+        values = struct.unpack_from(layout, req)
+        pairs = zip(names, values, strict=True)
+        fields = [f"{n}={v}" if n == "vmid" else f"{n}={v:#x}" for n, v in pairs]
+        fields += _parcel(msg_id, req)
+    except struct.error:
+        fields = [f"{len(req)} bytes, truncated"]
+    return name + "{" + ", ".join(fields) + "}"
+
+
+def gunyah_rm_describe_reply(msg_id: int, reply: bytes) -> str:
+    """The reply's one field when the call has one (a vmid, a mem_handle), else its size."""
+    field = _REPLIES.get(msg_id)
+    if field is not None and len(reply) == 4:
+        (value,) = struct.unpack("<I", reply)
+        return f"vmid={value & 0xFFFF}" if field == "vmid" else f"{field}={value:#x}"
+    return f"{len(reply)} bytes"
+
+
+def _parcel(msg_id: int, req: bytes) -> list[str]:
+    if msg_id in (MEM_LEND, MEM_SHARE):
+        (n_acl,) = struct.unpack_from("<H", req, 8)
+        acl = [struct.unpack_from("<HB", req, 12 + 4 * i) for i in range(n_acl)]
+        shown = ", ".join(f"{vmid}:{GunyahRmAcl(perms).name or perms}" for vmid, perms in acl)
+        return [f"acl=[{shown}]", _sgl_shown(req, 12 + 4 * n_acl)]
+    if msg_id == MEM_APPEND:
+        return [_sgl_shown(req, 8)]
+    return []
+
+
+def _sgl_shown(req: bytes, at: int) -> str:
+    (count,) = struct.unpack_from("<H", req, at)
+    entries = [struct.unpack_from("<QQ", req, at + 4 + 16 * i) for i in range(count)]
+    return "sgl=[" + ", ".join(f"{phys:#x}+{size:#x}" for phys, size in entries) + "]"

@@ -28,7 +28,7 @@ def test_trace_prints_ioctls_rm_calls_and_exits():
     p = run_cli("run", "hello", "--vcpus", "1", "--trace")
     assert p.returncode == 0
     assert "ioctl(" in p.stderr and "GUNYAH_VM_START, 0) = 0" in p.stderr
-    assert "rm_call(0x56000004" in p.stderr  # VM_START
+    assert "rm_call(VM_START{vmid=" in p.stderr
     assert "state=ADDRSPACE_VMMIO_WRITE" in p.stderr
 
 
