@@ -1,24 +1,7 @@
 """The host Linux kernel model: syscalls, files, the Gunyah and GenieZone drivers.
 
-``kernel.boot()`` powers the machine on (SoC, hypervisor, Resource
-Manager), probes Gunyah, connects to the RM and returns a
-:class:`~kernel.syscalls.Host`: the syscall surface of one process with
-/dev/gunyah. ``rm_policy="retail"`` makes the RM refuse unprotected VMs;
-``trace`` (a :class:`~kernel.trace.Tracer`, or a callable taking one
-line, which gets a Tracer's lines) receives every ioctl with its struct
-decoded, RM call with its payload, vCPU exit of the hypervisor and event of
-the interrupt path, strace-style; ``faults`` (a
-:class:`~kernel.fault_inject.FaultPlan`) arms the injection points of every
-RM call and hypercall wrapper.
-
-``hypervisor`` says which EL2 the SoC runs: ``"gunyah"`` (the default) or
-``"geniezone"``: MediaTek GenieZone at EL2 (no RM) and a host whose driver
-probed it and registered /dev/gzvm (there is no /dev/gunyah then, nor
-/sys/hypervisor; ``Host.gzvm`` is the driver's state, ``Host.gunyah`` is
-None). ``rm_policy`` is Gunyah's alone (ValueError with GenieZone), as is
-``faults``; a GenieZone fault plan is ``host.gzvm.hvc.faults``. Any other
-``hypervisor`` is a ValueError. Both are raised before anything is powered
-on.
+:func:`boot` powers a simulated machine on and returns a
+:class:`~kernel.syscalls.Host`, the syscall surface of one process on it.
 """
 
 from __future__ import annotations
@@ -35,9 +18,54 @@ def boot(
     faults=None,
     hypervisor: str = "gunyah",
 ):
+    """Power a machine on and return a :class:`~kernel.syscalls.Host` on it.
+
+    With Gunyah (the default) this builds the SoC, starts the hypervisor at EL2
+    and the Resource Manager VM, probes Gunyah by hypercall, connects to the RM
+    and registers /dev/gunyah (and /sys/hypervisor). Call ``Host.shutdown()`` to
+    power off; until then the machine's threads run.
+
+    :param rm_policy: the RM's policy, Gunyah only: ``"default"`` or ``"retail"``
+        (the RM refuses unprotected VMs: VM_START fails). Anything else is a
+        ValueError.
+    :param dram_size: bytes of host DRAM (default 8 GiB; the DRAM is one sparse
+        memfd, so untouched memory costs nothing).
+    :param trace: a :class:`~kernel.trace.Tracer` (lines and a trace-event
+        timeline), or a callable taking one line (``print``, ``list.append``),
+        which gets a Tracer's lines: every ioctl with its struct decoded
+        (``ioctl(4, GUNYAH_VM_START, 0) = 0``), every RM call with its payload,
+        every vCPU exit and event of the interrupt path, strace-style, from
+        whichever thread makes them. Anything else but None is a TypeError
+        (``trace=True``: use ``trace=print``).
+    :param faults: a :class:`~kernel.fault_inject.FaultPlan` arming the
+        injection points of every RM call and hypercall wrapper, Gunyah only
+        (with GenieZone, arm ``host.gzvm.hvc.faults`` after boot).
+    :param hypervisor: what runs at EL2: ``"gunyah"`` or ``"geniezone"``
+        (MediaTek GenieZone, no RM; the host's driver registers /dev/gzvm, and
+        there is no /dev/gunyah nor /sys/hypervisor). ``Host.gunyah`` or
+        ``Host.gzvm`` is the driver state of whichever it is, the other None.
+        Anything else is a ValueError, as are ``rm_policy`` or ``faults`` with
+        GenieZone.
+
+    Every bad argument is refused before anything is powered on. Example::
+
+        import kernel
+        from uapi.linux import gunyah as gh
+
+        lines = []
+        host = kernel.boot(trace=lines.append)
+        dev = host.open("/dev/gunyah")
+        vm = host.ioctl(dev, gh.GUNYAH_CREATE_VM, 0)
+        host.shutdown()
+        assert lines[0].startswith("ioctl(")
+    """
     if hypervisor not in HYPERVISORS:
         raise ValueError(f"unknown hypervisor {hypervisor!r}: expected one of {HYPERVISORS}")
     if trace is not None and not isinstance(trace, Tracer):
+        if not callable(trace):
+            raise TypeError(
+                f"trace must be a callable taking one line (e.g. print), not {type(trace).__name__}"
+            )
         trace = Tracer(trace)
     if hypervisor == "geniezone":
         if rm_policy != "default" or faults is not None:

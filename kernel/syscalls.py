@@ -87,10 +87,16 @@ def _fd(fd) -> int:
 
 
 class Host:
-    """One process on a booted machine. ``drivers`` is the state its hypervisor's
-    drivers left at probe (the firmware, the RAM allocator ``mm``, the
-    ``devices`` they registered); it is also ``Host.gunyah`` or ``Host.gzvm``,
-    whichever the machine has (the other is None)."""
+    """One process on a booted machine (made by :func:`kernel.boot`). ``drivers``
+    is the state its hypervisor's drivers left at probe (the firmware, the RAM
+    allocator ``mm``, the ``devices`` they registered); it is also ``Host.gunyah``
+    or ``Host.gzvm``, whichever the machine has (the other is None).
+
+    ``trace`` (None, or a callable taking one line) sees every ioctl; ``dmesg``
+    is the kernel log (a list of lines); ``bugs`` holds every non-OSError the
+    kernel model raised (each reached the caller as EIO). Descriptors are real
+    ones of the Python process, so ``os.eventfd_read``/``os.eventfd_write`` work
+    on the Host's eventfds."""
 
     def __init__(self, drivers):
         self.drivers = drivers
@@ -108,6 +114,7 @@ class Host:
         self.trace = None  # a kernel.trace.Tracer: every ioctl, strace-style
 
     def printk(self, message: str) -> None:
+        """Append ``message`` to the kernel log, ``Host.dmesg`` (a list of lines)."""
         self.dmesg.append(message)
 
     def trace_irq(self, text: str, name: str) -> None:
@@ -129,18 +136,30 @@ class Host:
         return self.fdtable.install(File(fops, self, path), cloexec)
 
     def close(self, fd: int) -> None:
+        """Close ``fd``: a kernel file drops its reference (the VM, vCPU or
+        guest_memfd goes when its last fd and mapping do); any other descriptor
+        of the process (an eventfd) is closed with ``os.close``. EBADF for one
+        that is not open."""
         if self.fdtable.holds(_fd(fd)):
             self._call(self.fdtable.close, fd)
         else:
             os.close(fd)
 
     def dup(self, fd: int) -> int:
+        """A new descriptor for the same open file as ``fd`` (``os.dup``'s number,
+        not inheritable); the file lives until both are closed. EBADF for one that
+        is not open."""
         if self.fdtable.holds(_fd(fd)):
             return self._call(self.fdtable.dup, fd)
         return os.dup(fd)
 
     def ioctl(self, fd: int, request: int, arg=0) -> int:
-        """``ioctl(fd, request, arg)``: arg is an int or a pointer, as in C."""
+        """``ioctl(fd, request, arg)``: ``arg`` is an int or a pointer, as in C: a
+        cffi pointer (``gh.ffi.new("struct gunyah_map_mem_args *", {...})``) or a
+        user address. Returns the driver's non-negative result (a new fd for the
+        CREATE_* and ADD_FUNCTION(VCPU) requests). OSError with the driver's errno:
+        ENOTTY for a request the file does not know, EFAULT for a bad pointer,
+        EBADF for no open fd. With ``Host.trace`` set, one line per call."""
         if self.trace is None:
             return self._ioctl(fd, request, arg)
         number = request & 0xFFFF_FFFF if isinstance(request, int) else request
@@ -162,7 +181,9 @@ class Host:
             return self._call(file.fops.ioctl, file, request & 0xFFFF_FFFF, arg)
 
     def read(self, fd: int, size: int) -> bytes:
-        """EINVAL for a size no size_t holds. Another file than the kernel model's
+        """At most ``size`` bytes from ``fd``: a /sys/hypervisor attribute gives its
+        text, an eventfd its 8-byte count (``os.read``). EINVAL for a size no
+        size_t holds. Another file than the kernel model's
         gives at most READ_MAX bytes a call (a short read, which read(2) allows)."""
         _ints(size)
         if not 0 <= size < 1 << 64:
@@ -173,6 +194,10 @@ class Host:
             return self._call(file.fops.read, file, size)
 
     def write(self, fd: int, data: bytes) -> int:
+        """Write ``data`` (any bytes-like object) and return how many bytes were
+        taken. Kernel files answer as their driver does (EINVAL where it has no
+        write: /dev/gunyah, a VM, a vCPU); other descriptors (an eventfd: 8 bytes of a
+        native-endian count) go to ``os.write``."""
         if not self.fdtable.holds(_fd(fd)):
             return os.write(fd, data)
         with self._file(fd) as file:
@@ -303,6 +328,11 @@ class Host:
         file.put()
 
     def fallocate(self, fd: int, mode: int, offset: int, length: int) -> None:
+        """fallocate(2): the generic checks of ``kernel.fs.vfs_fallocate``, then the
+        file's own. A guest_memfd takes ``FALLOC_FL_KEEP_SIZE`` (its size is fixed:
+        EOPNOTSUPP without it) with ``FALLOC_FL_PUNCH_HOLE`` (free the pages: they
+        read as zeros again) or alone (allocate), on page-aligned ranges (EINVAL
+        otherwise). EBADF for no open fd."""
         _ints(mode, offset, length)
         with self._file(fd) as file:
             self._call(vfs_fallocate, file, mode, offset, length)

@@ -29,7 +29,9 @@ def _row(f: Finding) -> str:
 
 
 def render(report: Report) -> str:
-    """The report as a table: differences with their explanation, then matches."""
+    """The report as a table: differences with their explanation, then matches; the
+    profile's names the header lacks (unless it shares none), the header's names no
+    profile knows; counts and the header's generation."""
     p = report.profile
     lines = [
         f"{report.header} against profile {p} ({PROFILES[p][1]})",
@@ -42,9 +44,14 @@ def render(report: Report) -> str:
             lines += textwrap.wrap(f.why, 96, initial_indent="      ", subsequent_indent="      ")
     lines += [_row(f) for f in report.findings if f.status == MATCH]
     missing = [f.name for f in report.findings if f.status == MISSING]
-    if missing:
+    if missing and report.closest is not None:
         lines += ["", f"Not declared here ({len(missing)}):"]
         lines += textwrap.wrap(", ".join(missing), 96, initial_indent="  ", subsequent_indent="  ")
+    if report.unknown:
+        lines += ["", f"Known to no profile ({len(report.unknown)}):"]
+        lines += textwrap.wrap(
+            ", ".join(report.unknown), 96, initial_indent="  ", subsequent_indent="  "
+        )
     counts = ", ".join(f"{report.count(s)} {s}" for s in (MATCH, DIFFER, MISSING))
     scores = "; ".join(
         f"{name} {s[MATCH]} match/{s[DIFFER]} differ" for name, s in report.scores.items()
@@ -52,7 +59,7 @@ def render(report: Report) -> str:
     lines += [
         "",
         f"{counts}.",
-        f"Closest profile: {report.closest} ({scores}).",
+        f"Closest profile: {report.generation} ({scores}).",
         "OK: the header agrees with the profile."
         if report.exit_code == 0
         else f"NOT OK: a VMM built with this header does not speak the {p} ABI.",

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import kernel
 from uapi import toolchain
-from uapi.abi.check import PROFILES, check
+from uapi.abi.check import ALIASES, PROFILES, check
 from uapi.abi.clang import AbiInputError, Compiler
 from vmm import abi_check
 from vmm.geniezone import MAX_VCPUS as GZVM_MAX_VCPUS
@@ -149,7 +149,12 @@ def parser() -> argparse.ArgumentParser:
         "UAPI profile. Exit 0: it agrees; 1: it differs; 2: the header cannot be read.",
     )
     p.add_argument("header", help="path of a C header (e.g. include/uapi/linux/gunyah.h)")
-    p.add_argument("--profile", choices=sorted(PROFILES), default="v16", help="default: v16")
+    p.add_argument(
+        "--profile",
+        choices=sorted({*PROFILES, *ALIASES}),
+        default="v16",
+        help="default: v16 (v17 is another name for it)",
+    )
     p.add_argument("--json", action="store_true", help="print one JSON object")
     measure = p.add_mutually_exclusive_group()
     measure.add_argument(

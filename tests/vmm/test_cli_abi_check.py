@@ -42,12 +42,34 @@ def test_json_is_one_machine_readable_object():
     assert (read["status"], read["here"], read["profile"]) == ("differ", 0x10, 0x1)
 
 
+def test_v17_is_accepted_and_checked_as_v16():
+    res = gunyah_sim("abi-check", HEADER, "--profile", "v17")
+    assert res.returncode == 0, res.stderr
+    assert "against profile v16" in res.stdout
+
+
+def test_a_header_of_no_known_generation_lists_its_names(tmp_path):
+    header = tmp_path / "qcom.h"
+    header.write_text("#include <linux/ioctl.h>\n#define QC_CREATE_VM _IO(0xB2, 0x1)\n")
+    res = gunyah_sim("abi-check", str(header))
+    assert res.returncode == 1
+    assert "Known to no profile (1):\n  QC_CREATE_VM\n" in res.stdout
+    assert "Closest profile: no known generation (" in res.stdout
+    assert "Not declared here" not in res.stdout
+
+
+def test_a_directory_is_named_as_one():
+    res = gunyah_sim("abi-check", "uapi/linux")
+    assert res.stderr == "gunyah-sim abi-check: uapi/linux: is a directory\n"
+
+
 @pytest.mark.parametrize(
     "args",
     [
         ["abi-check", "no/such/header.h"],
         ["abi-check", "README.md"],
         ["abi-check", "pyproject.toml", "--json"],
+        ["abi-check", "uapi/linux"],
         ["abi-check", HEADER, "--cc", "no-such-compiler"],
         ["abi-check", HEADER, "--cc", ""],
         ["abi-check", HEADER, "--target", "no-such-arch-linux"],

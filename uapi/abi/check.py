@@ -5,9 +5,13 @@ a C compiler: the bundled one for arm64 unless another is given),
 compares every constant, ioctl number, record size and field layout of
 the profile with it, and explains each difference in
 terms of what a VMM built with that header would do to a kernel of the
-profile. It also scores the header against every profile and names the
-closest. Missing names are reported but are not differences: a header may
-declare only what its VMM uses.
+profile. It also scores the header against every profile and names its
+generation: the one profile its names agree with, "mixed: X from v16, Y from
+ack" when some of its names agree only with one profile and some only with
+another (an Android header with upstream names and the Android flag layout),
+or "no known generation" when it shares no name with any profile (a vendor
+UAPI of its own). Names no profile knows are listed. Missing names are
+reported but are not differences: a header may declare only what its VMM uses.
 """
 
 from __future__ import annotations
@@ -28,7 +32,11 @@ PROFILES = {
     "gzvm": ("uapi.linux.gzvm", "MediaTek GenieZone /dev/gzvm UAPI"),
 }
 
+# Profile names a user may give for another: v17 changed no UAPI name or number of v16.
+ALIASES = {"v17": "v16"}
+
 MATCH, DIFFER, MISSING = "match", "differ", "missing"
+NO_GENERATION = "no known generation"
 
 
 @cache
@@ -50,14 +58,32 @@ class Finding:
 
 @dataclass
 class Report:
+    """``findings`` against ``profile``; ``scores`` and ``only`` (how many of the
+    header's names agree with that profile alone) for every profile; ``unknown``: the
+    header's names no profile declares. ``closest`` is the best-scoring profile, or
+    None when the header shares no name with any; ``generation`` says it in words."""
+
     header: str
     profile: str
     findings: list[Finding]
     scores: dict[str, dict[str, int]]
-    closest: str = field(init=False)
+    only: dict[str, int]
+    unknown: list[str]
+    closest: str | None = field(init=False)
+    generation: str = field(init=False)
 
     def __post_init__(self) -> None:
-        self.closest = max(self.scores, key=lambda p: _rank(self.scores[p]))
+        shared = {p: s[MATCH] + s[DIFFER] for p, s in self.scores.items()}
+        self.closest = (
+            max(self.scores, key=lambda p: _rank(self.scores[p])) if any(shared.values()) else None
+        )
+        mixed = [p for p, n in self.only.items() if n]
+        if self.closest is None:
+            self.generation = NO_GENERATION
+        elif len(mixed) > 1:
+            self.generation = "mixed: " + ", ".join(f"{self.only[p]} from {p}" for p in mixed)
+        else:
+            self.generation = self.closest
 
     def count(self, status: str) -> int:
         return sum(f.status == status for f in self.findings)
@@ -72,6 +98,8 @@ class Report:
             "header": self.header,
             "profile": self.profile,
             "closest": self.closest,
+            "generation": self.generation,
+            "unknown": self.unknown,
             "ok": self.exit_code == 0,
             "counts": {s: self.count(s) for s in (MATCH, DIFFER, MISSING)},
             "scores": self.scores,
@@ -203,9 +231,26 @@ def _score(findings: list[Finding]) -> dict[str, int]:
     return {s: sum(f.status == s for f in findings) for s in (MATCH, DIFFER, MISSING)}
 
 
+def _known() -> set[str]:
+    return {n for p in PROFILES for n in (*profile_abi(p).values(), *profile_abi(p).records)}
+
+
+def _only(header: Abi) -> dict[str, int]:
+    """For each profile, how many of ``header``'s names agree with it and with no other."""
+    agrees = {
+        p: {f.name.split(".")[0] for f in compare(header, p) if f.status == MATCH} for p in PROFILES
+    }
+    return {
+        p: len(names.difference(*(agrees[o] for o in PROFILES if o != p)))
+        for p, names in agrees.items()
+    }
+
+
 def read_header(path: str, cc: Compiler | None = None) -> Abi:
     """The ABI of any C header as ``cc`` builds it (default: the bundled compiler for
     arm64); raises AbiInputError on bad input."""
+    if os.path.isdir(path):
+        raise AbiInputError(f"{path}: is a directory")
     if not os.path.isfile(path):
         raise AbiInputError(f"{path}: no such file")
     cc = cc or Compiler.bundled()
@@ -213,15 +258,14 @@ def read_header(path: str, cc: Compiler | None = None) -> Abi:
     if not listing.records and not listing.constants:
         raise AbiInputError(f"{path}: declares no struct, enum or macro")
     abi = probe.measure(path, listing, cc)
-    known = {n for p in PROFILES for n in (*profile_abi(p).values(), *profile_abi(p).records)}
-    if known.isdisjoint({*abi.constants, *abi.records}):
-        raise AbiInputError(f"{path}: no Gunyah or GenieZone symbol in it")
     return abi
 
 
 def check(path: str, profile: str, cc: Compiler | None = None) -> Report:
-    """Compare the header at ``path``, as ``cc`` builds it, with ``profile``; scores
-    every profile."""
+    """Compare the header at ``path``, as ``cc`` builds it, with ``profile`` (a key of
+    PROFILES or ALIASES); scores every profile."""
+    profile = ALIASES.get(profile, profile)
     abi = read_header(path, cc)
     scores = {p: _score(compare(abi, p)) for p in PROFILES}
-    return Report(path, profile, compare(abi, profile), scores)
+    unknown = sorted({*abi.values(), *abi.records} - _known())
+    return Report(path, profile, compare(abi, profile), scores, _only(abi), unknown)

@@ -4,15 +4,17 @@ Each variant header is the v16 header with one thing changed, the way a
 stale or hand-edited copy in a VMM's tree differs.
 """
 
+import re
 from pathlib import Path
 
 import pytest
 
-from uapi.abi.check import DIFFER, check
+from uapi.abi.check import DIFFER, NO_GENERATION, check
 from uapi.abi.clang import AbiInputError
 
 LINUX = Path(__file__).parents[3] / "uapi" / "linux"
 V16 = (LINUX / "gunyah.h").read_text()
+ACK = (LINUX / "gunyah_ack.h").read_text()
 
 
 def variant(tmp_path, old, new, name="gunyah.h"):
@@ -100,7 +102,6 @@ def test_a_partial_header_is_ok_when_what_it_has_agrees(tmp_path):
     [
         (None, "no such file"),
         ("def main():\n    return 1\n", "not a C header"),
-        ("struct point { int x, y; };\n#define ORIGIN 0\n", "no Gunyah or GenieZone symbol"),
         ("", "declares no struct, enum or macro"),
         ("#include <no/such/header.h>\n", "not a C header"),
     ],
@@ -111,3 +112,42 @@ def test_bad_input_is_an_input_error(tmp_path, text, message):
         path.write_text(text)
     with pytest.raises(AbiInputError, match=message):
         check(str(path), "v16")
+
+
+def test_upstream_names_with_the_android_flag_layout_are_mixed(tmp_path):
+    flags = re.compile(r"enum gunyah_map_flags \{.*?\};", re.S)
+    path = tmp_path / "android-6.6.h"
+    path.write_text(V16.replace(flags.search(V16)[0], flags.search(ACK)[0]))
+    report = check(str(path), "ack")
+    assert report.exit_code == 0
+    assert report.generation == "mixed: 41 from v16, 7 from ack"
+    assert report.unknown == []
+
+
+def test_a_vendor_header_sharing_no_name_is_no_known_generation(tmp_path):
+    path = tmp_path / "qcom.h"
+    path.write_text(
+        "#include <linux/ioctl.h>\n#define QC_IOCTL_TYPE 0xB2\n"
+        "struct qc_vm_args { unsigned long long addr; };\n"
+        "#define QC_CREATE_VM _IOW(QC_IOCTL_TYPE, 0x1, struct qc_vm_args)\n"
+    )
+    report = check(str(path), "v16")
+    assert (report.generation, report.closest, report.exit_code) == (NO_GENERATION, None, 1)
+    assert report.unknown == ["QC_CREATE_VM", "QC_IOCTL_TYPE", "struct qc_vm_args"]
+
+
+def test_names_no_profile_knows_are_listed(tmp_path):
+    path = tmp_path / "extended.h"
+    path.write_text(V16.replace("#endif", "#define GUNYAH_VM_FUTURE 0x99\n#endif"))
+    report = check(str(path), "v16")
+    assert (report.generation, report.exit_code, report.unknown) == ("v16", 0, ["GUNYAH_VM_FUTURE"])
+
+
+def test_v17_is_v16():
+    report = check(str(LINUX / "gunyah.h"), "v17")
+    assert (report.profile, report.exit_code) == ("v16", 0)
+
+
+def test_a_directory_is_an_input_error(tmp_path):
+    with pytest.raises(AbiInputError, match=f"^{tmp_path}: is a directory$"):
+        check(str(tmp_path), "v16")
