@@ -7,6 +7,7 @@ exit status, never a traceback.
 from __future__ import annotations
 
 import argparse
+import importlib.metadata
 import re
 import sys
 from pathlib import Path
@@ -29,6 +30,10 @@ BACKENDS = {"gunyah": Gunyah, "geniezone": GenieZone}
 HYPERVISORS = tuple(BACKENDS)
 MAX_VCPUS = {"gunyah": 64, "geniezone": GZVM_MAX_VCPUS}
 SIZE_UNITS = {"": 1, "K": 1 << 10, "M": 1 << 20, "G": 1 << 30}
+# The most guest RAM: the board's 8 GiB of DRAM (Documentation/hw.rst) less the
+# hypervisor's 64 MiB page pool and 64 MiB the host kernel keeps for itself (the
+# shared window, run pages). RAM is sparse, so the host always boots the whole board.
+MAX_MEM = (8 << 30) - (128 << 20)
 
 
 def _abi_check(args: argparse.Namespace) -> int:
@@ -53,6 +58,8 @@ def parse_size(text: str) -> int:
     size = int(m.group(1)) * SIZE_UNITS[m.group(2).upper()]
     if size % 4096 or size < 2 * DTB_ROOM:
         raise UsageError(f"--mem {text}: must be a multiple of 4 KiB and at least 128K")
+    if size > MAX_MEM:
+        raise UsageError(f"--mem {text}: at most {MAX_MEM >> 20}M on this board")
     return size
 
 
@@ -86,7 +93,7 @@ def _run(args: argparse.Namespace) -> int:
         out.flush()
 
     trace = (lambda line: print(f"  {line}", file=sys.stderr)) if args.trace else None
-    host = kernel.boot(dram_size=max(1 << 30, 2 * mem), trace=trace, hypervisor=args.hypervisor)
+    host = kernel.boot(trace=trace, hypervisor=args.hypervisor)
     try:
         config = VmmConfig(data, name, args.vcpus, mem, args.cmdline)
         report = Vmm(host, config, console, _stdin(), BACKENDS[args.hypervisor]).run()
@@ -118,11 +125,20 @@ def _guests(args: argparse.Namespace) -> int:
     return 0
 
 
+def version() -> str:
+    """The installed distribution's version; a source tree run with ``python -m`` has none."""
+    try:
+        return importlib.metadata.version("gunyah-sim")
+    except importlib.metadata.PackageNotFoundError:
+        return "unknown (not installed)"
+
+
 def parser() -> argparse.ArgumentParser:
     top = argparse.ArgumentParser(
         prog="gunyah-sim",
         description="An executable model of the Gunyah and GenieZone Linux driver stacks.",
     )
+    top.add_argument("--version", action="version", version=f"gunyah-sim {version()}")
     sub = top.add_subparsers(dest="command", required=True)
     p = sub.add_parser(
         "abi-check",
@@ -152,7 +168,9 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--vcpus", type=int, default=4, help="1 to 64 on Gunyah, 1 to 8 on GenieZone (default 4)"
     )
-    p.add_argument("--mem", default="64M", help="guest RAM, e.g. 64M (default)")
+    p.add_argument(
+        "--mem", default="64M", help=f"guest RAM, 128K to {MAX_MEM >> 20}M (default 64M)"
+    )
     p.add_argument("--cmdline", default="", help="the guest's /chosen/bootargs")
     p.add_argument(
         "--hypervisor",

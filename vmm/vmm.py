@@ -54,7 +54,8 @@ RAM_BASE = 0x8000_0000
 UART_BASE = 0x0900_0000
 VIRTIO_BASE, VIRTIO_SPI = 0x0A00_0000, 16
 MAILBOX_BASE = 0x0B00_0000  # the holding-cell guest's; in no DT (the guest knows it)
-SHARED_BASE, SHARED_SIZE = 0xC000_0000, 0x1_0000  # where virtqueues and their buffers live
+# The virtqueues and their buffers: below RAM, so no size of RAM reaches the window.
+SHARED_BASE, SHARED_SIZE = 0x7000_0000, 0x1_0000
 DTB_ROOM = 0x1_0000  # the DTB and the RM's overlay, at the end of RAM
 KICK_SIGNAL = signal.SIGUSR1
 
