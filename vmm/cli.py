@@ -9,6 +9,7 @@ from __future__ import annotations
 import argparse
 import importlib.metadata
 import re
+import signal
 import sys
 from pathlib import Path
 
@@ -76,7 +77,45 @@ def _image(what: str) -> tuple[str, bytes]:
         raise UsageError(f"{what}: {e.strerror}") from None
 
 
+class Interrupt:
+    """SIGINT and SIGTERM during ``run``: the first stops the VM the way a VMM does (the
+    vCPUs are kicked, everything is torn down, one line says so); a second is left to
+    the default action, so it ends the process at once whatever the run is blocked on."""
+
+    SIGNALS = (signal.SIGINT, signal.SIGTERM)
+
+    def __init__(self):
+        self.signum = 0
+        self.vmm: Vmm | None = None
+        self._saved = {sig: signal.signal(sig, self) for sig in self.SIGNALS}
+
+    def __call__(self, signum: int, frame) -> None:
+        self.signum = signum
+        for sig in self.SIGNALS:
+            signal.signal(sig, signal.SIG_DFL)
+        if self.vmm is not None:
+            self.vmm.interrupt("interrupted")
+
+    def watch(self, vmm: Vmm) -> Vmm:
+        self.vmm = vmm
+        if self.signum:  # it came before there was a VM
+            vmm.interrupt("interrupted")
+        return vmm
+
+    def restore(self) -> None:
+        for sig, handler in self._saved.items():
+            signal.signal(sig, handler)
+
+
 def _run(args: argparse.Namespace) -> int:
+    interrupt = Interrupt()
+    try:
+        return _run_vm(args, interrupt)
+    finally:
+        interrupt.restore()
+
+
+def _run_vm(args: argparse.Namespace, interrupt: Interrupt) -> int:
     try:
         most = MAX_VCPUS[args.hypervisor]
         if not 1 <= args.vcpus <= most:
@@ -96,19 +135,29 @@ def _run(args: argparse.Namespace) -> int:
     host = kernel.boot(trace=trace, hypervisor=args.hypervisor)
     try:
         config = VmmConfig(data, name, args.vcpus, mem, args.cmdline)
-        report = Vmm(host, config, console, _stdin(), BACKENDS[args.hypervisor]).run()
+        vmm = interrupt.watch(Vmm(host, config, console, _stdin(), BACKENDS[args.hypervisor]))
+        report = vmm.run()
     except ValueError as e:  # an ImageError, or a VM config DT too large
         print(f"gunyah-sim run: {e}", file=sys.stderr)
         return 2
     except OSError as e:
+        if interrupt.signum:  # what the driver said while the VM was being torn down
+            return _interrupted(interrupt.signum)
         print(f"gunyah-sim run: {e.strerror or e}", file=sys.stderr)
         return 1
     finally:
         host.shutdown()
+    if interrupt.signum:
+        return _interrupted(interrupt.signum)
     print(file=sys.stderr)
     for line in report.lines():
         print(f"gunyah-sim: {line}", file=sys.stderr)
     return 0 if report.clean else 1
+
+
+def _interrupted(signum: int) -> int:
+    print("\ngunyah-sim: interrupted", file=sys.stderr)
+    return 128 + signum
 
 
 def _stdin() -> int | None:
