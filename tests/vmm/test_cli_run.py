@@ -6,6 +6,7 @@ import sys
 import pytest
 
 from vmm.cli import main
+from vmm.guests import GUESTS
 
 
 def run_cli(*args):
@@ -152,3 +153,18 @@ def test_version_is_the_distributions(capsys):
         main(["--version"])
     assert e.value.code == 0
     assert capsys.readouterr().out == f"gunyah-sim {importlib.metadata.version('gunyah-sim')}\n"
+
+
+@pytest.mark.parametrize("hypervisor", ["gunyah", "geniezone"])
+@pytest.mark.parametrize("guest", list(GUESTS))
+def test_every_listed_guest_shows_something_under_run(guest, hypervisor):
+    """What ``gunyah-sim guests`` lists, ``gunyah-sim run`` shows (a Ctrl-D ends the console)."""
+    p = subprocess.run(
+        [sys.executable, "-m", "vmm.cli", "run", guest, "--vcpus", "1", "--hypervisor", hypervisor],
+        input="\x04",
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert p.returncode == 0, p.stderr
+    assert p.stdout.startswith(f"{guest}: ")
