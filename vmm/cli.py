@@ -7,8 +7,10 @@ exit status, never a traceback.
 from __future__ import annotations
 
 import argparse
+import importlib.metadata
 import json
 import re
+import signal
 import sys
 from pathlib import Path
 
@@ -30,6 +32,10 @@ BACKENDS = {"gunyah": Gunyah, "geniezone": GenieZone}
 HYPERVISORS = tuple(BACKENDS)
 MAX_VCPUS = {"gunyah": 64, "geniezone": GZVM_MAX_VCPUS}
 SIZE_UNITS = {"": 1, "K": 1 << 10, "M": 1 << 20, "G": 1 << 30}
+# The most guest RAM: the board's 8 GiB of DRAM (Documentation/hw.rst) less the
+# hypervisor's 64 MiB page pool and 64 MiB the host kernel keeps for itself (the
+# shared window, run pages). RAM is sparse, so the host always boots the whole board.
+MAX_MEM = (8 << 30) - (128 << 20)
 
 
 def _abi_check(args: argparse.Namespace) -> int:
@@ -54,6 +60,8 @@ def parse_size(text: str) -> int:
     size = int(m.group(1)) * SIZE_UNITS[m.group(2).upper()]
     if size % 4096 or size < 2 * DTB_ROOM:
         raise UsageError(f"--mem {text}: must be a multiple of 4 KiB and at least 128K")
+    if size > MAX_MEM:
+        raise UsageError(f"--mem {text}: at most {MAX_MEM >> 20}M on this board")
     return size
 
 
@@ -70,7 +78,45 @@ def _image(what: str) -> tuple[str, bytes]:
         raise UsageError(f"{what}: {e.strerror}") from None
 
 
+class Interrupt:
+    """SIGINT and SIGTERM during ``run``: the first stops the VM the way a VMM does (the
+    vCPUs are kicked, everything is torn down, one line says so); a second is left to
+    the default action, so it ends the process at once whatever the run is blocked on."""
+
+    SIGNALS = (signal.SIGINT, signal.SIGTERM)
+
+    def __init__(self):
+        self.signum = 0
+        self.vmm: Vmm | None = None
+        self._saved = {sig: signal.signal(sig, self) for sig in self.SIGNALS}
+
+    def __call__(self, signum: int, frame) -> None:
+        self.signum = signum
+        for sig in self.SIGNALS:
+            signal.signal(sig, signal.SIG_DFL)
+        if self.vmm is not None:
+            self.vmm.interrupt("interrupted")
+
+    def watch(self, vmm: Vmm) -> Vmm:
+        self.vmm = vmm
+        if self.signum:  # it came before there was a VM
+            vmm.interrupt("interrupted")
+        return vmm
+
+    def restore(self) -> None:
+        for sig, handler in self._saved.items():
+            signal.signal(sig, handler)
+
+
 def _run(args: argparse.Namespace) -> int:
+    interrupt = Interrupt()
+    try:
+        return _run_vm(args, interrupt)
+    finally:
+        interrupt.restore()
+
+
+def _run_vm(args: argparse.Namespace, interrupt: Interrupt) -> int:
     try:
         most = MAX_VCPUS[args.hypervisor]
         if not 1 <= args.vcpus <= most:
@@ -91,14 +137,17 @@ def _run(args: argparse.Namespace) -> int:
     if args.trace or trace_out is not None:
         lines = (lambda line: print(f"  {line}", file=sys.stderr)) if args.trace else None
         trace = kernel.Tracer(lines, timeline=trace_out is not None)
-    host = kernel.boot(dram_size=max(1 << 30, 2 * mem), trace=trace, hypervisor=args.hypervisor)
+    host = kernel.boot(trace=trace, hypervisor=args.hypervisor)
     try:
         config = VmmConfig(data, name, args.vcpus, mem, args.cmdline)
-        report = Vmm(host, config, console, _stdin(), BACKENDS[args.hypervisor]).run()
+        vmm = interrupt.watch(Vmm(host, config, console, _stdin(), BACKENDS[args.hypervisor]))
+        report = vmm.run()
     except ValueError as e:  # an ImageError, or a VM config DT too large
         print(f"gunyah-sim run: {e}", file=sys.stderr)
         return 2
     except OSError as e:
+        if interrupt.signum:  # what the driver said while the VM was being torn down
+            return _interrupted(interrupt.signum)
         print(f"gunyah-sim run: {e.strerror or e}", file=sys.stderr)
         return 1
     finally:
@@ -106,6 +155,8 @@ def _run(args: argparse.Namespace) -> int:
         if trace_out is not None:
             with trace_out:
                 json.dump(trace.chrome_trace(), trace_out)
+    if interrupt.signum:
+        return _interrupted(interrupt.signum)
     print(file=sys.stderr)
     for line in report.lines():
         print(f"gunyah-sim: {line}", file=sys.stderr)
@@ -122,6 +173,11 @@ def _trace_out(path: str | None):
         raise UsageError(f"--trace-out {path}: {e.strerror}") from None
 
 
+def _interrupted(signum: int) -> int:
+    print("\ngunyah-sim: interrupted", file=sys.stderr)
+    return 128 + signum
+
+
 def _stdin() -> int | None:
     """The console's input: standard input, when there is a real one."""
     try:
@@ -136,11 +192,20 @@ def _guests(args: argparse.Namespace) -> int:
     return 0
 
 
+def version() -> str:
+    """The installed distribution's version; a source tree run with ``python -m`` has none."""
+    try:
+        return importlib.metadata.version("gunyah-sim")
+    except importlib.metadata.PackageNotFoundError:
+        return "unknown (not installed)"
+
+
 def parser() -> argparse.ArgumentParser:
     top = argparse.ArgumentParser(
         prog="gunyah-sim",
         description="An executable model of the Gunyah and GenieZone Linux driver stacks.",
     )
+    top.add_argument("--version", action="version", version=f"gunyah-sim {version()}")
     sub = top.add_subparsers(dest="command", required=True)
     p = sub.add_parser(
         "abi-check",
@@ -175,7 +240,9 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--vcpus", type=int, default=4, help="1 to 64 on Gunyah, 1 to 8 on GenieZone (default 4)"
     )
-    p.add_argument("--mem", default="64M", help="guest RAM, e.g. 64M (default)")
+    p.add_argument(
+        "--mem", default="64M", help=f"guest RAM, 128K to {MAX_MEM >> 20}M (default 64M)"
+    )
     p.add_argument("--cmdline", default="", help="the guest's /chosen/bootargs")
     p.add_argument(
         "--hypervisor",

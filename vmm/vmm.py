@@ -54,9 +54,14 @@ RAM_BASE = 0x8000_0000
 UART_BASE = 0x0900_0000
 VIRTIO_BASE, VIRTIO_SPI = 0x0A00_0000, 16
 MAILBOX_BASE = 0x0B00_0000  # the holding-cell guest's; in no DT (the guest knows it)
-SHARED_BASE, SHARED_SIZE = 0xC000_0000, 0x1_0000  # where virtqueues and their buffers live
+# The virtqueues and their buffers: below RAM, so no size of RAM reaches the window.
+SHARED_BASE, SHARED_SIZE = 0x7000_0000, 0x1_0000
 DTB_ROOM = 0x1_0000  # the DTB and the RM's overlay, at the end of RAM
 KICK_SIGNAL = signal.SIGUSR1
+# How long the main thread waits on a vCPU thread before it looks again: a signal for
+# the main thread's handler (Ctrl-C) may be delivered to another thread, which does
+# not wake a blocked join.
+JOIN_POLL = 0.1
 
 
 @dataclass
@@ -129,6 +134,8 @@ class Vmm:
         self._threads: list[threading.Thread] = []
         self._vcpus: list[Vcpu] = []
         self._stopping = False
+        self._interrupted = ""  # why, once interrupt() is called
+        self._joining = False  # the main thread only waits for the vCPU threads
 
     # building the VM
     def layout(self) -> VmLayout:
@@ -236,8 +243,12 @@ class Vmm:
         ]
         for t in self._threads:
             t.start()
+        self._joining = True
+        if self._interrupted:  # before the vCPUs ran
+            self.stop(self._interrupted)
         for t in self._threads:
-            t.join()
+            while t.is_alive():
+                t.join(JOIN_POLL)
 
     def _vcpu_thread(self, vcpu: Vcpu) -> None:
         while not self._stopping:
@@ -287,6 +298,18 @@ class Vmm:
             if base <= addr < base + length:
                 return base, device
         return None
+
+    def interrupt(self, why: str) -> None:
+        """Stop the run as :meth:`stop` does, from a signal handler of the main thread.
+
+        Safe wherever the handler lands: while the vCPUs run the main thread
+        only waits for them, holding no lock, so they are stopped at once;
+        before, only ``why`` is recorded and the vCPUs stop as soon as they
+        are started; after, nothing changes.
+        """
+        self._interrupted = why
+        if self._joining:
+            self.stop(why)
 
     def stop(self, problem: str) -> None:
         """A vCPU cannot go on: record why, and kick every vCPU out of its run."""

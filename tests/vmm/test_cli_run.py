@@ -6,6 +6,7 @@ import sys
 import pytest
 
 from vmm.cli import main
+from vmm.guests import GUESTS
 
 
 def run_cli(*args):
@@ -80,3 +81,90 @@ def test_a_crashing_guest_is_non_zero(tmp_path, capfd):
     raw.write_bytes(bytes.fromhex("00 00 80 d2 00 00 40 f9"))  # mov x0, #0; ldr x0, [x0]
     assert main(["run", str(raw), "--vcpus", "1"]) == 1
     assert "problem:" in capfd.readouterr().err
+
+
+# movz w0, #8; movk w0, #0x8400, lsl #16 (PSCI SYSTEM_OFF); hvc #0
+SYSTEM_OFF = (0x52800100).to_bytes(4, "little") + (0x72B08000).to_bytes(4, "little")
+SYSTEM_OFF += (0xD4000002).to_bytes(4, "little")
+
+
+@pytest.mark.parametrize("hypervisor", ["gunyah", "geniezone"])
+@pytest.mark.parametrize("mem", ["1025M", "2G", "4G", "8064M"])
+def test_mem_up_to_the_largest_the_board_allows(hypervisor, mem):
+    """RAM grows up from 0x8000_0000; the shared window sits below it, so no size meets it."""
+    p = run_cli("run", "--vcpus", "1", "--mem", mem, "--hypervisor", hypervisor)
+    assert p.returncode == 0, p.stderr
+    assert "hello from cpu 0" in p.stdout
+
+
+def test_mem_at_the_smallest_runs_a_small_image(tmp_path):
+    raw = tmp_path / "off.bin"
+    raw.write_bytes(SYSTEM_OFF)
+    p = run_cli("run", str(raw), "--vcpus", "1", "--mem", "128K")
+    assert p.returncode == 0, p.stderr
+    assert "VM exited: platform_off" in p.stderr
+
+
+@pytest.mark.parametrize(
+    ("mem", "message"),
+    [
+        ("8258564K", "--mem 8258564K: at most 8064M on this board"),  # 8064M + 4K
+        ("16G", "--mem 16G: at most 8064M on this board"),
+        ("124K", "must be a multiple of 4 KiB and at least 128K"),
+    ],
+)
+def test_mem_one_over_the_limits_is_one_line(mem, message, capsys):
+    assert main(["run", "--mem", mem]) == 2
+    err = capsys.readouterr().err.strip()
+    assert message in err and "\n" not in err
+
+
+def test_virtio_console_runs_with_more_than_1g():
+    p = subprocess.run(
+        [sys.executable, "-m", "vmm.cli", "run", "virtio-console", "--vcpus", "1", "--mem", "2G"],
+        input="ping\n\x04",
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert p.returncode == 0, p.stderr
+    assert "ping" in p.stdout
+
+
+@pytest.mark.parametrize("hypervisor", ["gunyah", "geniezone"])
+def test_hello_prints_the_cmdline_from_chosen(hypervisor):
+    p = run_cli(
+        "run", "--vcpus", "1", "--hypervisor", hypervisor, "--cmdline", "console=ttyAMA0 rw"
+    )
+    assert p.returncode == 0, p.stderr
+    assert "hello: bootargs: console=ttyAMA0 rw\n" in p.stdout
+
+
+def test_hello_prints_no_bootargs_line_without_a_cmdline():
+    p = run_cli("run", "--vcpus", "1")
+    assert p.returncode == 0, p.stderr
+    assert "bootargs" not in p.stdout
+
+
+def test_version_is_the_distributions(capsys):
+    import importlib.metadata
+
+    with pytest.raises(SystemExit) as e:
+        main(["--version"])
+    assert e.value.code == 0
+    assert capsys.readouterr().out == f"gunyah-sim {importlib.metadata.version('gunyah-sim')}\n"
+
+
+@pytest.mark.parametrize("hypervisor", ["gunyah", "geniezone"])
+@pytest.mark.parametrize("guest", list(GUESTS))
+def test_every_listed_guest_shows_something_under_run(guest, hypervisor):
+    """What ``gunyah-sim guests`` lists, ``gunyah-sim run`` shows (a Ctrl-D ends the console)."""
+    p = subprocess.run(
+        [sys.executable, "-m", "vmm.cli", "run", guest, "--vcpus", "1", "--hypervisor", hypervisor],
+        input="\x04",
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert p.returncode == 0, p.stderr
+    assert p.stdout.startswith(f"{guest}: ")

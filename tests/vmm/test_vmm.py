@@ -180,3 +180,17 @@ def test_a_vcpu_that_cannot_go_on_stops_the_others():
     assert report.status == "stopped by the VMM" and not report.clean
     assert report.exits == {"page_fault": 1}
     assert all(vcpu.exit_requested.is_set() for vcpu in hyp.vcpus)
+
+
+def test_an_interrupt_before_the_vcpus_run_stops_them_at_once_and_unwinds_everything():
+    host = kernel.boot(dram_size=1 << 30)
+    try:
+        before = holdings(host)
+        vmm = Vmm(host, VmmConfig(image("virtio-console"), "virtio-console", vcpus=2))
+        vmm.interrupt("interrupted")  # the guest would otherwise wait for input for ever
+        report = vmm.run()
+        assert (report.status, report.problem) == ("stopped by the VMM", "interrupted")
+        host.eventfd_wq.quiesce()
+        assert leaked(before, holdings(host)) == {}
+    finally:
+        host.shutdown()

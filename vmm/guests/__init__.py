@@ -11,8 +11,10 @@ from __future__ import annotations
 from importlib import resources
 
 GUESTS = {
-    "hello": "says which hypervisor it runs on; every vCPU says hello over the PL011; SYSTEM_OFF",
-    "holding-cell": "a test guest: runs commands from an MMIO mailbox, one step at a time",
+    "hello": "says which hypervisor it runs on and its --cmdline; every vCPU says hello over "
+    "the PL011; SYSTEM_OFF",
+    "holding-cell": "a test guest driven through an MMIO mailbox (tests/holdingcell.py); under "
+    "run the VMM's mailbox asks which hypervisor it runs on, prints it, then SYSTEM_OFF",
     "virtio-console": "a virtio-mmio console (ioeventfd + irqfd): echoes its input; Ctrl-D ends",
 }
 

@@ -28,7 +28,7 @@ CFLAGS = [
 ]
 # The objects each guest links, beyond its own assembly source.
 EXTRA_OBJECTS = {
-    "hello": ["console.o", "smccc.o"],
+    "hello": ["console.o", "fdt.o", "smccc.o"],
     "holding-cell": ["smccc.o"],
     "virtio-console": ["fdt.o", "smccc.o"],
 }

@@ -1,8 +1,8 @@
 /*
  * Just enough of the flattened devicetree format for the bundled guests
- * to find the GICv3 where the hypervisor put it: Gunyah's RM adds the node
+ * to find the GICv3 where the hypervisor put it (Gunyah's RM adds the node
  * to the VMM's DT, a GenieZone VMM writes it at its GZVM_CREATE_DEVICE
- * addresses. Freestanding C, byte loads only (the MMU is off: device
+ * addresses) and the command line the VMM put in /chosen. Freestanding C, byte loads only (the MMU is off: device
  * memory takes no unaligned access).
  */
 #include <stdint.h>
@@ -100,4 +100,48 @@ int fdt_gic(const uint8_t *dtb, uint64_t bases[2])
 		}
 	}
 	return -1;
+}
+
+/*
+ * The bootargs property of the node named "chosen" in the devicetree at
+ * dtb (a NUL-terminated string in the blob), or 0 when the blob is no
+ * devicetree or has none. A node's properties come before its children,
+ * so the last node begun is the one a property belongs to.
+ */
+const char *fdt_bootargs(const uint8_t *dtb)
+{
+	const uint8_t *structs;
+	const char *strings, *node = "";
+	uint32_t off = 0, size, tag, len;
+
+	if (be32(dtb) != FDT_MAGIC)
+		return 0;
+	structs = dtb + be32(dtb + 8);
+	strings = (const char *)dtb + be32(dtb + 12);
+	size = be32(dtb + 36);
+	while (off + 4 <= size) {
+		tag = be32(structs + off);
+		off += 4;
+		switch (tag) {
+		case FDT_BEGIN_NODE:
+			node = (const char *)structs + off;
+			while (off < size && structs[off])
+				off++;
+			off = (off + 4) & ~3U;
+			break;
+		case FDT_PROP:
+			len = be32(structs + off);
+			if (len && streq(node, "chosen") &&
+			    streq(strings + be32(structs + off + 4), "bootargs"))
+				return (const char *)structs + off + 8;
+			off += 8 + ((len + 3) & ~3U);
+			break;
+		case FDT_END_NODE:
+		case FDT_NOP:
+			break;
+		default:
+			return 0;
+		}
+	}
+	return 0;
 }

@@ -1,7 +1,7 @@
 /*
  * hello: the first guest. It says which hypervisor it runs on (the SMCCC
  * vendor-hyp UID, smccc.S; on Gunyah also hyp_identify's API version and
- * variant), prints over the PL011 UART, brings every other
+ * variant) and its command line (/chosen/bootargs, fdt.c), prints over the PL011 UART, brings every other
  * vCPU up with PSCI CPU_ON, one at a time, each printing its MPIDR and
  * turning itself off (the first waits with PSCI AFFINITY_INFO, which lets
  * the others run), then asks for PSCI SYSTEM_OFF.
@@ -28,10 +28,24 @@
 	.global _start
 _start:
 	mov	x19, x1				// CPU count from the VMM
+	mov	x23, x0				// the DTB
 	mov	x0, #0
 	bl	set_stack
 	adr	x0, banner
 	bl	console_puts
+	mov	x0, x23
+	bl	fdt_bootargs
+	cbz	x0, 3f				// no /chosen/bootargs
+	ldrb	w1, [x0]
+	cbz	w1, 3f				// an empty one
+	mov	x23, x0
+	adr	x0, bootargs
+	bl	console_puts
+	mov	x0, x23
+	bl	console_puts
+	mov	x0, #'\n'
+	bl	console_putc
+3:
 	bl	vendor_hyp
 	mov	x20, x0
 	adr	x0, running
@@ -106,6 +120,7 @@ set_stack:					// x0: the CPU number
 
 	.ltorg
 banner:	.asciz	"hello: guest running\n"
+bootargs: .asciz	"hello: bootargs: "
 running: .asciz	"hello: running on "
 api:	.asciz	"hello: hyp_identify: API "
 variant: .asciz	", variant "

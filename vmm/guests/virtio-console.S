@@ -10,14 +10,14 @@
  * input powers the VM off. No devicetree GIC: it stops (a loop).
  *
  * The VMM's layout: device at 0x0a000000, SPI 16 (INTID 48), shared window
- * at 0xc0000000; per queue q: descriptors at window + q * 0x1000, the
+ * at 0x70000000 (below RAM, which any --mem leaves clear); per queue q: descriptors at window + q * 0x1000, the
  * driver ring at +0x100, the device ring at +0x200; 8 entries each;
  * receive buffers at window + 0x2000, transmit buffers at + 0x3000, 64
  * bytes each. Stage-1 MMU off, IRQs masked at PSTATE (WFI still wakes);
  * 4 KiB of stack for the C devicetree reader.
  */
 	.set VIRTIO, 0x0a000000
-	.set SHARED, 0xc0000000
+	.set SHARED, 0x70000000
 	.set STACK_SIZE, 4096
 	.set INTID, 48
 	.set QN, 8
