@@ -89,6 +89,12 @@ class Firmware:
         """Give ``sink`` a line for every vcpu_run return and guest PSCI call."""
         self.gunyah.trace_lines(("vcpu_run", "psci"), sink)
 
+    def watch_guest_exceptions(self, sink) -> None:
+        """Give ``sink`` every synchronous exception a guest vCPU takes to its
+        EL1: the ``guest_exception`` fields of :mod:`hyp.arch.exception`,
+        with ``vcpu`` (its trace name) and ``insn`` (the word at ``pc``)."""
+        self.gunyah.trace_fields("guest_exception", sink)
+
     def shutdown(self) -> None:
         self.rm.stop()
         self.gunyah.close()

@@ -7,7 +7,13 @@ Manager), probes Gunyah, connects to the RM and returns a
 ``trace`` (a callable taking one line) receives every ioctl, RM call and
 vCPU exit of the hypervisor, strace-style; ``faults`` (a
 :class:`~kernel.fault_inject.FaultPlan`) arms the injection points of every
-RM call and hypercall wrapper.
+RM call and hypercall wrapper. ``guest_exceptions`` (a callable taking a
+dict) is given every synchronous exception any guest vCPU takes to its
+EL1, as the hypervisor enters it (``vcpu``, ``esr``, ``far``, ``elr``,
+``pc``, ``insn``, ``spsr``, ``vector``, ``regs`` X0..X30, ``sp``; see
+:mod:`hyp.arch.exception`): what a VMM needs for a guest's oops. It is
+called in the vCPU's thread with the hypervisor's lock held: it must only
+record. It is the simulator's window into EL2; no device gives a VMM this.
 
 ``hypervisor`` says which EL2 the SoC runs: ``"gunyah"`` (the default) or
 ``"geniezone"``: MediaTek GenieZone at EL2 (no RM) and a host whose driver
@@ -30,13 +36,14 @@ def boot(
     trace=None,
     faults=None,
     hypervisor: str = "gunyah",
+    guest_exceptions=None,
 ):
     if hypervisor not in HYPERVISORS:
         raise ValueError(f"unknown hypervisor {hypervisor!r}: expected one of {HYPERVISORS}")
     if hypervisor == "geniezone":
         if rm_policy != "default" or faults is not None:
             raise ValueError("GenieZone has no Resource Manager: no rm_policy, no RM faults")
-        return _boot_geniezone(dram_size, trace)
+        return _boot_geniezone(dram_size, trace, guest_exceptions)
 
     from kernel.arch.arm64.platform import power_on
     from kernel.gunyah.gunyah_host import GunyahHost
@@ -50,13 +57,15 @@ def boot(
         if trace is not None:
             host.trace = host.gunyah.rm.trace = trace
             firmware.trace_guest_exits(trace)
+        if guest_exceptions is not None:
+            firmware.watch_guest_exceptions(guest_exceptions)
         return host
     except BaseException:
         firmware.shutdown()
         raise
 
 
-def _boot_geniezone(dram_size: int | None, trace):
+def _boot_geniezone(dram_size: int | None, trace, guest_exceptions):
     from kernel.arch.arm64.geniezone.platform import power_on
     from kernel.geniezone.gzvm_main import GzvmDriver
     from kernel.syscalls import Host
@@ -67,6 +76,8 @@ def _boot_geniezone(dram_size: int | None, trace):
         if trace is not None:
             host.trace = trace
             firmware.trace_guest_exits(trace)
+        if guest_exceptions is not None:
+            firmware.watch_guest_exceptions(guest_exceptions)
         return host
     except BaseException:
         firmware.shutdown()

@@ -21,6 +21,7 @@ from vmm.geniezone import GenieZone
 from vmm.guests import GUESTS
 from vmm.guests import image as guest_image
 from vmm.gunyah import Gunyah
+from vmm.oops import Oops
 from vmm.vmm import DTB_ROOM, Vmm, VmmConfig
 
 # --hypervisor: what can be at EL2, the VMM's backend for each, and its most vCPUs
@@ -86,7 +87,13 @@ def _run(args: argparse.Namespace) -> int:
         out.flush()
 
     trace = (lambda line: print(f"  {line}", file=sys.stderr)) if args.trace else None
-    host = kernel.boot(dram_size=max(1 << 30, 2 * mem), trace=trace, hypervisor=args.hypervisor)
+    oops = Oops()
+    host = kernel.boot(
+        dram_size=max(1 << 30, 2 * mem),
+        trace=trace,
+        hypervisor=args.hypervisor,
+        guest_exceptions=oops,
+    )
     try:
         config = VmmConfig(data, name, args.vcpus, mem, args.cmdline)
         report = Vmm(host, config, console, _stdin(), BACKENDS[args.hypervisor]).run()
@@ -99,7 +106,7 @@ def _run(args: argparse.Namespace) -> int:
     finally:
         host.shutdown()
     print(file=sys.stderr)
-    for line in report.lines():
+    for line in report.lines() + ([] if report.clean else oops.lines()):
         print(f"gunyah-sim: {line}", file=sys.stderr)
     return 0 if report.clean else 1
 

@@ -396,15 +396,21 @@ class ArchVcpu(Trap):
     def inject_guest_exception(self, excp: int) -> None:
         """The guest's own synchronous exception (SVC, undefined...) goes to its EL1."""
         insn = (self.fetch_insn(self.core.pc - 4) or 0) if excp == Excp.SWI else 0
-        exception.inject_guest_exception(self.core, excp, insn)
+        self._entered(exception.inject_guest_exception(self.core, excp, insn))
         self.core.stop(RunStop.SYNC)
 
     def inject_abort(self, far: int, write: bool, dfsc: int) -> None:
         """A synchronous data abort at EL1 for the instruction at PC."""
-        exception.inject_dabt(self.core, far, write, dfsc)
+        self._entered(exception.inject_dabt(self.core, far, write, dfsc))
         self.core.stop(RunStop.SYNC)
 
     def inject_prefetch_abort(self, far: int, ifsc: int) -> None:
         """A synchronous instruction abort at EL1 for the instruction at PC."""
-        exception.inject_pabt(self.core, far, ifsc)
+        self._entered(exception.inject_pabt(self.core, far, ifsc))
         self.core.stop(RunStop.SYNC)
+
+    def _entered(self, entry: dict) -> None:
+        """Trace the exception entry just made, with the word at its PC (None:
+        not executable there): everything a guest's oops needs."""
+        insn = self.fetch_insn(entry["pc"])
+        self.hyp.trace("guest_exception", vcpu=self.trace_name, insn=insn, **entry)

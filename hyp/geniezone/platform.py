@@ -88,6 +88,12 @@ class Firmware:
         guest PSCI call."""
         self.geniezone.trace_lines(("gzvm_exit", "psci"), sink)
 
+    def watch_guest_exceptions(self, sink) -> None:
+        """Give ``sink`` every synchronous exception a guest vCPU takes to its
+        EL1: the ``guest_exception`` fields of :mod:`hyp.arch.exception`,
+        with ``vcpu`` (its trace name) and ``insn`` (the word at ``pc``)."""
+        self.geniezone.trace_fields("guest_exception", sink)
+
     def shutdown(self) -> None:
         self.geniezone.close()
 
