@@ -14,6 +14,9 @@ EL1, as the hypervisor enters it (``vcpu``, ``esr``, ``far``, ``elr``,
 :mod:`hyp.arch.exception`): what a VMM needs for a guest's oops. It is
 called in the vCPU's thread with the hypervisor's lock held: it must only
 record. It is the simulator's window into EL2; no device gives a VMM this.
+``warn`` (a callable taking one line) is given each warning the kernel
+logs (``Host.dmesg`` keeps every line), e.g. an irqfd written while no
+doorbell has its label: a console would show it.
 
 ``hypervisor`` says which EL2 the SoC runs: ``"gunyah"`` (the default) or
 ``"geniezone"``: MediaTek GenieZone at EL2 (no RM) and a host whose driver
@@ -37,13 +40,14 @@ def boot(
     faults=None,
     hypervisor: str = "gunyah",
     guest_exceptions=None,
+    warn=None,
 ):
     if hypervisor not in HYPERVISORS:
         raise ValueError(f"unknown hypervisor {hypervisor!r}: expected one of {HYPERVISORS}")
     if hypervisor == "geniezone":
         if rm_policy != "default" or faults is not None:
             raise ValueError("GenieZone has no Resource Manager: no rm_policy, no RM faults")
-        return _boot_geniezone(dram_size, trace, guest_exceptions)
+        return _boot_geniezone(dram_size, trace, guest_exceptions, warn)
 
     from kernel.arch.arm64.platform import power_on
     from kernel.gunyah.gunyah_host import GunyahHost
@@ -52,6 +56,7 @@ def boot(
     firmware = power_on(dram_size, rm_policy)
     try:
         host = Host(GunyahHost.probe(firmware))
+        host.warn = warn
         if faults is not None:
             host.gunyah.rm.faults = host.gunyah.hcall.faults = faults
         if trace is not None:
@@ -65,7 +70,7 @@ def boot(
         raise
 
 
-def _boot_geniezone(dram_size: int | None, trace, guest_exceptions):
+def _boot_geniezone(dram_size: int | None, trace, guest_exceptions, warn):
     from kernel.arch.arm64.geniezone.platform import power_on
     from kernel.geniezone.gzvm_main import GzvmDriver
     from kernel.syscalls import Host
@@ -73,6 +78,7 @@ def _boot_geniezone(dram_size: int | None, trace, guest_exceptions):
     firmware = power_on(dram_size)
     try:
         host = Host(GzvmDriver.probe(firmware))
+        host.warn = warn
         if trace is not None:
             host.trace = trace
             firmware.trace_guest_exits(trace)

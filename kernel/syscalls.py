@@ -91,9 +91,16 @@ class Host:
         self.bugs: list[BaseException] = []
         self.dmesg: list[str] = []  # the kernel log
         self.trace = None  # a callable taking one line: every ioctl, strace-style
+        self.warn = None  # a callable taking one line: each kernel warning, as it is logged
 
-    def printk(self, message: str) -> None:
+    def printk(self, message: str, warning: bool = False) -> None:
+        """Log ``message`` in :attr:`dmesg`. A ``warning`` (the driver's pr_warn)
+        also goes to :attr:`warn` and the trace, as a console shows it."""
         self.dmesg.append(message)
+        if warning:
+            for sink, line in ((self.warn, message), (self.trace, f"printk: {message}")):
+                if sink is not None:
+                    sink(line)
 
     def open(self, path: str, flags: int = os.O_RDWR) -> int:
         """A device of the drivers (/dev/gunyah or /dev/gzvm), or with Gunyah a

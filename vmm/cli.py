@@ -93,6 +93,7 @@ def _run(args: argparse.Namespace) -> int:
         trace=trace,
         hypervisor=args.hypervisor,
         guest_exceptions=oops,
+        warn=_warn_once(),
     )
     try:
         config = VmmConfig(data, name, args.vcpus, mem, args.cmdline)
@@ -109,6 +110,19 @@ def _run(args: argparse.Namespace) -> int:
     for line in report.lines() + ([] if report.clean else oops.lines()):
         print(f"gunyah-sim: {line}", file=sys.stderr)
     return 0 if report.clean else 1
+
+
+def _warn_once():
+    """A ``warn`` hook for the kernel: each distinct warning once, on stderr
+    (an irqfd without a doorbell warns at every write)."""
+    seen: set[str] = set()
+
+    def warn(line: str) -> None:
+        if line not in seen:
+            seen.add(line)
+            print(f"gunyah-sim: warning: {line}", file=sys.stderr)
+
+    return warn
 
 
 def _stdin() -> int | None:

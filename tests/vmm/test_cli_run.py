@@ -5,6 +5,7 @@ import sys
 
 import pytest
 
+import kernel
 from vmm.cli import main
 
 
@@ -80,3 +81,20 @@ def test_a_crashing_guest_is_non_zero(tmp_path, capfd):
     raw.write_bytes(bytes.fromhex("00 00 80 d2 00 00 40 f9"))  # mov x0, #0; ldr x0, [x0]
     assert main(["run", str(raw), "--vcpus", "1"]) == 1
     assert "problem:" in capfd.readouterr().err
+
+
+def test_kernel_warnings_are_printed_once_each(monkeypatch, capfd):
+    """What the kernel warns of (an irqfd whose label no doorbell has) reaches the user."""
+    booted = []
+    real_boot = kernel.boot
+
+    def boot(**kwargs):
+        booted.append(kwargs["warn"])
+        return real_boot(**kwargs)
+
+    monkeypatch.setattr(kernel, "boot", boot)
+    assert main(["run", "hello", "--vcpus", "1"]) == 0
+    for _ in range(2):
+        booted[0]("irqfd 9: Premature injection of interrupt")
+    err = capfd.readouterr().err
+    assert err.count("gunyah-sim: warning: irqfd 9: Premature injection of interrupt\n") == 1
