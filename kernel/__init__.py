@@ -9,9 +9,12 @@ vCPU exit of the hypervisor, strace-style; ``faults`` (a
 :class:`~kernel.fault_inject.FaultPlan`) arms the injection points of every
 RM call and hypercall wrapper. ``guest_exceptions`` (a callable taking a
 dict) is given every synchronous exception any guest vCPU takes to its
-EL1, as the hypervisor enters it (``vcpu``, ``esr``, ``far``, ``elr``,
-``pc``, ``insn``, ``spsr``, ``vector``, ``regs`` X0..X30, ``sp``; see
-:mod:`hyp.arch.exception`): what a VMM needs for a guest's oops. It is
+EL1, as the hypervisor enters it (``event`` "guest_exception": ``vcpu``,
+``esr``, ``far``, ``elr``, ``pc``, ``insn``, ``spsr``, ``vector``,
+``regs`` X0..X30, ``sp``; see :mod:`hyp.arch.exception`), and every fault
+a vCPU stops on for the host (``event`` "guest_fault": ``vcpu``, ``why``,
+``pc``, ``insn``, ``spsr``, ``regs``, ``sp``): what a VMM needs for a
+guest's oops. It is
 called in the vCPU's thread with the hypervisor's lock held: it must only
 record. It is the simulator's window into EL2; no device gives a VMM this.
 ``warn`` (a callable taking one line) is given each warning the kernel

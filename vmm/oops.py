@@ -8,7 +8,9 @@ exception class named and its ISS split into fields, FAR (aborts), PC with
 the instruction there disassembled (capstone), SPSR, the vector the guest
 went on at, and X0..X30 and SP as they were. The first, because a guest
 with no vector table for it goes astray from there and what follows (more
-exceptions, a fault at the vector) only hides the cause.
+exceptions, a fault at the vector) only hides the cause. A guest that took
+none but stopped on a fault the host could not resolve (a page fault
+outside its memory, a fault of the core) gets the state it stopped in.
 """
 
 from __future__ import annotations
@@ -81,20 +83,27 @@ def disassemble(insn: int | None, pc: int) -> str:
 
 
 class Oops:
-    """A ``guest_exceptions`` sink for ``kernel.boot``: keeps each entry, in order."""
+    """A ``guest_exceptions`` sink for ``kernel.boot``: keeps each exception
+    entry, in order, and the last fault a vCPU stopped on."""
 
     def __init__(self):
         self.entries: list[dict] = []
+        self.fault: dict | None = None
         self._lock = threading.Lock()
 
-    def __call__(self, entry: dict) -> None:
+    def __call__(self, event: dict) -> None:
         with self._lock:
-            self.entries.append(entry)
+            if event["event"] == "guest_fault":
+                self.fault = event
+            else:
+                self.entries.append(event)
 
     def lines(self) -> list[str]:
-        """The first entry as an oops; nothing if the guest took no exception."""
+        """The first exception entry as an oops; with none, the last fault (a
+        served page fault is one too: call this only when the run ended
+        badly); nothing if there was neither."""
         if not self.entries:
-            return []
+            return self._fault_lines()
         e, more = self.entries[0], len(self.entries) - 1
         out = [
             f"guest oops: {e['vcpu']} took a synchronous exception to its EL1"
@@ -107,6 +116,20 @@ class Oops:
             f"  PC  {e['pc']:#018x}: {disassemble(e['insn'], e['pc'])}",
             f"  SPSR {e['spsr']:#x}, ELR {e['elr']:#x}, went on at the vector {e['vector']:#x}",
         ]
-        regs = [*(f"x{n:<2} {v:016x}" for n, v in enumerate(e["regs"])), f"sp  {e['sp']:016x}"]
-        out += ["  " + "  ".join(regs[i : i + 4]) for i in range(0, len(regs), 4)]
-        return out
+        return out + _registers(e)
+
+    def _fault_lines(self) -> list[str]:
+        f = self.fault
+        if f is None:
+            return []
+        return [
+            f"guest fault: {f['vcpu']} stopped on a {f['why']} (it took no exception)",
+            f"  PC  {f['pc']:#018x}: {disassemble(f['insn'], f['pc'])}",
+            f"  PSTATE {f['spsr']:#x}",
+            *_registers(f),
+        ]
+
+
+def _registers(e: dict) -> list[str]:
+    regs = [*(f"x{n:<2} {v:016x}" for n, v in enumerate(e["regs"])), f"sp  {e['sp']:016x}"]
+    return ["  " + "  ".join(regs[i : i + 4]) for i in range(0, len(regs), 4)]

@@ -118,14 +118,14 @@ class El2:
 
         self.trace_sinks.append(line)
 
-    def trace_fields(self, event: str, sink) -> None:
-        """Give ``sink`` the fields (a dict) of every trace record of ``event``,
-        in the thread that traced it, under the EL2 lock: it must be quick and
-        call nothing of the hypervisor's."""
+    def trace_fields(self, events: tuple[str, ...], sink) -> None:
+        """Give ``sink`` the fields (a dict, with ``event``: its name) of every
+        trace record of ``events``, in the thread that traced it, under the
+        EL2 lock: it must be quick and call nothing of the hypervisor's."""
 
         def fields(record) -> None:
-            if record[0] == event:
-                sink(dict(record[1]))
+            if record[0] in events:
+                sink(dict(record[1], event=record[0]))
 
         self.trace_sinks.append(fields)
 

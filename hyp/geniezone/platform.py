@@ -90,9 +90,12 @@ class Firmware:
 
     def watch_guest_exceptions(self, sink) -> None:
         """Give ``sink`` every synchronous exception a guest vCPU takes to its
-        EL1: the ``guest_exception`` fields of :mod:`hyp.arch.exception`,
-        with ``vcpu`` (its trace name) and ``insn`` (the word at ``pc``)."""
-        self.geniezone.trace_fields("guest_exception", sink)
+        EL1 (``event`` "guest_exception": the fields of
+        :mod:`hyp.arch.exception`, with ``vcpu``, its trace name, and
+        ``insn``, the word at ``pc``) and every fault it stops on for the
+        host (``event`` "guest_fault": ``vcpu``, ``why``, ``pc``, ``insn``,
+        ``spsr`` (PSTATE), ``regs``, ``sp``)."""
+        self.geniezone.trace_fields(("guest_exception", "guest_fault"), sink)
 
     def shutdown(self) -> None:
         self.geniezone.close()

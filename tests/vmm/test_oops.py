@@ -47,6 +47,18 @@ def test_a_data_abort_prints_far_and_the_access_that_faulted(tmp_path, capfd):
     assert f"  PC  {PC:#018x}: f9400020  ldr x0, [x1]" in err
 
 
+@pytest.mark.parametrize("hypervisor", ["gunyah", "geniezone"])
+def test_a_fault_with_no_exception_prints_the_state_the_vcpu_stopped_in(
+    tmp_path, capfd, hypervisor
+):
+    err = run_image(tmp_path, capfd, "mov x0, #0x1000\nbr x0", "--hypervisor", hypervisor)
+    start = err.index(next(x for x in err if x.startswith("guest fault: ")))
+    oops = err[start:]
+    assert oops[0].endswith("stopped on a page fault at IPA 0x1000, fetch (it took no exception)")
+    assert oops[1] == f"  PC  {0x1000:#018x}: (not executable: no instruction there)"
+    assert "x0  0000000000001000  x1  0000000000001234  x2  0000000000005678" in oops[3]
+
+
 def test_a_clean_run_prints_no_oops(capfd):
     assert main(["run", "hello", "--vcpus", "1"]) == 0
     assert "oops" not in capfd.readouterr().err
@@ -70,7 +82,8 @@ def test_an_instruction_that_cannot_be_fetched_says_so():
 def test_only_the_first_entry_is_printed_and_the_rest_counted():
     oops = Oops()
     for pc in (0x10, 0x200):
-        entry = dict(vcpu="vm1.cpu0", esr=0, far=None, elr=pc, pc=pc, insn=0, spsr=0x3C5)
+        entry = dict(event="guest_exception", vcpu="vm1.cpu0", esr=0, far=None, elr=pc, pc=pc)
+        entry |= dict(insn=0, spsr=0x3C5)
         oops(entry | dict(vector=0x200, regs=(0,) * 31, sp=0))
     lines = oops.lines()
     assert lines[0].endswith("took a synchronous exception to its EL1 (1 more after it)")
