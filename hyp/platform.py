@@ -90,6 +90,15 @@ class Firmware:
         virq a source (a doorbell) asserted in a guest's VIC."""
         self.gunyah.trace_lines(("vcpu_run", "psci", "virq_assert"), sink)
 
+    def watch_guest_exceptions(self, sink) -> None:
+        """Give ``sink`` every synchronous exception a guest vCPU takes to its
+        EL1 (``event`` "guest_exception": the fields of
+        :mod:`hyp.arch.exception`, with ``vcpu``, its trace name, and
+        ``insn``, the word at ``pc``) and every fault it stops on for the
+        host (``event`` "guest_fault": ``vcpu``, ``why``, ``pc``, ``insn``,
+        ``spsr`` (PSTATE), ``regs``, ``sp``)."""
+        self.gunyah.trace_fields(("guest_exception", "guest_fault"), sink)
+
     def shutdown(self) -> None:
         self.rm.stop()
         self.gunyah.close()

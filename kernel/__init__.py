@@ -17,6 +17,8 @@ def boot(
     trace=None,
     faults=None,
     hypervisor: str = "gunyah",
+    guest_exceptions=None,
+    warn=None,
 ):
     """Power a machine on and return a :class:`~kernel.syscalls.Host` on it.
 
@@ -46,6 +48,18 @@ def boot(
         ``Host.gzvm`` is the driver state of whichever it is, the other None.
         Anything else is a ValueError, as are ``rm_policy`` or ``faults`` with
         GenieZone.
+    :param guest_exceptions: a callable taking a dict, given every synchronous
+        exception any guest vCPU takes to its EL1 as the hypervisor enters it
+        (``event`` "guest_exception": ``vcpu``, ``esr``, ``far``, ``elr``,
+        ``pc``, ``insn``, ``spsr``, ``vector``, ``regs`` X0..X30, ``sp``) and
+        every fault a vCPU stops on for the host (``event`` "guest_fault":
+        ``vcpu``, ``why``, ``pc``, ``insn``, ``spsr``, ``regs``, ``sp``): what a
+        VMM needs for a guest's oops. It is called in the vCPU's thread with the
+        hypervisor's lock held, so it must only record. It is the simulator's
+        window into EL2; no device gives a VMM this.
+    :param warn: a callable taking one line, given each warning the kernel logs
+        (``Host.dmesg`` keeps every line), e.g. an irqfd written while no
+        doorbell has its label: what a console would show.
 
     Every bad argument is refused before anything is powered on. Example::
 
@@ -70,7 +84,7 @@ def boot(
     if hypervisor == "geniezone":
         if rm_policy != "default" or faults is not None:
             raise ValueError("GenieZone has no Resource Manager: no rm_policy, no RM faults")
-        return _boot_geniezone(dram_size, trace)
+        return _boot_geniezone(dram_size, trace, guest_exceptions, warn)
 
     from kernel.arch.arm64.platform import power_on
     from kernel.gunyah.gunyah_host import GunyahHost
@@ -79,18 +93,21 @@ def boot(
     firmware = power_on(dram_size, rm_policy)
     try:
         host = Host(GunyahHost.probe(firmware))
+        host.warn = warn
         if faults is not None:
             host.gunyah.rm.faults = host.gunyah.hcall.faults = faults
         if trace is not None:
             host.trace = host.gunyah.rm.trace = trace
             firmware.trace_guest_exits(trace.hyp_line)
+        if guest_exceptions is not None:
+            firmware.watch_guest_exceptions(guest_exceptions)
         return host
     except BaseException:
         firmware.shutdown()
         raise
 
 
-def _boot_geniezone(dram_size: int | None, trace):
+def _boot_geniezone(dram_size: int | None, trace, guest_exceptions, warn):
     from kernel.arch.arm64.geniezone.platform import power_on
     from kernel.geniezone.gzvm_main import GzvmDriver
     from kernel.syscalls import Host
@@ -98,9 +115,12 @@ def _boot_geniezone(dram_size: int | None, trace):
     firmware = power_on(dram_size)
     try:
         host = Host(GzvmDriver.probe(firmware))
+        host.warn = warn
         if trace is not None:
             host.trace = trace
             firmware.trace_guest_exits(trace.hyp_line)
+        if guest_exceptions is not None:
+            firmware.watch_guest_exceptions(guest_exceptions)
         return host
     except BaseException:
         firmware.shutdown()

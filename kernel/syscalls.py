@@ -112,10 +112,18 @@ class Host:
         self.bugs: list[BaseException] = []
         self.dmesg: list[str] = []  # the kernel log
         self.trace = None  # a kernel.trace.Tracer: every ioctl, strace-style
+        self.warn = None  # a callable taking one line: each kernel warning, as it is logged
 
-    def printk(self, message: str) -> None:
-        """Append ``message`` to the kernel log, ``Host.dmesg`` (a list of lines)."""
+    def printk(self, message: str, warning: bool = False) -> None:
+        """Append ``message`` to the kernel log, ``Host.dmesg`` (a list of lines). A
+        ``warning`` (the driver's pr_warn) also goes to :attr:`warn` and the trace,
+        as a console shows it."""
         self.dmesg.append(message)
+        if warning:
+            if self.warn is not None:
+                self.warn(message)
+            if self.trace is not None:
+                self.trace.emit(f"printk: {message}", "printk", "host")
 
     def trace_irq(self, text: str, name: str) -> None:
         """An event of the interrupt path (irqfd, ioeventfd), when tracing."""

@@ -24,6 +24,7 @@ from vmm.geniezone import GenieZone
 from vmm.guests import GUESTS
 from vmm.guests import image as guest_image
 from vmm.gunyah import Gunyah
+from vmm.oops import Oops
 from vmm.vmm import DTB_ROOM, Vmm, VmmConfig
 
 # --hypervisor: what can be at EL2, the VMM's backend for each, and its most vCPUs
@@ -137,7 +138,10 @@ def _run_vm(args: argparse.Namespace, interrupt: Interrupt) -> int:
     if args.trace or trace_out is not None:
         lines = (lambda line: print(f"  {line}", file=sys.stderr)) if args.trace else None
         trace = kernel.Tracer(lines, timeline=trace_out is not None)
-    host = kernel.boot(trace=trace, hypervisor=args.hypervisor)
+    oops = Oops()
+    host = kernel.boot(
+        trace=trace, hypervisor=args.hypervisor, guest_exceptions=oops, warn=_warn_once()
+    )
     try:
         config = VmmConfig(data, name, args.vcpus, mem, args.cmdline)
         vmm = interrupt.watch(Vmm(host, config, console, _stdin(), BACKENDS[args.hypervisor]))
@@ -158,7 +162,7 @@ def _run_vm(args: argparse.Namespace, interrupt: Interrupt) -> int:
     if interrupt.signum:
         return _interrupted(interrupt.signum)
     print(file=sys.stderr)
-    for line in report.lines():
+    for line in report.lines() + ([] if report.clean else oops.lines()):
         print(f"gunyah-sim: {line}", file=sys.stderr)
     return 0 if report.clean else 1
 
@@ -176,6 +180,19 @@ def _trace_out(path: str | None):
 def _interrupted(signum: int) -> int:
     print("\ngunyah-sim: interrupted", file=sys.stderr)
     return 128 + signum
+
+
+def _warn_once():
+    """A ``warn`` hook for the kernel: each distinct warning once, on stderr
+    (an irqfd without a doorbell warns at every write)."""
+    seen: set[str] = set()
+
+    def warn(line: str) -> None:
+        if line not in seen:
+            seen.add(line)
+            print(f"gunyah-sim: warning: {line}", file=sys.stderr)
+
+    return warn
 
 
 def _stdin() -> int | None:

@@ -125,6 +125,17 @@ class El2:
 
         self.trace_sinks.append(line)
 
+    def trace_fields(self, events: tuple[str, ...], sink) -> None:
+        """Give ``sink`` the fields (a dict, with ``event``: its name) of every
+        trace record of ``events``, in the thread that traced it, under the
+        EL2 lock: it must be quick and call nothing of the hypervisor's."""
+
+        def fields(record) -> None:
+            if record[0] in events:
+                sink(dict(record[1], event=record[0]))
+
+        self.trace_sinks.append(fields)
+
     def vm_event(self, vcpu, kind: str, a: int, b: int) -> None:
         """A VM-wide event of ``vcpu``'s VM (PSCI system_off, system_reset)."""
         self.trace("vm_event", vcpu=vcpu.trace_name, kind=kind)

@@ -6,7 +6,11 @@ rewrites its EL1 state as the hardware's exception entry would: ESR_EL1,
 FAR_EL1 (aborts only), ELR_EL1 and SPSR_EL1 saved, PSTATE EL1h with DAIF
 masked (NZCV kept), PC at the right synchronous vector of VBAR_EL1. They
 never stop the core: the caller does, so the new PC is picked up before
-the next guest instruction.
+the next guest instruction. Each returns the entry it made, the fields of
+the ``guest_exception`` trace event (what an oops prints): ``esr``,
+``far`` (None: not an abort), ``elr``, ``pc`` (the instruction that took
+it), ``spsr``, ``vector`` (the PC it goes on at), and ``regs`` (X0..X30)
+and ``sp`` as they were at the exception.
 """
 
 from __future__ import annotations
@@ -30,34 +34,37 @@ def _from_el0(core: Core) -> bool:
     return core.reg("pstate") & PSTATE_EL_MASK == 0
 
 
-def inject_guest_exception(core: Core, excp: int, insn: int) -> None:
+def inject_guest_exception(core: Core, excp: int, insn: int) -> dict:
     """The guest's own synchronous exception (SVC, BRK, undefined...) at its EL1.
 
     ``insn`` is the SVC instruction word (its immediate goes in the ISS) for
-    ``Excp.SWI``, ignored otherwise; PC is already past the instruction.
+    ``Excp.SWI``, ignored otherwise; PC is already past an SVC.
     """
     ec = {Excp.SWI: EC_SVC64, Excp.BKPT: EC_BRK}.get(excp, 0)
     iss = insn >> 5 & IMM16 if excp == Excp.SWI else 0
-    enter_el1(core, ec << ESR_EC_SHIFT | ESR_IL | iss, elr=core.pc, far=None)
+    pc = core.pc - 4 if excp == Excp.SWI else core.pc
+    return enter_el1(core, ec << ESR_EC_SHIFT | ESR_IL | iss, elr=core.pc, far=None, pc=pc)
 
 
-def inject_dabt(core: Core, far: int, write: bool, dfsc: int) -> None:
+def inject_dabt(core: Core, far: int, write: bool, dfsc: int) -> dict:
     """A synchronous data abort at EL1 for the instruction at PC."""
     ec = EC_DABT_LOWER if _from_el0(core) else EC_DABT_CUR
     iss = dfsc | (ISS_WNR if write else 0)
-    enter_el1(core, ec << ESR_EC_SHIFT | ESR_IL | iss, elr=core.pc, far=far)
+    return enter_el1(core, ec << ESR_EC_SHIFT | ESR_IL | iss, elr=core.pc, far=far)
 
 
-def inject_pabt(core: Core, far: int, ifsc: int) -> None:
+def inject_pabt(core: Core, far: int, ifsc: int) -> dict:
     """A synchronous instruction abort at EL1 for the instruction at PC."""
     ec = EC_IABT_LOWER if _from_el0(core) else EC_IABT_CUR
-    enter_el1(core, ec << ESR_EC_SHIFT | ESR_IL | ifsc, elr=core.pc, far=far)
+    return enter_el1(core, ec << ESR_EC_SHIFT | ESR_IL | ifsc, elr=core.pc, far=far)
 
 
-def enter_el1(core: Core, esr: int, elr: int, far: int | None) -> None:
+def enter_el1(core: Core, esr: int, elr: int, far: int | None, pc: int | None = None) -> dict:
     """Take a synchronous exception to EL1: the vector depends on where it came
-    from (EL0, EL1 with SP_EL0, EL1 with SP_EL1)."""
+    from (EL0, EL1 with SP_EL0, EL1 with SP_EL1). ``pc``: the instruction
+    that took it, when not ``elr``."""
     pstate = core.reg("pstate")
+    regs, sp = tuple(core.x(n) for n in range(31)), core.sp
     if pstate & PSTATE_EL_MASK == 0:
         vector = VECTOR_LOWER_A64
     else:
@@ -69,3 +76,5 @@ def enter_el1(core: Core, esr: int, elr: int, far: int | None) -> None:
     core.set_sysreg(SPSR_EL1, pstate)
     core.set_reg("pstate", PSTATE_EL1H_MASKED | (pstate & PSTATE_NZCV))
     core.pc = core.reg("vbar_el1") + vector
+    pc = elr if pc is None else pc
+    return dict(esr=esr, far=far, elr=elr, pc=pc, spsr=pstate, vector=core.pc, regs=regs, sp=sp)

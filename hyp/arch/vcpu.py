@@ -81,6 +81,7 @@ REGISTERS = {RegisterSet.X: 30, RegisterSet.PC: 0, RegisterSet.SP_EL: 1}
 # Registers a host may read and write by name on a stopped vCPU
 # (:meth:`ArchVcpu.set_register`): x0..x30, sp_el0, sp_el1, pc and these.
 NAMED_REGISTERS = ("pstate", "elr_el1", "spsr_el1", "fpsr", "fpcr")
+_ACCESS = {(False, False): "read", (True, False): "write", (False, True): "fetch"}  # write, fetch
 
 
 class ArchVcpu(Trap):
@@ -264,6 +265,7 @@ class ArchVcpu(Trap):
                 return self.host_exit(Exit.MMIO_READ, ipa, access.size)
             case PageFaultExit(ipa, write, fetch):
                 self.page_fault = (ipa, write, fetch)
+                self._trace_fault(f"page fault at IPA {ipa:#x}, {_ACCESS[write, fetch]}")
                 return self.host_exit(Exit.PAGE_FAULT, ipa, int(write))
             case HypercallExit(args):
                 self.hypercall = args
@@ -277,6 +279,7 @@ class ArchVcpu(Trap):
         rerun) until it is powered on again."""
         self.faulted = True
         self.hyp.trace("vcpu_fault", vcpu=self.trace_name, pc=self.core.pc, error=str(error))
+        self._trace_fault(str(error))
         self.hyp.scheduler.poke()
         return self.host_exit(Exit.FAULT)
 
@@ -396,15 +399,39 @@ class ArchVcpu(Trap):
     def inject_guest_exception(self, excp: int) -> None:
         """The guest's own synchronous exception (SVC, undefined...) goes to its EL1."""
         insn = (self.fetch_insn(self.core.pc - 4) or 0) if excp == Excp.SWI else 0
-        exception.inject_guest_exception(self.core, excp, insn)
+        self._entered(exception.inject_guest_exception(self.core, excp, insn))
         self.core.stop(RunStop.SYNC)
 
     def inject_abort(self, far: int, write: bool, dfsc: int) -> None:
         """A synchronous data abort at EL1 for the instruction at PC."""
-        exception.inject_dabt(self.core, far, write, dfsc)
+        self._entered(exception.inject_dabt(self.core, far, write, dfsc))
         self.core.stop(RunStop.SYNC)
 
     def inject_prefetch_abort(self, far: int, ifsc: int) -> None:
         """A synchronous instruction abort at EL1 for the instruction at PC."""
-        exception.inject_pabt(self.core, far, ifsc)
+        self._entered(exception.inject_pabt(self.core, far, ifsc))
         self.core.stop(RunStop.SYNC)
+
+    def _trace_fault(self, why: str) -> None:
+        """The vCPU stops on a fault the host must resolve (a page fault) or
+        that ends it: ``guest_fault``, with the state an oops prints if the
+        host cannot (PC, the word there, PSTATE, X0..X30, SP)."""
+        core = self.core
+        regs = tuple(core.x(n) for n in range(31))
+        pc, pstate, insn = core.pc, core.reg("pstate"), self.fetch_insn(core.pc)
+        self.hyp.trace(
+            "guest_fault",
+            vcpu=self.trace_name,
+            why=why,
+            pc=pc,
+            insn=insn,
+            spsr=pstate,
+            regs=regs,
+            sp=core.sp,
+        )
+
+    def _entered(self, entry: dict) -> None:
+        """Trace the exception entry just made, with the word at its PC (None:
+        not executable there): everything a guest's oops needs."""
+        insn = self.fetch_insn(entry["pc"])
+        self.hyp.trace("guest_exception", vcpu=self.trace_name, insn=insn, **entry)

@@ -88,6 +88,15 @@ class Firmware:
         PSCI call and SPI the host raised (IRQ_LINE, by INTID)."""
         self.geniezone.trace_lines(("gzvm_exit", "psci", "irq_line"), sink)
 
+    def watch_guest_exceptions(self, sink) -> None:
+        """Give ``sink`` every synchronous exception a guest vCPU takes to its
+        EL1 (``event`` "guest_exception": the fields of
+        :mod:`hyp.arch.exception`, with ``vcpu``, its trace name, and
+        ``insn``, the word at ``pc``) and every fault it stops on for the
+        host (``event`` "guest_fault": ``vcpu``, ``why``, ``pc``, ``insn``,
+        ``spsr`` (PSTATE), ``regs``, ``sp``)."""
+        self.geniezone.trace_fields(("guest_exception", "guest_fault"), sink)
+
     def shutdown(self) -> None:
         self.geniezone.close()
 

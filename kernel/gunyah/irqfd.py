@@ -12,7 +12,8 @@ Every write to the eventfd, from any thread or process, rings the doorbell
 has the doorbell (not started, or no vdevice with the label) the write is
 dropped and logged, "Premature injection of interrupt"; an eventfd
 already readable at bind is logged so too, and that readiness is never
-delivered (only later writes ring). LEVEL sets the doorbell's masks to enable and
+delivered (only later writes ring). Both are warnings (pr_warn): the
+host's ``warn`` hook and its trace see them. LEVEL sets the doorbell's masks to enable and
 auto-ack bit 0: the guest's level interrupt stays asserted until it
 deactivates it. REMOVE_FUNCTION compares the label alone.
 """
@@ -74,7 +75,7 @@ class GunyahIrqfd:
         with self._lock:
             capid = self.capid
             if capid is None:
-                self.vm.host.printk(f"irqfd {self.label}: Premature injection of interrupt")
+                self.vm.host.printk(f"irqfd {self.label}: Premature injection of interrupt", True)
                 self.vm.host.trace_irq(f"irqfd(label={self.label}) = premature, dropped", "irqfd")
                 return
             err, _ = self.vm.host.gunyah.hcall.gunyah_hypercall_bell_send(capid, 1)
@@ -102,7 +103,7 @@ def bind(vm, arg: bytes) -> tuple[int, GunyahIrqfd]:
         ctx.put()
         raise
     if ctx.readable():
-        vm.host.printk(f"irqfd {args.label}: Premature injection of interrupt")
+        vm.host.printk(f"irqfd {args.label}: Premature injection of interrupt", True)
     vm.host.eventfd_wq.add(ctx, irqfd.wakeup)
     return 0, irqfd
 

@@ -12,6 +12,7 @@ import threading
 
 import pytest
 
+from kernel.trace import Tracer
 from tests.aarch64 import gic_enable
 from tests.gunyahvm import MMIO, fn_desc, make_vm, outcome
 from uapi.linux import gunyah as gh
@@ -267,5 +268,23 @@ def test_a_datamatch_ioeventfd_fires_only_on_its_value(host):
     assert seen == [(IOEVENT, 4, 5), (IOEVENT, 8, 7), (MMIO, 8, 0)]
     assert os.eventfd_read(efd) == 1
     del run
+    host.close(efd)
+    t.close()
+
+
+def test_an_irqfd_whose_label_no_doorbell_has_warns_and_traces_each_dropped_write(host):
+    """After START too: the VM has no doorbell with the label, so each write is
+    dropped; the dmesg line is a warning the host's ``warn`` hook and trace see."""
+    warnings, trace = [], []
+    host.warn, host.trace = warnings.append, Tracer(trace.append)
+    t = make_vm(host, COUNTER, doorbells=((LABEL, SPI),))
+    efd = host.eventfd()
+    add_irqfd(host, t.vm, efd, label=LABEL + 1)
+    t.start()
+    os.eventfd_write(efd, 1)
+    host.eventfd_wq.quiesce()
+    line = f"irqfd {LABEL + 1}: Premature injection of interrupt"
+    assert warnings == [line] and line in host.dmesg
+    assert f"printk: {line}" in trace
     host.close(efd)
     t.close()

@@ -5,6 +5,7 @@ import sys
 
 import pytest
 
+import kernel
 from vmm.cli import main
 from vmm.guests import GUESTS
 
@@ -168,3 +169,20 @@ def test_every_listed_guest_shows_something_under_run(guest, hypervisor):
     )
     assert p.returncode == 0, p.stderr
     assert p.stdout.startswith(f"{guest}: ")
+
+
+def test_kernel_warnings_are_printed_once_each(monkeypatch, capfd):
+    """What the kernel warns of (an irqfd whose label no doorbell has) reaches the user."""
+    booted = []
+    real_boot = kernel.boot
+
+    def boot(**kwargs):
+        booted.append(kwargs["warn"])
+        return real_boot(**kwargs)
+
+    monkeypatch.setattr(kernel, "boot", boot)
+    assert main(["run", "hello", "--vcpus", "1"]) == 0
+    for _ in range(2):
+        booted[0]("irqfd 9: Premature injection of interrupt")
+    err = capfd.readouterr().err
+    assert err.count("gunyah-sim: warning: irqfd 9: Premature injection of interrupt\n") == 1

@@ -118,3 +118,20 @@ def test_unicorn_giving_up_is_a_fault_state_never_a_rerun(gunyah):
     assert VcpuState(vm.run()[0]) == VcpuState.FAULT
     assert failing.starts == 1
     assert [event for event, _ in gunyah.events].count("vcpu_fault") == 1
+
+
+def test_each_entry_is_traced_with_what_the_guest_reads_and_the_state_before(gunyah):
+    """The ``guest_exception`` event (an oops's source) carries the ESR and FAR
+    the guest's vector reads, the instruction that took it and its registers."""
+    code = assemble(program("ldr x2, [x1]\n str x2, [x0]\n str x2, [x1, #8]"))
+    vm = build_vm(gunyah, code)
+    map_read_only(gunyah, vm)
+    vm.run()
+    esr, far = reported_abort(vm)
+    (entry,) = [dict(f) for event, f in gunyah.events if event == "guest_exception"]
+    store = code.index(assemble("str x2, [x1, #8]"))
+    assert (entry["esr"], entry["far"]) == (esr, far)
+    assert entry["pc"] == entry["elr"] == RAM_IPA + store
+    assert entry["insn"] == int.from_bytes(code[store : store + 4], "little")
+    assert entry["regs"][1:3] == (RO_IPA, 0xCAFE)
+    assert entry["vector"] == RAM_IPA + code.index(assemble("mrs x10, esr_el1"))
