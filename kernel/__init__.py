@@ -92,15 +92,11 @@ def boot(
 
     firmware = power_on(dram_size, rm_policy)
     try:
-        host = Host(GunyahHost.probe(firmware))
-        host.warn = warn
+        host = _watched(Host(GunyahHost.probe(firmware)), trace, guest_exceptions, warn)
         if faults is not None:
             host.gunyah.rm.faults = host.gunyah.hcall.faults = faults
         if trace is not None:
-            host.trace = host.gunyah.rm.trace = trace
-            firmware.trace_guest_exits(trace.hyp_line)
-        if guest_exceptions is not None:
-            firmware.watch_guest_exceptions(guest_exceptions)
+            host.gunyah.rm.trace = trace
         return host
     except BaseException:
         firmware.shutdown()
@@ -114,14 +110,20 @@ def _boot_geniezone(dram_size: int | None, trace, guest_exceptions, warn):
 
     firmware = power_on(dram_size)
     try:
-        host = Host(GzvmDriver.probe(firmware))
-        host.warn = warn
-        if trace is not None:
-            host.trace = trace
-            firmware.trace_guest_exits(trace.hyp_line)
-        if guest_exceptions is not None:
-            firmware.watch_guest_exceptions(guest_exceptions)
-        return host
+        return _watched(Host(GzvmDriver.probe(firmware)), trace, guest_exceptions, warn)
     except BaseException:
         firmware.shutdown()
         raise
+
+
+def _watched(host, trace, guest_exceptions, warn):
+    """``host`` with boot's observers attached: the trace (the kernel's lines and the
+    hypervisor's exits), the guest-exception sink and the warning hook."""
+    host.warn = warn
+    firmware = host.drivers.firmware
+    if trace is not None:
+        host.trace = trace
+        firmware.trace_guest_exits(trace.hyp_line)
+    if guest_exceptions is not None:
+        firmware.watch_guest_exceptions(guest_exceptions)
+    return host
