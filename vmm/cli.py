@@ -9,6 +9,7 @@ from __future__ import annotations
 import argparse
 import importlib.metadata
 import json
+import os
 import re
 import signal
 import sys
@@ -66,7 +67,9 @@ def parse_size(text: str) -> int:
     return size
 
 
-def _image(what: str) -> tuple[str, bytes]:
+def _image(what: str, limit: int) -> tuple[str, bytes]:
+    """A bundled guest, or the file ``what`` (UsageError if unreadable, or larger
+    than ``limit``: a device like /dev/zero is never read whole)."""
     if what in GUESTS:
         return what, guest_image(what)
     path = Path(what)
@@ -74,9 +77,16 @@ def _image(what: str) -> tuple[str, bytes]:
         names = ", ".join(GUESTS)
         raise UsageError(f"{what}: no such file, and not a bundled guest ({names})")
     try:
-        return path.name, path.read_bytes()
+        with path.open("rb") as image:
+            data = image.read(limit + 1)
     except OSError as e:
         raise UsageError(f"{what}: {e.strerror}") from None
+    if len(data) > limit:
+        raise UsageError(f"{what}: larger than {limit >> 10}K, more than the image may hold")
+    return path.name, data
+
+
+ELF_ROOM = 64 << 20  # an ELF may be larger than the RAM it loads into (symbols)
 
 
 class Interrupt:
@@ -97,6 +107,16 @@ class Interrupt:
             signal.signal(sig, signal.SIG_DFL)
         if self.vmm is not None:
             self.vmm.interrupt("interrupted")
+
+    def stdout_closed(self) -> None:
+        """Whoever read the console went away (``| head``): stop the VM as for a
+        signal (from any thread), and exit quietly as a program killed by SIGPIPE
+        does."""
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        if not self.signum:
+            self.signum = signal.SIGPIPE
+        if self.vmm is not None:
+            self.vmm.interrupt("stdout closed")
 
     def watch(self, vmm: Vmm) -> Vmm:
         self.vmm = vmm
@@ -123,7 +143,7 @@ def _run_vm(args: argparse.Namespace, interrupt: Interrupt) -> int:
         if not 1 <= args.vcpus <= most:
             raise UsageError(f"--vcpus {args.vcpus}: between 1 and {most} on {args.hypervisor}")
         mem = parse_size(args.mem)
-        name, data = _image(args.image)
+        name, data = _image(args.image, max(mem, ELF_ROOM))
         trace_out = _trace_out(args.trace_out)
     except UsageError as e:
         print(f"gunyah-sim run: {e}", file=sys.stderr)
@@ -131,8 +151,11 @@ def _run_vm(args: argparse.Namespace, interrupt: Interrupt) -> int:
     out = sys.stdout.buffer
 
     def console(data: bytes) -> None:
-        out.write(data)
-        out.flush()
+        try:
+            out.write(data)
+            out.flush()
+        except BrokenPipeError:
+            interrupt.stdout_closed()
 
     trace = None
     if args.trace or trace_out is not None:
@@ -178,7 +201,8 @@ def _trace_out(path: str | None):
 
 
 def _interrupted(signum: int) -> int:
-    print("\ngunyah-sim: interrupted", file=sys.stderr)
+    if signum != signal.SIGPIPE:
+        print("\ngunyah-sim: interrupted", file=sys.stderr)
     return 128 + signum
 
 
@@ -286,7 +310,14 @@ def parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     args = parser().parse_args(argv)
-    return args.func(args)
+    try:
+        return args.func(args)
+    except KeyboardInterrupt:  # before run's own handling is in place, or another command
+        print("\ngunyah-sim: interrupted", file=sys.stderr)
+        return 128 + signal.SIGINT
+    except BrokenPipeError:  # stdout's reader went away (| head): quietly, as SIGPIPE would
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 128 + signal.SIGPIPE
 
 
 if __name__ == "__main__":

@@ -17,8 +17,6 @@ from __future__ import annotations
 
 import threading
 
-import capstone
-
 EC_NAMES = {
     0x00: "unknown reason (an undefined instruction)",
     0x01: "WFI/WFE",
@@ -76,6 +74,8 @@ def disassemble(insn: int | None, pc: int) -> str:
     """The instruction word ``insn`` at ``pc``: its hex and A64 assembly."""
     if insn is None:
         return "(not executable: no instruction there)"
+    import capstone  # here: its import costs every gunyah-sim start otherwise
+
     md = capstone.Cs(capstone.CS_ARCH_ARM64, capstone.CS_MODE_ARM)
     for i in md.disasm(insn.to_bytes(4, "little"), pc):
         return f"{insn:08x}  {i.mnemonic} {i.op_str}".rstrip()

@@ -91,3 +91,19 @@ def test_the_issue_one_liners():
     )
     res = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert res.stdout == "0x40204709 40\n0x9280 264\n"
+
+
+@pytest.mark.parametrize(
+    ("content", "message"),
+    [(bytes(1 << 20), "not a C header (NUL bytes, or over 4 MiB)"), (None, "not a regular file")],
+)
+def test_what_is_no_header_is_refused_at_once(tmp_path, content, message):
+    """A file of NUL bytes (or a device) is no C header: one line and exit 2, at once
+    (it used to keep the compiler busy for minutes)."""
+    path = "/dev/null"
+    if content is not None:
+        path = tmp_path / "zeros.h"
+        path.write_bytes(content)
+    p = gunyah_sim("abi-check", str(path))
+    assert p.returncode == 2
+    assert p.stderr.strip() == f"gunyah-sim abi-check: {path}: {message}"

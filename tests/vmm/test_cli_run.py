@@ -186,3 +186,35 @@ def test_kernel_warnings_are_printed_once_each(monkeypatch, capfd):
         booted[0]("irqfd 9: Premature injection of interrupt")
     err = capfd.readouterr().err
     assert err.count("gunyah-sim: warning: irqfd 9: Premature injection of interrupt\n") == 1
+
+
+@pytest.mark.parametrize("hypervisor", ["gunyah", "geniezone"])
+@pytest.mark.parametrize("vcpus", ["1", "4"])
+def test_a_reader_that_goes_away_ends_the_run_quietly(hypervisor, vcpus):
+    """``gunyah-sim run | head -1``: once the console's reader is gone the VM stops as
+    for a signal and the program exits 141 (SIGPIPE's status) with nothing on stderr:
+    no traceback, no hang, no report blaming the guest."""
+    cli = [sys.executable, "-m", "vmm.cli", "run", "--vcpus", vcpus, "--hypervisor", hypervisor]
+    p = subprocess.Popen(cli, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    p.stdout.readline()
+    p.stdout.close()  # the reader goes away, as head does
+    err = p.stderr.read()
+    assert p.wait(timeout=120) == 141, err
+    assert err == b""
+
+
+def test_guests_into_a_closed_pipe_is_quiet():
+    p = subprocess.Popen(
+        [sys.executable, "-m", "vmm.cli", "guests"], stdout=subprocess.PIPE, stderr=subprocess.PIPE
+    )
+    p.stdout.close()
+    assert p.wait(timeout=60) in (0, 141)
+    assert b"Traceback" not in p.stderr.read()
+
+
+def test_an_endless_image_is_refused_without_reading_it_all():
+    p = run_cli("run", "/dev/zero", "--mem", "1M")
+    assert p.returncode == 2
+    assert (
+        p.stderr == "gunyah-sim run: /dev/zero: larger than 65536K, more than the image may hold\n"
+    )

@@ -246,13 +246,22 @@ def _only(header: Abi) -> dict[str, int]:
     }
 
 
+HEADER_MAX = 4 << 20  # bytes; the largest UAPI header is a few dozen KiB
+
+
 def read_header(path: str, cc: Compiler | None = None) -> Abi:
     """The ABI of any C header as ``cc`` builds it (default: the bundled compiler for
     arm64); raises AbiInputError on bad input."""
     if os.path.isdir(path):
         raise AbiInputError(f"{path}: is a directory")
-    if not os.path.isfile(path):
+    if not os.path.exists(path):
         raise AbiInputError(f"{path}: no such file")
+    if not os.path.isfile(path):
+        raise AbiInputError(f"{path}: not a regular file")
+    with open(path, "rb") as header:
+        data = header.read(HEADER_MAX + 1)
+    if len(data) > HEADER_MAX or b"\0" in data:
+        raise AbiInputError(f"{path}: not a C header (NUL bytes, or over {HEADER_MAX >> 20} MiB)")
     cc = cc or Compiler.bundled()
     listing = clang.list_header(path, cc)
     if not listing.records and not listing.constants:
