@@ -42,7 +42,14 @@ def normalise(stderr: str) -> str:
         line = re.sub(r"guest_mem_fd=(\d+)", lambda m: f"guest_mem_fd={fd(m.group(1))}", line)
         if any(f"_{name}," in line for name in FD_RETURNING):
             line = re.sub(r"\) = ([1-9]\d*)$", lambda m: f") = {fd(m.group(1))}", line)
-        line = re.sub(r"0x[0-9a-f]{12}\b", "USERADDR", line)  # x86-64 user space
+        # The VMM's own pointers, wherever its allocator put them (a non-PIE Python's
+        # heap sits at a 7-digit address, a mapping at a 12-digit one).
+        line = re.sub(r"\b(userspace_addr=)0x[0-9a-f]+", r"\1USERADDR", line)
+        line = re.sub(
+            r"(GZVM_SET_ONE_REG, \{id=0x[0-9a-f]+, addr=)0x[0-9a-f]+", r"\1USERADDR", line
+        )
+        line = re.sub(r"(GZVM_RUN, )0x[0-9a-f]+", r"\1USERADDR", line)
+        line = re.sub(r"0x[0-9a-f]{12}\b", "USERADDR", line)  # any other user address
         lines.append(line)
     return "\n".join(lines) + "\n"
 
