@@ -311,7 +311,9 @@ def parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     args = parser().parse_args(argv)
     try:
-        return args.func(args)
+        status = args.func(args)
+        sys.stdout.flush()  # here, not at exit, where a closed pipe would be exit 120
+        return status
     except KeyboardInterrupt:  # before run's own handling is in place, or another command
         print("\ngunyah-sim: interrupted", file=sys.stderr)
         return 128 + signal.SIGINT
