@@ -32,7 +32,7 @@ import time
 import kernel
 from bench import GZ, Sizes, baselines
 from tests import gunyahvm, gzvmvm
-from tests.aarch64 import gic_enable
+from tests.aarch64 import IRQ_COUNTER, gic_enable
 from tests.conformance.test_irqfd_ioeventfd import LABEL, SPI, add_ioeventfd, add_irqfd
 from uapi.linux import gzvm as gz
 
@@ -57,26 +57,15 @@ def _store_loop(count: int) -> str:
 def _counter(gicd: int | None = None, gicr: int | None = None) -> str:
     """Sets up its GIC, reports ready at MMIO+8, then sleeps in WFI; each SPI's
     vector stores the count so far at MMIO."""
-    return f"""
+    return (
+        f"""
     adr x8, vectors
     msr vbar_el1, x8
     ldr x9, ={MMIO:#x}
 {gic_enable(32 + SPI, gicd=gicd, gicr=gicr)}
-    mov x20, #0
-    msr daifclr, #2                 // unmask IRQs
-    str xzr, [x9, #8]               // ready: the GIC is set up
-1:  wfi
-    b 1b
-    .ltorg
-    .balign 0x800
-vectors:
-    .skip 0x280                     // IRQ, current EL with SP_ELx
-    mrs x21, S3_0_C12_C12_0         // ICC_IAR1_EL1
-    add x20, x20, #1
-    str x20, [x9]                   // tell the VMM how many so far
-    msr S3_0_C12_C12_1, x21         // ICC_EOIR1_EL1
-    eret
 """
+        + IRQ_COUNTER
+    )
 
 
 class GunyahGuest:

@@ -74,3 +74,23 @@ def gic_enable(
     msr S3_0_C12_C12_7, x1          // ICC_IGRPEN1_EL1
     isb
 """
+
+
+# After a GIC set-up with x9 = the VMM's MMIO page: say "ready" (a write at +8), then
+# count the IRQs taken in x20 and write each new count to the page.
+IRQ_COUNTER = """
+    mov x20, #0
+    msr daifclr, #2                 // unmask IRQs
+    str xzr, [x9, #8]               // ready: the GIC is set up
+1:  wfi
+    b 1b
+    .ltorg
+    .balign 0x800
+vectors:
+    .skip 0x280                     // IRQ, current EL with SP_ELx
+    mrs x21, S3_0_C12_C12_0         // ICC_IAR1_EL1
+    add x20, x20, #1
+    str x20, [x9]                   // tell the VMM how many so far
+    msr S3_0_C12_C12_1, x21         // ICC_EOIR1_EL1
+    eret
+"""

@@ -13,7 +13,7 @@ import threading
 import pytest
 
 from kernel.trace import Tracer
-from tests.aarch64 import gic_enable
+from tests.aarch64 import IRQ_COUNTER, gic_enable
 from tests.gunyahvm import MMIO, fn_desc, make_vm, outcome
 from uapi.linux import gunyah as gh
 
@@ -31,25 +31,7 @@ def gic_setup(edge: bool) -> str:
 """ + gic_enable(INTID, edge)
 
 
-COUNTER = (
-    gic_setup(edge=True)
-    + """
-    mov x20, #0
-    msr daifclr, #2                 // unmask IRQs
-    str xzr, [x9, #8]               // ready: the GIC is set up
-1:  wfi
-    b 1b
-    .ltorg
-    .balign 0x800
-vectors:
-    .skip 0x280                     // IRQ, current EL with SP_ELx
-    mrs x21, S3_0_C12_C12_0         // ICC_IAR1_EL1
-    add x20, x20, #1
-    str x20, [x9]                   // tell the VMM how many so far
-    msr S3_0_C12_C12_1, x21         // ICC_EOIR1_EL1
-    eret
-"""
-)
+COUNTER = gic_setup(edge=True) + IRQ_COUNTER
 
 
 def level_probe(edge: bool) -> str:
