@@ -8,8 +8,9 @@ devicetree with the ``hypervisor`` node the RM overlaid.
 from __future__ import annotations
 
 import mmap
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
+from hyp.geniezone.hostmap import zero_page
 from hyp.gunyah.errors import Error, HypError
 from hyp.gunyah.hypervisor import Gunyah, HostCaller, HostMemory
 from hyp.hw.board import DRAM_SIZE
@@ -22,6 +23,8 @@ class Firmware:
     rm: ResourceManager
     host: HostCaller
     host_dt: bytes
+    # id(mapping) -> (mapping, pa, prot) of every host mapping of RAM
+    host_mappings: dict = field(default_factory=dict)
 
     def hvc(self, regs: list[int]) -> list[int]:
         """The host's ``hvc #0``."""
@@ -58,11 +61,23 @@ class Firmware:
         except HypError as e:
             mapping.close()
             return e.error, None
+        self.host_mappings[id(mapping)] = (mapping, pa, prot)
         return Error.OK, mapping
 
     def unmap_ram(self, mapping: mmap.mmap) -> None:
         """The host dropped ``mapping`` (already closed) from its stage 2."""
+        self.host_mappings.pop(id(mapping), None)
         self.gunyah.memdb.host_unmap(id(mapping))
+
+    def revoke_host_access(self, pa: int, length: int) -> None:
+        """The host's stage 2 loses [pa, pa+length), whatever maps it: host memory
+        lent to a VM while the host keeps its mapping (user memory of the Android
+        driver). On a device a later host access faults; here the page of each
+        mapping reads as zeros from now on (``zero_page``), and the memdb lets the
+        pages go to a protected owner."""
+        for key, page in self.gunyah.memdb.host_revoke(pa, length):
+            mapping, start, prot = self.host_mappings[key]
+            zero_page(mapping, page - start, prot)
 
     def discard_ram(self, pa: int, length: int) -> int:
         """Give whole pages back (they read as zero again): OK, or DENIED (nothing

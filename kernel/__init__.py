@@ -19,6 +19,7 @@ def boot(
     hypervisor: str = "gunyah",
     guest_exceptions=None,
     warn=None,
+    uapi: str = "v16",
 ):
     """Power a machine on and return a :class:`~kernel.syscalls.Host` on it.
 
@@ -60,6 +61,12 @@ def boot(
     :param warn: a callable taking one line, given each warning the kernel logs
         (``Host.dmesg`` keeps every line), e.g. an irqfd written while no
         doorbell has its label: what a console would show.
+    :param uapi: which Gunyah driver generation /dev/gunyah is, Gunyah only:
+        ``"v16"`` (the upstream series: guest_memfd and MAP_MEM), ``"ack-6.1"``
+        or ``"ack-6.6"`` (the Android Common Kernel's drivers: user memory
+        through GH_VM_SET_USER_MEM_REGION / GH_VM_ANDROID_LEND_USER_MEM, see
+        Documentation/kernel.rst). Anything else is a ValueError, as is a uapi
+        other than v16 with GenieZone.
 
     Every bad argument is refused before anything is powered on. Example::
 
@@ -81,9 +88,14 @@ def boot(
                 f"trace must be a callable taking one line (e.g. print), not {type(trace).__name__}"
             )
         trace = Tracer(trace)
+    from kernel.gunyah.profile import gunyah_profile
+
+    profile = gunyah_profile(uapi)
     if hypervisor == "geniezone":
         if rm_policy != "default" or faults is not None:
             raise ValueError("GenieZone has no Resource Manager: no rm_policy, no RM faults")
+        if uapi != "v16":
+            raise ValueError(f"uapi {uapi!r} is a /dev/gunyah driver: not with GenieZone")
         return _boot_geniezone(dram_size, trace, guest_exceptions, warn)
 
     from kernel.arch.arm64.platform import power_on
@@ -92,7 +104,8 @@ def boot(
 
     firmware = power_on(dram_size, rm_policy)
     try:
-        host = _watched(Host(GunyahHost.probe(firmware)), trace, guest_exceptions, warn)
+        drivers = GunyahHost.probe(firmware, profile)
+        host = _watched(Host(drivers), trace, guest_exceptions, warn)
         if faults is not None:
             host.gunyah.rm.faults = host.gunyah.hcall.faults = faults
         if trace is not None:

@@ -25,6 +25,7 @@ from vmm.geniezone import GenieZone
 from vmm.guests import GUESTS
 from vmm.guests import image as guest_image
 from vmm.gunyah import Gunyah
+from vmm.gunyah_ack import GunyahAndroid
 from vmm.oops import Oops
 from vmm.vmm import DTB_ROOM, Vmm, VmmConfig
 
@@ -33,6 +34,9 @@ from vmm.vmm import DTB_ROOM, Vmm, VmmConfig
 BACKENDS = {"gunyah": Gunyah, "geniezone": GenieZone}
 HYPERVISORS = tuple(BACKENDS)
 MAX_VCPUS = {"gunyah": 64, "geniezone": GZVM_MAX_VCPUS}
+# --uapi: which /dev/gunyah driver generation the host kernel has (v16 upstream,
+# or an Android Common Kernel's); the Android ones take the GunyahAndroid backend.
+UAPIS = ("v16", "ack-6.1", "ack-6.6")
 SIZE_UNITS = {"": 1, "K": 1 << 10, "M": 1 << 20, "G": 1 << 30}
 # The most guest RAM: the board's 8 GiB of DRAM (Documentation/hw.rst) less the
 # hypervisor's 64 MiB page pool and 64 MiB the host kernel keeps for itself (the
@@ -142,6 +146,7 @@ def _run_vm(args: argparse.Namespace, interrupt: Interrupt) -> int:
         most = MAX_VCPUS[args.hypervisor]
         if not 1 <= args.vcpus <= most:
             raise UsageError(f"--vcpus {args.vcpus}: between 1 and {most} on {args.hypervisor}")
+        backend = _backend(args.hypervisor, args.uapi)
         mem = parse_size(args.mem)
         name, data = _image(args.image, max(mem, ELF_ROOM))
         trace_out = _trace_out(args.trace_out)
@@ -163,11 +168,15 @@ def _run_vm(args: argparse.Namespace, interrupt: Interrupt) -> int:
         trace = kernel.Tracer(lines, timeline=trace_out is not None)
     oops = Oops()
     host = kernel.boot(
-        trace=trace, hypervisor=args.hypervisor, guest_exceptions=oops, warn=_warn_once()
+        trace=trace,
+        hypervisor=args.hypervisor,
+        guest_exceptions=oops,
+        warn=_warn_once(),
+        uapi=args.uapi,
     )
     try:
         config = VmmConfig(data, name, args.vcpus, mem, args.cmdline)
-        vmm = interrupt.watch(Vmm(host, config, console, _stdin(), BACKENDS[args.hypervisor]))
+        vmm = interrupt.watch(Vmm(host, config, console, _stdin(), backend))
         report = vmm.run()
     except ValueError as e:  # an ImageError, or a VM config DT too large
         print(f"gunyah-sim run: {e}", file=sys.stderr)
@@ -188,6 +197,18 @@ def _run_vm(args: argparse.Namespace, interrupt: Interrupt) -> int:
     for line in report.lines() + ([] if report.clean else oops.lines()):
         print(f"gunyah-sim: {line}", file=sys.stderr)
     return 0 if report.clean else 1
+
+
+def _backend(hypervisor: str, uapi: str):
+    """The VMM backend for ``--hypervisor`` and ``--uapi``; UsageError for a uapi
+    there is not, or an Android one with GenieZone."""
+    if uapi not in UAPIS:
+        raise UsageError(f"--uapi {uapi}: one of {', '.join(UAPIS)}")
+    if uapi == "v16":
+        return BACKENDS[hypervisor]
+    if hypervisor != "gunyah":
+        raise UsageError(f"--uapi {uapi} is a /dev/gunyah driver: only with --hypervisor gunyah")
+    return GunyahAndroid
 
 
 def _trace_out(path: str | None):
@@ -290,6 +311,11 @@ def parser() -> argparse.ArgumentParser:
         choices=HYPERVISORS,
         default="gunyah",
         help="the hypervisor at EL2 (default gunyah)",
+    )
+    p.add_argument(
+        "--uapi",
+        default="v16",
+        help="the /dev/gunyah driver: v16, ack-6.1 or ack-6.6 (Android kernels; default v16)",
     )
     p.add_argument(
         "--trace",

@@ -8,7 +8,9 @@ non-overlapping intervals, merged when neighbours have the same owner.
 It also knows which pages the host maps (its stage 2): a host mapping is
 refused over a page a protected owner (a VM it was lent to) holds, and a
 move to a protected owner is refused (DENIED) while the host maps a page
-of the range, so host and guest never hold a lent page at once.
+of the range, so host and guest never hold a lent page at once. Pages the
+host gives up from a mapping it keeps (:meth:`MemDb.host_revoke`: user
+memory the host lends) no longer count as mapped by it.
 """
 
 from __future__ import annotations
@@ -19,11 +21,14 @@ from sortedcontainers import SortedDict
 
 from hyp.gunyah.errors import Error, HypError
 
+PAGE = 0x1000
+
 
 class MemDb:
     def __init__(self):
         self._ranges = SortedDict()  # start -> (end, owner)
         self._host_maps: dict[object, tuple[int, int]] = {}  # key -> [start, end) the host maps
+        self._revoked: dict[object, set[int]] = {}  # key -> pages its mapping gave up
         self._lock = threading.Lock()
 
     def owner(self, pa: int):
@@ -140,9 +145,30 @@ class MemDb:
     def host_unmap(self, key) -> None:
         with self._lock:
             self._host_maps.pop(key, None)
+            self._revoked.pop(key, None)
+
+    def host_revoke(self, base: int, size: int) -> list[tuple[object, int]]:
+        """The host's stage 2 loses the pages of [base, base+size) in every mapping
+        that holds them: (key, page address) of each page taken out of a mapping."""
+        end, taken = base + size, []
+        with self._lock:
+            for key, (b, e) in self._host_maps.items():
+                for pa in range(max(b, base), min(e, end), PAGE):
+                    revoked = self._revoked.setdefault(key, set())
+                    if pa not in revoked:
+                        revoked.add(pa)
+                        taken.append((key, pa))
+        return taken
 
     def _host_mapped(self, start: int, end: int) -> bool:
-        return any(b < end and start < e for b, e in self._host_maps.values())
+        for key, (b, e) in self._host_maps.items():
+            revoked = self._revoked.get(key, ())
+            lo, hi = max(b, start), min(e, end)
+            if lo < hi and not revoked:
+                return True
+            if any(pa not in revoked for pa in range(lo - lo % PAGE, hi, PAGE)):
+                return True
+        return False
 
     def ranges(self, owner=None) -> list[tuple[int, int, object]]:
         """Every (start, end, owner), optionally only ``owner``'s."""

@@ -144,9 +144,14 @@ class Memparcels:
         del self.parcels[handle]
         return b""
 
-    def release_from(self, vm) -> None:
+    def release_from(self, vm, keep: bool = False) -> None:
         """A VM going away ends every parcel it took (its image parcel, taken at
         VM_CONFIG_IMAGE): its pages went back with the VM's reset, or earlier to
-        the host by hypercall, so no owner reclaims it with MEM_RECLAIM."""
+        the host by hypercall, so no owner reclaims it with MEM_RECLAIM. With
+        ``keep`` (an image the DT placed, which the host never pages) the parcels
+        go back to their owner instead, who reclaims them."""
         for handle in [h for h, p in self.parcels.items() if vm.vmid in p.users]:
-            del self.parcels[handle]
+            if keep:
+                self.parcels[handle].users.discard(vm.vmid)
+            else:
+                del self.parcels[handle]

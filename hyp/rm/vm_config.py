@@ -49,6 +49,7 @@ class VmConfig:
     mem_size: int | None
     os_type: str
     doorbells: list[Doorbell]
+    shm: list[tuple[int, int]] = ()  # (label, base) of each "shm" vdevice
 
 
 def _read(dtb: bytes) -> fdt.FDT:
@@ -129,7 +130,21 @@ def parse(dtb: bytes) -> VmConfig:
     vcpus = 1 if cpus is None else sum(n.name.startswith("cpu@") for n in cpus.nodes)
     if not 1 <= vcpus <= MAX_VCPUS:
         raise RmFailure(RmError.ARGUMENT_INVALID, f"{vcpus} vCPUs")
-    return VmConfig(vcpus, mem_base, mem_size, os_type, _doorbells(config))
+    return VmConfig(vcpus, mem_base, mem_size, os_type, _doorbells(config), _shm(config))
+
+
+def _shm(config: fdt.Node) -> list[tuple[int, int]]:
+    """(label, base) of each ``vdevice-type = "shm"`` vdevice: memory the VM's owner
+    shares or lends as a parcel with that label, placed at guest address ``base``."""
+    vdevices = config.get_subnode("vdevices")
+    found = []
+    for node in vdevices.nodes if vdevices is not None else ():
+        if _str(node, "vdevice-type", "") == "shm":
+            label, base = _cells(node, "label", ">I"), _u64(node, "base")
+            if label is None or base is None:
+                raise RmFailure(RmError.ARGUMENT_INVALID, f"shm {node.name}: label or base")
+            found.append((label[0], base))
+    return found
 
 
 def _doorbells(config: fdt.Node) -> list[Doorbell]:

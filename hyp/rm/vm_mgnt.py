@@ -9,6 +9,14 @@ destroyed and its parcels released) and back to NONE with VM_DEALLOCATE.
 A request in any other state is VM_STATE; only the VM's owner may drive it.
 State changes are announced with NOTIFY_VM_STATUS, exits with
 NOTIFY_VM_EXITED (exit type and reason words).
+
+A VM given no SET_ADDRESS_LAYOUT (the Android 6.1 driver's sequence) has its
+image parcel mapped at the ``memory`` node's ``base-address`` of its config
+DT, and each ``shm`` vdevice's parcel (by label) at the vdevice's ``base``;
+those parcels go back to their owner at reset (who reclaims them with
+MEM_RECLAIM) instead of ending with the VM. VM_SET_FIRMWARE_MEM names the
+parcel and range of a protected VM's firmware; it is checked and recorded,
+and no firmware is run (see Documentation/rm.rst).
 """
 
 from __future__ import annotations
@@ -38,6 +46,7 @@ from hyp.rm.rm_types import (
 _VMID = struct.Struct("<HH")
 _STOP = struct.Struct("<HBBI")
 _CONFIG_IMAGE = struct.Struct("<HHIQQQQ")
+_FIRMWARE_MEM = struct.Struct("<HHIQQ")
 ACL_W = 2  # the W of a memparcel ACL entry (R 4, W 2, X 1)
 _BOOT_CONTEXT = struct.Struct("<HBBIQ")
 _ADDRESS_LAYOUT = struct.Struct("<HHIQQ")
@@ -90,6 +99,9 @@ class Vm:
     taken: list = field(default_factory=list)  # host pages moved to the VM: (pa, size)
     link: object = None  # its RM link
     exit: tuple[int, int] | None = None
+    auth: int = 0
+    firmware: tuple | None = None  # (parcel, offset, size) of VM_SET_FIRMWARE_MEM
+    legacy_image: bool = False  # image placed by the DT: no SET_ADDRESS_LAYOUT came
 
 
 class VmManager:
@@ -104,6 +116,7 @@ class VmManager:
             MsgId.VM_INIT: self.init,
             MsgId.VM_SET_BOOT_CONTEXT: self.set_boot_context,
             MsgId.VM_SET_DEMAND_PAGING: self.set_demand_paging,
+            MsgId.VM_SET_FIRMWARE_MEM: self.set_firmware_mem,
             MsgId.VM_SET_ADDRESS_LAYOUT: self.set_address_layout,
             MsgId.VM_GET_HYP_RESOURCES: self.get_hyp_resources,
             MsgId.VM_START: self.start,
@@ -167,7 +180,20 @@ class VmManager:
             raise
         parcel.users.add(vmid)
         vm.dtb_parcel, vm.dtb_offset, vm.dtb_size = parcel, dtb_off, dtb_size
+        vm.auth = auth
         vm.state = VmState.INIT
+        return b""
+
+    def set_firmware_mem(self, caller: int, payload: bytes) -> bytes:
+        """VM_SET_FIRMWARE_MEM {vmid, reserved, mem_handle, fw_offset, fw_size}: in
+        INIT, for an ANDROID-authenticated VM, a range of a parcel given to it."""
+        vmid, _, handle, offset, size = unpack(_FIRMWARE_MEM, payload)
+        vm = self.vm(caller, vmid, VmState.INIT)
+        require(vm.auth == AuthMech.ANDROID, RmError.ARGUMENT_INVALID, "not a protected VM")
+        parcel = self.rm.memparcels.get(caller, handle)
+        require(parcel.rights(vmid) is not None, RmError.DENIED, "parcel not for this VM")
+        require(0 < size and offset + size <= parcel.size, RmError.ARGUMENT_INVALID, "range")
+        vm.firmware = (parcel, offset, size)
         return b""
 
     def set_demand_paging(self, caller: int, payload: bytes) -> bytes:
@@ -278,8 +304,11 @@ class VmManager:
     # building and tearing down
     def _create(self, vm: Vm) -> None:
         rm, hvc, caps = self.rm, self.rm.hvc, self.rm.caps
-        require(vm.image_base is not None, RmError.ARGUMENT_INVALID, "no address layout")
         config = vm.config
+        if vm.image_base is None:  # no SET_ADDRESS_LAYOUT: the DT places the image
+            require(config.mem_base is not None, RmError.ARGUMENT_INVALID, "no image address")
+            vm.image_base, vm.image_size = config.mem_base, vm.dtb_parcel.size
+            vm.legacy_image = True
         vm.caps["addrspace"] = space = rm.create("addrspace")
         hvc.addrspace_configure(space, vm.vmid, 0)
         hvc.object_activate(space, 0)
@@ -315,6 +344,9 @@ class VmManager:
         for doorbell in config.doorbells:
             self._create_doorbell(vm, doorbell)
         self._map_parcel(vm, vm.dtb_parcel, vm.image_base)
+        if vm.legacy_image:
+            for label, base in config.shm:
+                self._map_parcel(vm, self._labelled_parcel(vm, label), base)
         dtb = rm.read_parcel(vm.dtb_parcel, vm.dtb_offset, vm.dtb_size)
         vdevices = [
             (
@@ -344,6 +376,16 @@ class VmManager:
             vm.taken.append((base, size, role))
             hvc.addrspace_map(vm.caps["addrspace"], guest, ipa, ATTRS_RWX_WB, flags, base, size)
             ipa += size
+
+    def _labelled_parcel(self, vm: Vm, label: int):
+        """The owner's complete, untaken parcel for this VM with ``label`` (an
+        ``shm`` vdevice's); ARGUMENT_INVALID if there is none."""
+        for parcel in self.rm.memparcels.parcels.values():
+            mine = parcel.owner == vm.owner and parcel.rights(vm.vmid) is not None
+            if mine and parcel.label == label and parcel.complete and not parcel.users:
+                parcel.users.add(vm.vmid)
+                return parcel
+        raise RmFailure(RmError.ARGUMENT_INVALID, f"no parcel labelled {label}")
 
     def _give_back(self, vm: Vm) -> None:
         """The parcel pages the VM's extents still hold go back to the host. Pages
@@ -395,8 +437,8 @@ class VmManager:
         vm.caps.clear()
         vm.vcpus.clear()
         vm.resources.clear()
-        self.rm.memparcels.release_from(vm)
-        vm.dtb_parcel = None
+        self.rm.memparcels.release_from(vm, keep=vm.legacy_image)
+        vm.dtb_parcel, vm.firmware, vm.legacy_image = None, None, False
 
     # exits
     def _set_state(self, vm: Vm, state: VmState, os_state: OsState) -> None:

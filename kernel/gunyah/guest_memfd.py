@@ -72,6 +72,9 @@ class GuestMem:
         """Pages the RM would not give back: never reused, as the driver leaks the folios."""
         self.leaked.append((offset, length))
 
+    def reclaimed(self, pa: int, length: int) -> None:
+        """A VM gave pages back; the file keeps them (nothing to undo)."""
+
     def host_mapped(self, offset: int, length: int) -> bool:
         return any(o < offset + length and offset < o + n for o, n in self.host_maps.values())
 

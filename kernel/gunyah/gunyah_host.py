@@ -11,6 +11,7 @@ from dataclasses import dataclass
 
 from kernel.arch.arm64.gunyah_hypercall import GunyahHypercall
 from kernel.gunyah.gunyah import GunyahInfo, gunyah_probe
+from kernel.gunyah.profile import V16, GunyahProfile
 from kernel.gunyah.rsc_mgr import GunyahRm, RmNode
 from kernel.gunyah.vm_mgr import GUNYAH_DEV_FOPS
 from kernel.mm import PageAllocator
@@ -23,6 +24,7 @@ class GunyahHost:
     info: GunyahInfo
     rm: GunyahRm
     mm: PageAllocator
+    profile: GunyahProfile = V16  # the driver generation /dev/gunyah behaves as
     name = "gunyah"
 
     @property
@@ -30,11 +32,12 @@ class GunyahHost:
         return {"/dev/gunyah": GUNYAH_DEV_FOPS}
 
     @classmethod
-    def probe(cls, firmware) -> GunyahHost:
+    def probe(cls, firmware, profile: GunyahProfile = V16) -> GunyahHost:
         hcall = GunyahHypercall(firmware)
         info = gunyah_probe(hcall)
         rm = GunyahRm(hcall, RmNode.from_dt(firmware.host_dt), firmware.request_irq)
-        return cls(firmware, hcall, info, rm, PageAllocator(*firmware.memory, firmware.discard_ram))
+        mm = PageAllocator(*firmware.memory, firmware.discard_ram)
+        return cls(firmware, hcall, info, rm, mm, profile)
 
     def shutdown(self) -> None:
         self.rm.close()

@@ -11,7 +11,8 @@ is stored as 0, which matches a write of any length at exactly ``addr``.
 With DATAMATCH only a write of that length and value matches. A matching
 write adds 1 to the eventfd and the vCPU goes on with no exit to
 userspace; reads never match. REMOVE_FUNCTION compares addr, len and
-flags as given to ADD (not the stored length) and, with DATAMATCH, the value.
+flags as given to ADD (not the stored length) and, with DATAMATCH, the value;
+android14-6.1 compares the address alone.
 """
 
 from __future__ import annotations
@@ -85,10 +86,14 @@ def bind(vm, arg: bytes) -> tuple[int, GunyahIoeventfd]:
     raise OSError(errno.EEXIST, "an ioeventfd with that key exists")
 
 
-def compare(handler: GunyahIoeventfd, arg: bytes) -> bool:
+def compare(handler: GunyahIoeventfd, arg: bytes, profile=None) -> bool:
+    """REMOVE_FUNCTION's match; android14-6.1 (``profile.ioeventfd_key_addr``)
+    compares the address alone."""
     if len(arg) != gh.ffi.sizeof(ARG):
         return False
     args = _arg(arg)
+    if profile is not None and profile.ioeventfd_key_addr:
+        return args.addr == handler.addr
     if (args.addr, args.len, args.flags) != (handler.addr, handler.arg_len, handler.flags):
         return False
     return not handler.datamatch or args.datamatch == handler.data

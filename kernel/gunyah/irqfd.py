@@ -108,5 +108,5 @@ def bind(vm, arg: bytes) -> tuple[int, GunyahIrqfd]:
     return 0, irqfd
 
 
-def compare(irqfd: GunyahIrqfd, arg: bytes) -> bool:
+def compare(irqfd: GunyahIrqfd, arg: bytes, profile=None) -> bool:
     return len(arg) == gh.ffi.sizeof(ARG) and _arg(arg).label == irqfd.label

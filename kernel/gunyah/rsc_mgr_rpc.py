@@ -35,6 +35,7 @@ VM_ALLOCATE, VM_DEALLOCATE, VM_START, VM_STOP, VM_RESET = (
 )
 VM_CONFIG_IMAGE, VM_INIT, VM_SET_BOOT_CONTEXT = 0x5600_0009, 0x5600_000B, 0x5600_000C
 VM_GET_HYP_RESOURCES, VM_GET_VMID = 0x5600_0020, 0x5600_0024
+VM_SET_FIRMWARE_MEM = 0x5600_0032
 VM_SET_DEMAND_PAGING, VM_SET_ADDRESS_LAYOUT = 0x5600_0033, 0x5600_0034
 MEM_LEND, MEM_SHARE, MEM_RECLAIM, MEM_APPEND = 0x5100_0012, 0x5100_0013, 0x5100_0015, 0x5100_0018
 NOTIFY_VM_EXITED, NOTIFY_VM_STATUS = 0x5610_0001, 0x5610_0008
@@ -162,6 +163,14 @@ def gunyah_rm_get_vmid(rm: GunyahRm) -> int:
 
 
 @allow_error_injection
+def gunyah_rm_vm_set_firmware_mem(rm, vmid: int, parcel: GunyahRmMemParcel, offset: int, size: int):
+    """VM_SET_FIRMWARE_MEM: the protected VM's firmware is ``size`` bytes at
+    ``offset`` of ``parcel`` (Android drivers only)."""
+    req = struct.pack("<HHIQQ", vmid, 0, parcel.mem_handle, offset, size)
+    rm.gunyah_rm_call(VM_SET_FIRMWARE_MEM, req)
+
+
+@allow_error_injection
 def gunyah_rm_vm_set_demand_paging(rm, vmid: int, ranges: list[tuple[int, int]]) -> None:
     req = struct.pack("<HHI", vmid, 0, len(ranges))
     req += b"".join(struct.pack("<QQ", base, size) for base, size in ranges)
@@ -253,6 +262,11 @@ _REQUESTS = {
     ),
     VM_GET_HYP_RESOURCES: ("VM_GET_HYP_RESOURCES", *_VMID),
     VM_GET_VMID: ("VM_GET_VMID", "<", ()),
+    VM_SET_FIRMWARE_MEM: (
+        "VM_SET_FIRMWARE_MEM",
+        "<H2xIQQ",
+        ("vmid", "mem_handle", "fw_offset", "fw_size"),
+    ),
     VM_SET_DEMAND_PAGING: ("VM_SET_DEMAND_PAGING", "<H2xI", ("vmid", "range_count")),
     VM_SET_ADDRESS_LAYOUT: (
         "VM_SET_ADDRESS_LAYOUT",

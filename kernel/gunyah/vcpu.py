@@ -36,7 +36,6 @@ import threading
 from dataclasses import dataclass, field
 
 from kernel.fs import File, FileOperations
-from kernel.gunyah import vm_mgr_mem
 from kernel.gunyah.rsc_mgr_h import GunyahRmVmStatus as VmStatus
 from kernel.include.linux.gunyah import GunyahError, GunyahResourceType, gunyah_error_remap
 from kernel.include.linux.gunyah import GunyahVcpuResumeAction as Resume
@@ -170,7 +169,9 @@ class GunyahVcpu:
         if self.state not in (MMIO_READ, MMIO_WRITE):
             self.state = READY
             return (0, 0, 0)
-        action = run.mmio.resume_action
+        # android14-6.1's run page has no resume_action: every access is emulated
+        has_action = self.vm.profile.resume_action
+        action = run.mmio.resume_action if has_action else gh.GUNYAH_VCPU_RESUME_HANDLED
         if action == gh.GUNYAH_VCPU_RESUME_HANDLED:
             data = bytes(gh.ffi.buffer(run.mmio.data))[: min(run.mmio.len, 8)]
             value = int.from_bytes(data.ljust(8, b"\0"), "little")
@@ -178,7 +179,7 @@ class GunyahVcpu:
         elif action == gh.GUNYAH_VCPU_RESUME_FAULT:
             resume = (0, Resume.FAULT, 0)
         elif action == gh.GUNYAH_VCPU_RESUME_RETRY:
-            vm_mgr_mem.gunyah_gmem_demand_page(self.vm, self.mmio_addr, self.state == MMIO_WRITE)
+            self.vm.demand_page(self.mmio_addr, self.state == MMIO_WRITE)
             resume = (0, Resume.RETRY, 0)
         else:
             raise OSError(errno.EINVAL, "resume_action")
@@ -191,7 +192,7 @@ class GunyahVcpu:
         if action == gh.GUNYAH_VCPU_RESUME_FAULT:
             resume = (0, Resume.FAULT, 0)
         elif action in (gh.GUNYAH_VCPU_RESUME_HANDLED, gh.GUNYAH_VCPU_RESUME_RETRY):
-            vm_mgr_mem.gunyah_gmem_demand_page(self.vm, self.mmio_addr, False)
+            self.vm.demand_page(self.mmio_addr, False)
             resume = (0, Resume.RETRY, 0)
         else:
             raise OSError(errno.EINVAL, "resume_action")
@@ -243,7 +244,7 @@ class GunyahVcpu:
         "Already provided" (EAGAIN) STUCK_LIMIT times in a row while the guest keeps
         faulting means the driver and the hypervisor disagree about the page: a bug
         of the model, raised (EIO and ``Host.bugs``) rather than spun on forever."""
-        ret = vm_mgr_mem.gunyah_gmem_demand_page(self.vm, addr, write)
+        ret = self.vm.demand_page(addr, write)
         self.eagain_run = self.eagain_run + 1 if ret == -errno.EAGAIN else 0
         if self.eagain_run > STUCK_LIMIT:
             raise RuntimeError(f"the guest faults on at {addr:#x}, which the driver provided")
@@ -262,7 +263,8 @@ class GunyahVcpu:
         run.mmio.phys_addr, run.mmio.len, run.mmio.is_write = addr, min(size, 8), int(write)
         data = value.to_bytes(8, "little") if write else bytes(8)
         gh.ffi.memmove(run.mmio.data, data, 8)
-        run.mmio.resume_action = gh.GUNYAH_VCPU_RESUME_HANDLED
+        if self.vm.profile.resume_action:  # byte 37 is padding on android14-6.1
+            run.mmio.resume_action = gh.GUNYAH_VCPU_RESUME_HANDLED
         self.state, self.mmio_addr = (MMIO_WRITE if write else MMIO_READ), addr
         return None
 
@@ -307,7 +309,8 @@ class VcpuFops(FileOperations):
             return vcpu.gunyah_vcpu_run()
         if cmd == gh.GUNYAH_VCPU_MMAP_SIZE:
             return PAGE_SIZE
-        return super().ioctl(file, cmd, arg)
+        err = vcpu.vm.profile.vcpu_unknown_ioctl  # EINVAL on android14-6.1
+        raise OSError(err, os.strerror(err))
 
     def mmap(self, file: File, length: int, offset: int, prot: int, flags: int):
         if offset != 0 or length > PAGE_SIZE:
@@ -340,5 +343,5 @@ def bind(vm, arg: bytes) -> tuple[int, GunyahVcpu]:
     return vm.host.fdtable.install(File(VCPU_FOPS, vcpu, f"gh-vcpu:{vcpu_id}")), vcpu
 
 
-def compare(vcpu: GunyahVcpu, arg: bytes) -> bool:
+def compare(vcpu: GunyahVcpu, arg: bytes, profile=None) -> bool:
     return len(arg) == 4 and struct.unpack("<I", arg)[0] == vcpu.id

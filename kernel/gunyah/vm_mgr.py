@@ -12,6 +12,12 @@ failed start or an exit it is ENODEV. The VM object outlives its fd while
 vCPU fds hold references; on the last one the release sequence runs in
 reverse: force-stop, remove functions, reclaim memory, VM_RESET (waiting for
 RESET), VM_DEALLOCATE.
+
+With an Android profile (``kernel.boot(uapi="ack-6.1"|"ack-6.6")``) memory
+comes from the VMM's own mappings instead of guest_memfd, and the
+generation's own ioctls, START sequence and teardown are vm_mgr_ack.py's;
+/dev/gunyah then has no CREATE_GUEST_MEM and a VM fd no MAP_MEM (ENOTTY),
+and SET_BOOT_CONTEXT exists only where the profile has it.
 """
 
 from __future__ import annotations
@@ -24,8 +30,9 @@ from contextlib import ExitStack
 from dataclasses import dataclass, field
 
 from kernel.fs import File, FileOperations
-from kernel.gunyah import ioeventfd, irqfd, rsc_mgr, vcpu, vm_mgr_mem
+from kernel.gunyah import ioeventfd, irqfd, rsc_mgr, vcpu, vm_mgr_ack, vm_mgr_mem
 from kernel.gunyah import rsc_mgr_rpc as rpc
+from kernel.gunyah import vm_mgr_mem_android as mem_android
 from kernel.gunyah.guest_memfd import gunyah_guest_mem_create
 from kernel.gunyah.rsc_mgr_h import GunyahRmAcl
 from kernel.gunyah.rsc_mgr_h import GunyahRmVmStatus as VmStatus
@@ -72,15 +79,37 @@ class GunyahVm:
     io_handler_list: list = field(default_factory=list)  # mmio_handler_lock
     # held while a handler is matched and run, so REMOVE waits for a write in progress
     mmio_handler_lock: threading.Lock = field(default_factory=threading.Lock)
+    # Android profiles only: authentication, firmware and user memory
+    auth: int = 0  # status_lock: the RM auth mechanism of CONFIG_IMAGE
+    fw: tuple[int, int] = (0, 0)  # as dtb: (gpa, size) of SET_FW_CONFIG
+    preset_vmid: int = 0  # status_lock: the VMID a QTVM asked for
+    mem_regions: list = field(default_factory=list)  # bindings_lock: 6.1 GhVmMem, newest first
+    user_bindings: list = field(default_factory=list)  # bindings_lock: 6.6 GunyahVmBinding
+    android_parcels: list = field(default_factory=list)  # status_lock: parcels of pinned pages
+    user_pages: object = None  # the owner of demand-paged user pages
     kref: Kref = field(init=False)
 
     def __post_init__(self):
         self.status_changed = threading.Condition(self.status_lock)
         self.kref = Kref(lambda: gunyah_vm_release(self))
+        self.user_pages = mem_android.PinnedUserPages(self.host.mm)
 
     @property
     def rm(self):
         return self.host.gunyah.rm
+
+    @property
+    def profile(self):
+        return self.host.gunyah.profile
+
+    def demand_page(self, gpa: int, write: bool) -> int:
+        """Give the guest the page at ``gpa`` from its bindings: 0 or a negative errno
+        (ENOENT where the profile has no demand paging)."""
+        if self.profile.memory == "bindings":
+            return mem_android.gunyah_demand_page(self, gpa, write)
+        if self.profile.memory == "pinned":
+            return -errno.ENOENT
+        return vm_mgr_mem.gunyah_gmem_demand_page(self, gpa, write)
 
     # references
     def get(self) -> None:
@@ -182,7 +211,10 @@ def gunyah_vm_ensure_started(vm: GunyahVm) -> int:
             return 0
         if vm.vm_status != VmStatus.NO_STATE:
             raise OSError(errno.ENODEV, "VM failed to start or has exited")
-        _start(vm)
+        if vm.profile.android:
+            vm_mgr_ack.gunyah_vm_android_start(vm)
+        else:
+            _start(vm)
         return 0
 
 
@@ -304,10 +336,16 @@ def gunyah_vm_remove_function(vm: GunyahVm, arg) -> int:
     """REMOVE_FUNCTION: every instance of the type that compares equal; ENOENT if none
     (an argument of the wrong size compares equal to nothing: no EINVAL here)."""
     desc = _fn_desc(arg)
+    if desc.arg_size == 0 and vm.profile.remove_empty_ok:
+        return 0  # android14-6.1 removes nothing and says so with 0
     fn_type, fn_arg = desc.type, _fn_arg(desc)
     fn = FUNCTION_TYPES.get(fn_type)
     with vm.fn_lock:
-        matches = [f for f in vm.functions if f.type == fn_type and fn.compare(f.instance, fn_arg)]
+        matches = [
+            f
+            for f in vm.functions
+            if f.type == fn_type and fn.compare(f.instance, fn_arg, vm.profile)
+        ]
         if not matches:
             raise OSError(errno.ENOENT, "no such function")
         for f in matches:
@@ -326,21 +364,24 @@ def gunyah_vm_release(vm: GunyahVm) -> None:
     it accepts neither VM_RESET nor VM_DEALLOCATE: the VM stays in the RM,
     as it does on a device.)
     """
+    if vm.profile.android:
+        vm_mgr_ack.gunyah_vm_android_release(vm, _dealloc_vmid)
+        return
     rm = vm.rm
     with ExitStack() as later:
         if vm.vm_status > VmStatus.NO_STATE:
             later.callback(_dealloc_vmid, vm)
         running = vm.vm_status == VmStatus.RUNNING
-        if running and _logged(vm, rpc.gunyah_rm_vm_stop, rm, vm.vmid):
+        if running and vm_mgr_ack.logged(vm, rpc.gunyah_rm_vm_stop, rm, vm.vmid):
             vm.wait_status(lambda s: s != VmStatus.RUNNING)
         if vm.vm_status == VmStatus.LOAD and vm.parcel is not None:
-            _put_parcel_pages(vm, _logged(vm, rpc.gunyah_rm_mem_reclaim, rm, vm.parcel))
+            _put_parcel_pages(vm, vm_mgr_ack.logged(vm, rpc.gunyah_rm_mem_reclaim, rm, vm.parcel))
         for f in list(vm.functions):
             f.instance.unbind()
         vm.functions.clear()
         vm_mgr_mem.remove_all_bindings(vm)
         resettable = vm.vm_status in (VmStatus.EXITED, VmStatus.READY, VmStatus.INIT_FAILED)
-        if resettable and _logged(vm, rpc.gunyah_rm_vm_reset, rm, vm.vmid):
+        if resettable and vm_mgr_ack.logged(vm, rpc.gunyah_rm_vm_reset, rm, vm.vmid):
             vm.wait_status(lambda s: s == VmStatus.RESET)
             _put_parcel_pages(vm, returned=True)
         _put_parcel_pages(vm, returned=False)
@@ -359,40 +400,33 @@ def _put_parcel_pages(vm: GunyahVm, returned: bool) -> None:
     vm.parcel_pages = (None, 0)
 
 
-def _logged(vm: GunyahVm, call, *args) -> bool:
-    """Make an RM call of the release path; a failure is logged (dev_warn), not raised."""
-    try:
-        call(*args)
-        return True
-    except OSError as e:
-        vm.host.printk(f"gunyah_vm_mgr: {call.__name__} for VM {vm.vmid}: {e}")
-        return False
-
-
 def _dealloc_vmid(vm: GunyahVm) -> None:
     vm.rm.gunyah_rm_notifier_unregister(vm.notified)
-    _logged(vm, rpc.gunyah_rm_dealloc_vmid, vm.rm, vm.vmid)
+    vm_mgr_ack.logged(vm, rpc.gunyah_rm_dealloc_vmid, vm.rm, vm.vmid)
 
 
 class VmFops(FileOperations):
     def ioctl(self, file: File, cmd: int, arg) -> int:
         vm: GunyahVm = file.private
+        profile = vm.profile
         if cmd == gh.GUNYAH_VM_SET_DTB_CONFIG:
             config = _struct("struct gunyah_vm_dtb_config", arg)
             if config.guest_phys_addr + config.size >= 1 << 64:
                 raise OSError(errno.EOVERFLOW, os.strerror(errno.EOVERFLOW))
             vm.dtb = (config.guest_phys_addr, config.size)
             return 0
-        if cmd == gh.GUNYAH_VM_SET_BOOT_CONTEXT:
+        if cmd == gh.GUNYAH_VM_SET_BOOT_CONTEXT and profile.boot_context:
             return gunyah_vm_set_boot_context(vm, _struct("struct gunyah_vm_boot_context", arg))
         if cmd == gh.GUNYAH_VM_START:
             return gunyah_vm_ensure_started(vm)
-        if cmd == gh.GUNYAH_VM_MAP_MEM:
+        if cmd == gh.GUNYAH_VM_MAP_MEM and not profile.android:
             return vm_mgr_mem.gunyah_vm_map_mem(vm, _struct("struct gunyah_map_mem_args", arg))
         if cmd == gh.GUNYAH_VM_ADD_FUNCTION:
             return gunyah_vm_add_function(vm, arg)
         if cmd == gh.GUNYAH_VM_REMOVE_FUNCTION:
             return gunyah_vm_remove_function(vm, arg)
+        if profile.android:
+            return vm_mgr_ack.gunyah_vm_android_ioctl(vm, cmd, arg)
         return super().ioctl(file, cmd, arg)
 
     def release(self, file: File) -> None:
@@ -424,6 +458,8 @@ def gunyah_vm_set_boot_context(vm: GunyahVm, ctx) -> int:
     intended behaviour (listed in Documentation/kernel.rst), and those v16
     would mishandle are logged with what v16 would do.
     """
+    if vm.profile.android and ctx.reg >> 16:
+        raise OSError(errno.EINVAL, "boot context register above bit 15")
     reg_set, index = ctx.reg >> gh.GUNYAH_VM_BOOT_CONTEXT_REG_SHIFT & 0xFF, ctx.reg & 0xFF
     if reg_set not in BOOT_CONTEXT_REGS or index > BOOT_CONTEXT_REGS[reg_set]:
         raise OSError(errno.EINVAL, "boot context register")
@@ -450,7 +486,7 @@ class GunyahDevFops(FileOperations):
             if arg != 0:
                 raise OSError(errno.EINVAL, "GUNYAH_CREATE_VM takes 0")
             return host.fdtable.install(File(VM_FOPS, GunyahVm(host), "gunyah-vm"))
-        if cmd == gh.GUNYAH_CREATE_GUEST_MEM:
+        if cmd == gh.GUNYAH_CREATE_GUEST_MEM and not host.gunyah.profile.android:
             return gunyah_guest_mem_create(host, arg)
         return super().ioctl(file, cmd, arg)
 

@@ -242,32 +242,38 @@ def _extents(vm, share: bool) -> tuple[int, int] | None:
 
 
 def _provide(vm, b: Binding, gfn: int, nr: int) -> int:
-    """gunyah_vm_provide_folio: the folio of ``nr`` pages at ``gfn`` goes to the VM."""
-    hcall, extents = vm.host.gunyah.hcall, _extents(vm, b.share)
+    return gunyah_vm_provide_folio(vm, gfn, nr, b.pa(gfn), b.share, _access(b), b.file.private)
+
+
+def gunyah_vm_provide_folio(vm, gfn: int, nr: int, pa: int, share: bool, access: int, owner) -> int:
+    """The folio of ``nr`` pages at ``pa`` goes to the VM at ``gfn``: 0 or a
+    negative errno. ``owner`` (a guest_memfd, or the pinned user pages) hears of
+    the pages again when they are reclaimed or leaked."""
+    hcall, extents = vm.host.gunyah.hcall, _extents(vm, share)
     space = vm.tickets.get(ADDR_SPACE)
     if extents is None or space is None:
         return -errno.ENODEV
-    pa, size, access = b.pa(gfn), nr * PAGE_SIZE, _access(b)
+    size = nr * PAGE_SIZE
     try:
         gunyah_rm_platform_pre_demand_page(vm.rm, vm.vmid, access, pa, size)
     except OSError as e:
         return -e.errno
-    donate = Donate.TO_SIBLING if b.share else Donate.TO_PROTECTED
+    donate = Donate.TO_SIBLING if share else Donate.TO_PROTECTED
     err = hcall.gunyah_hypercall_memextent_donate(donate, extents[0], extents[1], pa, size)
     if err:
         gunyah_rm_platform_reclaim_demand_page(vm.rm, vm.vmid, access, pa, size)
         return -gunyah_error_remap(err)
     attrs = gunyah_map_attrs(access)
-    flags = MapFlag.PARTIAL | (MapFlag.VMMIO if b.share else MapFlag.PRIVATE)
+    flags = MapFlag.PARTIAL | (MapFlag.VMMIO if share else MapFlag.PRIVATE)
     err = hcall.gunyah_hypercall_addrspace_map(
         space, extents[1], gfn * PAGE_SIZE, attrs, flags, pa, size
     )
     if err:
-        back = Donate.TO_SIBLING if b.share else Donate.FROM_PROTECTED
+        back = Donate.TO_SIBLING if share else Donate.FROM_PROTECTED
         hcall.gunyah_hypercall_memextent_donate(back, extents[1], extents[0], pa, size)
         gunyah_rm_platform_reclaim_demand_page(vm.rm, vm.vmid, access, pa, size)
         return -gunyah_error_remap(err)
-    vm.provided[gfn] = Folio(pa, b.share, nr, access, b.file.private)
+    vm.provided[gfn] = Folio(pa, share, nr, access, owner)
     return 0
 
 
@@ -295,6 +301,7 @@ def reclaim_range(vm, start: int, end: int) -> None:
             folio.gmem.leak(folio.pa - folio.gmem.pa, size)
             continue
         gunyah_rm_platform_reclaim_demand_page(vm.rm, vm.vmid, folio.access, folio.pa, size)
+        folio.gmem.reclaimed(folio.pa, size)
 
 
 def reclaim_file(vm, gmem, offset: int, length: int, lent_only: bool) -> None:
