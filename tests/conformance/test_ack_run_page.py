@@ -1,0 +1,128 @@
+"""Story: the Android run page and the START/RUN rules of spec gunyah-ack.md §4.6, §7 and §13.
+
+On android14-6.1 ``struct gh_vcpu_run`` has no resume_action: a guest's MMIO
+read is completed by writing ``mmio.data`` and calling VCPU_RUN again, and
+the kernel never touches byte 37. On android15-6.6 byte 37 is resume_action,
+preset to HANDLED on every MMIO exit; a value other than HANDLED, FAULT or
+RETRY is EINVAL and the exit stays pending. On both, VCPU_RUN before START is
+ENODEV, a second START is 0, a START after a failed one is ENODEV.
+"""
+
+import errno
+
+import pytest
+
+from tests.gunyahvm import errno_of
+from tests.kernel.gunyah.ackvm import (
+    DTB_OFFSET,
+    MMIO,
+    PROFILES,
+    RAM_IPA,
+    SYSTEM_OFF,
+    boot,
+    make_vm,
+    set_dtb,
+)
+from uapi.linux import gunyah as gh
+from uapi.linux import gunyah_ack as ack
+
+READ_THEN_WRITE = f"""
+    ldr x9, ={MMIO:#x}
+    ldr x1, [x9]                    // an MMIO read: userspace supplies the value
+    str x1, [x9, #8]                // written back, so the test sees what arrived
+{SYSTEM_OFF}
+"""
+VALUE = 0x1122_3344_5566_7788
+
+
+def test_android14_mmio_read_is_completed_by_mmio_data_without_resume_action():
+    fields = dict(ack.ffi.typeof("struct gh_vcpu_run").fields)
+    assert "page_fault" not in fields
+    assert [name for name, _ in fields["mmio"].type.fields] == [
+        "phys_addr",
+        "data",
+        "len",
+        "is_write",
+    ]
+    host = boot("ack-6.1")
+    try:
+        vm = make_vm(host, READ_THEN_WRITE)
+        run = vm.run_page()
+        raw = ack.ffi.buffer(run)
+        vm.start()
+        raw[37] = b"\x5a"  # padding on 6.1: the kernel neither reads nor writes it
+        assert vm.run() == 0
+        assert run.exit_reason == ack.GH_VCPU_EXIT_MMIO
+        assert (run.mmio.phys_addr, run.mmio.len, run.mmio.is_write) == (MMIO, 8, 0)
+        assert raw[37] == b"\x5a"
+        ack.ffi.memmove(run.mmio.data, VALUE.to_bytes(8, "little"), 8)
+        assert vm.run() == 0
+        assert (run.mmio.phys_addr, run.mmio.is_write) == (MMIO + 8, 1)
+        assert int.from_bytes(bytes(run.mmio.data), "little") == VALUE
+        assert raw[37] == b"\x5a"
+        vm.run()
+        assert run.exit_reason == ack.GH_VCPU_EXIT_STATUS
+        assert run.status.status == ack.GH_VM_STATUS_EXITED
+        del run, raw
+        vm.close()
+    finally:
+        host.shutdown()
+
+
+def test_android15_mmio_exit_presets_resume_action_and_refuses_unknown_ones():
+    host = boot("ack-6.6")
+    try:
+        vm = make_vm(host, READ_THEN_WRITE)
+        page = host.mmap(vm.vcpus[0], 4096)
+        vm.maps.append(page)
+        run = gh.ffi.from_buffer("struct gunyah_vcpu_run *", page)  # the 6.6 layout is v16's
+        vm.start()
+        run.mmio.resume_action = 0x7F
+        vm.run()
+        assert run.exit_reason == gh.GUNYAH_VCPU_EXIT_MMIO
+        assert run.mmio.resume_action == gh.GUNYAH_VCPU_RESUME_HANDLED
+        run.mmio.resume_action = 7
+        assert errno_of(vm.run) == errno.EINVAL
+        run.mmio.resume_action = gh.GUNYAH_VCPU_RESUME_HANDLED
+        gh.ffi.memmove(run.mmio.data, VALUE.to_bytes(8, "little"), 8)
+        vm.run()
+        assert (run.mmio.is_write, int.from_bytes(bytes(run.mmio.data), "little")) == (1, VALUE)
+        del run
+        vm.close()
+    finally:
+        host.shutdown()
+
+
+@pytest.mark.parametrize("uapi", PROFILES)
+def test_run_before_start_is_enodev_and_start_is_idempotent(uapi):
+    host = boot(uapi)
+    try:
+        vm = make_vm(host, SYSTEM_OFF)
+        assert errno_of(vm.run) == errno.ENODEV
+        assert vm.start() == 0
+        assert vm.start() == 0
+        vm.close()
+    finally:
+        host.shutdown()
+
+
+@pytest.mark.parametrize(
+    ("uapi", "dtb", "err"),
+    [
+        ("ack-6.1", (0x4000_0000, 0x2000), errno.EINVAL),  # the DTB in no region
+        ("ack-6.6", (RAM_IPA + DTB_OFFSET, 0x800), errno.EINVAL),  # under a page
+        ("ack-6.6", (0x4000_0000, 0x2000), errno.ENOENT),  # no binding there
+    ],
+)
+def test_start_after_a_failed_start_is_enodev(uapi, dtb, err):
+    host = boot(uapi)
+    try:
+        vm = make_vm(host, SYSTEM_OFF)
+        set_dtb(host, vm.vm, *dtb)
+        assert errno_of(vm.start) == err
+        assert errno_of(vm.start) == errno.ENODEV
+        assert errno_of(vm.run) == errno.ENODEV
+        vm.close()
+        assert not host.bugs
+    finally:
+        host.shutdown()
