@@ -168,6 +168,7 @@ def _start_66(vm) -> None:
     vm.android_parcels.append(dtb)
     handle = dtb.parcel.mem_handle
     rpc.gunyah_rm_vm_configure(rm, vm.vmid, vm.auth, handle, 0, 0, gpa - start, size)
+    dtb.taken = True
     if fw is not None:
         rpc.gunyah_rm_vm_set_firmware_mem(
             rm, vm.vmid, fw.parcel, fw_gpa - fw.gfn * PAGE_SIZE, fw_size
@@ -237,11 +238,12 @@ def gunyah_vm_android_release(vm, dealloc) -> None:
                 if vm.tickets.get(vm_mgr_mem.ADDR_SPACE) is not None:
                     vm_mgr_mem.reclaim_range(vm, 0, 1 << 52)
             resettable = vm.vm_status in (VmStatus.EXITED, VmStatus.READY, VmStatus.INIT_FAILED)
-        if resettable and logged(vm, rpc.gunyah_rm_vm_reset, rm, vm.vmid):
+        reset = resettable and logged(vm, rpc.gunyah_rm_vm_reset, rm, vm.vmid)
+        if reset:
             vm.wait_status(lambda s: s == VmStatus.RESET)
         vm_mgr_mm.gh_vm_mem_reclaim_all(vm, logged)
-        for user in vm.android_parcels:
-            if logged(vm, rpc.gunyah_rm_mem_reclaim, rm, user.parcel):
+        for user in vm.android_parcels:  # a parcel the VM took came back with its reset
+            if (user.taken and reset) or logged(vm, rpc.gunyah_rm_mem_reclaim, rm, user.parcel):
                 mem_android.unpin(vm, user)
         vm.android_parcels.clear()
         vm.user_bindings.clear()

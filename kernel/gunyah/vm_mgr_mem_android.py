@@ -151,6 +151,7 @@ class UserParcel:
     gfn: int
     pages: list[int]
     parcel: rpc.GunyahRmMemParcel
+    taken: bool = False  # the VM took it (CONFIG_IMAGE): its reset gives the pages back
 
 
 def gunyah_share_parcel(vm, gpa: int, size: int) -> UserParcel:
