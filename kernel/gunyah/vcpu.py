@@ -23,6 +23,11 @@ A signal to the thread (``Host.pthread_kill``) ends VCPU_RUN with EINTR
 wherever it is: waiting for run_lock or a wakeup, or inside ``vcpu_run``
 (the IPI makes the hypervisor return); it wins over an exit just filled in
 (the driver's -ERESTARTSYS), which the next VCPU_RUN then resumes.
+
+The Android profiles page in from user bindings (``GunyahVm.demand_page``).
+android14-6.1's run page has no resume_action: after an MMIO exit the next
+VCPU_RUN completes the access (a read with ``mmio.data``) and byte 37 is
+never read or written; an unknown vCPU ioctl is EINVAL there, not ENOTTY.
 """
 
 from __future__ import annotations

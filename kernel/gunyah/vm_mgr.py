@@ -82,7 +82,6 @@ class GunyahVm:
     # Android profiles only: authentication, firmware and user memory
     auth: int = 0  # status_lock: the RM auth mechanism of CONFIG_IMAGE
     fw: tuple[int, int] = (0, 0)  # as dtb: (gpa, size) of SET_FW_CONFIG
-    preset_vmid: int = 0  # status_lock: the VMID a QTVM asked for
     mem_regions: list = field(default_factory=list)  # bindings_lock: 6.1 GhVmMem, newest first
     user_bindings: list = field(default_factory=list)  # bindings_lock: 6.6 GunyahVmBinding
     android_parcels: list = field(default_factory=list)  # status_lock: parcels of pinned pages

@@ -93,7 +93,8 @@ def _map_cma_mem(vm, args) -> int:
 def _set_auth_type(vm, desc) -> int:
     """Only the QTVM auth manager is registered (ENOENT for any other type); its
     argument is at most 24 bytes (EINVAL), copied in (EFAULT), with a guest range
-    that must not wrap (EOVERFLOW). The VM's VMID is fixed to the argument's."""
+    that must not wrap (EOVERFLOW). The VM becomes a QTVM (whose start is not
+    modelled: the driver would fix its VMID to the argument's ``vm_id``)."""
     if desc.type != ack.GUNYAH_AUTH_QCOM_TRUSTED_VM:
         raise OSError(errno.ENOENT, f"no auth manager for type {desc.type}")
     if desc.arg_size > QTVM_ARG_SIZE:
@@ -102,7 +103,7 @@ def _set_auth_type(vm, desc) -> int:
     qtvm = ack.ffi.from_buffer("struct gunyah_qtvm_auth_arg *", data)
     if qtvm.guest_phys_addr + qtvm.size >= 1 << 64:
         raise OSError(errno.EOVERFLOW, os.strerror(errno.EOVERFLOW))
-    vm.auth, vm.preset_vmid = GH_RM_VM_AUTH_QCOM_TRUSTED_VM, qtvm.vm_id
+    vm.auth = GH_RM_VM_AUTH_QCOM_TRUSTED_VM
     return 0
 
 

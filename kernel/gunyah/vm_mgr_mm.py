@@ -97,11 +97,6 @@ def gh_vm_mem_alloc(vm, region, lend: bool) -> int:
     return 0
 
 
-def gh_vm_mem_find(vm, gpa: int) -> GhVmMem | None:
-    """The region holding guest address ``gpa``."""
-    return next((m for m in vm.mem_regions if m.gpa <= gpa < m.end), None)
-
-
 def gh_vm_mem_share_all(vm) -> None:
     """VM_START's step 3: every region lent or shared with the VM, newest first. A
     lent region leaves the host's stage 2 before MEM_LEND returns."""

@@ -272,3 +272,38 @@ def test_ioctl_errno_by_state_and_profile(android, row, state):
             assert err == expected, (uapi, state, errno.errorcode.get(err, err))
     finally:
         target.close()
+
+
+def test_qtvm_auth_is_taken_but_its_start_is_not_modelled():
+    """SET_AUTH_TYPE(QTVM) with a 24-byte argument: 0, EOVERFLOW for a wrapping
+    range; SET_FW_CONFIG leaves a QTVM a QTVM; START is EOPNOTSUPP (no CMA payload)."""
+    host = kernel.boot(uapi="ack-6.6", dram_size=1 << 30)
+    try:
+        vm = make_vm(host, SYSTEM_OFF)
+
+        def auth(gpa, size):
+            arg = ack.ffi.new(
+                "struct gunyah_qtvm_auth_arg *",
+                {"vm_id": 45, "pas_id": 7, "guest_phys_addr": gpa, "size": size},
+            )
+            desc = ack.ffi.new(
+                "struct gunyah_auth_desc *",
+                {
+                    "type": ack.GUNYAH_AUTH_QCOM_TRUSTED_VM,
+                    "arg_size": 24,
+                    "arg": int(ack.ffi.cast("uintptr_t", arg)),
+                },
+            )
+            return host.ioctl(vm.vm, ack.GH_VM_ANDROID_SET_AUTH_TYPE, desc)
+
+        with pytest.raises(OSError) as e:
+            auth(-0x1000 % (1 << 64), 0x2000)
+        assert e.value.errno == errno.EOVERFLOW
+        assert auth(RAM_IPA, 0x20_0000) == 0
+        assert set_fw(host, vm.vm, RAM_IPA, 0x1000) == 0
+        with pytest.raises(OSError) as e:
+            vm.start()
+        assert e.value.errno == errno.EOPNOTSUPP
+        vm.close()
+    finally:
+        host.shutdown()
