@@ -364,23 +364,23 @@ def gunyah_vm_release(vm: GunyahVm) -> None:
     as it does on a device.)
     """
     if vm.profile.android:
-        vm_mgr_ack.gunyah_vm_android_release(vm, _dealloc_vmid)
+        vm_mgr_ack.gunyah_vm_android_release(vm, _dealloc_vmid, _logged)
         return
     rm = vm.rm
     with ExitStack() as later:
         if vm.vm_status > VmStatus.NO_STATE:
             later.callback(_dealloc_vmid, vm)
         running = vm.vm_status == VmStatus.RUNNING
-        if running and vm_mgr_ack.logged(vm, rpc.gunyah_rm_vm_stop, rm, vm.vmid):
+        if running and _logged(vm, rpc.gunyah_rm_vm_stop, rm, vm.vmid):
             vm.wait_status(lambda s: s != VmStatus.RUNNING)
         if vm.vm_status == VmStatus.LOAD and vm.parcel is not None:
-            _put_parcel_pages(vm, vm_mgr_ack.logged(vm, rpc.gunyah_rm_mem_reclaim, rm, vm.parcel))
+            _put_parcel_pages(vm, _logged(vm, rpc.gunyah_rm_mem_reclaim, rm, vm.parcel))
         for f in list(vm.functions):
             f.instance.unbind()
         vm.functions.clear()
         vm_mgr_mem.remove_all_bindings(vm)
         resettable = vm.vm_status in (VmStatus.EXITED, VmStatus.READY, VmStatus.INIT_FAILED)
-        if resettable and vm_mgr_ack.logged(vm, rpc.gunyah_rm_vm_reset, rm, vm.vmid):
+        if resettable and _logged(vm, rpc.gunyah_rm_vm_reset, rm, vm.vmid):
             vm.wait_status(lambda s: s == VmStatus.RESET)
             _put_parcel_pages(vm, returned=True)
         _put_parcel_pages(vm, returned=False)
@@ -399,9 +399,19 @@ def _put_parcel_pages(vm: GunyahVm, returned: bool) -> None:
     vm.parcel_pages = (None, 0)
 
 
+def _logged(vm: GunyahVm, call, *args) -> bool:
+    """Make an RM call of the release path; a failure is logged (dev_warn), not raised."""
+    try:
+        call(*args)
+        return True
+    except OSError as e:
+        vm.host.printk(f"gunyah_vm_mgr: {call.__name__} for VM {vm.vmid}: {e}")
+        return False
+
+
 def _dealloc_vmid(vm: GunyahVm) -> None:
     vm.rm.gunyah_rm_notifier_unregister(vm.notified)
-    vm_mgr_ack.logged(vm, rpc.gunyah_rm_dealloc_vmid, vm.rm, vm.vmid)
+    _logged(vm, rpc.gunyah_rm_dealloc_vmid, vm.rm, vm.vmid)
 
 
 class VmFops(FileOperations):

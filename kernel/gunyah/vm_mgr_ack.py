@@ -208,21 +208,12 @@ def _init_and_start(vm, dtb=None) -> None:
 
 
 # release
-def logged(vm, call, *args) -> bool:
-    """Make an RM call of the release path; a failure is logged (dev_warn), not raised."""
-    try:
-        call(*args)
-        return True
-    except OSError as e:
-        vm.host.printk(f"gunyah_vm_mgr: {call.__name__} for VM {vm.vmid}: {e}")
-        return False
-
-
-def gunyah_vm_android_release(vm, dealloc) -> None:
+def gunyah_vm_android_release(vm, dealloc, logged) -> None:
     """The generation's teardown: force-stop a running VM and wait for it, remove
     the functions, take every demand-paged page back (6.6), VM_RESET and wait for
     RESET where the state allows it, reclaim and unpin the parcels, free the
-    regions or bindings, DEALLOC_VMID (``dealloc``) last."""
+    regions or bindings, DEALLOC_VMID (``dealloc``) last. ``logged(vm, call,
+    *args)`` makes each RM call, logging a failure instead of raising it."""
     rm = vm.rm
     with ExitStack() as later:
         if vm.vm_status > VmStatus.NO_STATE:
