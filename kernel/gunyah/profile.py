@@ -35,13 +35,40 @@ class GunyahProfile:
 
 
 V16 = GunyahProfile(
-    "v16", "guest_memfd", errno.ENOTTY, True, True, False, False, False, False, False
+    name="v16",
+    memory="guest_memfd",
+    vcpu_unknown_ioctl=errno.ENOTTY,
+    resume_action=True,
+    boot_context=True,
+    reclaim_region=False,
+    auth_ioctls=False,
+    label_unique=False,
+    remove_empty_ok=False,
+    ioeventfd_key_addr=False,
 )
 ACK_61 = GunyahProfile(
-    "ack-6.1", "pinned", errno.EINVAL, False, False, False, False, True, True, True
+    name="ack-6.1",
+    memory="pinned",
+    vcpu_unknown_ioctl=errno.EINVAL,
+    resume_action=False,
+    boot_context=False,
+    reclaim_region=False,
+    auth_ioctls=False,
+    label_unique=True,
+    remove_empty_ok=True,
+    ioeventfd_key_addr=True,
 )
 ACK_66 = GunyahProfile(
-    "ack-6.6", "bindings", errno.ENOTTY, True, True, True, True, False, False, False
+    name="ack-6.6",
+    memory="bindings",
+    vcpu_unknown_ioctl=errno.ENOTTY,
+    resume_action=True,
+    boot_context=True,
+    reclaim_region=True,
+    auth_ioctls=True,
+    label_unique=False,
+    remove_empty_ok=False,
+    ioeventfd_key_addr=False,
 )
 PROFILES = {p.name: p for p in (V16, ACK_61, ACK_66)}
 
