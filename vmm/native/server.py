@@ -275,7 +275,7 @@ class Server:
 
     def _ioctl(self, fd: int, request: int, arg: int, user_fd: int):
         with self.host.installs() as new:
-            ret = self.host.ioctl(fd, request, arg)
+            ret = self.host.ioctl(fd, request, arg, shown_fd=user_fd)
         installed = dict(new)
         if ret in installed:
             return self._new_file(ret, installed[ret])
