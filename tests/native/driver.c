@@ -10,6 +10,7 @@
  *   poke MAP OFF VALUE | peek MAP OFF                          "peek: VALUE"
  *   load MAP OFF PATH            a file's bytes into a mapping
  *   read SLOT COUNT | write SLOT VALUE (an eventfd's 8 bytes)  "read: VALUE|-1 ERRNO"
+ *   fallocate SLOT MODE OFF LEN                                "fallocate: 0|-1 ERRNO"
  *   cloexec SLOT                 "cloexec: 0|1" (FD_CLOEXEC of the descriptor)
  *   fork-exec SLOT               is SLOT still open in an exec'd child? "fork-exec: 0|1"
  *
@@ -189,6 +190,9 @@ static void command(char *line)
 		uint64_t v = strtoull(b, NULL, 0);
 
 		result(cmd, write((int)*slot(a), &v, 8) < 0 ? -1 : 0);
+	} else if (!strcmp(cmd, "fallocate")) {
+		result(cmd, fallocate((int)*slot(a), strtol(b, NULL, 0), strtol(c, NULL, 0),
+				      strtol(d, NULL, 0)));
 	} else if (!strcmp(cmd, "cloexec")) {
 		printf("%s: %d\n", cmd, !!(fcntl((int)*slot(a), F_GETFD) & FD_CLOEXEC));
 	} else if (!strcmp(cmd, "fork-exec")) {

@@ -117,6 +117,10 @@ class Driver:
         self.host.write(self.slots[name], int(value, 0).to_bytes(8, "little"))
         return 0
 
+    def do_fallocate(self, name, mode, offset, length):
+        self.host.fallocate(self.slots[name], int(mode, 0), int(offset, 0), int(length, 0))
+        return 0
+
     def do_cloexec(self, name):
         return int(not os.get_inheritable(self.slots[name]))
 
@@ -137,5 +141,7 @@ def errno_name(line: str) -> str:
     """'ioctl: -1 14' -> 'ioctl: EFAULT'; other lines as they are."""
     head, _, rest = line.partition(": ")
     if rest.startswith("-1 "):
-        return f"{head}: {errno.errorcode.get(int(rest[3:]), rest[3:])}"
+        number = int(rest[3:])
+        name = "EOPNOTSUPP" if number == errno.EOPNOTSUPP else errno.errorcode.get(number)
+        return f"{head}: {name or number}"
     return line

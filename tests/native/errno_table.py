@@ -1,4 +1,4 @@
-"""The errno table of spec section 2.12 that userspace reaches through ioctl, mmap and close.
+"""The errno table of spec section 2.12 that userspace reaches by ioctl, mmap, fallocate, close.
 
 One script in driver.c's language, each line with the line it must print
 (an errno by name); tests/vmm/test_native.py runs it natively under
@@ -66,6 +66,11 @@ ROWS = [
     ("mmap gmem 0x1000 0x2000 ram", "mmap: EINVAL"),
     ("mmap dev 0x1000 0 devmap", "mmap: ENODEV"),
     ("mmap vm 0x1000 0 vmmap", "mmap: ENODEV"),
+    ("fallocate gmem 0 0 0x1000", "fallocate: EOPNOTSUPP"),  # no KEEP_SIZE
+    ("fallocate gmem 0x8 0 0x1000", "fallocate: EOPNOTSUPP"),  # COLLAPSE_RANGE
+    ("fallocate gmem 0x3 0x1000 0x1800", "fallocate: EINVAL"),  # not page aligned
+    ("fallocate gmem 0x3 0 0x1000", "fallocate: 0"),  # punch a hole
+    ("fallocate vm 0x3 0 0x1000", "fallocate: ENODEV"),
     ("dup gmem gmem2", "dup: 0"),
     ("close gmem2", "close: 0"),
     (_io("gmem2", "GUNYAH_VCPU_RUN", 0), "ioctl: EBADF"),

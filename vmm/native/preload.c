@@ -4,7 +4,8 @@
  *
  * Interposed: open, open64, openat, openat64 (and their _2 fortify forms) of
  * the device path; ioctl, mmap, mmap64, munmap, close, dup, dup2, dup3,
- * fcntl(F_DUPFD, F_DUPFD_CLOEXEC), read, write and poll on model fds. Any
+ * fcntl(F_DUPFD, F_DUPFD_CLOEXEC), fallocate, read, write and poll on model
+ * fds. Any
  * other fd goes to libc after one table lookup.
  *
  * A model fd is a real socket of the program (the server holds the peer), so
@@ -41,7 +42,8 @@
 #define PR_SET_PTRACER 0x59616d61
 #endif
 
-enum { OP_OPEN = 1, OP_IOCTL, OP_MMAP, OP_MUNMAP, OP_CLOSE, OP_READ, OP_WRITE, OP_POLL, OP_ACK };
+enum { OP_OPEN = 1, OP_IOCTL, OP_MMAP, OP_MUNMAP, OP_CLOSE, OP_READ, OP_WRITE, OP_POLL, OP_ACK,
+       OP_FALLOCATE };
 enum { CTL_HELLO = 1, CTL_INTR };
 enum { REPLY_DONE = 0, REPLY_MAPFIX };
 
@@ -639,6 +641,21 @@ ssize_t write(int fd, const void *buf, size_t n)
 	rq.a[1] = n;
 	return call(&rq, buf, n, NULL, 0, NULL, &none);
 }
+
+int fallocate(int fd, int mode, off_t offset, off_t len)
+{
+	struct request rq = { OP_FALLOCATE, 0, { 0, mode, offset, len } };
+	int64_t id = model_id(fd);
+	int none;
+
+	if (id < 0)
+		return ((int (*)(int, int, off_t, off_t))dlsym(RTLD_NEXT, "fallocate"))(fd, mode,
+										   offset, len);
+	rq.a[0] = id;
+	return call(&rq, NULL, 0, NULL, 0, NULL, &none);
+}
+
+int fallocate64(int fd, int mode, off_t offset, off_t len) __attribute__((alias("fallocate")));
 
 /*
  * Model files are ready or not at once (none waits): they are asked first,
