@@ -40,7 +40,7 @@ class Session:
     """driver.c run by a Server in this process, fed one command at a time, so a
     test sees the model between the program's calls."""
 
-    def __init__(self, host, exe: Path, device: str = "/dev/gunyah"):
+    def __init__(self, host, exe: Path, device: str = "/dev/gunyah", **popen):
         from vmm.native import preload, program
         from vmm.native.server import Server
 
@@ -55,6 +55,7 @@ class Session:
             stdout=subprocess.PIPE,
             text=True,
             bufsize=1,
+            **popen,
         )
 
     def do(self, line: str) -> str | None:

@@ -10,6 +10,7 @@ import os
 import re
 import select
 import signal
+import socket
 import subprocess
 import sys
 
@@ -317,6 +318,25 @@ close dev
     assert peeks[0].endswith(f"{gz.GZVM_EXIT_MMIO:08x}")
     assert peeks[1:] == [f"{MMIO:#x}", "0x2a", "0x63"]
     assert "ioctl: -1 14" in lines  # memory the program never mapped: EFAULT as ever
+
+
+def test_a_server_gone_is_eio_and_one_line_never_a_hang(native):
+    host = kernel.boot()
+    session = Session(host, native["driver"], stderr=subprocess.PIPE)
+    try:
+        assert session.do("open dev") == "open: 0"
+        with session.server.lock:
+            channels = list(session.server.channels.values())
+        session.server.control.shutdown(socket.SHUT_RDWR)
+        for channel in channels:
+            channel.sock.shutdown(socket.SHUT_RDWR)
+        assert session.do(io("dev", "GUNYAH_CREATE_VM", 0)) == f"ioctl: -1 {errno.EIO}"
+        assert session.do("open dev2") == f"open: -1 {errno.EIO}"
+    finally:
+        session.close()
+        host.shutdown()
+    err = session.child.stderr.read()
+    assert err.count("\n") == 1 and "gone" in err
 
 
 def test_exec_refuses_what_it_cannot_run(native):
