@@ -151,6 +151,9 @@ poke run 24 0x1234
 peek sh 16
 peek run 16
 peek run 24
+poke run 0 1
+{io("vcpu", "GUNYAH_VCPU_RUN")}
+poke run 0 0
 mmap ram 0x1000 0 lent
 {io("vcpu", "GUNYAH_VCPU_RUN")}
 peek run 8
@@ -172,6 +175,7 @@ close dev
     assert peeks[:6] == [mmio, f"{MMIO:#x}", "0x2a", "0x1234", f"{MMIO + 8:#x}", "0x1235"]
     # the code page, mapped by us, is the host's again: the guest's fetch is refused
     # with the driver's -EPERM in page_fault.attempt, as on a device
+    assert f"ioctl: -1 {errno.EINTR}" in lines  # immediate_exit, written by us
     assert int(peeks[6], 16) == gh.GUNYAH_VCPU_EXIT_PAGE_FAULT
     assert int(peeks[7], 16) & 0xFFFF_FFFF == -errno.EPERM & 0xFFFF_FFFF  # page_fault.attempt
 
