@@ -10,6 +10,7 @@
  *   poke MAP OFF VALUE | peek MAP OFF                          "peek: VALUE"
  *   load MAP OFF PATH            a file's bytes into a mapping
  *   read SLOT COUNT | write SLOT VALUE (an eventfd's 8 bytes)  "read: VALUE|-1 ERRNO"
+ *   dup2 SLOT TO | fdup SLOT NEW  dup2 onto TO's fd, fcntl(F_DUPFD_CLOEXEC, 100)
  *   fallocate SLOT MODE OFF LEN                                "fallocate: 0|-1 ERRNO"
  *   cloexec SLOT                 "cloexec: 0|1" (FD_CLOEXEC of the descriptor)
  *   fork-exec SLOT               is SLOT still open in an exec'd child? "fork-exec: 0|1"
@@ -158,6 +159,13 @@ static void command(char *line)
 
 		*slot(b) = fd;
 		result(cmd, fd < 0 ? -1 : 0);
+	} else if (!strcmp(cmd, "dup2")) {
+		result(cmd, dup2((int)*slot(a), (int)*slot(b)) < 0 ? -1 : 0);
+	} else if (!strcmp(cmd, "fdup")) {
+		int fd = fcntl((int)*slot(a), F_DUPFD_CLOEXEC, 100);
+
+		*slot(b) = fd;
+		result(cmd, fd < 100 ? -1 : 0);
 	} else if (!strcmp(cmd, "eventfd")) {
 		int fd = eventfd(0, EFD_CLOEXEC);
 

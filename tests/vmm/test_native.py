@@ -89,6 +89,13 @@ def test_descriptors_are_real_dup_shares_and_the_last_close_releases(native):
         assert len(host.fdtable.fds()) == vm_fds  # the dup holds the VM
         dtb = "s:8=0x80010000,8=0x2000"
         assert session.do(io("vm2", "GUNYAH_VM_SET_DTB_CONFIG", dtb)) == "ioctl: 0"
+        assert session.do("dup2 vm2 vm2") == "dup2: 0"
+        assert session.do("fdup vm2 vm3") == "fdup: 0"
+        assert session.do("dup2 dev vm3") == "dup2: 0"  # vm3 is the device now
+        assert session.do(io("vm3", "GUNYAH_CREATE_VM", 0, "vm4")) == "ioctl: fd"
+        assert session.do("close vm4") == "close: 0"
+        assert session.do(io("vm2", "GUNYAH_VM_SET_DTB_CONFIG", dtb)) == "ioctl: 0"
+        assert session.do("close vm3") == "close: 0"
         assert session.do("close vm2") == "close: 0"
         # released before close returned: a VMM may create the next VM at once
         assert len(host.fdtable.fds()) == vm_fds - 1

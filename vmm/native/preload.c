@@ -576,7 +576,8 @@ int dup2(int oldfd, int newfd)
 	int was_model = oldfd != newfd && model_id(newfd) >= 0;
 	int ret;
 
-	forget(newfd);
+	if (oldfd != newfd)
+		forget(newfd);
 	ret = copied(oldfd, get_dup2()(oldfd, newfd));
 	if (was_model)
 		sync_close();
@@ -588,7 +589,8 @@ int dup3(int oldfd, int newfd, int flags)
 	int was_model = oldfd != newfd && model_id(newfd) >= 0;
 	int ret;
 
-	forget(newfd);
+	if (oldfd != newfd)
+		forget(newfd);
 	ret = copied(oldfd, get_dup3()(oldfd, newfd, flags));
 	if (was_model)
 		sync_close();
