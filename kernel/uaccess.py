@@ -63,14 +63,37 @@ def use_process(pid: int, files):
     """While inside, the calling thread's syscalls are process ``pid``'s: user
     memory is its memory, user descriptors are its descriptors, and ``files``
     maps the (st_dev, st_ino) of a socket it holds to the kernel file (our fd)
-    the socket stands for. OSError from pidfd_open (ESRCH: no such process)."""
+    the socket stands for. ESRCH if there is no such process, EPERM if we may
+    not read its memory (Yama's ptrace_scope, a seccomp filter)."""
     pidfd = os.pidfd_open(pid)
+    try:
+        _check_access(pid)
+    except OSError:
+        os.close(pidfd)
+        raise
     _current.pid, _current.pidfd, _current.files = pid, pidfd, files
     try:
         yield
     finally:
         _current.pid, _current.pidfd, _current.files = None, -1, None
         os.close(pidfd)
+
+
+def _check_access(pid: int) -> None:
+    """Read one byte of ``pid``'s first mapping: EPERM if it is refused."""
+    try:
+        with open(f"/proc/{pid}/maps") as maps:
+            start = int(maps.readline().split("-")[0], 16)
+    except PermissionError:
+        raise OSError(errno.EPERM, f"/proc/{pid}/maps: {os.strerror(errno.EPERM)}") from None
+    except (OSError, ValueError):
+        raise OSError(errno.ESRCH, os.strerror(errno.ESRCH)) from None
+    byte = ctypes.create_string_buffer(1)
+    mine, theirs = _Iovec(ctypes.addressof(byte), 1), _Iovec(start, 1)
+    if _libc.process_vm_readv(pid, ctypes.byref(mine), 1, ctypes.byref(theirs), 1, 0) != 1:
+        err = ctypes.get_errno()
+        if err in (errno.EPERM, errno.EACCES, errno.ENOSYS):
+            raise OSError(errno.EPERM, f"process_vm_readv of pid {pid}: {os.strerror(err)}")
 
 
 def foreign() -> bool:

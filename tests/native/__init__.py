@@ -21,8 +21,11 @@ def build(name: str, out: Path, *flags: str) -> Path:
     return exe
 
 
-def gunyah_sim(*args: str, stdin: str = "", timeout: float = 120) -> subprocess.CompletedProcess:
-    """``gunyah-sim ARGS`` in a new process: its status, stdout and stderr."""
+def gunyah_sim(
+    *args: str, stdin: str = "", timeout: float = 120, env: dict | None = None
+) -> subprocess.CompletedProcess:
+    """``gunyah-sim ARGS`` in a new process (``env``: its environment): its status,
+    stdout and stderr."""
     return subprocess.run(
         [sys.executable, "-m", "vmm.cli", *args],
         input=stdin,
@@ -30,6 +33,7 @@ def gunyah_sim(*args: str, stdin: str = "", timeout: float = 120) -> subprocess.
         text=True,
         timeout=timeout,
         cwd=HERE.parents[1],
+        env=env,
     )
 
 

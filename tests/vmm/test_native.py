@@ -359,6 +359,16 @@ def test_exec_refuses_what_it_cannot_run(native):
     assert res.returncode == 2 and res.stderr.count("\n") == 1
 
 
+def test_without_the_bundled_compiler_exec_says_which_extra_in_one_line(native, tmp_path):
+    """No cached preload library and no ziglang: one line naming the abi extra."""
+    (tmp_path / "ziglang").mkdir()
+    (tmp_path / "ziglang" / "__init__.py").write_text("raise ImportError('not installed')\n")
+    env = dict(os.environ, XDG_CACHE_HOME=str(tmp_path / "cache"), PYTHONPATH=str(tmp_path))
+    res = gunyah_sim("exec", "--", str(native["driver"]), env=env)
+    assert res.returncode == 2 and res.stderr.count("\n") == 1
+    assert "gunyah-sim[abi]" in res.stderr
+
+
 def test_trace_shows_the_programs_ioctls(native):
     script = "open dev\n" + io("dev", "GUNYAH_CREATE_VM", 0, "vm") + "\nclose vm\nclose dev\n"
     res = gunyah_sim("exec", "--trace", "--", str(native["driver"]), stdin=script)

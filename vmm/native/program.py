@@ -25,6 +25,7 @@ DEVICES = {"gunyah": "/dev/gunyah", "geniezone": "/dev/gzvm"}
 UAPIS = {"v16": None, "ack": None}
 UAPI_MISSING = "the Android (ACK) profile of /dev/gunyah does not exist yet; use --uapi v16"
 LEAK_STATUS = 70  # EX_SOFTWARE: the program was fine, the model kept something
+REFUSED_STATUS = 77  # EX_NOPERM: we may not read the program's memory
 SETTLE = 5.0  # seconds the machine may take to let its vCPU threads go
 # threads a machine keeps once started: the hypervisor's watchdog, the eventfd wait queue
 LONG_LIVED = ("gunyah-watchdog", "eventfd-wq")
@@ -129,6 +130,9 @@ def finish(server: Server, child: subprocess.Popen, before: dict) -> int:
     leak check against ``before`` (:func:`holdings`); the exit status."""
     returncode = child.wait()
     server.stop()
+    if server.refused is not None:
+        print(f"gunyah-sim exec: cannot serve the program: {server.refused}", file=sys.stderr)
+        return REFUSED_STATUS
     left = leaks(server.host, before)
     if left:
         what = "; ".join(f"{k} {b} -> {a}" for k, (b, a) in left.items())

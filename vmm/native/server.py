@@ -92,6 +92,7 @@ class Server:
         self.local = threading.local()  # .channel: the one the calling thread serves
         self.wake_r, self.wake_w = os.pipe2(os.O_CLOEXEC | os.O_NONBLOCK)
         self.stopping = False
+        self.refused: str | None = None  # why the program's memory is out of our reach
         self.watcher = threading.Thread(target=self._watch, name="native-watch", daemon=True)
         host.mm.fault = self._adopt
 
@@ -206,6 +207,10 @@ class Server:
                     _send(channel.sock, reply, fd)
                     if isinstance(fd, _Closing):
                         os.close(fd)
+        except PermissionError as e:
+            self.refused = e.strerror
+            with contextlib.suppress(OSError):
+                os.kill(channel.pid, signal.SIGKILL)  # it cannot be served at all
         except ProcessLookupError:
             return
         finally:
