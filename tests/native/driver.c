@@ -13,6 +13,7 @@
  *   dup2 SLOT TO | fdup SLOT NEW  dup2 onto TO's fd, fcntl(F_DUPFD_CLOEXEC, 100)
  *   fallocate SLOT MODE OFF LEN                                "fallocate: 0|-1 ERRNO"
  *   cloexec SLOT                 "cloexec: 0|1" (FD_CLOEXEC of the descriptor)
+ *   fork-ioctl SLOT REQUEST      the ioctl in a forked child, which prints its line
  *   fork-exec SLOT               is SLOT still open in an exec'd child? "fork-exec: 0|1"
  *
  * ARG: an integer, or a struct "s:SIZE=VALUE,...[|SIZE=VALUE,...]" whose
@@ -203,6 +204,17 @@ static void command(char *line)
 				      strtol(d, NULL, 0)));
 	} else if (!strcmp(cmd, "cloexec")) {
 		printf("%s: %d\n", cmd, !!(fcntl((int)*slot(a), F_GETFD) & FD_CLOEXEC));
+	} else if (!strcmp(cmd, "fork-ioctl")) {
+		pid_t pid;
+
+		fflush(stdout);
+		pid = fork();
+		if (!pid) {
+			result(cmd, ioctl((int)*slot(a), strtoul(b, NULL, 0), 0));
+			fflush(stdout);
+			_exit(0);
+		}
+		waitpid(pid, NULL, 0);
 	} else if (!strcmp(cmd, "fork-exec")) {
 		char probe[64];
 		int status;

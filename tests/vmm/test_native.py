@@ -84,6 +84,12 @@ def test_descriptors_are_real_dup_shares_and_the_last_close_releases(native):
         assert session.do("close dev2") == "close: 0"
         assert session.do(io("dev", "GUNYAH_CREATE_VM", 0, "vm")) == "ioctl: fd"
         vm_fds = len(host.fdtable.fds())
+        vcpu = io("vm", "GUNYAH_VM_ADD_FUNCTION", errno_table.VCPU_0, "vcpu")
+        assert session.do(vcpu) == "ioctl: fd"
+        size = gh.GUNYAH_VCPU_MMAP_SIZE
+        assert session.do(f"fork-ioctl vcpu {size:#x}") == "fork-ioctl: 4096"  # its own channel
+        assert session.do(f"fork-ioctl vcpu {size:#x}") == "fork-ioctl: 4096"
+        assert session.do("close vcpu") == "close: 0"
         assert session.do("dup vm vm2") == "dup: 0"
         assert session.do("close vm") == "close: 0"
         assert len(host.fdtable.fds()) == vm_fds  # the dup holds the VM
