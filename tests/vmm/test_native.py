@@ -18,6 +18,7 @@ import pytest
 
 import kernel
 from tests.aarch64 import assemble
+from tests.conformance.test_irqfd_ioeventfd import COUNTER, LABEL, SPI
 from tests.kernel.gunyah.rmhelper import vm_config_dtb
 from tests.native import Session, build, driver, errno_table, gunyah_sim
 from tests.native.errno_table import LEND
@@ -125,10 +126,10 @@ GUEST = f"""
 """
 
 
-def _guest_files(native, source: str, vcpus: int = 1):
-    code, dtb = native["dir"] / "code.bin", native["dir"] / f"dtb{vcpus}"
+def _guest_files(native, source: str, vcpus: int = 1, doorbells=()):
+    code, dtb = native["dir"] / "code.bin", native["dir"] / f"dtb{vcpus}-{len(doorbells)}"
     code.write_bytes(assemble(source))
-    dtb.write_bytes(vm_config_dtb(vcpus))
+    dtb.write_bytes(vm_config_dtb(vcpus, doorbells))
     return code, dtb
 
 
@@ -280,6 +281,49 @@ close dev
     assert lines[at - 2 : at + 2] == ["ioctl: 0", "ioctl: 0", "ioctl: -1 22", "ioctl: -1 9"]
     assert f"peek: {MMIO + 16:#x}" in lines  # the first write went to the eventfd, no exit
     assert "read: 1" in lines
+
+
+def test_irqfd_on_the_programs_eventfd_interrupts_the_guest(native):
+    code, dtb = _guest_files(native, COUNTER, doorbells=((LABEL, SPI),))
+    lend = f"s:8={RAM_IPA:#x},4={LEND:#x},4=$ram,8=0,8=0x200000"
+    pc = f"s:4={gh.GUNYAH_VM_BOOT_CONTEXT_REG(gh.REG_SET_PC, 0):#x},4=0,8={RAM_IPA:#x}"
+    irqfd = f"s:4={gh.GUNYAH_FN_IRQFD},4=16,8=^|4=$irq,4={LABEL},4=0,4=0"
+    script = f"""
+open dev
+{io("dev", "GUNYAH_CREATE_VM", 0, "vm")}
+{io("dev", "GUNYAH_CREATE_GUEST_MEM", "s:8=0,8=0x200000", "ram")}
+mmap ram 0x12000 0 image
+load image 0 {code}
+load image 0x10000 {dtb}
+munmap image
+{io("vm", "GUNYAH_VM_MAP_MEM", lend)}
+{io("vm", "GUNYAH_VM_SET_DTB_CONFIG", "s:8=0x80010000,8=0x2000")}
+{io("vm", "GUNYAH_VM_SET_BOOT_CONTEXT", pc)}
+eventfd irq
+{io("vm", "GUNYAH_VM_ADD_FUNCTION", irqfd)}
+{io("vm", "GUNYAH_VM_ADD_FUNCTION", errno_table.VCPU_0, "vcpu")}
+mmap vcpu 0x1000 0 run
+{io("vm", "GUNYAH_VM_START")}
+{io("vcpu", "GUNYAH_VCPU_RUN")}
+peek run 16
+write irq 1
+{io("vcpu", "GUNYAH_VCPU_RUN")}
+peek run 16
+peek run 24
+write irq 1
+{io("vcpu", "GUNYAH_VCPU_RUN")}
+peek run 24
+munmap run
+close vcpu
+close irq
+close ram
+close vm
+close dev
+"""
+    lines, python = both(native, script)
+    assert lines == python
+    peeks = [line.split()[1] for line in lines if line.startswith("peek")]
+    assert peeks == [f"{MMIO + 8:#x}", f"{MMIO:#x}", "0x1", "0x2"]  # ready, then 2 IRQs
 
 
 GZ_GUEST = f"""
