@@ -71,6 +71,8 @@ ROWS = [
     ("fallocate gmem 0x3 0x1000 0x1800", "fallocate: EINVAL"),  # not page aligned
     ("fallocate gmem 0x3 0 0x1000", "fallocate: 0"),  # punch a hole
     ("fallocate vm 0x3 0 0x1000", "fallocate: ENODEV"),
+    ("read vm 8", "read: EINVAL"),  # no read or write on a VM
+    ("write vm 1", "write: EINVAL"),
     ("dup gmem gmem2", "dup: 0"),
     ("close gmem2", "close: 0"),
     (_io("gmem2", "GUNYAH_VCPU_RUN", 0), "ioctl: EBADF"),

@@ -419,6 +419,17 @@ def test_without_the_bundled_compiler_exec_says_which_extra_in_one_line(native, 
     assert "gunyah-sim[abi]" in res.stderr
 
 
+def test_a_static_or_setuid_program_is_refused_in_one_line(native):
+    static = build("static", native["dir"], "-static", "-nostdlib", "-ffreestanding")
+    res = gunyah_sim("exec", "--", str(static))
+    assert res.returncode == 2 and res.stderr.count("\n") == 1 and "statically" in res.stderr
+    setuid = native["dir"] / "setuid-driver"
+    setuid.write_bytes(native["driver"].read_bytes())
+    setuid.chmod(0o4755)
+    res = gunyah_sim("exec", "--", str(setuid))
+    assert res.returncode == 2 and res.stderr.count("\n") == 1 and "setuid" in res.stderr
+
+
 def test_trace_shows_the_programs_ioctls(native):
     script = "open dev\n" + io("dev", "GUNYAH_CREATE_VM", 0, "vm") + "\nclose vm\nclose dev\n"
     res = gunyah_sim("exec", "--trace", "--", str(native["driver"]), stdin=script)

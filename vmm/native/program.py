@@ -10,11 +10,16 @@ leftover is reported on stderr and makes the status non-zero.
 from __future__ import annotations
 
 import os
+import shutil
 import signal
+import stat
 import subprocess
 import sys
 import threading
 import time
+
+from elftools.common.exceptions import ELFError
+from elftools.elf.elffile import ELFFile
 
 import kernel
 from vmm.native import preload
@@ -48,6 +53,25 @@ def boot_args(hypervisor: str, uapi: str) -> dict:
     if uapi == "ack":
         raise ExecError(UAPI_MISSING)
     return {"hypervisor": hypervisor}
+
+
+def check_program(program: str) -> None:
+    """ExecError (one line) for a program the preload library cannot reach: a
+    statically linked ELF (no PT_INTERP) or a setuid/setgid one (the loader
+    ignores LD_PRELOAD). Anything else (a script, a missing file) is left to exec."""
+    path = shutil.which(program) if os.sep not in program else program
+    if path is None:
+        return
+    try:
+        mode = os.stat(path).st_mode
+        with open(path, "rb") as f:
+            dynamic = any(seg["p_type"] == "PT_INTERP" for seg in ELFFile(f).iter_segments())
+    except (OSError, ELFError):
+        return
+    if mode & (stat.S_ISUID | stat.S_ISGID):
+        raise ExecError(f"{program}: setuid/setgid programs ignore LD_PRELOAD; cannot serve it")
+    if not dynamic:
+        raise ExecError(f"{program}: statically linked; LD_PRELOAD cannot reach its calls")
 
 
 def holdings(host) -> dict:
@@ -91,6 +115,7 @@ def execute(argv: list[str], hypervisor: str = "gunyah", uapi: str = "v16", trac
     """Run ``argv`` against a freshly booted machine; its exit status. ExecError
     for what stops it from starting (no compiler, no such program)."""
     boot = boot_args(hypervisor, uapi)
+    check_program(argv[0])
     library = preload.library()
     host = kernel.boot(trace=trace, **boot)
     try:
