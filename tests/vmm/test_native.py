@@ -221,6 +221,20 @@ def test_sigkill_in_vcpu_run_on_4_vcpus_leaves_nothing(native):
     assert set(os.listdir("/dev/shm")) == shm
 
 
+def test_sigterm_to_exec_is_passed_on_and_its_status_is_the_programs(native):
+    cmd = [sys.executable, "-m", "vmm.cli", "exec", "--", str(native["driver"])]
+    sim = subprocess.Popen(cmd, stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+    try:
+        sim.stdin.write("open dev\n")
+        sim.stdin.flush()
+        assert sim.stdout.readline() == "open: 0\n"  # the program runs, served
+        sim.send_signal(signal.SIGTERM)
+        assert sim.wait(60) == 128 + signal.SIGTERM
+    finally:
+        sim.kill()
+        sim.communicate()
+
+
 def _children(pid: int) -> list[int]:
     kids = []
     for task in os.listdir(f"/proc/{pid}/task"):

@@ -128,7 +128,7 @@ def _run(host, argv: list[str], device: str, library) -> int:
     server = Server(host, device)
     before = holdings(host)
     child = spawn(server, argv, library)
-    with _signals_to(child):
+    with _ForwardSignals(child):
         child.wait()
     return finish(server, child, before)
 
@@ -166,22 +166,25 @@ def finish(server: Server, child: subprocess.Popen, before: dict) -> int:
     return status_of(returncode)
 
 
-class _signals_to:  # noqa: N801 (a context manager named for what it does)
-    """While inside, SIGINT/SIGTERM/SIGHUP to us are passed on to the program,
-    which decides how it ends (a terminal's Ctrl-C reaches both)."""
-
-    SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
+class _ForwardSignals:
+    """While inside: SIGTERM to us is passed on to the program, which decides how
+    it ends; SIGINT and SIGHUP (a terminal's Ctrl-C and hang-up, which reach the
+    program itself, in the same process group) do not end us before it."""
 
     def __init__(self, child: subprocess.Popen):
         self.child = child
 
     def __enter__(self):
-        self.saved = {s: signal.signal(s, self._forward) for s in self.SIGNALS}
+        self.saved = {
+            signal.SIGTERM: signal.signal(signal.SIGTERM, self._forward),
+            signal.SIGINT: signal.signal(signal.SIGINT, signal.SIG_IGN),
+            signal.SIGHUP: signal.signal(signal.SIGHUP, signal.SIG_IGN),
+        }
 
     def _forward(self, signum: int, frame) -> None:
         if self.child.poll() is None:
             self.child.send_signal(signum)
 
     def __exit__(self, *exc) -> None:
-        for s, handler in self.saved.items():
-            signal.signal(s, handler)
+        for sig, handler in self.saved.items():
+            signal.signal(sig, handler)
