@@ -40,6 +40,7 @@ import struct
 import threading
 from dataclasses import dataclass, field
 
+from kernel.arch.arm64.platform import FileMapping
 from kernel.fs import File, FileOperations
 from kernel.gunyah.rsc_mgr_h import GunyahRmVmStatus as VmStatus
 from kernel.include.linux.gunyah import GunyahError, GunyahResourceType, gunyah_error_remap
@@ -320,7 +321,8 @@ class VcpuFops(FileOperations):
     def mmap(self, file: File, length: int, offset: int, prot: int, flags: int):
         if offset != 0 or length > PAGE_SIZE:
             raise OSError(errno.EINVAL, "the vCPU run page is one page at offset 0")
-        return mmap.mmap(file.private.page[0], PAGE_SIZE, **os_mmap(prot, flags))
+        kw = os_mmap(prot, flags)
+        return FileMapping(file.private.page[0], PAGE_SIZE, kw["flags"], kw["prot"])
 
     def release(self, file: File) -> None:
         vcpu: GunyahVcpu = file.private
