@@ -1,0 +1,56 @@
+/* SPDX-License-Identifier: GPL-2.0-only */
+/*
+ * What the two sample VMMs (gunyah-vmm.c, gzvm-vmm.c) share: the machine
+ * they give the guest, their command line, the guest loader and the
+ * devices they serve on MMIO exits.
+ *
+ * The machine: RAM at RAM_BASE, the DTB in its last DTB_ROOM bytes, a
+ * PL011 console at UART_BASE, a command mailbox at MAILBOX_BASE (what the
+ * holding-cell guest talks to). The DTB must describe the same machine:
+ * write it with `gunyah-sim dtb` for the same --vcpus and --mem.
+ */
+#ifndef VMM_H
+#define VMM_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+#define RAM_BASE 0x80000000ULL
+#define DTB_ROOM 0x10000ULL
+#define UART_BASE 0x09000000ULL
+#define MAILBOX_BASE 0x0b000000ULL
+#define PAGE_SIZE 4096ULL
+
+struct options {
+	unsigned int vcpus;
+	uint64_t mem;
+	const char *dtb;
+	const char *image;
+};
+
+/* Parse argv; on bad usage print one line and exit 2. */
+void parse_options(int argc, char **argv, unsigned int max_vcpus, struct options *opt);
+
+/* Print "PROG: message" (and strerror(errno) when with_errno) and exit 1. */
+void die(bool with_errno, const char *fmt, ...) __attribute__((format(printf, 2, 3), noreturn));
+
+/*
+ * Copy the guest ELF's PT_LOAD segments and the DTB file into ram, the
+ * VMM's view of guest RAM (opt->mem bytes at RAM_BASE). Returns the
+ * guest's entry point; *dtb_addr gets the DTB's guest address.
+ * A bad image or DTB: one line, exit 1.
+ */
+uint64_t load_guest(const struct options *opt, uint8_t *ram, uint64_t *dtb_addr);
+
+/*
+ * The devices at their guest addresses, for a vCPU thread's MMIO exit.
+ * false: no device there (the guest gets an abort). Thread-safe.
+ */
+bool mmio_read(uint64_t addr, unsigned int len, uint64_t *value);
+bool mmio_write(uint64_t addr, unsigned int len, uint64_t value);
+
+/* The signal that kicks a vCPU thread out of its run (no-op handler, no SA_RESTART). */
+#define KICK_SIGNAL SIGUSR1
+void kick_handler_install(void);
+
+#endif
