@@ -2,7 +2,9 @@
 /*
  * The sample VMMs' command line and guest loader: an AArch64 ELF64's
  * PT_LOAD segments at their physical addresses, the DTB file at the end
- * of RAM (vmm.h).
+ * of RAM (vmm.h). Bad input (usage, an image or DTB that cannot be read
+ * or does not fit) is one line on stderr and exit 2, before the device
+ * is opened.
  */
 #include <elf.h>
 #include <errno.h>
@@ -35,11 +37,21 @@ void die(bool with_errno, const char *fmt, ...)
 	exit(1);
 }
 
-static void usage_error(const char *what)
+static void __attribute__((format(printf, 1, 2), noreturn)) bad_input(const char *fmt, ...)
 {
-	fprintf(stderr, "%s: %s (usage: %s [--vcpus N] [--mem SIZE] --dtb FILE GUEST.elf)\n",
-		prog, what, prog);
+	va_list ap;
+
+	fprintf(stderr, "%s: ", prog);
+	va_start(ap, fmt);
+	vfprintf(stderr, fmt, ap);
+	va_end(ap);
+	fputc('\n', stderr);
 	exit(2);
+}
+
+static void __attribute__((noreturn)) usage_error(const char *what)
+{
+	bad_input("%s (usage: %s [--vcpus N] [--mem SIZE] --dtb FILE GUEST.elf)", what, prog);
 }
 
 /* "64M", "128K", "1G" or bytes; a multiple of the page size, at least two DTB rooms. */
@@ -75,11 +87,8 @@ void parse_options(int argc, char **argv, unsigned int max_vcpus, struct options
 		switch (c) {
 		case 'c':
 			opt->vcpus = strtoul(optarg, &end, 10);
-			if (*end || opt->vcpus < 1 || opt->vcpus > max_vcpus) {
-				fprintf(stderr, "%s: --vcpus %s: between 1 and %u\n", prog, optarg,
-					max_vcpus);
-				exit(2);
-			}
+			if (*end || opt->vcpus < 1 || opt->vcpus > max_vcpus)
+				bad_input("--vcpus %s: between 1 and %u", optarg, max_vcpus);
 			break;
 		case 'm':
 			opt->mem = parse_size(optarg);
@@ -98,82 +107,98 @@ void parse_options(int argc, char **argv, unsigned int max_vcpus, struct options
 	opt->image = argv[optind];
 }
 
-/* The whole file, at most limit bytes (else one line, exit 1). */
+/* The whole file, at most limit bytes (else one line, exit 2). */
 static uint8_t *read_file(const char *path, size_t limit, size_t *size)
 {
 	FILE *f = fopen(path, "rb");
-	uint8_t *data = malloc(limit + 1);
+	uint8_t *data;
 
 	if (!f)
-		die(true, "%s", path);
+		bad_input("%s: %s", path, strerror(errno));
+	data = malloc(limit + 1);
 	if (!data)
 		die(true, "%s", path);
 	*size = fread(data, 1, limit + 1, f);
 	if (ferror(f))
-		die(true, "%s", path);
+		bad_input("%s: %s", path, strerror(errno));
 	fclose(f);
 	if (*size > limit)
-		die(false, "%s: larger than %zu bytes", path, limit);
+		bad_input("%s: larger than %zu bytes", path, limit);
 	return data;
 }
 
-/* Copy [addr, addr + len) of the guest from src, zero-filling up to memsz. */
-static void place(uint8_t *ram, uint64_t ram_size, const char *what, uint64_t addr,
-		  const void *src, uint64_t len, uint64_t memsz)
+/* Whether [addr, addr + size) lies in the ram_size bytes of RAM from RAM_BASE. */
+static bool fits(uint64_t addr, uint64_t size, uint64_t ram_size)
 {
-	if (addr < RAM_BASE || memsz > ram_size || addr - RAM_BASE > ram_size - memsz)
-		die(false, "%s: %#llx+%#llx does not fit in RAM %#llx+%#llx (more --mem?)", what,
-		    (unsigned long long)addr, (unsigned long long)memsz,
-		    (unsigned long long)RAM_BASE, (unsigned long long)ram_size);
-	memcpy(ram + (addr - RAM_BASE), src, len);
-	memset(ram + (addr - RAM_BASE) + len, 0, memsz - len);
+	return addr >= RAM_BASE && size <= ram_size && addr - RAM_BASE <= ram_size - size;
 }
 
-static uint64_t load_elf(const char *path, uint8_t *ram, uint64_t room)
+/* The ELF's program header i (the headers are checked to lie in the file). */
+static const Elf64_Phdr *phdr(const struct guest *guest, int i)
 {
-	size_t size;
-	uint8_t *data = read_file(path, MAX_IMAGE, &size);
-	const Elf64_Ehdr *eh = (const Elf64_Ehdr *)data;
-	uint64_t entry;
+	const Elf64_Ehdr *eh = (const Elf64_Ehdr *)guest->elf;
+
+	return (const Elf64_Phdr *)(guest->elf + eh->e_phoff) + i;
+}
+
+static void check_elf(const struct options *opt, const struct guest *guest)
+{
+	const Elf64_Ehdr *eh = (const Elf64_Ehdr *)guest->elf;
+	const char *path = opt->image;
+	size_t size = guest->elf_size;
 	int loaded = 0;
 
 	if (size < sizeof(*eh) || memcmp(eh->e_ident, ELFMAG, SELFMAG))
-		die(false, "%s: not an ELF file", path);
+		bad_input("%s: not an ELF file", path);
 	if (eh->e_ident[EI_CLASS] != ELFCLASS64 || eh->e_machine != EM_AARCH64)
-		die(false, "%s: not an AArch64 ELF64", path);
+		bad_input("%s: not an AArch64 ELF64", path);
 	if (eh->e_phentsize != sizeof(Elf64_Phdr) || eh->e_phoff > size ||
 	    (size - eh->e_phoff) / sizeof(Elf64_Phdr) < eh->e_phnum)
-		die(false, "%s: bad program headers", path);
+		bad_input("%s: bad program headers", path);
 	for (int i = 0; i < eh->e_phnum; i++) {
-		const Elf64_Phdr *ph = (const Elf64_Phdr *)(data + eh->e_phoff) + i;
+		const Elf64_Phdr *ph = phdr(guest, i);
 
 		if (ph->p_type != PT_LOAD || !ph->p_memsz)
 			continue;
 		if (ph->p_filesz > ph->p_memsz || ph->p_offset > size ||
 		    size - ph->p_offset < ph->p_filesz)
-			die(false, "%s: segment %d is outside the file", path, i);
-		place(ram, room, path, ph->p_paddr, data + ph->p_offset, ph->p_filesz,
-		      ph->p_memsz);
+			bad_input("%s: segment %d is outside the file", path, i);
+		if (!fits(ph->p_paddr, ph->p_memsz, opt->mem - DTB_ROOM))
+			bad_input("%s: %#llx+%#llx does not fit in RAM %#llx+%#llx (more --mem?)",
+				  path, (unsigned long long)ph->p_paddr,
+				  (unsigned long long)ph->p_memsz, RAM_BASE,
+				  (unsigned long long)(opt->mem - DTB_ROOM));
 		loaded++;
 	}
 	if (!loaded)
-		die(false, "%s: nothing to load", path);
-	entry = eh->e_entry;
-	free(data);
-	return entry;
+		bad_input("%s: nothing to load", path);
 }
 
-uint64_t load_guest(const struct options *opt, uint8_t *ram, uint64_t *dtb_addr)
+void read_guest(const struct options *opt, struct guest *guest)
 {
 	static const uint8_t fdt_magic[4] = { 0xd0, 0x0d, 0xfe, 0xed };
-	uint64_t entry = load_elf(opt->image, ram, opt->mem - DTB_ROOM);
-	size_t size;
-	uint8_t *dtb = read_file(opt->dtb, DTB_ROOM, &size);
 
-	if (size < sizeof(fdt_magic) || memcmp(dtb, fdt_magic, sizeof(fdt_magic)))
-		die(false, "%s: not a devicetree blob", opt->dtb);
-	*dtb_addr = RAM_BASE + opt->mem - DTB_ROOM;
-	place(ram, opt->mem, opt->dtb, *dtb_addr, dtb, size, size);
-	free(dtb);
-	return entry;
+	guest->elf = read_file(opt->image, MAX_IMAGE, &guest->elf_size);
+	check_elf(opt, guest);
+	guest->entry = ((const Elf64_Ehdr *)guest->elf)->e_entry;
+	guest->dtb = read_file(opt->dtb, DTB_ROOM, &guest->dtb_size);
+	if (guest->dtb_size < sizeof(fdt_magic) || memcmp(guest->dtb, fdt_magic, sizeof(fdt_magic)))
+		bad_input("%s: not a devicetree blob", opt->dtb);
+	guest->dtb_addr = RAM_BASE + opt->mem - DTB_ROOM;
+}
+
+void load_guest(const struct guest *guest, uint8_t *ram)
+{
+	const Elf64_Ehdr *eh = (const Elf64_Ehdr *)guest->elf;
+
+	for (int i = 0; i < eh->e_phnum; i++) {
+		const Elf64_Phdr *ph = phdr(guest, i);
+		uint8_t *to = ram + (ph->p_paddr - RAM_BASE);
+
+		if (ph->p_type != PT_LOAD || !ph->p_memsz)
+			continue;
+		memcpy(to, guest->elf + ph->p_offset, ph->p_filesz);
+		memset(to + ph->p_filesz, 0, ph->p_memsz - ph->p_filesz);
+	}
+	memcpy(ram + (guest->dtb_addr - RAM_BASE), guest->dtb, guest->dtb_size);
 }

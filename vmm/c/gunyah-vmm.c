@@ -180,11 +180,12 @@ static void *vcpu_thread(void *arg)
 int main(int argc, char **argv)
 {
 	struct options opt;
-	uint64_t entry, dtb_addr;
+	struct guest guest;
 	int dev, vm, gmem;
 	uint8_t *ram;
 
 	parse_options(argc, argv, MAX_VCPUS, &opt);
+	read_guest(&opt, &guest);
 	setvbuf(stdout, NULL, _IOLBF, 0);
 	kick_handler_install();
 
@@ -199,7 +200,7 @@ int main(int argc, char **argv)
 	ram = mmap(NULL, opt.mem, PROT_READ | PROT_WRITE, MAP_SHARED, gmem, 0);
 	if (ram == MAP_FAILED)
 		die(true, "mmap guest memory");
-	entry = load_guest(&opt, ram, &dtb_addr);
+	load_guest(&guest, ram);
 	munmap(ram, opt.mem); /* lent memory must not stay mapped in the host */
 
 	struct gunyah_map_mem_args map = {
@@ -211,10 +212,13 @@ int main(int argc, char **argv)
 	if (ioctl(vm, GUNYAH_VM_MAP_MEM, &map))
 		die(true, "GUNYAH_VM_MAP_MEM");
 
-	struct gunyah_vm_dtb_config dtb = { .guest_phys_addr = dtb_addr, .size = DTB_ROOM };
+	struct gunyah_vm_dtb_config dtb = {
+		.guest_phys_addr = guest.dtb_addr,
+		.size = DTB_ROOM,
+	};
 	if (ioctl(vm, GUNYAH_VM_SET_DTB_CONFIG, &dtb))
 		die(true, "GUNYAH_VM_SET_DTB_CONFIG");
-	set_boot_reg(vm, REG_SET_PC, 0, entry);
+	set_boot_reg(vm, REG_SET_PC, 0, guest.entry);
 	set_boot_reg(vm, REG_SET_X, 1, opt.vcpus);
 
 	nr_vcpus = opt.vcpus;

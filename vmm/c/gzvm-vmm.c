@@ -171,11 +171,12 @@ static void *vcpu_thread(void *arg)
 int main(int argc, char **argv)
 {
 	struct options opt;
-	uint64_t entry, dtb_addr;
+	struct guest guest;
 	int dev, vm;
 	uint8_t *ram;
 
 	parse_options(argc, argv, MAX_VCPUS, &opt);
+	read_guest(&opt, &guest);
 	setvbuf(stdout, NULL, _IOLBF, 0);
 	kick_handler_install();
 
@@ -192,7 +193,7 @@ int main(int argc, char **argv)
 	ram = mmap(NULL, opt.mem, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
 	if (ram == MAP_FAILED)
 		die(true, "mmap guest memory");
-	entry = load_guest(&opt, ram, &dtb_addr);
+	load_guest(&guest, ram);
 	struct gzvm_userspace_memory_region region = {
 		.slot = 0,
 		.guest_phys_addr = RAM_BASE,
@@ -202,7 +203,7 @@ int main(int argc, char **argv)
 	if (ioctl(vm, GZVM_SET_USER_MEMORY_REGION, &region))
 		die(true, "GZVM_SET_USER_MEMORY_REGION");
 
-	struct gzvm_dtb_config dtb = { .dtb_addr = dtb_addr, .dtb_size = DTB_ROOM };
+	struct gzvm_dtb_config dtb = { .dtb_addr = guest.dtb_addr, .dtb_size = DTB_ROOM };
 	if (ioctl(vm, GZVM_SET_DTB_CONFIG, &dtb))
 		die(true, "GZVM_SET_DTB_CONFIG");
 
@@ -214,8 +215,8 @@ int main(int argc, char **argv)
 			die(true, "GZVM_CREATE_VCPU %u", i);
 	}
 	set_reg(vcpus[0].fd, REG_PSTATE, PSTATE_EL1H_DAIF);
-	set_reg(vcpus[0].fd, REG_PC, entry);
-	set_reg(vcpus[0].fd, REG_X(0), dtb_addr);
+	set_reg(vcpus[0].fd, REG_PC, guest.entry);
+	set_reg(vcpus[0].fd, REG_X(0), guest.dtb_addr);
 	set_reg(vcpus[0].fd, REG_X(1), opt.vcpus);
 
 	for (unsigned int i = 0; i < nr_vcpus; i++)

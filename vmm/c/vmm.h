@@ -34,13 +34,25 @@ void parse_options(int argc, char **argv, unsigned int max_vcpus, struct options
 /* Print "PROG: message" (and strerror(errno) when with_errno) and exit 1. */
 void die(bool with_errno, const char *fmt, ...) __attribute__((format(printf, 2, 3), noreturn));
 
+/* The guest's ELF and DTB files, read and checked. */
+struct guest {
+	uint8_t *elf;
+	size_t elf_size;
+	uint8_t *dtb;
+	size_t dtb_size;
+	uint64_t entry; /* the ELF's entry point */
+	uint64_t dtb_addr; /* where the DTB goes: the last DTB_ROOM bytes of RAM */
+};
+
 /*
- * Copy the guest ELF's PT_LOAD segments and the DTB file into ram, the
- * VMM's view of guest RAM (opt->mem bytes at RAM_BASE). Returns the
- * guest's entry point; *dtb_addr gets the DTB's guest address.
- * A bad image or DTB: one line, exit 1.
+ * Read opt->image (an AArch64 ELF64 whose PT_LOAD segments fit in RAM below
+ * the DTB room) and opt->dtb (a devicetree blob of at most DTB_ROOM bytes).
+ * Bad input: one line, exit 2.
  */
-uint64_t load_guest(const struct options *opt, uint8_t *ram, uint64_t *dtb_addr);
+void read_guest(const struct options *opt, struct guest *guest);
+
+/* Copy the segments and the DTB into ram, the VMM's view of guest RAM from RAM_BASE. */
+void load_guest(const struct guest *guest, uint8_t *ram);
 
 /*
  * The devices at their guest addresses, for a vCPU thread's MMIO exit.
