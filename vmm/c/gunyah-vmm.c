@@ -6,9 +6,13 @@
  *
  * Guest RAM is one guest_memfd, loaded (the ELF's segments, the VM config
  * DT at its end) through a mapping that is gone before MAP_MEM lends it to
- * the guest. The boot vCPU starts at the ELF's entry with X1 = the number
- * of vCPUs (the Resource Manager sets X0 to the DTB). One thread per vCPU
- * runs VCPU_RUN on its mmap'ed run page and serves MMIO exits (devices.c).
+ * the guest. The virtio console's shared window is a second guest_memfd,
+ * shared, which the VMM maps; its interrupt is an irqfd on doorbell 1 (the
+ * DT's bell-1) and its QueueNotify an ioeventfd. The boot vCPU starts at
+ * the ELF's entry with X1 = the number of vCPUs (the Resource Manager sets
+ * X0 to the DTB). One thread per vCPU runs VCPU_RUN on its mmap'ed run
+ * page and serves MMIO exits (devices.c); the event thread serves the
+ * virtio console (virtio.c).
  * Exit 0 when the guest powers off; 1, with one line, when the VM crashes
  * or a vCPU cannot go on; 2 for bad usage.
  */
@@ -21,6 +25,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/eventfd.h>
 #include <sys/ioctl.h>
 #include <sys/mman.h>
 #include <unistd.h>
@@ -54,6 +59,30 @@ static int create_guest_mem(int dev, uint64_t size)
 	return fd;
 }
 
+/* A VM function; returns what ADD_FUNCTION returns (a vCPU's fd, or 0). */
+static int add_function(int vm, __u32 type, const void *arg, __u32 arg_size, const char *what)
+{
+	struct gunyah_fn_desc desc = { .type = type, .arg_size = arg_size, .arg = (uintptr_t)arg };
+	int ret = ioctl(vm, GUNYAH_VM_ADD_FUNCTION, &desc);
+
+	if (ret < 0)
+		die(true, "GUNYAH_VM_ADD_FUNCTION %s", what);
+	return ret;
+}
+
+static void map_mem(int vm, int gmem, uint64_t ipa, uint64_t size, __u32 flags)
+{
+	struct gunyah_map_mem_args map = {
+		.guest_addr = ipa,
+		.flags = flags,
+		.guest_mem_fd = gmem,
+		.size = size,
+	};
+
+	if (ioctl(vm, GUNYAH_VM_MAP_MEM, &map))
+		die(true, "GUNYAH_VM_MAP_MEM %#llx", (unsigned long long)ipa);
+}
+
 static void set_boot_reg(int vm, unsigned int set, unsigned int index, uint64_t value)
 {
 	struct gunyah_vm_boot_context ctx = {
@@ -68,17 +97,10 @@ static void set_boot_reg(int vm, unsigned int set, unsigned int index, uint64_t 
 static void create_vcpu(int vm, struct vcpu *vcpu, unsigned int id)
 {
 	struct gunyah_fn_vcpu_arg arg = { .id = id };
-	struct gunyah_fn_desc desc = {
-		.type = GUNYAH_FN_VCPU,
-		.arg_size = sizeof(arg),
-		.arg = (uintptr_t)&arg,
-	};
 	int size;
 
 	vcpu->id = id;
-	vcpu->fd = ioctl(vm, GUNYAH_VM_ADD_FUNCTION, &desc);
-	if (vcpu->fd < 0)
-		die(true, "GUNYAH_VM_ADD_FUNCTION vCPU %u", id);
+	vcpu->fd = add_function(vm, GUNYAH_FN_VCPU, &arg, sizeof(arg), "vCPU");
 	size = ioctl(vcpu->fd, GUNYAH_VCPU_MMAP_SIZE);
 	if (size < 0)
 		die(true, "GUNYAH_VCPU_MMAP_SIZE");
@@ -177,12 +199,46 @@ static void *vcpu_thread(void *arg)
 	return NULL;
 }
 
+/*
+ * The virtio console's shared window (a guest_memfd shared, not lent, and
+ * mapped by the VMM), its irqfd on doorbell 1 (the DT's bell-1, SPI
+ * VIRTIO_SPI) and its QueueNotify ioeventfd. Returns the window's gmem fd.
+ */
+static int add_virtio_console(int dev, int vm, int irqfd, int notify, uint8_t **window)
+{
+	struct gunyah_fn_irqfd_arg irq = { .fd = irqfd, .label = 1 };
+	struct gunyah_fn_ioeventfd_arg io = {
+		.addr = VIRTIO_BASE + VIRTIO_QUEUE_NOTIFY,
+		.len = 4,
+		.fd = notify,
+	};
+	int gmem = create_guest_mem(dev, SHARED_SIZE);
+
+	map_mem(vm, gmem, SHARED_BASE, SHARED_SIZE,
+		GUNYAH_MEM_FORCE_SHARE | GUNYAH_MEM_ALLOW_READ | GUNYAH_MEM_ALLOW_WRITE);
+	*window = mmap(NULL, SHARED_SIZE, PROT_READ | PROT_WRITE, MAP_SHARED, gmem, 0);
+	if (*window == MAP_FAILED)
+		die(true, "mmap the shared window");
+	add_function(vm, GUNYAH_FN_IRQFD, &irq, sizeof(irq), "irqfd");
+	add_function(vm, GUNYAH_FN_IOEVENTFD, &io, sizeof(io), "ioeventfd");
+	return gmem;
+}
+
+static int new_eventfd(void)
+{
+	int fd = eventfd(0, EFD_CLOEXEC);
+
+	if (fd < 0)
+		die(true, "eventfd");
+	return fd;
+}
+
 int main(int argc, char **argv)
 {
 	struct options opt;
 	struct guest guest;
-	int dev, vm, gmem;
-	uint8_t *ram;
+	int dev, vm, gmem, shared_gmem, irqfd, notify;
+	uint8_t *ram, *window;
 
 	parse_options(argc, argv, MAX_VCPUS, &opt);
 	read_guest(&opt, &guest);
@@ -202,15 +258,10 @@ int main(int argc, char **argv)
 		die(true, "mmap guest memory");
 	load_guest(&guest, ram);
 	munmap(ram, opt.mem); /* lent memory must not stay mapped in the host */
-
-	struct gunyah_map_mem_args map = {
-		.guest_addr = RAM_BASE,
-		.flags = GUNYAH_MEM_DEFAULT_ACCESS | GUNYAH_MEM_ALLOW_RWX,
-		.guest_mem_fd = gmem,
-		.size = opt.mem,
-	};
-	if (ioctl(vm, GUNYAH_VM_MAP_MEM, &map))
-		die(true, "GUNYAH_VM_MAP_MEM");
+	map_mem(vm, gmem, RAM_BASE, opt.mem, GUNYAH_MEM_DEFAULT_ACCESS | GUNYAH_MEM_ALLOW_RWX);
+	irqfd = new_eventfd();
+	notify = new_eventfd();
+	shared_gmem = add_virtio_console(dev, vm, irqfd, notify, &window);
 
 	struct gunyah_vm_dtb_config dtb = {
 		.guest_phys_addr = guest.dtb_addr,
@@ -224,6 +275,7 @@ int main(int argc, char **argv)
 	nr_vcpus = opt.vcpus;
 	for (unsigned int i = 0; i < nr_vcpus; i++)
 		create_vcpu(vm, &vcpus[i], i);
+	virtio_console_start(window, irqfd, notify);
 	if (ioctl(vm, GUNYAH_VM_START))
 		die(true, "GUNYAH_VM_START");
 
@@ -236,11 +288,16 @@ int main(int argc, char **argv)
 	for (unsigned int i = 0; i < nr_vcpus; i++)
 		pthread_join(vcpus[i].thread, NULL);
 
-	/* Teardown in reverse order of creation: vCPUs, guest memory, the VM, the device. */
+	/* Teardown in reverse order of creation. */
+	virtio_console_stop();
 	for (unsigned int i = nr_vcpus; i-- > 0;) {
 		munmap(vcpus[i].run, vcpus[i].run_size);
 		close(vcpus[i].fd);
 	}
+	munmap(window, SHARED_SIZE);
+	close(shared_gmem);
+	close(notify);
+	close(irqfd);
 	close(gmem);
 	close(vm);
 	close(dev);

@@ -6,14 +6,17 @@
  *
  * Guest RAM is an anonymous private mapping the VMM keeps, given to the VM
  * as memslot 0 with SET_USER_MEMORY_REGION; the ELF's segments and the DTB
- * (at its end) are written into it first. The GICv3 is made with
+ * (at its end) are written into it first. The virtio console's shared
+ * window is memslot 1, its interrupt a GZVM_IRQFD on SPI VIRTIO_SPI, its
+ * QueueNotify a GZVM_IOEVENTFD. The GICv3 is made with
  * CREATE_DEVICE at crosvm's layout (the distributor just below 1 GiB, one
  * redistributor frame per vCPU below it): the DTB must say the same, as
  * `gunyah-sim dtb --hypervisor geniezone` does. The boot vCPU gets PSTATE,
  * PC = the ELF's entry, X0 = the DTB and X1 = the number of vCPUs with
  * SET_ONE_REG; there is no START, vCPU 0's first GZVM_RUN starts the guest.
  * One thread per vCPU runs GZVM_RUN on its own struct gzvm_vcpu_run and
- * serves MMIO exits (devices.c; where no device answers, a read gets 0).
+ * serves MMIO exits (devices.c; where no device answers, a read gets 0);
+ * the event thread serves the virtio console (virtio.c).
  * Exit 0 when the guest powers off; 1, with one line, when it crashes or a
  * vCPU cannot go on; 2 for bad usage.
  */
@@ -26,6 +29,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/eventfd.h>
 #include <sys/ioctl.h>
 #include <sys/mman.h>
 #include <unistd.h>
@@ -64,6 +68,49 @@ static void create_device(int vm, __u32 type, uint64_t addr, uint64_t size)
 
 	if (ioctl(vm, GZVM_CREATE_DEVICE, &dev))
 		die(true, "GZVM_CREATE_DEVICE %u", type);
+}
+
+/* Anonymous private memory of size bytes, memslot slot at ipa; returns the VMM's view. */
+static uint8_t *add_memslot(int vm, __u32 slot, uint64_t ipa, uint64_t size)
+{
+	uint8_t *mem = mmap(NULL, size, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+
+	if (mem == MAP_FAILED)
+		die(true, "mmap guest memory");
+	struct gzvm_userspace_memory_region region = {
+		.slot = slot,
+		.guest_phys_addr = ipa,
+		.memory_size = size,
+		.userspace_addr = (uintptr_t)mem,
+	};
+	if (ioctl(vm, GZVM_SET_USER_MEMORY_REGION, &region))
+		die(true, "GZVM_SET_USER_MEMORY_REGION %#llx", (unsigned long long)ipa);
+	return mem;
+}
+
+/* The virtio console's irqfd (SPI VIRTIO_SPI) and QueueNotify ioeventfd. */
+static void bind_virtio_console(int vm, int irqfd, int notify)
+{
+	struct gzvm_irqfd irq = { .fd = irqfd, .gsi = VIRTIO_SPI };
+	struct gzvm_ioeventfd io = {
+		.addr = VIRTIO_BASE + VIRTIO_QUEUE_NOTIFY,
+		.len = 4,
+		.fd = notify,
+	};
+
+	if (ioctl(vm, GZVM_IRQFD, &irq))
+		die(true, "GZVM_IRQFD");
+	if (ioctl(vm, GZVM_IOEVENTFD, &io))
+		die(true, "GZVM_IOEVENTFD");
+}
+
+static int new_eventfd(void)
+{
+	int fd = eventfd(0, EFD_CLOEXEC);
+
+	if (fd < 0)
+		die(true, "eventfd");
+	return fd;
 }
 
 static void set_reg(int fd, uint64_t id, uint64_t value)
@@ -172,8 +219,8 @@ int main(int argc, char **argv)
 {
 	struct options opt;
 	struct guest guest;
-	int dev, vm;
-	uint8_t *ram;
+	int dev, vm, irqfd, notify;
+	uint8_t *ram, *window;
 
 	parse_options(argc, argv, MAX_VCPUS, &opt);
 	read_guest(&opt, &guest);
@@ -190,22 +237,15 @@ int main(int argc, char **argv)
 	create_device(vm, GZVM_DEV_TYPE_ARM_VGIC_V3_REDIST, GICD_BASE - GICR_SIZE * opt.vcpus,
 		      GICR_SIZE);
 
-	ram = mmap(NULL, opt.mem, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
-	if (ram == MAP_FAILED)
-		die(true, "mmap guest memory");
+	ram = add_memslot(vm, 0, RAM_BASE, opt.mem);
 	load_guest(&guest, ram);
-	struct gzvm_userspace_memory_region region = {
-		.slot = 0,
-		.guest_phys_addr = RAM_BASE,
-		.memory_size = opt.mem,
-		.userspace_addr = (uintptr_t)ram,
-	};
-	if (ioctl(vm, GZVM_SET_USER_MEMORY_REGION, &region))
-		die(true, "GZVM_SET_USER_MEMORY_REGION");
-
+	window = add_memslot(vm, 1, SHARED_BASE, SHARED_SIZE);
 	struct gzvm_dtb_config dtb = { .dtb_addr = guest.dtb_addr, .dtb_size = DTB_ROOM };
 	if (ioctl(vm, GZVM_SET_DTB_CONFIG, &dtb))
 		die(true, "GZVM_SET_DTB_CONFIG");
+	irqfd = new_eventfd();
+	notify = new_eventfd();
+	bind_virtio_console(vm, irqfd, notify);
 
 	nr_vcpus = opt.vcpus;
 	for (unsigned int i = 0; i < nr_vcpus; i++) {
@@ -218,6 +258,7 @@ int main(int argc, char **argv)
 	set_reg(vcpus[0].fd, REG_PC, guest.entry);
 	set_reg(vcpus[0].fd, REG_X(0), guest.dtb_addr);
 	set_reg(vcpus[0].fd, REG_X(1), opt.vcpus);
+	virtio_console_start(window, irqfd, notify);
 
 	for (unsigned int i = 0; i < nr_vcpus; i++)
 		if (pthread_create(&vcpus[i].thread, NULL, vcpu_thread, &vcpus[i]))
@@ -228,10 +269,14 @@ int main(int argc, char **argv)
 	for (unsigned int i = 0; i < nr_vcpus; i++)
 		pthread_join(vcpus[i].thread, NULL);
 
-	/* Teardown in reverse order of creation: vCPUs, the VM (it unpins RAM), RAM, the device. */
+	/* Teardown in reverse order of creation; closing the VM unpins its memory. */
+	virtio_console_stop();
 	for (unsigned int i = nr_vcpus; i-- > 0;)
 		close(vcpus[i].fd);
+	close(notify);
+	close(irqfd);
 	close(vm);
+	munmap(window, SHARED_SIZE);
 	munmap(ram, opt.mem);
 	close(dev);
 	fflush(stdout);

@@ -5,8 +5,9 @@
  * devices they serve on MMIO exits.
  *
  * The machine: RAM at RAM_BASE, the DTB in its last DTB_ROOM bytes, a
- * PL011 console at UART_BASE, a command mailbox at MAILBOX_BASE (what the
- * holding-cell guest talks to). The DTB must describe the same machine:
+ * PL011 console at UART_BASE, a virtio-mmio console at VIRTIO_BASE (SPI
+ * VIRTIO_SPI, its rings in the SHARED_BASE window), a command mailbox at
+ * MAILBOX_BASE (what the holding-cell guest talks to). The DTB must describe the same machine:
  * write it with `gunyah-sim dtb` for the same --vcpus and --mem.
  */
 #ifndef VMM_H
@@ -19,6 +20,13 @@
 #define DTB_ROOM 0x10000ULL
 #define UART_BASE 0x09000000ULL
 #define MAILBOX_BASE 0x0b000000ULL
+#define VIRTIO_BASE 0x0a000000ULL
+#define VIRTIO_SIZE 0x200ULL
+#define VIRTIO_SPI 16
+#define VIRTIO_QUEUE_NOTIFY 0x050
+/* The virtqueues and their buffers, shared with the VMM: below RAM. */
+#define SHARED_BASE 0x70000000ULL
+#define SHARED_SIZE 0x10000ULL
 #define PAGE_SIZE 4096ULL
 
 struct options {
@@ -60,6 +68,21 @@ void load_guest(const struct guest *guest, uint8_t *ram);
  */
 bool mmio_read(uint64_t addr, unsigned int len, uint64_t *value);
 bool mmio_write(uint64_t addr, unsigned int len, uint64_t value);
+
+/* The virtio console (virtio.c): its registers, served on MMIO exits. */
+uint64_t virtio_mmio_read(uint64_t offset);
+void virtio_mmio_write(uint64_t offset, uint64_t value);
+
+/*
+ * Before the VM starts: the VMM's view of the shared window, the eventfd
+ * bound as the device's irqfd and the one bound as its QueueNotify
+ * ioeventfd; starts the event thread, which serves the notifies and feeds
+ * standard input to the guest.
+ */
+void virtio_console_start(uint8_t *window, int irqfd, int notify);
+
+/* After the vCPUs: the event thread ends (the eventfds stay the caller's). */
+void virtio_console_stop(void);
 
 /* The signal that kicks a vCPU thread out of its run (no-op handler, no SA_RESTART). */
 #define KICK_SIGNAL SIGUSR1
