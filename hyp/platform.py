@@ -52,7 +52,7 @@ class Firmware:
         dram = self.gunyah.dram
         prot = mmap.PROT_READ | (mmap.PROT_WRITE if writable else 0)
         flags = mmap.MAP_PRIVATE if private else mmap.MAP_SHARED
-        mapping = mmap.mmap(dram.fd, length, flags, prot, offset=pa - dram.base)
+        mapping = dram.map(pa, length, flags, prot)
         try:
             self.gunyah.memdb.host_map(id(mapping), pa, length)
         except HypError as e:

@@ -20,20 +20,21 @@ import os
 import select
 import threading
 
+from kernel import uaccess
+
 EVENTFD_LINK = "anon_inode:[eventfd]"
 
 
 def eventfd_ctx_fdget(host, fd: int) -> EventfdCtx:
-    """A reference to the eventfd behind ``fd``; EBADF if not open, EINVAL if not an eventfd."""
-    if host.fdtable.holds(fd):
+    """A reference to the eventfd behind the user's ``fd`` (the calling thread's
+    process's, see kernel.uaccess); EBADF if not open, EINVAL if not an eventfd."""
+    if not uaccess.foreign() and host.fdtable.holds(fd):
         raise OSError(errno.EINVAL, "not an eventfd")
-    try:
-        link = os.readlink(f"/proc/self/fd/{fd}")
-    except (OSError, ValueError):
-        raise OSError(errno.EBADF, os.strerror(errno.EBADF)) from None
-    if link != EVENTFD_LINK:
+    local = uaccess.fdget_user(fd)
+    if os.readlink(f"/proc/self/fd/{local}") != EVENTFD_LINK:
+        os.close(local)
         raise OSError(errno.EINVAL, "not an eventfd")
-    return EventfdCtx(os.dup(fd))
+    return EventfdCtx(local)
 
 
 class EventfdCtx:

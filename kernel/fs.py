@@ -9,10 +9,12 @@ the last descriptor referring to it is closed.
 
 from __future__ import annotations
 
+import contextlib
 import errno
 import os
 import threading
 
+from kernel import uaccess
 from kernel.kref import Kref
 
 FALLOC_FL_KEEP_SIZE, FALLOC_FL_PUNCH_HOLE, FALLOC_FL_COLLAPSE_RANGE = 0x01, 0x02, 0x08
@@ -63,6 +65,7 @@ class FdTable:
     def __init__(self):
         self._files: dict[int, File] = {}
         self._lock = threading.Lock()
+        self._installing = threading.local()  # .fds: the list installs() yielded
 
     def install(self, file: File, cloexec: bool = True) -> int:
         """A new real descriptor for ``file`` (which the table now holds)."""
@@ -70,7 +73,20 @@ class FdTable:
         os.set_inheritable(fd, not cloexec)  # Python opens close-on-exec by default
         with self._lock:
             self._files[fd] = file
+        installed = getattr(self._installing, "fds", None)
+        if installed is not None:
+            installed.append((fd, cloexec))
         return fd
+
+    @contextlib.contextmanager
+    def installs(self):
+        """Yield a list of (fd, cloexec) that the calling thread's syscalls
+        install while inside (a syscall's new descriptors, whatever its result)."""
+        self._installing.fds = []
+        try:
+            yield self._installing.fds
+        finally:
+            self._installing.fds = None
 
     def get(self, fd: int) -> File:
         """The file behind ``fd`` with a reference taken; EBADF if none."""
@@ -79,6 +95,16 @@ class FdTable:
             if file is None:
                 raise OSError(errno.EBADF, os.strerror(errno.EBADF))
             return file.get()
+
+    def get_user(self, fd: int) -> File:
+        """:meth:`get` for a descriptor named inside an ioctl's argument: the
+        calling thread's process's (kernel.uaccess.use_process), whose sockets
+        stand for our files. EBADF if it is no open kernel file."""
+        if uaccess.foreign():
+            fd = uaccess.user_file(fd)
+            if fd is None:
+                raise OSError(errno.EBADF, os.strerror(errno.EBADF))
+        return self.get(fd)
 
     def holds(self, fd: int) -> bool:
         with self._lock:

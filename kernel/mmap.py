@@ -103,6 +103,10 @@ class MmStruct:
     vmas: SortedDict = field(default_factory=SortedDict)  # lock
     pinned: dict = field(default_factory=dict)  # lock: pa -> (AnonMemory, pins)
     lock: threading.Lock = field(default_factory=threading.Lock)
+    # None, or fault(addr, length) -> bool, called (without the lock) when a lookup
+    # finds nothing at addr: it may map [addr, addr+length) and say so (True), as a
+    # server does when a native program names memory the model never mapped.
+    fault: object = None
 
     def insert(self, vma: Vma) -> None:
         with self.lock:
@@ -112,10 +116,15 @@ class MmStruct:
         with self.lock:
             del self.vmas[vma.start]
 
-    def vma_lookup(self, addr: int) -> Vma | None:
-        """The VMA holding ``addr``, or None."""
+    def vma_lookup(self, addr: int, length: int = PAGE_SIZE) -> Vma | None:
+        """The VMA holding ``addr``, or None; ``length``: the bytes from ``addr`` the
+        caller wants, which :attr:`fault` maps if nothing is there."""
         with self.lock:
-            return self._lookup(addr)
+            vma = self._lookup(addr)
+        if vma is None and self.fault is not None and self.fault(addr, length):
+            with self.lock:
+                vma = self._lookup(addr)
+        return vma
 
     def _lookup(self, addr: int) -> Vma | None:
         i = self.vmas.bisect_right(addr) - 1

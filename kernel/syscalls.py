@@ -261,30 +261,31 @@ class Host:
         if sig:
             self.signals.send(thread, sig)
 
-    def mmap(self, fd: int, length: int, prot: int = 3, flags: int = 1, offset: int = 0):
+    def mmap(self, fd: int, length: int, prot: int = 3, flags: int = 1, offset: int = 0, at=None):
         """Map a file, or with ``MAP_ANONYMOUS`` (fd ignored) fresh zeroed memory;
         returns an object with the buffer protocol (like mmap.mmap), which is a VMA
         at ``kernel.mmap.user_address(mapping)``. Without PROT_WRITE it is read-only
         (a write raises TypeError, where C would fault); MAP_PRIVATE writes go to
         private copies. EINVAL for a length under 1, an offset that is negative or
         not page aligned, and the ``prot``/``flags`` of ``kernel.mmap.check_mmap``;
-        ENOMEM when no RAM is left."""
+        ENOMEM when no RAM is left. ``at``: the user address of the VMA, for a
+        server thread (:meth:`serve`) whose process maps :meth:`backing` there."""
         _ints(length, prot, flags, offset)
         if length <= 0 or offset < 0 or offset % PAGE_SIZE:
             raise _error(errno.EINVAL, "length or offset")
         check_mmap(prot, flags)
         if flags & MAP_ANONYMOUS:
-            return self._mmap_anonymous(-(-length // PAGE_SIZE) * PAGE_SIZE, prot)
+            return self._mmap_anonymous(-(-length // PAGE_SIZE) * PAGE_SIZE, prot, at)
         file = self._get(fd)
         try:
             mapping = self._call(file.fops.mmap, file, length, offset, prot, flags)
         except BaseException:
             file.put()
             raise
-        self._map(Vma(user_address(mapping), length, mapping), file)  # it holds the file
+        self._map(Vma(at or user_address(mapping), length, mapping), file)  # it holds the file
         return mapping
 
-    def _mmap_anonymous(self, size: int, prot: int):
+    def _mmap_anonymous(self, size: int, prot: int, at: int | None):
         """Fresh pages of host RAM; private or shared alike, as no file backs them."""
         allocator, firmware = self.drivers.mm, self.drivers.firmware
         pa = allocator.alloc(size)
@@ -293,8 +294,32 @@ class Host:
             allocator.free(pa, size)
             raise _error(errno.ENOMEM, f"host mapping: hypervisor error {err}")
         anon = AnonMemory(allocator.free, pa, size)
-        self._map(Vma(user_address(mapping), size, mapping, anon, writable(prot)), None)
+        self._map(Vma(at or user_address(mapping), size, mapping, anon, writable(prot)), None)
         return mapping
+
+    @staticmethod
+    def backing(mapping) -> tuple[int, int]:
+        """(memfd, offset) behind a mapping :meth:`mmap` returned: another process
+        mapping that memfd there (MAP_SHARED) shares its pages with the model.
+        EINVAL for a mapping no memfd backs."""
+        backing = getattr(mapping, "backing", None)
+        if backing is None:
+            raise _error(errno.EINVAL, "no memfd behind the mapping")
+        return backing
+
+    def serve(self, pid: int, files):
+        """Context manager: while inside, the calling thread's syscalls are those
+        of process ``pid`` (a native program of the same user; a server thread
+        makes its calls). User pointers are addresses in ``pid``, descriptors
+        inside ioctl arguments are its descriptors (its eventfds; a socket it
+        holds for a kernel file, which ``files((st_dev, st_ino))`` names by our
+        fd, or None). ESRCH if there is no such process."""
+        return uaccess.use_process(pid, files)
+
+    def installs(self):
+        """Context manager yielding a list that gets (fd, cloexec) of every
+        descriptor the calling thread's syscalls install while inside."""
+        return self.fdtable.installs()
 
     def user_address(self, mapping) -> int:
         """Where ``mapping`` (from :meth:`mmap`) starts in the process: the address C's

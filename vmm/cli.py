@@ -25,6 +25,7 @@ from vmm.geniezone import GenieZone
 from vmm.guests import GUESTS
 from vmm.guests import image as guest_image
 from vmm.gunyah import Gunyah
+from vmm.native import program as native
 from vmm.oops import Oops
 from vmm.vmm import DTB_ROOM, Vmm, VmmConfig, device_tree
 
@@ -251,6 +252,22 @@ def _stdin() -> int | None:
         return None
 
 
+def _exec(args: argparse.Namespace) -> int:
+    argv = args.program[1:] if args.program[:1] == ["--"] else args.program
+    if not argv:
+        print(
+            "gunyah-sim exec: no program given (gunyah-sim exec -- PROGRAM ARGS...)",
+            file=sys.stderr,
+        )
+        return 2
+    trace = kernel.Tracer(lambda line: print(f"  {line}", file=sys.stderr)) if args.trace else None
+    try:
+        return native.execute(argv, args.hypervisor, args.uapi, trace)
+    except (native.ExecError, toolchain.ToolchainError) as e:
+        print(f"gunyah-sim exec: {e}", file=sys.stderr)
+        return e.status if isinstance(e, native.ExecError) else 2
+
+
 def _guests(args: argparse.Namespace) -> int:
     for name, text in GUESTS.items():
         print(f"{name:<16} {text}")
@@ -343,6 +360,19 @@ def parser() -> argparse.ArgumentParser:
         "-o", "--output", required=True, metavar="FILE", help="where to write it (- for stdout)"
     )
     p.set_defaults(func=_dtb)
+
+    p = sub.add_parser(
+        "exec",
+        help="run a native VMM (C, Rust) against the simulated /dev/gunyah or /dev/gzvm",
+        description="Run PROGRAM with the simulated device visible to it (its open, ioctl, "
+        "mmap and close of the device reach the model; see Documentation/native.rst). "
+        "The exit status is the program's.",
+    )
+    p.add_argument("--hypervisor", choices=HYPERVISORS, default="gunyah")
+    p.add_argument("--uapi", default="v16", help="what /dev/gunyah speaks: v16 (default) or ack")
+    p.add_argument("--trace", action="store_true", help="print the program's ioctls, strace-style")
+    p.add_argument("program", nargs=argparse.REMAINDER, help="-- PROGRAM ARGS...")
+    p.set_defaults(func=_exec)
 
     p = sub.add_parser("guests", help="list the bundled guests")
     p.set_defaults(func=_guests)

@@ -53,7 +53,7 @@ class Firmware:
             return Error.ERR_INVALID_ARGS, None
         prot = mmap.PROT_READ | (mmap.PROT_WRITE if writable else 0)
         flags = mmap.MAP_PRIVATE if private else mmap.MAP_SHARED
-        mapping = mmap.mmap(gz.dram.fd, length, flags, prot, offset=pa - gz.dram.base)
+        mapping = gz.dram.map(pa, length, flags, prot)
         with gz.lock:
             if gz.protected_pages(pa, length):
                 mapping.close()

@@ -13,6 +13,17 @@ import os
 import struct
 
 
+class FileMapping(mmap.mmap):
+    """``mmap.mmap(fd, length, flags, prot, offset=offset)`` that remembers
+    ``backing``, (fd, offset): another process mapping the same file there
+    shares its pages (a native VMM's view of what the model maps)."""
+
+    def __new__(cls, fd: int, length: int, flags: int, prot: int, offset: int = 0):
+        self = super().__new__(cls, fd, length, flags, prot, offset=offset)
+        self.backing = (fd, offset)
+        return self
+
+
 class Dram:
     """``size`` bytes of DRAM at physical address ``base``."""
 
@@ -49,6 +60,10 @@ class Dram:
 
     def write_u64(self, pa: int, value: int) -> None:
         struct.pack_into("<Q", self.mem, self._offset(pa, 8), value)
+
+    def map(self, pa: int, length: int, flags: int, prot: int) -> FileMapping:
+        """A new mapping of ``length`` bytes at ``pa`` (``mmap`` flags and prot)."""
+        return FileMapping(self.fd, length, flags, prot, offset=self._offset(pa, length))
 
     def zero(self, pa: int, size: int) -> None:
         """Zero a range; whole pages go back to the file and cost nothing again."""

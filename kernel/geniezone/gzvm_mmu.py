@@ -66,7 +66,7 @@ def gzvm_vm_ioctl_set_memory_region(vm, mem) -> int:
         raise gzvm_main.errno_error(errno.EINVAL, "guest_phys_addr + memory_size overflows")
     if mem.memory_size >> PAGE_SHIFT > GZVM_MEM_MAX_NR_PAGES:
         raise gzvm_main.errno_error(errno.EINVAL, "too many pages")
-    vma = vm.mm.vma_lookup(mem.userspace_addr)
+    vma = vm.mm.vma_lookup(mem.userspace_addr, mem.memory_size)
     if vma is None:
         raise gzvm_main.errno_error(errno.EFAULT, "no VMA at userspace_addr")
     if vma.length != mem.memory_size:

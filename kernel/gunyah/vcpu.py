@@ -35,6 +35,7 @@ import struct
 import threading
 from dataclasses import dataclass, field
 
+from kernel.arch.arm64.platform import FileMapping
 from kernel.fs import File, FileOperations
 from kernel.gunyah import vm_mgr_mem
 from kernel.gunyah.rsc_mgr_h import GunyahRmVmStatus as VmStatus
@@ -312,7 +313,8 @@ class VcpuFops(FileOperations):
     def mmap(self, file: File, length: int, offset: int, prot: int, flags: int):
         if offset != 0 or length > PAGE_SIZE:
             raise OSError(errno.EINVAL, "the vCPU run page is one page at offset 0")
-        return mmap.mmap(file.private.page[0], PAGE_SIZE, **os_mmap(prot, flags))
+        kw = os_mmap(prot, flags)
+        return FileMapping(file.private.page[0], PAGE_SIZE, kw["flags"], kw["prot"])
 
     def release(self, file: File) -> None:
         vcpu: GunyahVcpu = file.private

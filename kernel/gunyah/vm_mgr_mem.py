@@ -89,7 +89,7 @@ def gunyah_vm_map_mem(vm, args) -> int:
     numbers); its pages fault later.
     """
     try:
-        file = vm.host.fdtable.get(args.guest_mem_fd)
+        file = vm.host.fdtable.get_user(args.guest_mem_fd)
     except OSError:
         raise _einval("guest_mem_fd is not an open file") from None
     try:

@@ -8,7 +8,10 @@ the boot devicetree).
 from __future__ import annotations
 
 from hyp.hw.board import DRAM_SIZE
+from hyp.hw.memory import FileMapping  # the kernel maps its memfds as the hardware's DRAM is
 from hyp.platform import Firmware, boot_firmware
+
+__all__ = ["FileMapping", "power_on"]
 
 
 def power_on(dram_size: int | None = None, rm_policy: str = "default") -> Firmware:
