@@ -121,18 +121,19 @@ static void kick_all(void)
 	}
 }
 
-/* One line on stderr, and every vCPU stops. */
+/* The first problem: one line on stderr, and every vCPU stops (later ones say nothing). */
 static void __attribute__((format(printf, 2, 3))) fail(unsigned int id, const char *fmt, ...)
 {
 	va_list ap;
 
+	if (__atomic_exchange_n(&failed, 1, __ATOMIC_SEQ_CST))
+		return;
 	fflush(stdout);
 	fprintf(stderr, "gunyah-vmm: vCPU %u: ", id);
 	va_start(ap, fmt);
 	vfprintf(stderr, fmt, ap);
 	va_end(ap);
 	fputc('\n', stderr);
-	__atomic_store_n(&failed, 1, __ATOMIC_SEQ_CST);
 	kick_all();
 }
 
@@ -159,10 +160,10 @@ static void handle_status(struct vcpu *vcpu)
 
 	if (run->status.status == GUNYAH_VM_STATUS_EXITED &&
 	    run->status.exit_info.type == EXIT_TYPE_PLATFORM_OFF) {
-		powered_off = 1;
+		__atomic_store_n(&powered_off, 1, __ATOMIC_SEQ_CST);
 		return;
 	}
-	if (!failed && !powered_off)
+	if (!__atomic_load_n(&powered_off, __ATOMIC_SEQ_CST))
 		fail(vcpu->id, "the VM %s (status %u, exit type %u)",
 		     run->status.status == GUNYAH_VM_STATUS_CRASHED ? "crashed" : "is down",
 		     run->status.status, run->status.exit_info.type);

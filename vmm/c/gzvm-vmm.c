@@ -136,18 +136,19 @@ static void kick_all(void)
 	}
 }
 
-/* One line on stderr, and every vCPU stops. */
+/* The first problem: one line on stderr, and every vCPU stops (later ones say nothing). */
 static void __attribute__((format(printf, 2, 3))) fail(unsigned int id, const char *fmt, ...)
 {
 	va_list ap;
 
+	if (__atomic_exchange_n(&failed, 1, __ATOMIC_SEQ_CST))
+		return;
 	fflush(stdout);
 	fprintf(stderr, "gzvm-vmm: vCPU %u: ", id);
 	va_start(ap, fmt);
 	vfprintf(stderr, fmt, ap);
 	va_end(ap);
 	fputc('\n', stderr);
-	__atomic_store_n(&failed, 1, __ATOMIC_SEQ_CST);
 	kick_all();
 }
 
@@ -173,7 +174,7 @@ static bool handle_system_event(struct vcpu *vcpu)
 {
 	switch (vcpu->run.system_event.type) {
 	case GZVM_SYSTEM_EVENT_SHUTDOWN:
-		powered_off = 1;
+		__atomic_store_n(&powered_off, 1, __ATOMIC_SEQ_CST);
 		return false;
 	case GZVM_SYSTEM_EVENT_CRASH:
 		fail(vcpu->id, "the VM crashed");
