@@ -28,7 +28,7 @@ import threading
 import time
 
 import kernel
-from bench import GZ, Sizes, baselines
+from bench import GZ, Sizes, baselines, native_bench
 from tests import gzvmvm
 from tests.gunyahvm import MMIO, RWX_LEND, guest_mem, make_vm, map_mem
 from uapi.linux import gzvm as gz
@@ -201,4 +201,4 @@ def new_processes(sizes: Sizes) -> dict:
     }
 
 
-FIGURES = [whole_vms, scale, new_processes]
+FIGURES = [whole_vms, scale, new_processes, native_bench.native_ioctl]

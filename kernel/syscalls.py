@@ -161,26 +161,28 @@ class Host:
             return self._call(self.fdtable.dup, fd)
         return os.dup(fd)
 
-    def ioctl(self, fd: int, request: int, arg=0) -> int:
+    def ioctl(self, fd: int, request: int, arg=0, *, shown_fd: int | None = None) -> int:
         """``ioctl(fd, request, arg)``: ``arg`` is an int or a pointer, as in C: a
         cffi pointer (``gh.ffi.new("struct gunyah_map_mem_args *", {...})``) or a
         user address. Returns the driver's non-negative result (a new fd for the
         CREATE_* and ADD_FUNCTION(VCPU) requests). OSError with the driver's errno:
         ENOTTY for a request the file does not know, EFAULT for a bad pointer,
-        EBADF for no open fd. With ``Host.trace`` set, one line per call."""
+        EBADF for no open fd. With ``Host.trace`` set, one line per call, which
+        names the descriptor ``shown_fd`` if given (a served program's number)."""
         if self.trace is None:
             return self._ioctl(fd, request, arg)
         number = request & 0xFFFF_FFFF if isinstance(request, int) else request
         name = IOCTL_NAMES.get(number, f"{number:#x}" if isinstance(number, int) else "?")
         shown = _shown(number, arg, name)
+        user_fd = fd if shown_fd is None else shown_fd
         start = self.trace.start()
         try:
             ret = self._ioctl(fd, request, arg)
         except OSError as e:
             err = errno.errorcode.get(e.errno, e.errno)
-            self.trace.emit(f"ioctl({fd}, {name}, {shown}) = -1 {err}", name, "ioctl", start)
+            self.trace.emit(f"ioctl({user_fd}, {name}, {shown}) = -1 {err}", name, "ioctl", start)
             raise
-        self.trace.emit(f"ioctl({fd}, {name}, {shown}) = {ret}", name, "ioctl", start)
+        self.trace.emit(f"ioctl({user_fd}, {name}, {shown}) = {ret}", name, "ioctl", start)
         return ret
 
     def _ioctl(self, fd: int, request: int, arg) -> int:

@@ -36,6 +36,8 @@ GUNYAH_ONLY = [  # the RM and the sample VMM's Gunyah paths, which GenieZone doe
     "scale_s",
     "rss_ratio",
     "cli_run_s",
+    "native_ioctl_us",
+    "native_ioctl_ratio",
 ]
 
 

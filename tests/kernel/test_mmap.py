@@ -1,6 +1,7 @@
 """Anonymous memory and the process's VMAs (kernel/mmap.py) through the Host."""
 
 import errno
+import os
 import threading
 
 import pytest
@@ -78,3 +79,46 @@ def test_munmap_and_mmap_racing_for_an_address_keep_the_vma_tree_right(host):
         t.join(60)
     assert not any(t.is_alive() for t in threads) and errors == []
     assert host.mm.vmas == {}
+
+
+def test_a_lookup_that_finds_nothing_may_be_served_by_the_fault_hook(host):
+    """MmStruct.fault(addr, length) maps what a lookup misses (a server adopting a
+    native program's memory), or declines and the lookup stays None."""
+    asked = []
+
+    def fault(addr, length):
+        asked.append((addr, length))
+        if addr != 0x7000_0000:
+            return False
+        host.mmap(-1, length, 3, ANON, at=addr)
+        return True
+
+    host.mm.fault = fault
+    try:
+        assert host.mm.vma_lookup(0x6000_0000) is None
+        vma = host.mm.vma_lookup(0x7000_0000, 0x3000)
+        assert (vma.start, vma.length) == (0x7000_0000, 0x3000)
+        assert asked == [(0x6000_0000, 4096), (0x7000_0000, 0x3000)]
+        assert host.user_address(vma.mapping) == 0x7000_0000
+        memfd, offset = host.backing(vma.mapping)
+        assert os.pread(memfd, 8, offset) == bytes(8)  # the mapping's pages, by memfd
+        vma.mapping[:8] = b"adopted!"
+        assert os.pread(memfd, 8, offset) == b"adopted!"
+        host.munmap(vma.mapping)
+    finally:
+        host.mm.fault = None
+
+
+def test_backing_is_einval_for_what_no_memfd_backs(host):
+    with pytest.raises(OSError) as e:
+        host.backing(bytearray(8))
+    assert e.value.errno == errno.EINVAL
+
+
+def test_installs_lists_the_descriptors_a_call_made(host):
+    with host.installs() as new:
+        dev = host.open("/dev/gunyah")
+        vm = host.ioctl(dev, 0x4700, 0)  # GUNYAH_CREATE_VM
+    assert [fd for fd, _ in new] == [dev, vm]
+    host.close(vm)
+    host.close(dev)

@@ -1,9 +1,13 @@
 """User pointers (kernel/uaccess.py): the machine's own memory is never user memory."""
 
 import errno
+import os
+import subprocess
+import sys
 
 import pytest
 
+from kernel import uaccess
 from kernel.uaccess import access_ok
 from tests.gunyahvm import make_vm as make_gunyah_vm
 from tests.gzvmvm import REG_X0, make_vm, user_address
@@ -82,3 +86,42 @@ def test_a_pointer_into_the_kernels_run_page_mapping_is_efault_on_gunyah(host):
                 host.ioctl(t.vm, request, address)
             assert e.value.errno == errno.EFAULT
     t.close()
+
+
+CHILD = (
+    "import ctypes, os, sys\n"
+    "b = ctypes.create_string_buffer(b'child-bytes')\n"
+    "print(ctypes.addressof(b), os.eventfd(5), flush=True)\n"
+    "sys.stdin.read()\n"
+)
+
+
+def test_a_thread_serving_another_process_uses_its_memory_and_descriptors():
+    """use_process: user memory and user descriptors are the other process's, for the
+    calling thread only and only while inside."""
+    child = subprocess.Popen(
+        [sys.executable, "-c", CHILD], stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True
+    )
+    try:
+        addr, efd = map(int, child.stdout.readline().split())
+        assert not uaccess.foreign()
+        with uaccess.use_process(child.pid, lambda key: None):
+            assert uaccess.foreign()
+            assert uaccess.copy_from_user(addr, 11) == b"child-bytes"
+            uaccess.copy_to_user(addr, b"CHILD")
+            assert uaccess.copy_from_user(addr, 11) == b"CHILD-bytes"
+            with pytest.raises(OSError) as e:
+                uaccess.copy_from_user(8, 1)
+            assert e.value.errno == errno.EFAULT
+            local = uaccess.fdget_user(efd)
+            assert os.readlink(f"/proc/self/fd/{local}") == "anon_inode:[eventfd]"
+            assert os.eventfd_read(local) == 5
+            os.close(local)
+            with pytest.raises(OSError) as e:
+                uaccess.fdget_user(4000)
+            assert e.value.errno == errno.EBADF
+            assert uaccess.user_file(efd) is None  # no kernel file behind an eventfd
+        assert not uaccess.foreign()
+    finally:
+        child.stdin.close()
+        child.wait()

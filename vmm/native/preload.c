@@ -4,7 +4,8 @@
  *
  * Interposed: open, open64, openat, openat64 (and their _2 fortify forms) of
  * the device path; ioctl, mmap, mmap64, munmap, close, dup, dup2, dup3,
- * fcntl(F_DUPFD, F_DUPFD_CLOEXEC), read, write and poll on model fds. Any
+ * fcntl(F_DUPFD, F_DUPFD_CLOEXEC), fallocate, read, write and poll on model
+ * fds. Any
  * other fd goes to libc after one table lookup.
  *
  * A model fd is a real socket of the program (the server holds the peer), so
@@ -41,7 +42,8 @@
 #define PR_SET_PTRACER 0x59616d61
 #endif
 
-enum { OP_OPEN = 1, OP_IOCTL, OP_MMAP, OP_MUNMAP, OP_CLOSE, OP_READ, OP_WRITE, OP_POLL, OP_ACK };
+enum { OP_OPEN = 1, OP_IOCTL, OP_MMAP, OP_MUNMAP, OP_CLOSE, OP_READ, OP_WRITE, OP_POLL, OP_ACK,
+       OP_FALLOCATE };
 enum { CTL_HELLO = 1, CTL_INTR };
 enum { REPLY_DONE = 0, REPLY_MAPFIX };
 
@@ -164,6 +166,35 @@ static void forget(int fd)
 		__atomic_store_n(&fds[fd].ino, 0, __ATOMIC_RELEASE);
 }
 
+static void remember_map(uintptr_t addr, size_t len)
+{
+	pthread_mutex_lock(&maps_lock);
+	for (int i = 0; i < MAPS_MAX; i++)
+		if (!maps[i].len) {
+			maps[i] = (struct model_map){ addr, len };
+			break;
+		}
+	pthread_mutex_unlock(&maps_lock);
+}
+
+/* 1: [addr, addr+len) was a whole model mapping, now forgotten */
+static int forget_map(uintptr_t addr, size_t len)
+{
+	size_t pages = (len + 4095) & ~(size_t)4095;
+	int found = 0;
+
+	pthread_mutex_lock(&maps_lock);
+	for (int i = 0; i < MAPS_MAX; i++)
+		if (maps[i].len && maps[i].addr == addr &&
+		    ((maps[i].len + 4095) & ~(size_t)4095) == pages) {
+			maps[i].len = 0;
+			found = 1;
+			break;
+		}
+	pthread_mutex_unlock(&maps_lock);
+	return found;
+}
+
 /* ------------------------------------------------------------- channels */
 
 static int send_fd_msg(int sock, const void *msg, size_t len, int fd)
@@ -255,14 +286,33 @@ static int recv_reply(struct reply *rp, void *data, size_t cap, size_t *got, int
 	return 0;
 }
 
-/* the server maps memory of the model over [b1, b1+b2) of ours (an adoption) */
+/*
+ * Adoption: the server made [b1, b1+b2) of our own memory the model's (memfd at
+ * offset b3). Copy what is there into the memfd, then map it over the same
+ * range: contents and address unchanged for the program. The copy goes through
+ * process_vm_readv on ourselves, so a range that is not mapped is an error
+ * (the ioctl's EFAULT), never a crash.
+ */
 static void mapfix(const struct reply *rp, int memfd)
 {
 	struct request ack = { OP_ACK, seq, { 0 } };
-	void *p = get_mmap()((void *)rp->b[1], rp->b[2], PROT_READ | PROT_WRITE,
-			     MAP_SHARED | MAP_FIXED, memfd, rp->b[3]);
+	void *addr = (void *)rp->b[1];
+	size_t len = rp->b[2];
+	void *copy = get_mmap()(NULL, len, PROT_READ | PROT_WRITE, MAP_SHARED, memfd, rp->b[3]);
+	struct iovec local = { copy, len }, remote = { addr, len };
 
-	ack.a[0] = p == MAP_FAILED ? errno : 0;
+	if (copy == MAP_FAILED) {
+		ack.a[0] = errno;
+	} else {
+		if (process_vm_readv(getpid(), &local, 1, &remote, 1, 0) != (ssize_t)len)
+			ack.a[0] = EFAULT;
+		else if (get_mmap()(addr, len, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_FIXED,
+				    memfd, rp->b[3]) == MAP_FAILED)
+			ack.a[0] = errno;
+		else
+			remember_map((uintptr_t)addr, len);
+		get_munmap()(copy, len);
+	}
 	get_close()(memfd);
 	send(chan, &ack, sizeof(ack), MSG_NOSIGNAL);
 }
@@ -416,35 +466,6 @@ int ioctl(int fd, unsigned long request, ...)
 		get_fcntl()(newfd, F_SETFD, 0);
 	install(newfd, ret);
 	return newfd;
-}
-
-static void remember_map(uintptr_t addr, size_t len)
-{
-	pthread_mutex_lock(&maps_lock);
-	for (int i = 0; i < MAPS_MAX; i++)
-		if (!maps[i].len) {
-			maps[i] = (struct model_map){ addr, len };
-			break;
-		}
-	pthread_mutex_unlock(&maps_lock);
-}
-
-/* 1: [addr, addr+len) was a whole model mapping, now forgotten */
-static int forget_map(uintptr_t addr, size_t len)
-{
-	size_t pages = (len + 4095) & ~(size_t)4095;
-	int found = 0;
-
-	pthread_mutex_lock(&maps_lock);
-	for (int i = 0; i < MAPS_MAX; i++)
-		if (maps[i].len && maps[i].addr == addr &&
-		    ((maps[i].len + 4095) & ~(size_t)4095) == pages) {
-			maps[i].len = 0;
-			found = 1;
-			break;
-		}
-	pthread_mutex_unlock(&maps_lock);
-	return found;
 }
 
 static void model_munmap(uintptr_t addr)
@@ -620,6 +641,21 @@ ssize_t write(int fd, const void *buf, size_t n)
 	rq.a[1] = n;
 	return call(&rq, buf, n, NULL, 0, NULL, &none);
 }
+
+int fallocate(int fd, int mode, off_t offset, off_t len)
+{
+	struct request rq = { OP_FALLOCATE, 0, { 0, mode, offset, len } };
+	int64_t id = model_id(fd);
+	int none;
+
+	if (id < 0)
+		return ((int (*)(int, int, off_t, off_t))dlsym(RTLD_NEXT, "fallocate"))(fd, mode,
+										   offset, len);
+	rq.a[0] = id;
+	return call(&rq, NULL, 0, NULL, 0, NULL, &none);
+}
+
+int fallocate64(int fd, int mode, off_t offset, off_t len) __attribute__((alias("fallocate")));
 
 /*
  * Model files are ready or not at once (none waits): they are asked first,

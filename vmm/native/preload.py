@@ -22,7 +22,8 @@ from pathlib import Path
 
 from uapi import toolchain
 
-OP_OPEN, OP_IOCTL, OP_MMAP, OP_MUNMAP, OP_CLOSE, OP_READ, OP_WRITE, OP_POLL, OP_ACK = range(1, 10)
+(OP_OPEN, OP_IOCTL, OP_MMAP, OP_MUNMAP, OP_CLOSE, OP_READ, OP_WRITE, OP_POLL, OP_ACK) = range(1, 10)
+OP_FALLOCATE = 10
 CTL_HELLO, CTL_INTR = 1, 2
 REPLY_DONE, REPLY_MAPFIX = 0, 1
 REQUEST = struct.Struct("=II6q")

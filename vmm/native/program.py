@@ -26,8 +26,7 @@ UAPIS = {"v16": None, "ack": None}
 UAPI_MISSING = "the Android (ACK) profile of /dev/gunyah does not exist yet; use --uapi v16"
 LEAK_STATUS = 70  # EX_SOFTWARE: the program was fine, the model kept something
 SETTLE = 5.0  # seconds the machine may take to let its vCPU threads go
-# Threads a booted machine keeps once a VM starts them (the hypervisor's watchdog, the
-# kernel's eventfd wait queue), as tests/robustness/leaks.py counts them: no leftover.
+# threads a machine keeps once started: the hypervisor's watchdog, the eventfd wait queue
 LONG_LIVED = ("gunyah-watchdog", "eventfd-wq")
 
 
@@ -102,21 +101,35 @@ def execute(argv: list[str], hypervisor: str = "gunyah", uapi: str = "v16", trac
 def _run(host, argv: list[str], device: str, library) -> int:
     server = Server(host, device)
     before = holdings(host)
+    child = spawn(server, argv, library)
+    with _signals_to(child):
+        child.wait()
+    return finish(server, child, before)
+
+
+def spawn(server: Server, argv: list[str], library, **popen) -> subprocess.Popen:
+    """Start ``argv`` as the client of ``server`` (``popen``: more Popen keywords);
+    ExecError if it cannot be executed."""
     env = dict(os.environ)
     env["LD_PRELOAD"] = " ".join(filter(None, [str(library), env.get("LD_PRELOAD")]))
     env[preload.ENV_CTL] = str(server.program_end.fileno())
-    env[preload.ENV_DEVICE] = device
+    env[preload.ENV_DEVICE] = server.device
     env[preload.ENV_SERVER] = str(os.getpid())
     try:
-        child = subprocess.Popen(argv, env=env, pass_fds=[server.program_end.fileno()])
+        child = subprocess.Popen(argv, env=env, pass_fds=[server.program_end.fileno()], **popen)
     except OSError as e:
         server.stop()
         raise ExecError(f"{argv[0]}: {e.strerror}", 127) from None
     server.start()
-    with _signals_to(child):
-        returncode = child.wait()
+    return child
+
+
+def finish(server: Server, child: subprocess.Popen, before: dict) -> int:
+    """Once ``child`` is gone (it is waited for): the server's teardown and the
+    leak check against ``before`` (:func:`holdings`); the exit status."""
+    returncode = child.wait()
     server.stop()
-    left = leaks(host, before)
+    left = leaks(server.host, before)
     if left:
         what = "; ".join(f"{k} {b} -> {a}" for k, (b, a) in left.items())
         print(f"gunyah-sim exec: the model kept state after the program: {what}", file=sys.stderr)

@@ -246,6 +246,9 @@ class Server:
             return _reply(len(text)) + text, None
         if op == wire.OP_WRITE:
             return _reply(self.host.write(fd, data[: args[1]])), None
+        if op == wire.OP_FALLOCATE:
+            self.host.fallocate(fd, *args[1:4])
+            return _reply(), None
         if op == wire.OP_POLL:
             ready = self.host.poll([(fd, args[1])], 0)
             return _reply(ready[0][1] if ready else 0), None
@@ -275,7 +278,7 @@ class Server:
 
     def _ioctl(self, fd: int, request: int, arg: int, user_fd: int):
         with self.host.installs() as new:
-            ret = self.host.ioctl(fd, request, arg)
+            ret = self.host.ioctl(fd, request, arg, shown_fd=user_fd)
         installed = dict(new)
         if ret in installed:
             return self._new_file(ret, installed[ret])

@@ -1,0 +1,359 @@
+"""``gunyah-sim exec``: native C programs (tests/native/*.c, built with the bundled zig)
+against the model, through the real libc calls.
+
+Most scripts run twice, as driver.c natively and as driver.py on a Host,
+and both must print the same lines.
+"""
+
+import errno
+import os
+import re
+import select
+import signal
+import socket
+import subprocess
+import sys
+
+import pytest
+
+import kernel
+from tests.aarch64 import assemble
+from tests.kernel.gunyah.rmhelper import vm_config_dtb
+from tests.native import Session, build, driver, errno_table, gunyah_sim
+from tests.native.errno_table import LEND
+from uapi.linux import gunyah as gh
+from uapi.linux import gzvm as gz
+
+RW_SHARE = gh.GUNYAH_MEM_FORCE_SHARE | gh.GUNYAH_MEM_ALLOW_READ | gh.GUNYAH_MEM_ALLOW_WRITE
+MMIO, SHARED_IPA, RAM_IPA = 0x1000_0000, 0x9000_0000, 0x8000_0000
+
+
+@pytest.fixture(scope="module")
+def native(tmp_path_factory):
+    """The test programs, built once: {"driver": path, "vcpus": path, "dir": path}."""
+    out = tmp_path_factory.mktemp("native")
+    return {
+        "driver": build("driver", out),
+        "vcpus": build("vcpus", out, "-lpthread"),
+        "dir": out,
+    }
+
+
+def both(native, script: str, device: str = "/dev/gunyah", hypervisor: str = "gunyah"):
+    """(native lines, Python lines) of ``script``; the native run's exit is clean."""
+    host = kernel.boot(hypervisor=hypervisor)
+    try:
+        session = Session(host, native["driver"], device)
+        lines = session.script(script)
+        assert session.close() == 0
+    finally:
+        host.shutdown()
+    host = kernel.boot(hypervisor=hypervisor)
+    try:
+        python = driver.run(host, script, device)
+    finally:
+        host.shutdown()
+    return lines, python
+
+
+def io(fd, name, arg=0, new="", uapi=gh):
+    return f"ioctl {fd} {getattr(uapi, name):#x} {arg} {new}".rstrip()
+
+
+def test_errno_table_is_the_same_natively_and_in_python(native):
+    res = gunyah_sim("exec", "--", str(native["driver"]), stdin=errno_table.SCRIPT)
+    assert res.returncode == 0, res.stderr
+    assert [driver.errno_name(line) for line in res.stdout.splitlines()] == errno_table.EXPECTED
+    host = kernel.boot()
+    try:
+        python = driver.run(host, errno_table.SCRIPT)
+    finally:
+        host.shutdown()
+    assert [driver.errno_name(line) for line in python] == errno_table.EXPECTED
+
+
+def test_descriptors_are_real_dup_shares_and_the_last_close_releases(native):
+    host = kernel.boot()
+    session = Session(host, native["driver"])
+    try:
+        assert session.do("open dev cloexec") == "open: 0"
+        assert session.do("cloexec dev") == "cloexec: 1"
+        assert session.do("fork-exec dev") == "fork-exec: 0"  # gone in an exec'd child
+        assert session.do("open dev2") == "open: 0"
+        assert session.do("fork-exec dev2") == "fork-exec: 1"
+        assert session.do("close dev2") == "close: 0"
+        assert session.do(io("dev", "GUNYAH_CREATE_VM", 0, "vm")) == "ioctl: fd"
+        vm_fds = len(host.fdtable.fds())
+        assert session.do("dup vm vm2") == "dup: 0"
+        assert session.do("close vm") == "close: 0"
+        assert len(host.fdtable.fds()) == vm_fds  # the dup holds the VM
+        dtb = "s:8=0x80010000,8=0x2000"
+        assert session.do(io("vm2", "GUNYAH_VM_SET_DTB_CONFIG", dtb)) == "ioctl: 0"
+        assert session.do("close vm2") == "close: 0"
+        # released before close returned: a VMM may create the next VM at once
+        assert len(host.fdtable.fds()) == vm_fds - 1
+        assert session.do(io("vm2", "GUNYAH_VM_SET_DTB_CONFIG", dtb)) == "ioctl: -1 9"  # EBADF
+    finally:
+        assert session.close() == 0
+        host.shutdown()
+
+
+GUEST = f"""
+    ldr x9, ={SHARED_IPA:#x}
+    ldr x0, [x9]
+    add x0, x0, #1
+    str x0, [x9, #8]
+    ldr x10, ={MMIO:#x}
+    ldr x1, [x10]
+    str x1, [x9, #16]
+    add x1, x1, #1
+    str x1, [x10, #8]
+    b .
+"""
+
+
+def _guest_files(native, source: str, vcpus: int = 1):
+    code, dtb = native["dir"] / "code.bin", native["dir"] / f"dtb{vcpus}"
+    code.write_bytes(assemble(source))
+    dtb.write_bytes(vm_config_dtb(vcpus))
+    return code, dtb
+
+
+def test_run_page_and_guest_memory_are_shared_with_the_guest(native):
+    code, dtb = _guest_files(native, GUEST)
+    share = f"s:8={SHARED_IPA:#x},4={RW_SHARE:#x},4=$shared,8=0,8=0x1000"
+    lend = f"s:8={RAM_IPA:#x},4={LEND:#x},4=$ram,8=0,8=0x200000"
+    pc = f"s:4={gh.GUNYAH_VM_BOOT_CONTEXT_REG(gh.REG_SET_PC, 0):#x},4=0,8={RAM_IPA:#x}"
+    script = f"""
+open dev
+{io("dev", "GUNYAH_CREATE_VM", 0, "vm")}
+{io("dev", "GUNYAH_CREATE_GUEST_MEM", "s:8=0,8=0x200000", "ram")}
+{io("dev", "GUNYAH_CREATE_GUEST_MEM", "s:8=0,8=0x1000", "shared")}
+mmap ram 0x12000 0 image
+load image 0 {code}
+load image 0x10000 {dtb}
+munmap image
+{io("vm", "GUNYAH_VM_MAP_MEM", lend)}
+{io("vm", "GUNYAH_VM_MAP_MEM", share)}
+{io("vm", "GUNYAH_VM_SET_DTB_CONFIG", "s:8=0x80010000,8=0x2000")}
+{io("vm", "GUNYAH_VM_SET_BOOT_CONTEXT", pc)}
+{io("vm", "GUNYAH_VM_ADD_FUNCTION", errno_table.VCPU_0, "vcpu")}
+mmap vcpu 0x1000 0 run
+{io("vm", "GUNYAH_VM_START")}
+mmap shared 0x1000 0 sh
+poke sh 0 41
+{io("vcpu", "GUNYAH_VCPU_RUN")}
+peek run 8
+peek run 16
+peek sh 8
+poke run 24 0x1234
+{io("vcpu", "GUNYAH_VCPU_RUN")}
+peek sh 16
+peek run 16
+peek run 24
+poke run 0 1
+{io("vcpu", "GUNYAH_VCPU_RUN")}
+poke run 0 0
+mmap ram 0x1000 0 lent
+{io("vcpu", "GUNYAH_VCPU_RUN")}
+peek run 8
+peek run 24
+munmap lent
+munmap run
+munmap sh
+close vcpu
+close shared
+close ram
+close vm
+close dev
+"""
+    lines, python = both(native, script)
+    assert lines == python
+    peeks = [line.split()[1] for line in lines if line.startswith("peek")]
+    mmio = f"{gh.GUNYAH_VCPU_EXIT_MMIO:#x}"
+    # the guest read our 41 and wrote 42; our mmio.data 0x1234 reached its load
+    assert peeks[:6] == [mmio, f"{MMIO:#x}", "0x2a", "0x1234", f"{MMIO + 8:#x}", "0x1235"]
+    # the code page, mapped by us, is the host's again: the guest's fetch is refused
+    # with the driver's -EPERM in page_fault.attempt, as on a device
+    assert f"ioctl: -1 {errno.EINTR}" in lines  # immediate_exit, written by us
+    assert int(peeks[6], 16) == gh.GUNYAH_VCPU_EXIT_PAGE_FAULT
+    assert int(peeks[7], 16) & 0xFFFF_FFFF == -errno.EPERM & 0xFFFF_FFFF  # page_fault.attempt
+
+
+def test_vcpu_threads_in_run_at_once_and_pthread_kill_is_eintr(native):
+    code, dtb = _guest_files(native, "b .", 4)
+    res = gunyah_sim("exec", "--", str(native["vcpus"]), str(code), str(dtb), "4", "kick")
+    assert res.returncode == 0, res.stderr
+    assert res.stdout.splitlines() == [f"vcpu {i}: -1 4" for i in range(4)]  # EINTR
+
+
+def test_sigkill_in_vcpu_run_on_4_vcpus_leaves_nothing(native):
+    code, dtb = _guest_files(native, "b .", 4)
+    shm = set(os.listdir("/dev/shm"))
+    exe = native["vcpus"]
+    cmd = [sys.executable, "-m", "vmm.cli", "exec", "--", str(exe), str(code), str(dtb), "4"]
+    sim = subprocess.Popen([*cmd, "hang"], stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    try:
+        ready, _, _ = select.select([sim.stdout], [], [], 60)
+        assert ready and sim.stdout.readline() == b"running\n"
+        (program,) = _children(sim.pid)
+        os.kill(program, signal.SIGKILL)
+        _, err = sim.communicate(timeout=60)
+    finally:
+        sim.kill()
+    assert sim.returncode == 128 + signal.SIGKILL, err  # the program's death, no leak (70)
+    assert b"kept state" not in err and b"Traceback" not in err
+    assert not os.path.exists(f"/proc/{program}")
+    assert set(os.listdir("/dev/shm")) == shm
+
+
+def _children(pid: int) -> list[int]:
+    kids = []
+    for task in os.listdir(f"/proc/{pid}/task"):
+        with open(f"/proc/{pid}/task/{task}/children") as f:
+            kids += [int(k) for k in f.read().split()]
+    return kids
+
+
+IOEVENT = f"""
+    ldr x10, ={MMIO:#x}
+    str x0, [x10]
+    str x0, [x10, #16]
+    b .
+"""
+
+
+def test_ioeventfd_and_irqfd_take_the_programs_own_eventfds(native):
+    code, dtb = _guest_files(native, IOEVENT)
+    lend = f"s:8={RAM_IPA:#x},4={LEND:#x},4=$ram,8=0,8=0x200000"
+    pc = f"s:4={gh.GUNYAH_VM_BOOT_CONTEXT_REG(gh.REG_SET_PC, 0):#x},4=0,8={RAM_IPA:#x}"
+    ioeventfd = f"s:4={gh.GUNYAH_FN_IOEVENTFD},4=32,8=^|8=0,8={MMIO:#x},4=8,4=$efd,4=0,4=0"
+    irqfd = f"s:4={gh.GUNYAH_FN_IRQFD},4=16,8=^|4=$irq,4=7,4=0,4=0"
+    irqfd_on = "s:4={},4=16,8=^|4=${},4=8,4=0,4=0".format
+    irqfd_closed = f"s:4={gh.GUNYAH_FN_IRQFD},4=16,8=^|4=4000,4=9,4=0,4=0"  # open nowhere
+    script = f"""
+open dev
+{io("dev", "GUNYAH_CREATE_VM", 0, "vm")}
+{io("dev", "GUNYAH_CREATE_GUEST_MEM", "s:8=0,8=0x200000", "ram")}
+mmap ram 0x12000 0 image
+load image 0 {code}
+load image 0x10000 {dtb}
+munmap image
+{io("vm", "GUNYAH_VM_MAP_MEM", lend)}
+{io("vm", "GUNYAH_VM_SET_DTB_CONFIG", "s:8=0x80010000,8=0x2000")}
+{io("vm", "GUNYAH_VM_SET_BOOT_CONTEXT", pc)}
+eventfd efd
+eventfd irq
+{io("vm", "GUNYAH_VM_ADD_FUNCTION", ioeventfd)}
+{io("vm", "GUNYAH_VM_ADD_FUNCTION", irqfd)}
+{io("vm", "GUNYAH_VM_ADD_FUNCTION", irqfd_on(gh.GUNYAH_FN_IRQFD, "ram"))}
+{io("vm", "GUNYAH_VM_ADD_FUNCTION", irqfd_closed)}
+{io("vm", "GUNYAH_VM_ADD_FUNCTION", errno_table.VCPU_0, "vcpu")}
+mmap vcpu 0x1000 0 run
+{io("vm", "GUNYAH_VM_START")}
+{io("vcpu", "GUNYAH_VCPU_RUN")}
+peek run 16
+read efd 8
+write irq 1
+munmap run
+close vcpu
+close ram
+close vm
+close dev
+"""
+    lines, python = both(native, script)
+    assert lines == python
+    at = lines.index("ioctl: -1 22")  # a guest_memfd is no eventfd: EINVAL
+    assert lines[at - 2 : at + 2] == ["ioctl: 0", "ioctl: 0", "ioctl: -1 22", "ioctl: -1 9"]
+    assert f"peek: {MMIO + 16:#x}" in lines  # the first write went to the eventfd, no exit
+    assert "read: 1" in lines
+
+
+GZ_GUEST = f"""
+    ldr x9, ={RAM_IPA + 0x1000:#x}
+    ldr x0, [x9]
+    add x0, x0, #1
+    str x0, [x9, #8]
+    ldr x10, ={MMIO:#x}
+    str x0, [x10]
+    b .
+"""
+
+
+def _gz_reg(index: int) -> int:
+    return gz.GZVM_REG_ARCH_ARM64 | gz.GZVM_REG_SIZE_U64 | gz.GZVM_REG_TYPE_GENERAL2 | index * 2
+
+
+def test_gzvm_with_the_programs_own_anonymous_memory(native):
+    """GenieZone memslots name the VMM's own memory: a plain mmap(MAP_ANONYMOUS) of
+    the program is adopted, contents kept, and the guest shares it."""
+    code = native["dir"] / "gz.bin"
+    code.write_bytes(assemble(GZ_GUEST))
+    region = f"s:4=0,4=0,8={RAM_IPA:#x},8=0x400000,8=@ram"
+    pc = f"s:8={_gz_reg(32):#x},8=^|8={RAM_IPA:#x}"
+    gicd = f"s:4={gz.GZVM_DEV_TYPE_ARM_VGIC_V3_DIST},4=0,8=0,8=0x3FFF0000,8=0x10000,8=0,8=0"
+    gicr = f"s:4={gz.GZVM_DEV_TYPE_ARM_VGIC_V3_REDIST},4=0,8=0,8=0x3FFD0000,8=0x20000,8=0,8=0"
+    script = f"""
+open dev
+{io("dev", "GZVM_CREATE_VM", 0, "vm", gz)}
+anon ram 0x400000
+load ram 0 {code}
+poke ram 0x1000 41
+{io("vm", "GZVM_SET_USER_MEMORY_REGION", region, uapi=gz)}
+{io("vm", "GZVM_SET_USER_MEMORY_REGION", "s:4=1,4=0,8=0xC0000000,8=0x1000,8=8", uapi=gz)}
+{io("vm", "GZVM_CREATE_VCPU", 0, "vcpu", gz)}
+{io("vcpu", "GZVM_SET_ONE_REG", pc, uapi=gz)}
+{io("vm", "GZVM_CREATE_DEVICE", gicd, uapi=gz)}
+{io("vm", "GZVM_CREATE_DEVICE", gicr, uapi=gz)}
+anon runbuf 0x1000
+{io("vcpu", "GZVM_RUN", "@runbuf", uapi=gz)}
+peek runbuf 0
+peek runbuf 8
+peek ram 0x1008
+poke ram 0x1000 99
+peek ram 0x1000
+close vcpu
+close vm
+close dev
+"""
+    lines, python = both(native, script, "/dev/gzvm", "geniezone")
+    assert lines == python
+    peeks = [line.split()[1] for line in lines if line.startswith("peek")]
+    assert peeks[0].endswith(f"{gz.GZVM_EXIT_MMIO:08x}")
+    assert peeks[1:] == [f"{MMIO:#x}", "0x2a", "0x63"]
+    assert "ioctl: -1 14" in lines  # memory the program never mapped: EFAULT as ever
+
+
+def test_a_server_gone_is_eio_and_one_line_never_a_hang(native):
+    host = kernel.boot()
+    session = Session(host, native["driver"], stderr=subprocess.PIPE)
+    try:
+        assert session.do("open dev") == "open: 0"
+        with session.server.lock:
+            channels = list(session.server.channels.values())
+        session.server.control.shutdown(socket.SHUT_RDWR)
+        for channel in channels:
+            channel.sock.shutdown(socket.SHUT_RDWR)
+        assert session.do(io("dev", "GUNYAH_CREATE_VM", 0)) == f"ioctl: -1 {errno.EIO}"
+        assert session.do("open dev2") == f"open: -1 {errno.EIO}"
+    finally:
+        session.close()
+        host.shutdown()
+    err = session.child.stderr.read()
+    assert err.count("\n") == 1 and "gone" in err
+
+
+def test_exec_refuses_what_it_cannot_run(native):
+    res = gunyah_sim("exec", "--uapi", "ack", "--", str(native["driver"]))
+    assert res.returncode == 2 and res.stderr.count("\n") == 1 and "ACK" in res.stderr
+    res = gunyah_sim("exec", "--", str(native["dir"] / "no-such-program"))
+    assert res.returncode == 127 and res.stderr.count("\n") == 1
+    res = gunyah_sim("exec")
+    assert res.returncode == 2 and res.stderr.count("\n") == 1
+
+
+def test_trace_shows_the_programs_ioctls(native):
+    script = "open dev\n" + io("dev", "GUNYAH_CREATE_VM", 0, "vm") + "\nclose vm\nclose dev\n"
+    res = gunyah_sim("exec", "--trace", "--", str(native["driver"]), stdin=script)
+    assert res.returncode == 0, res.stderr
+    assert re.search(r"ioctl\(\d+, GUNYAH_CREATE_VM, 0\) = \d+", res.stderr)
