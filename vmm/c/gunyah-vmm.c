@@ -14,7 +14,8 @@
  * page and serves MMIO exits (devices.c); the event thread serves the
  * virtio console (virtio.c).
  * Exit 0 when the guest powers off; 1, with one line, when the VM crashes
- * or a vCPU cannot go on; 2 for bad usage.
+ * or a vCPU cannot go on; 2 for bad usage, or a guest or DTB that cannot
+ * be read (common.c).
  */
 #include <errno.h>
 #include <fcntl.h>

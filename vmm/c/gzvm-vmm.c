@@ -18,7 +18,8 @@
  * serves MMIO exits (devices.c; where no device answers, a read gets 0);
  * the event thread serves the virtio console (virtio.c).
  * Exit 0 when the guest powers off; 1, with one line, when it crashes or a
- * vCPU cannot go on; 2 for bad usage.
+ * vCPU cannot go on; 2 for bad usage, or a guest or DTB that cannot be
+ * read (common.c).
  */
 #include <errno.h>
 #include <fcntl.h>
