@@ -28,7 +28,7 @@ from vmm.gunyah import Gunyah
 from vmm.gunyah_ack import GunyahAndroid
 from vmm.native import program as native
 from vmm.oops import Oops
-from vmm.vmm import DTB_ROOM, Vmm, VmmConfig
+from vmm.vmm import DTB_ROOM, Vmm, VmmConfig, device_tree
 
 # --hypervisor: what can be at EL2, the VMM's backend for each, and its most vCPUs
 # (Gunyah: what the RM takes in a VM config DT; GenieZone: the driver's GZVM_MAX_VCPUS).
@@ -144,12 +144,8 @@ def _run(args: argparse.Namespace) -> int:
 
 def _run_vm(args: argparse.Namespace, interrupt: Interrupt) -> int:
     try:
-        most = MAX_VCPUS[args.hypervisor]
-        if not 1 <= args.vcpus <= most:
-            raise UsageError(f"--vcpus {args.vcpus}: between 1 and {most} on {args.hypervisor}")
         backend = _backend(args.hypervisor, args.uapi)
-        mem = parse_size(args.mem)
-        name, data = _image(args.image, max(mem, ELF_ROOM))
+        config = _config(args)
         trace_out = _trace_out(args.trace_out)
     except UsageError as e:
         print(f"gunyah-sim run: {e}", file=sys.stderr)
@@ -176,7 +172,6 @@ def _run_vm(args: argparse.Namespace, interrupt: Interrupt) -> int:
         uapi=args.uapi,
     )
     try:
-        config = VmmConfig(data, name, args.vcpus, mem, args.cmdline)
         vmm = interrupt.watch(Vmm(host, config, console, _stdin(), backend))
         report = vmm.run()
     except ValueError as e:  # an ImageError, or a VM config DT too large
@@ -210,6 +205,35 @@ def _backend(hypervisor: str, uapi: str):
     if hypervisor != "gunyah":
         raise UsageError(f"--uapi {uapi} is a /dev/gunyah driver: only with --hypervisor gunyah")
     return GunyahAndroid
+
+
+def _config(args: argparse.Namespace) -> VmmConfig:
+    """The VM that ``--hypervisor``, ``--vcpus``, ``--mem``, ``--cmdline`` and the image
+    ask for (UsageError: one of them is bad)."""
+    most = MAX_VCPUS[args.hypervisor]
+    if not 1 <= args.vcpus <= most:
+        raise UsageError(f"--vcpus {args.vcpus}: between 1 and {most} on {args.hypervisor}")
+    mem = parse_size(args.mem)
+    name, data = _image(args.image, max(mem, ELF_ROOM))
+    return VmmConfig(data, name, args.vcpus, mem, args.cmdline)
+
+
+def _dtb(args: argparse.Namespace) -> int:
+    """Write the DTB ``run`` would load for the same arguments (exit 2: bad input, or a
+    file that cannot be written)."""
+    try:
+        dtb = device_tree(_config(args), BACKENDS[args.hypervisor])
+        if args.output == "-":
+            sys.stdout.buffer.write(dtb)
+        else:
+            Path(args.output).write_bytes(dtb)
+    except (UsageError, ValueError) as e:
+        print(f"gunyah-sim dtb: {e}", file=sys.stderr)
+        return 2
+    except OSError as e:
+        print(f"gunyah-sim dtb: {args.output}: {e.strerror}", file=sys.stderr)
+        return 2
+    return 0
 
 
 def _trace_out(path: str | None):
@@ -279,6 +303,24 @@ def version() -> str:
         return "unknown (not installed)"
 
 
+def _vm_arguments(p: argparse.ArgumentParser) -> None:
+    """The arguments that say which VM: what run boots and dtb describes."""
+    p.add_argument("image", nargs="?", default="hello", help="default: the bundled hello")
+    p.add_argument(
+        "--vcpus", type=int, default=4, help="1 to 64 on Gunyah, 1 to 8 on GenieZone (default 4)"
+    )
+    p.add_argument(
+        "--mem", default="64M", help=f"guest RAM, 128K to {MAX_MEM >> 20}M (default 64M)"
+    )
+    p.add_argument("--cmdline", default="", help="the guest's /chosen/bootargs")
+    p.add_argument(
+        "--hypervisor",
+        choices=HYPERVISORS,
+        default="gunyah",
+        help="the hypervisor at EL2 (default gunyah)",
+    )
+
+
 def parser() -> argparse.ArgumentParser:
     top = argparse.ArgumentParser(
         prog="gunyah-sim",
@@ -315,20 +357,7 @@ def parser() -> argparse.ArgumentParser:
         description="Boot IMAGE (an AArch64 ELF or raw image, or the name of a bundled guest) "
         "and stream its console. Exit 0 when the guest powers off cleanly.",
     )
-    p.add_argument("image", nargs="?", default="hello", help="default: the bundled hello")
-    p.add_argument(
-        "--vcpus", type=int, default=4, help="1 to 64 on Gunyah, 1 to 8 on GenieZone (default 4)"
-    )
-    p.add_argument(
-        "--mem", default="64M", help=f"guest RAM, 128K to {MAX_MEM >> 20}M (default 64M)"
-    )
-    p.add_argument("--cmdline", default="", help="the guest's /chosen/bootargs")
-    p.add_argument(
-        "--hypervisor",
-        choices=HYPERVISORS,
-        default="gunyah",
-        help="the hypervisor at EL2 (default gunyah)",
-    )
+    _vm_arguments(p)
     p.add_argument(
         "--uapi",
         default="v16",
@@ -345,6 +374,18 @@ def parser() -> argparse.ArgumentParser:
         help="write the trace as Chrome trace-event JSON (Perfetto, chrome://tracing)",
     )
     p.set_defaults(func=_run)
+
+    p = sub.add_parser(
+        "dtb",
+        help="write the devicetree run gives a guest, for a VMM that builds its own VM",
+        description="Write the DTB (Gunyah: the VM config DT) that run loads for the same "
+        "arguments, for a native VMM to place in the last 64K of guest RAM.",
+    )
+    _vm_arguments(p)
+    p.add_argument(
+        "-o", "--output", required=True, metavar="FILE", help="where to write it (- for stdout)"
+    )
+    p.set_defaults(func=_dtb)
 
     p = sub.add_parser(
         "exec",

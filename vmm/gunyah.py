@@ -57,10 +57,24 @@ EXIT_TYPES = {  # the RM's exit types (spec section 4.6)
 }
 
 
+def with_doorbells(layout: VmLayout) -> VmLayout:
+    """``layout`` with a doorbell vdevice for every device interrupt, labels from 1 in
+    device order: the irqfds' doorbells, which the VM config DT must describe."""
+    spis = [dev.spi for dev in layout.devices if dev.spi is not None]
+    bells = [DoorbellVdevice(label, spi) for label, spi in enumerate(spis, 1)]
+    return replace(layout, doorbells=bells)
+
+
 class Gunyah(DeviceHypervisor):
     """/dev/gunyah."""
 
     DEVICE = "/dev/gunyah"
+
+    @staticmethod
+    def device_tree(layout: VmLayout, name: str) -> bytes:
+        """The VM config DT a VM of ``layout`` gets (what :meth:`GunyahVm.device_tree`
+        returns), with no device opened: for a VMM that builds the VM itself."""
+        return build_dtb(with_doorbells(layout), name)
 
     def create_vm(self, layout: VmLayout, name: str) -> GunyahVm:
         return GunyahVm(self, layout, name)
@@ -74,13 +88,11 @@ class GunyahVm(Vm):
         self.fd = self.host.ioctl(self._dev, gh.GUNYAH_CREATE_VM, 0)
         self._stack = ExitStack()
         self._stack.callback(self.host.close, self.fd)
-        spis = [dev.spi for dev in layout.devices if dev.spi is not None]
-        self._labels = {spi: label for label, spi in enumerate(spis, 1)}
-        bells = [DoorbellVdevice(label, spi) for spi, label in self._labels.items()]
-        self._layout, self._name = replace(layout, doorbells=bells), name
+        self._labels = {bell.spi: bell.label for bell in with_doorbells(layout).doorbells}
+        self._layout, self._name = layout, name
 
     def device_tree(self) -> bytes:
-        return build_dtb(self._layout, self._name)
+        return Gunyah.device_tree(self._layout, self._name)
 
     def add_memory(self, ipa: int, size: int, contents: Iterable[tuple[int, bytes]] = ()) -> None:
         gmem = self._guest_mem(size)

@@ -34,6 +34,7 @@ from vmm.devices.pl011 import SIZE as PL011_SIZE
 from vmm.devices.pl011 import Pl011
 from vmm.devices.virtio_console import VirtioConsole
 from vmm.devices.virtio_mmio import GuestMemory, VirtioMmio
+from vmm.geniezone import GenieZone
 from vmm.gunyah import Gunyah
 from vmm.host import Host
 from vmm.hypervisor import (
@@ -100,6 +101,39 @@ class Report:
         return out
 
 
+def layout(config: VmmConfig) -> VmLayout:
+    """The machine the VMM gives a VM of ``config``: RAM, vCPUs, the PL011 and the
+    virtio-mmio console, the shared window of the virtqueues."""
+    uart = MmioDevice("pl011", ("arm,pl011", "arm,primecell"), UART_BASE, PL011_SIZE)
+    virtio = MmioDevice("virtio_mmio", ("virtio,mmio",), VIRTIO_BASE, virtio_mmio.SIZE, VIRTIO_SPI)
+    return VmLayout(
+        RAM_BASE,
+        config.mem,
+        config.vcpus,
+        config.cmdline,
+        devices=[uart, virtio],
+        stdout=f"/pl011@{UART_BASE:x}",
+        shared=SharedWindow(SHARED_BASE, SHARED_SIZE, "virtio_mmio"),
+    )
+
+
+def device_tree(config: VmmConfig, hypervisor: type[Gunyah] | type[GenieZone]) -> bytes:
+    """The DTB :meth:`Vmm.run` loads for ``config`` on backend ``hypervisor``, for a VMM
+    that builds the VM itself (``gunyah-sim dtb``): it goes in the last
+    :data:`DTB_ROOM` bytes of RAM, with that room as its size.
+
+    ValueError: the DT is too large for its room, or the backend refuses the layout.
+    """
+    return _fitting(hypervisor.device_tree(layout(config), config.name))
+
+
+def _fitting(dtb: bytes) -> bytes:
+    """``dtb``, if it leaves the RM half of :data:`DTB_ROOM` for its overlay (else ValueError)."""
+    if len(dtb) > DTB_ROOM // 2:
+        raise ValueError(f"the VM config DT is {len(dtb)} bytes, over {DTB_ROOM // 2}")
+    return dtb
+
+
 class Vmm:
     """One VM of ``config`` on ``host``, through the backend ``hypervisor`` makes from the host.
 
@@ -139,19 +173,7 @@ class Vmm:
 
     # building the VM
     def layout(self) -> VmLayout:
-        uart = MmioDevice("pl011", ("arm,pl011", "arm,primecell"), UART_BASE, PL011_SIZE)
-        virtio = MmioDevice(
-            "virtio_mmio", ("virtio,mmio",), VIRTIO_BASE, virtio_mmio.SIZE, VIRTIO_SPI
-        )
-        return VmLayout(
-            RAM_BASE,
-            self.config.mem,
-            self.config.vcpus,
-            self.config.cmdline,
-            devices=[uart, virtio],
-            stdout=f"/pl011@{UART_BASE:x}",
-            shared=SharedWindow(SHARED_BASE, SHARED_SIZE, "virtio_mmio"),
-        )
+        return layout(self.config)
 
     def run(self) -> Report:
         """Build, start and run the VM until it stops; the report says how it ended.
@@ -165,9 +187,7 @@ class Vmm:
         with ExitStack() as stack:
             hypervisor = stack.enter_context(self.hypervisor(self.host))
             vm = stack.enter_context(hypervisor.create_vm(self.layout(), cfg.name))
-            dtb = vm.device_tree()
-            if len(dtb) > DTB_ROOM // 2:
-                raise ValueError(f"the VM config DT is {len(dtb)} bytes, over {DTB_ROOM // 2}")
+            dtb = _fitting(vm.device_tree())
             dtb_addr = RAM_BASE + cfg.mem - DTB_ROOM
             contents = [(addr, data) for addr, data, _ in image.segments]
             vm.add_memory(RAM_BASE, cfg.mem, [*contents, (dtb_addr, dtb)])
