@@ -222,7 +222,7 @@ def _dtb(args: argparse.Namespace) -> int:
     """Write the DTB ``run`` would load for the same arguments (exit 2: bad input, or a
     file that cannot be written)."""
     try:
-        dtb = device_tree(_config(args), BACKENDS[args.hypervisor])
+        dtb = device_tree(_config(args), _backend(args.hypervisor, args.uapi))
         if args.output == "-":
             sys.stdout.buffer.write(dtb)
         else:
@@ -383,6 +383,11 @@ def parser() -> argparse.ArgumentParser:
     )
     _vm_arguments(p)
     p.add_argument(
+        "--uapi",
+        default="v16",
+        help="the /dev/gunyah driver the VMM drives: v16, ack-6.1 or ack-6.6 (default v16)",
+    )
+    p.add_argument(
         "-o", "--output", required=True, metavar="FILE", help="where to write it (- for stdout)"
     )
     p.set_defaults(func=_dtb)
@@ -395,7 +400,11 @@ def parser() -> argparse.ArgumentParser:
         "The exit status is the program's.",
     )
     p.add_argument("--hypervisor", choices=HYPERVISORS, default="gunyah")
-    p.add_argument("--uapi", default="v16", help="what /dev/gunyah speaks: v16 (default) or ack")
+    p.add_argument(
+        "--uapi",
+        default="v16",
+        help="the /dev/gunyah driver: v16, ack-6.1 or ack-6.6 (Android kernels; default v16)",
+    )
     p.add_argument("--trace", action="store_true", help="print the program's ioctls, strace-style")
     p.add_argument("program", nargs=argparse.REMAINDER, help="-- PROGRAM ARGS...")
     p.set_defaults(func=_exec)

@@ -414,9 +414,20 @@ def test_a_server_gone_is_eio_and_one_line_never_a_hang(native):
     assert err.count("\n") == 1 and "gone" in err
 
 
+@pytest.mark.parametrize(
+    "choice", [["--uapi", "ack"], ["--uapi", "ack-6.1", "--hypervisor", "geniezone"]]
+)
+def test_exec_refuses_a_uapi_as_run_does(native, choice):
+    res = gunyah_sim("exec", *choice, "--", str(native["driver"]))
+    run = gunyah_sim("run", *choice, "hello")
+    assert (res.returncode, run.returncode) == (2, 2)
+    assert res.stderr.count("\n") == 1 and "--uapi" in res.stderr
+    assert res.stderr.removeprefix("gunyah-sim exec: ") == run.stderr.removeprefix(
+        "gunyah-sim run: "
+    )
+
+
 def test_exec_refuses_what_it_cannot_run(native):
-    res = gunyah_sim("exec", "--uapi", "ack", "--", str(native["driver"]))
-    assert res.returncode == 2 and res.stderr.count("\n") == 1 and "ACK" in res.stderr
     res = gunyah_sim("exec", "--", str(native["dir"] / "no-such-program"))
     assert res.returncode == 127 and res.stderr.count("\n") == 1
     res = gunyah_sim("exec")

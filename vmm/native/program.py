@@ -26,9 +26,9 @@ from vmm.native import preload
 from vmm.native.server import Server
 
 DEVICES = {"gunyah": "/dev/gunyah", "geniezone": "/dev/gzvm"}
-# --uapi: what /dev/gunyah speaks, and the kernel.boot() uapi it maps to (None: not yet)
-UAPIS = {"v16": None, "ack": None}
-UAPI_MISSING = "the Android (ACK) profile of /dev/gunyah does not exist yet; use --uapi v16"
+# --uapi: which /dev/gunyah driver generation the host kernel has (kernel.boot's uapi);
+# the names and refusals are those of gunyah-sim run --uapi
+UAPIS = ("v16", "ack-6.1", "ack-6.6")
 LEAK_STATUS = 70  # EX_SOFTWARE: the program was fine, the model kept something
 REFUSED_STATUS = 77  # EX_NOPERM: we may not read the program's memory
 SETTLE = 5.0  # seconds the machine may take to let its vCPU threads go
@@ -46,13 +46,14 @@ class ExecError(Exception):
 
 
 def boot_args(hypervisor: str, uapi: str) -> dict:
-    """kernel.boot keywords for --hypervisor and --uapi; ExecError for a profile
-    that is not there (the one place --uapi is decided)."""
+    """kernel.boot keywords for --hypervisor and --uapi; ExecError for a driver
+    generation there is not, or an Android one with GenieZone (the one place
+    exec decides --uapi; run's messages, word for word)."""
     if uapi not in UAPIS:
-        raise ExecError(f"--uapi {uapi}: not one of {', '.join(UAPIS)}")
-    if uapi == "ack":
-        raise ExecError(UAPI_MISSING)
-    return {"hypervisor": hypervisor}
+        raise ExecError(f"--uapi {uapi}: one of {', '.join(UAPIS)}")
+    if uapi != "v16" and hypervisor != "gunyah":
+        raise ExecError(f"--uapi {uapi} is a /dev/gunyah driver: only with --hypervisor gunyah")
+    return {"hypervisor": hypervisor, "uapi": uapi}
 
 
 def check_program(program: str) -> None:
