@@ -133,10 +133,30 @@ class MmStruct:
         vma = self.vmas.values()[i]
         return vma if addr < vma.end else None
 
+    def _holes(self, addr: int, end: int) -> list[tuple[int, int]]:
+        """The (start, length) runs of [addr, end) that no VMA covers."""
+        holes = []
+        with self.lock:
+            while addr < end:
+                vma = self._lookup(addr)
+                if vma is not None:
+                    addr = vma.end
+                    continue
+                i = self.vmas.bisect_right(addr)
+                stop = min(self.vmas.keys()[i], end) if i < len(self.vmas) else end
+                holes.append((addr, stop - addr))
+                addr = stop
+        return holes
+
     def pin_user_pages(self, addr: int, nr: int, write: bool = True) -> list[int]:
         """Pin ``nr`` pages from page-aligned user address ``addr``: their physical
         addresses. EFAULT (nothing pinned) if a page is unmapped, is not anonymous
-        memory, or (``write``: FOLL_WRITE) is mapped without PROT_WRITE."""
+        memory, or (``write``: FOLL_WRITE) is mapped without PROT_WRITE. Each
+        unmapped run of the range goes to :attr:`fault` first, whole (one call
+        per run, not per page)."""
+        if self.fault is not None:
+            for start, length in self._holes(addr, addr + nr * PAGE_SIZE):
+                self.fault(start, length)
         with self.lock:
             pages = []
             for va in range(addr, addr + nr * PAGE_SIZE, PAGE_SIZE):

@@ -109,6 +109,43 @@ def test_a_lookup_that_finds_nothing_may_be_served_by_the_fault_hook(host):
         host.mm.fault = None
 
 
+def test_pinning_offers_each_unmapped_run_to_the_fault_hook_whole(host):
+    """pin_user_pages calls MmStruct.fault once per run of the range no VMA covers
+    (the run whole, not page by page, up to the next mapping), then pins; a run the
+    hook declines is EFAULT with nothing pinned."""
+    asked, base = [], 0x7000_0000
+    middle = host.mmap(-1, 0x2000, 3, ANON, at=base + 0x3000)  # pages 3 and 4 are mapped
+    adopted = []
+
+    def fault(addr, length):
+        asked.append((addr, length))
+        if addr >= base + 0x8000:
+            return False
+        adopted.append(host.mmap(-1, length, 3, ANON, at=addr))
+        return True
+
+    host.mm.fault = fault
+    try:
+        pas = host.mm.pin_user_pages(base, 8)
+        assert asked == [(base, 0x3000), (base + 0x5000, 0x3000)]
+        assert len(pas) == 8 and len(host.mm.pinned) == 8
+        assert pas[3] == host.mm.vma_lookup(base + 0x3000).anon.pa
+        assert host.mm.pin_user_pages(base + 0x1000, 2) == pas[1:3]  # nothing to adopt now
+        assert len(asked) == 2
+        with pytest.raises(OSError) as e:
+            host.mm.pin_user_pages(base + 0x7000, 3)
+        assert e.value.errno == errno.EFAULT
+        assert asked[2:] == [(base + 0x8000, 0x2000)]
+        assert len(host.mm.pinned) == 8
+    finally:
+        host.mm.fault = None
+    for pa in pas + pas[1:3]:
+        host.mm.unpin_user_page(pa)
+    assert host.mm.pinned == {}
+    for mapping in [middle, *adopted]:
+        host.munmap(mapping)
+
+
 def test_backing_is_einval_for_what_no_memfd_backs(host):
     with pytest.raises(OSError) as e:
         host.backing(bytearray(8))
