@@ -38,23 +38,13 @@ RAM_LABEL, SHARED_LABEL = 0, 1
 class GunyahAndroid(Gunyah):
     """/dev/gunyah of an Android kernel."""
 
-    def create_vm(self, layout: VmLayout, name: str) -> GunyahAndroidVm:
-        return GunyahAndroidVm(self, layout, name)
-
-
-class GunyahAndroidVm(GunyahVm):
-    """A VM fd whose memory is the VMM's anonymous mappings."""
-
-    def __init__(self, gunyah: Gunyah, layout: VmLayout, name: str):
-        super().__init__(gunyah, layout, name)
-        self._shared = layout.shared
-        self._regions: list[tuple[int, int]] = []  # (ipa, size) of each region
-
-    def device_tree(self) -> bytes:
-        """The v16 backend's DT, plus an ``shm`` vdevice for the shared window."""
-        tree = fdt.parse_dtb(super().device_tree())
-        if self._shared is not None:
-            base = struct.pack(">Q", self._shared.base)
+    @staticmethod
+    def device_tree(layout: VmLayout, name: str) -> bytes:
+        """The v16 backend's DT, plus an ``shm`` vdevice for the shared window
+        (what :meth:`GunyahAndroidVm.device_tree` returns), with no device opened."""
+        tree = fdt.parse_dtb(Gunyah.device_tree(layout, name))
+        if layout.shared is not None:
+            base = struct.pack(">Q", layout.shared.base)
             tree.get_node("/gunyah-vm-config/vdevices").append(
                 fdt.Node(
                     f"shm-{SHARED_LABEL}",
@@ -65,6 +55,20 @@ class GunyahAndroidVm(GunyahVm):
                 )
             )
         return tree.to_dtb(version=17)
+
+    def create_vm(self, layout: VmLayout, name: str) -> GunyahAndroidVm:
+        return GunyahAndroidVm(self, layout, name)
+
+
+class GunyahAndroidVm(GunyahVm):
+    """A VM fd whose memory is the VMM's anonymous mappings."""
+
+    def __init__(self, gunyah: Gunyah, layout: VmLayout, name: str):
+        super().__init__(gunyah, layout, name)
+        self._regions: list[tuple[int, int]] = []  # (ipa, size) of each region
+
+    def device_tree(self) -> bytes:
+        return GunyahAndroid.device_tree(self._layout, self._name)
 
     def add_memory(self, ipa: int, size: int, contents=()) -> None:
         mapping = self._anonymous(size)
