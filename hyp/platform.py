@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 from hyp.geniezone.hostmap import zero_page
 from hyp.gunyah.errors import Error, HypError
 from hyp.gunyah.hypervisor import Gunyah, HostCaller, HostMemory
-from hyp.hw.board import DRAM_SIZE
+from hyp.hw.board import DRAM_SIZE, PAGE_SIZE
 from hyp.rm.resource_manager import ResourceManager
 
 
@@ -25,6 +25,10 @@ class Firmware:
     host_dt: bytes
     # id(mapping) -> (mapping, pa, prot) of every host mapping of RAM
     host_mappings: dict = field(default_factory=dict)
+    # None, or revoked(mapping, offset, length), told of each run of a host mapping
+    # :meth:`revoke_host_access` zeroed: a server whose program maps the same pages
+    # makes them unreachable there too.
+    revoked: object = None
 
     def hvc(self, regs: list[int]) -> list[int]:
         """The host's ``hvc #0``."""
@@ -75,9 +79,19 @@ class Firmware:
         driver). On a device a later host access faults; here the page of each
         mapping reads as zeros from now on (``zero_page``), and the memdb lets the
         pages go to a protected owner."""
+        runs: dict[int, list[list[int]]] = {}  # key -> [offset, length] of each run
         for key, page in self.gunyah.memdb.host_revoke(pa, length):
             mapping, start, prot = self.host_mappings[key]
             zero_page(mapping, page - start, prot)
+            run = runs.setdefault(key, [])
+            if run and run[-1][0] + run[-1][1] == page - start:
+                run[-1][1] += PAGE_SIZE
+            else:
+                run.append([page - start, PAGE_SIZE])
+        if self.revoked is not None:
+            for key, offsets in runs.items():
+                for offset, size in offsets:
+                    self.revoked(self.host_mappings[key][0], offset, size)
 
     def discard_ram(self, pa: int, length: int) -> int:
         """Give whole pages back (they read as zero again): OK, or DENIED (nothing

@@ -45,7 +45,7 @@
 enum { OP_OPEN = 1, OP_IOCTL, OP_MMAP, OP_MUNMAP, OP_CLOSE, OP_READ, OP_WRITE, OP_POLL, OP_ACK,
        OP_FALLOCATE };
 enum { CTL_HELLO = 1, CTL_INTR };
-enum { REPLY_DONE = 0, REPLY_MAPFIX };
+enum { REPLY_DONE = 0, REPLY_MAPFIX, REPLY_REVOKE };
 
 #define DATA_MAX 65536 /* bytes one read or write of a model fd carries */
 #define FD_MAX 65536
@@ -318,6 +318,21 @@ static void mapfix(const struct reply *rp, int memfd)
 }
 
 /*
+ * Revocation: the pages of [b1, b1+b2), adopted memory, were lent and the host
+ * lost them. Zeroed private pages take their place, as in the model's own
+ * mapping: what the guest writes there is out of our reach from now on.
+ */
+static void revoke_pages(const struct reply *rp)
+{
+	struct request ack = { OP_ACK, seq, { 0 } };
+
+	if (get_mmap()((void *)rp->b[1], rp->b[2], PROT_READ | PROT_WRITE,
+		       MAP_PRIVATE | MAP_ANONYMOUS | MAP_FIXED, -1, 0) == MAP_FAILED)
+		ack.a[0] = errno;
+	send(chan, &ack, sizeof(ack), MSG_NOSIGNAL);
+}
+
+/*
  * One request and its reply: ret (errno set and -1 on error). ``out``/``cap``
  * take the data a reply carries, ``*fd`` a descriptor it carries (or -1).
  */
@@ -354,6 +369,10 @@ static int64_t call(struct request *rq, const void *extra, size_t len, void *out
 		if (rp.kind == REPLY_MAPFIX) {
 			mapfix(&rp, *fd);
 			*fd = -1;
+			continue;
+		}
+		if (rp.kind == REPLY_REVOKE) {
+			revoke_pages(&rp);
 			continue;
 		}
 		break;

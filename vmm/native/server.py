@@ -95,6 +95,8 @@ class Server:
         self.refused: str | None = None  # why the program's memory is out of our reach
         self.watcher = threading.Thread(target=self._watch, name="native-watch", daemon=True)
         host.mm.fault = self._adopt
+        if host.gunyah is not None:
+            host.drivers.firmware.revoked = self._revoke
 
     def start(self) -> None:
         self.program_end.close()  # the program has its copy
@@ -331,6 +333,23 @@ class Server:
             self.mappings[addr] = mapping
         return True
 
+    def _revoke(self, mapping, offset: int, length: int) -> None:
+        """The host lost [offset, offset+length) of ``mapping`` (lent to a VM; the
+        model's view reads zeros): if it is memory we adopted, the program's view
+        becomes zeroed private pages too, before the call that lent it returns.
+        Only a thread serving the program can tell it; the program's own failure
+        to remap leaves nothing for us to undo."""
+        channel = getattr(self.local, "channel", None)
+        with self.lock:
+            addr = next((a for a, m in self.mappings.items() if m is mapping), None)
+        if channel is None or addr is None:
+            return
+        reply = _reply(0, 0, (0, addr + offset, length, 0), wire.REPLY_REVOKE)
+        _send(channel.sock, reply)
+        _, fd = _recv(channel.sock, wire.REQUEST.size)
+        if fd is not None:
+            os.close(fd)
+
     # ---------------------------------------------------------------- teardown
 
     def stop(self, timeout: float = 10.0) -> None:
@@ -360,6 +379,8 @@ class Server:
         for file in files:
             self._release(file)
         self.host.mm.fault = None
+        if self.host.gunyah is not None:
+            self.host.drivers.firmware.revoked = None
         self.control.close()
         os.close(self.wake_r)
         os.close(self.wake_w)
