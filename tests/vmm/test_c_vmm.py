@@ -1,10 +1,12 @@
-"""The native sample VMMs of vmm/c/ (gunyah-vmm, gzvm-vmm), built with the bundled compiler,
-on their own (usage and input errors) and through ``gunyah-sim exec`` with the bundled guests.
+"""The native sample VMMs of vmm/c/ (gunyah-vmm, gunyah-ack-vmm, gzvm-vmm), built with the
+bundled compiler, on their own (usage and input errors) and through ``gunyah-sim exec``
+with the bundled guests, on each /dev/gunyah driver generation they speak.
 
 The build follows vmm/c/Makefile's variables (CPPFLAGS, CFLAGS, COMMON) and
-its two recipes, run without make: a machine with only Python has none.
+its recipes, run without make: a machine with only Python has none.
 """
 
+import errno
 import re
 import struct
 import subprocess
@@ -13,13 +15,18 @@ from pathlib import Path
 
 import pytest
 
+import kernel
 from tests.aarch64 import assemble
+from tests.kernel.gunyah.rmhelper import vm_config_dtb
+from tests.native import Session, driver
+from tests.native import build as build_test_program
 from uapi import toolchain
+from uapi.linux import gunyah_ack as ack
 from vmm.cli import main
 
 SOURCE = Path(__file__).resolve().parents[2] / "vmm" / "c"
 GUESTS_DIR = SOURCE.parent / "guests"
-PROGRAMS = ("gunyah-vmm", "gzvm-vmm")
+PROGRAMS = ("gunyah-vmm", "gunyah-ack-vmm", "gzvm-vmm")
 
 
 def makefile_variable(name: str) -> list[str]:
@@ -73,14 +80,19 @@ def test_bad_usage_is_one_line_and_exit_2(vmms, program, args, message):
     assert p.stderr.splitlines()[-1].startswith(f"{program}: {message}")
 
 
-@pytest.mark.parametrize(("program", "vcpus"), [("gunyah-vmm", 64), ("gzvm-vmm", 8)])
+@pytest.mark.parametrize(
+    ("program", "vcpus"), [("gunyah-vmm", 64), ("gunyah-ack-vmm", 64), ("gzvm-vmm", 8)]
+)
 def test_the_most_vcpus_is_the_drivers(vmms, program, vcpus):
     p = run(vmms[program], "--vcpus", str(vcpus + 1), "--dtb", "vm.dtb", "guest.elf")
     assert p.returncode == 2
     assert f"--vcpus {vcpus + 1}: between 1 and {vcpus}" in p.stderr
 
 
-@pytest.mark.parametrize(("program", "device"), [("gunyah-vmm", "gunyah"), ("gzvm-vmm", "gzvm")])
+@pytest.mark.parametrize(
+    ("program", "device"),
+    [("gunyah-vmm", "gunyah"), ("gunyah-ack-vmm", "gunyah"), ("gzvm-vmm", "gzvm")],
+)
 def test_without_the_device_it_says_so_and_exits_1(vmms, program, device, hello_dtb):
     # The running kernel has no /dev/gunyah nor /dev/gzvm: the VMM's own open() fails.
     p = run(vmms[program], "--dtb", str(hello_dtb), str(GUESTS_DIR / "hello.elf"))
@@ -196,3 +208,131 @@ def test_a_guest_that_jumps_out_of_its_memory_is_one_line_and_exit_1_on_4_vcpus(
     p = run_native(vmms, hypervisor, crash, 4, tmp_path)  # the other 3 are kicked
     assert p.returncode == 1
     assert p.stderr == f"{HYPERVISORS[hypervisor]}: vCPU 0: {problem}\n"
+
+
+# The Android drivers (uapi/linux/gunyah_ack.h), through gunyah-ack-vmm: its memory is its own mmap.
+ANDROID = ("ack-6.1", "ack-6.6")
+
+
+def run_android(vmms, uapi: str, guest, vcpus: int, tmp_path, stdin: str = ""):
+    """``gunyah-sim exec --uapi UAPI`` of gunyah-ack-vmm booting ``guest`` (a bundled name or
+    an ELF path) with ``gunyah-sim dtb --uapi UAPI``'s DTB."""
+    dtb = tmp_path / "vm.dtb"
+    assert main(["dtb", "--uapi", uapi, "--vcpus", str(vcpus), str(guest), "-o", str(dtb)]) == 0
+    elf = GUESTS_DIR / f"{guest}.elf" if isinstance(guest, str) else guest
+    vmm = [str(vmms["gunyah-ack-vmm"]), "--vcpus", str(vcpus), "--dtb", str(dtb), str(elf)]
+    return gunyah_sim("exec", "--uapi", uapi, "--", *vmm, stdin=stdin)
+
+
+@pytest.mark.parametrize("uapi", ANDROID)
+@pytest.mark.parametrize("guest", GUEST_INPUT)
+def test_a_bundled_guest_on_an_android_driver_prints_what_run_prints(vmms, uapi, guest, tmp_path):
+    stdin = GUEST_INPUT[guest]
+    native = run_android(vmms, uapi, guest, 4, tmp_path, stdin)
+    assert (native.returncode, native.stderr) == (0, "")
+    python = gunyah_sim("run", "--uapi", uapi, "--vcpus", "4", guest, stdin=stdin)
+    assert python.returncode == 0, python.stderr
+    assert native.stdout == python.stdout
+    assert f"{guest}: running on Gunyah\n" in native.stdout
+
+
+def test_android_dtb_names_the_shared_window_as_an_shm_vdevice(tmp_path):
+    """android14-6.1's RM places only the DTB's region itself: the shared window
+    (label 1) is an shm vdevice of the VM config DT, which v16's DT has not."""
+    v16, android = tmp_path / "v16.dtb", tmp_path / "ack.dtb"
+    assert main(["dtb", "hello", "-o", str(v16)]) == 0
+    assert main(["dtb", "--uapi", "ack-6.1", "hello", "-o", str(android)]) == 0
+    assert b"shm-1" in android.read_bytes() and b"shm-1" not in v16.read_bytes()
+    assert main(["dtb", "--uapi", "ack-6.1", "--hypervisor", "geniezone", "hello", "-o", "-"]) == 2
+
+
+def test_without_boot_context_the_entry_must_start_the_dtb_region_on_6_1(vmms, tmp_path):
+    """android14-6.1 has no GH_VM_SET_BOOT_CONTEXT (ENOTTY): the RM starts the guest at
+    its DTB region's first byte, so gunyah-ack-vmm refuses another entry, as crosvm
+    does, in one line; android15-6.6 sets the PC and the guest runs from there."""
+    elf = tmp_path / "off.elf"
+    elf.write_bytes(elf64(assemble("movz x1, #0x4000, lsl #16\nbr x1"), 0x8000_1000))
+    p = run_android(vmms, "ack-6.1", elf, 1, tmp_path)
+    assert p.returncode == 1
+    assert p.stderr == (
+        "gunyah-ack-vmm: entry 0x80001000: without GH_VM_SET_BOOT_CONTEXT"
+        " the guest starts at 0x80000000\n"
+    )
+    p = run_android(vmms, "ack-6.6", elf, 1, tmp_path)  # runs, then jumps out of its memory
+    assert p.returncode == 1
+    assert p.stderr == "gunyah-ack-vmm: vCPU 0: unknown exit reason 3\n"  # the page-fault exit
+
+
+# The guest reads what the program put at RAM + 0x1000, writes 0x5a5a5a5a at RAM + 0x1008
+# and hands what it read to an MMIO write.
+LENT_GUEST = """
+    ldr x9, =0x80001000
+    ldr x1, [x9]
+    ldr x2, =0x5a5a5a5a
+    str x2, [x9, #8]
+    ldr x10, =0x10000000
+    str x1, [x10]
+    b .
+"""
+
+
+def lent_script(out: Path) -> str:
+    code, dtb = out / "lent-code.bin", out / "lent.dtb"
+    code.write_bytes(assemble(LENT_GUEST))
+    dtb.write_bytes(vm_config_dtb(1, ()))
+    rwx = ack.GH_MEM_ALLOW_READ | ack.GH_MEM_ALLOW_WRITE | ack.GH_MEM_ALLOW_EXEC
+    lend = f"s:4=0,4={rwx},8=0x80000000,8=0x200000,8=@ram"
+    pc = f"s:4={ack.GH_VM_BOOT_CONTEXT_REG(ack.REG_SET_PC, 0):#x},4=0,8=0x80000000"
+    vcpu = f"s:4={ack.GH_FN_VCPU},4=4,8=^|4=0"
+    lines = [
+        "open dev",
+        f"ioctl dev {ack.GH_CREATE_VM:#x} 0 vm",
+        "anon ram 0x200000",
+        f"load ram 0 {code}",
+        f"load ram 0x10000 {dtb}",
+        "poke ram 0x1000 41",
+        f"ioctl vm {ack.GH_VM_ANDROID_LEND_USER_MEM:#x} {lend}",
+        f"ioctl vm {ack.GH_VM_SET_DTB_CONFIG:#x} s:8=0x80010000,8=0x2000",
+        f"ioctl vm {ack.GH_VM_SET_BOOT_CONTEXT:#x} {pc}",
+        f"ioctl vm {ack.GH_VM_ADD_FUNCTION:#x} {vcpu} vcpu",
+        "mmap vcpu 0x1000 0 run",
+        f"ioctl vm {ack.GH_VM_START:#x} 0",
+        f"ioctl vcpu {ack.GH_VCPU_RUN:#x} 0",
+        "peek run 8",  # exit_reason
+        "peek run 24",  # mmio.data: what the guest read
+        "peek ram 0x1000",
+        "peek ram 0x1008",
+        "munmap run",
+        "close vcpu",
+        "close vm",
+        "munmap ram",
+        "close dev",
+    ]
+    return "\n".join(lines) + "\n"
+
+
+@pytest.mark.parametrize("uapi", ANDROID)
+def test_a_lent_page_of_the_programs_own_memory_is_not_the_guests_to_it_after(uapi, tmp_path):
+    """A native program lends its plain anonymous memory (adopted whole at the ioctl):
+    the guest reads what the program wrote before, and once the VM has it (6.1: at
+    START; 6.6: at the guest's first touch) the program reads zeros there, not what
+    the guest wrote, as the Python host does through the same calls."""
+    script = lent_script(tmp_path)
+    program = build_test_program("driver", tmp_path)
+    host = kernel.boot(uapi=uapi)
+    try:
+        session = Session(host, program)
+        lines = session.script(script)
+        assert session.close() == 0
+    finally:
+        host.shutdown()
+    host = kernel.boot(uapi=uapi)
+    try:
+        python = driver.run(host, script)
+    finally:
+        host.shutdown()
+    peeks = [int(line.split()[1], 16) for line in lines if line.startswith("peek")]
+    assert peeks == [ack.GH_VCPU_EXIT_MMIO, 41, 0, 0]
+    assert peeks == [int(line.split()[1], 16) for line in python if line.startswith("peek")]
+    boot_context = lines[5]  # after open, CREATE_VM, anon, LEND_USER_MEM, SET_DTB_CONFIG
+    assert boot_context == (f"ioctl: -1 {errno.ENOTTY}" if uapi == "ack-6.1" else "ioctl: 0")
