@@ -21,13 +21,14 @@ import errno
 import faulthandler
 import json
 import os
+import random
 import subprocess
 import sys
 import threading
 import time
 from pathlib import Path
 
-from hypothesis import HealthCheck, Phase, seed, settings
+from hypothesis import HealthCheck, Phase, core, settings
 from hypothesis.database import DirectoryBasedExampleDatabase
 from hypothesis.stateful import get_state_machine_test
 
@@ -76,7 +77,8 @@ class Worker:
         record = {
             "seed": self.args.seed,
             "examples": c.examples,
-            "ioctls": sum(c.outcomes.values()),
+            "ioctls": c.calls,
+            "fuzzed_ioctls": sum(c.outcomes.values()),
             "seconds": round(time.monotonic() - self.started, 3),
             "outcomes": [[*key, n] for key, n in sorted(c.outcomes.items())],
             **extra,
@@ -104,17 +106,18 @@ class Worker:
         self.machine.campaign = self.campaign
         self.machine.FAULTS = {k: getattr(errno, v) for k, v in args.inject.items()} or None
         database = DirectoryBasedExampleDatabase(Path(args.db) / args.target) if args.db else None
+        # Hypothesis draws each run's seed from this generator (hypothesis.seed()
+        # would turn the example database off).
+        core.threadlocal._hypothesis_global_random = random.Random(args.seed)
         threading.Thread(target=self.watch, name="fuzz-progress", daemon=True).start()
         failure = None
         try:
-            batch = 0
             while not self.finished():
                 left = args.examples - self.campaign.examples if args.examples else BATCH
                 test = get_state_machine_test(
                     self.machine, settings=machine_settings(min(left, BATCH), database)
                 )
-                seed(args.seed * 1_000_003 + batch)(test)()
-                batch += 1
+                test()
         except Exception as e:  # the example's failure, shrunk: reported, not raised
             failure = self.write_failure(_first_lines(e))
         finally:
@@ -127,7 +130,7 @@ class Worker:
         if self.args.examples:
             return self.campaign.examples >= self.args.examples
         if self.args.ioctls:
-            return sum(self.campaign.outcomes.values()) >= self.args.ioctls
+            return self.campaign.calls >= self.args.ioctls
         return time.monotonic() - self.started >= self.args.time
 
     def write_failure(self, message: str) -> dict:

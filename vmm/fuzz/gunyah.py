@@ -43,7 +43,8 @@ NO_ARG = ("GUNYAH_VM_START", "GUNYAH_VCPU_RUN", "GUNYAH_VCPU_MMAP_SIZE")
 MAX_VMS = 2  # VMs built right in one example
 
 
-def _new(ctype: str, fields: dict):
+def new_struct(ctype: str, fields: dict):
+    """A struct and its text in the script."""
     return gh.ffi.new(ctype, fields), f"gh.ffi.new({ctype!r}, {value_text(fields)})"
 
 
@@ -59,13 +60,13 @@ def struct_arg(request: str, data, machine: GunyahMachine) -> tuple[object, str 
     if request == "GUNYAH_CREATE_GUEST_MEM":
         size = data.draw(st.sampled_from([0, 1, 0xFFF, 0x1000, 0x1001, 0x20_0000, 1 << 40]))
         flags = data.draw(st.sampled_from([0, 1, 2, 3, 8, 0xFFFF_FFFF_FFFF_FFFF]))
-        return (*_new("struct gunyah_create_mem_args *", {"size": size, "flags": flags}), [])
+        return (*new_struct("struct gunyah_create_mem_args *", {"size": size, "flags": flags}), [])
     if request == "GUNYAH_VM_SET_DTB_CONFIG":
         fields = {"guest_phys_addr": data.draw(U64), "size": data.draw(U64)}
-        return (*_new("struct gunyah_vm_dtb_config *", fields), [])
+        return (*new_struct("struct gunyah_vm_dtb_config *", fields), [])
     if request == "GUNYAH_VM_SET_BOOT_CONTEXT":
         fields = {"reg": data.draw(U32), "value": data.draw(U64)}
-        return (*_new("struct gunyah_vm_boot_context *", fields), [])
+        return (*new_struct("struct gunyah_vm_boot_context *", fields), [])
     if request == "GUNYAH_VM_MAP_MEM":
         flags = [0, RWX_LEND, RW_SHARE, RWX_LEND | gh.GUNYAH_MEM_UNMAP, 0x77, 0xFFFF_FFFF]
         fields = {
@@ -75,7 +76,7 @@ def struct_arg(request: str, data, machine: GunyahMachine) -> tuple[object, str 
             "offset": data.draw(U64),
             "size": data.draw(U64),
         }
-        return (*_new("struct gunyah_map_mem_args *", fields), [])
+        return (*new_struct("struct gunyah_map_mem_args *", fields), [])
     if request in ("GUNYAH_VM_ADD_FUNCTION", "GUNYAH_VM_REMOVE_FUNCTION"):
         words = [data.draw(U32) for _ in range(8)]
         inner = gh.ffi.new("uint32_t[8]", words)
@@ -86,7 +87,7 @@ def struct_arg(request: str, data, machine: GunyahMachine) -> tuple[object, str 
             "arg_size": data.draw(st.sampled_from([0, 4, 16, 32, 257, 0xFFFF_FFFF])),
             "arg": pointer if where == "inner" else where,
         }
-        desc, text = _new("struct gunyah_fn_desc *", fields)
+        desc, text = new_struct("struct gunyah_fn_desc *", fields)
         pre = [f'inner = gh.ffi.new("uint32_t[8]", {value_text(words)})']
         return (desc, inner), text, pre
     return data.draw(U64), None, []
@@ -115,7 +116,7 @@ class GunyahMachine(IoctlMachine):
 
     @rule(size=st.sampled_from([0, 0x1000, 0x20_0000]), flags=st.sampled_from([0, 2]))
     def create_guest_mem(self, size, flags):
-        arg, text = _new("struct gunyah_create_mem_args *", {"size": size, "flags": flags})
+        arg, text = new_struct("struct gunyah_create_mem_args *", {"size": size, "flags": flags})
         self.do_ioctl(self.device(), "GUNYAH_CREATE_GUEST_MEM", arg, text)
 
     @precondition(lambda self: len(self.vms) < MAX_VMS)

@@ -70,7 +70,8 @@ REG_IDS = st.sampled_from([REG_PC, REG_X0, V0, FPSR, A_SYSREG, 0, 1 << 63])
 REQUESTS = sorted(ALLOWED["gzvm"])
 
 
-def _new(ctype: str, fields):
+def new_struct(ctype: str, fields):
+    """A struct and its text in the script."""
     return gz.ffi.new(ctype, fields), f"gz.ffi.new({ctype!r}, {value_text(fields)})"
 
 
@@ -96,7 +97,7 @@ def struct_arg(request: str, data, machine: GzvmMachine, scratch: Scratch):
     if kind == "int" or request in ("GZVM_CREATE_VM", "GZVM_CREATE_VCPU"):
         return data.draw(U32 | U64), None
     if request == "GZVM_CHECK_EXTENSION":
-        return _new("uint64_t *", data.draw(CAPS))
+        return new_struct("uint64_t *", data.draw(CAPS))
     if request in ("GZVM_SET_USER_MEMORY_REGION", "GZVM_SET_MEMORY_REGION"):
         maps = machine.mappings
         sizes = [0, 0xFFF, 0x1000, 0x1001, 4 << 20, *(len(m) for m in maps.values())]
@@ -112,10 +113,10 @@ def struct_arg(request: str, data, machine: GzvmMachine, scratch: Scratch):
             data.draw(st.sampled_from(sizes) | U64),
             data.draw(st.sampled_from(uaddrs) | U64 if uaddrs else U64),
         ]
-        return _new("struct gzvm_userspace_memory_region *", fields)
+        return new_struct("struct gzvm_userspace_memory_region *", fields)
     if request == "GZVM_IRQ_LINE":
         irq = data.draw(st.sampled_from([0, 3, 0xFFFF, 1 << 24, 0x0001_0003, 0xF0FF_FFFF]))
-        return _new("struct gzvm_irq_level *", [irq, data.draw(st.sampled_from([0, 1, 2]))])
+        return new_struct("struct gzvm_irq_level *", [irq, data.draw(st.sampled_from([0, 1, 2]))])
     if request == "GZVM_IRQFD":
         pad = [0] * 16
         pad[data.draw(st.integers(0, 15))] = data.draw(st.sampled_from([0, 0, 1]))
@@ -126,7 +127,7 @@ def struct_arg(request: str, data, machine: GzvmMachine, scratch: Scratch):
             "resamplefd": data.draw(machine.fd_values()),
             "pad": pad,
         }
-        return _new("struct gzvm_irqfd *", fields)
+        return new_struct("struct gzvm_irqfd *", fields)
     if request == "GZVM_IOEVENTFD":
         fields = [
             data.draw(st.sampled_from([0, 1, 0xFFFF_FFFF_FFFF_FFFF])),
@@ -135,20 +136,20 @@ def struct_arg(request: str, data, machine: GzvmMachine, scratch: Scratch):
             data.draw(machine.fd_values(none=-1)),  # a signed fd here
             data.draw(st.sampled_from([0, 1, 2, 4, 5, 8])),
         ]
-        return _new("struct gzvm_ioeventfd *", fields)
+        return new_struct("struct gzvm_ioeventfd *", fields)
     if request == "GZVM_RUN":
         fields = {
             "immediate_exit": data.draw(st.sampled_from([0, 0, 1, 2])),
             "padding1": [data.draw(st.sampled_from([0, 0, 0, 1]))],
         }
-        return _new("struct gzvm_vcpu_run *", fields)
+        return new_struct("struct gzvm_vcpu_run *", fields)
     if request == "GZVM_ENABLE_CAP":
         args = [data.draw(st.sampled_from([0, 1, 2, 3])), data.draw(U64), 0, 0, 0]
-        return _new("struct gzvm_enable_cap *", [data.draw(CAPS), args])
+        return new_struct("struct gzvm_enable_cap *", [data.draw(CAPS), args])
     if request in ("GZVM_GET_ONE_REG", "GZVM_SET_ONE_REG"):
         where = data.draw(st.sampled_from(["box", 0, 8]))
         value = scratch("box", "uint64_t[2]", [RAM_IPA, 0]) if where == "box" else where
-        return _new("struct gzvm_one_reg *", [data.draw(REG_IDS), value])
+        return new_struct("struct gzvm_one_reg *", [data.draw(REG_IDS), value])
     if request == "GZVM_CREATE_DEVICE":
         where = data.draw(st.sampled_from(["attrs", 0, 8]))
         attrs = scratch("attrs", "uint8_t[8192]") if where == "attrs" else where
@@ -159,9 +160,9 @@ def struct_arg(request: str, data, machine: GzvmMachine, scratch: Scratch):
             "attr_addr": attrs,
             "attr_size": data.draw(st.sampled_from([0, 8, 0x1000, 0x1001])),
         }
-        return _new("struct gzvm_create_device *", fields)
+        return new_struct("struct gzvm_create_device *", fields)
     assert request == "GZVM_SET_DTB_CONFIG"
-    return _new("struct gzvm_dtb_config *", [data.draw(U64), data.draw(U64)])
+    return new_struct("struct gzvm_dtb_config *", [data.draw(U64), data.draw(U64)])
 
 
 class GzvmMachine(IoctlMachine):

@@ -76,14 +76,14 @@ def merge(jobs: list[Job], target: str, wall: float, interrupted: bool = False) 
         record = job.done or job.latest
         for request, outcome, state, n in record.get("outcomes", []):
             outcomes[request, outcome, state] += n
-        if job.done is None and not interrupted:
+        if job.done is None and job.proc.poll() is not None and not interrupted:
             failures.append(
                 {"message": f"the job died (exit {job.proc.returncode}); see {job.log}"}
             )
         elif job.done is not None and job.done.get("failure"):
             failures.append(job.done["failure"])
     examples = sum((j.done or j.latest).get("examples", 0) for j in jobs)
-    ioctls = sum(outcomes.values())
+    ioctls = sum((j.done or j.latest).get("ioctls", 0) for j in jobs)
     counts = {kind: 0 for _, kind in KINDS} | {"escapes": 0}
     for failure in failures:
         counts[kind_of(failure["message"])] += 1
@@ -97,6 +97,7 @@ def merge(jobs: list[Job], target: str, wall: float, interrupted: bool = False) 
         "seeds": [j.seed for j in jobs],
         "examples": examples,
         "ioctls": ioctls,
+        "fuzzed_ioctls": sum(outcomes.values()),
         "wall_seconds": round(wall, 1),
         "ioctls_per_second": round(ioctls / wall, 1) if wall else 0.0,
         "distinct_triples": len(outcomes),
@@ -130,7 +131,8 @@ def _display(jobs: list[Job], target: str, started: float, length: Length):
     for request, seen in merged["outcomes_per_ioctl"].items():
         table.add_row(request, " ".join(seen))
     head = (
-        f"{merged['examples']:,} examples, {merged['ioctls']:,} ioctls, "
+        f"{merged['examples']:,} examples, {merged['ioctls']:,} ioctls "
+        f"({merged['fuzzed_ioctls']:,} fuzzed), "
         f"{merged['ioctls_per_second']:,.0f} ioctls/s, {merged['distinct_triples']} "
         f"(ioctl, outcome, state) triples, {len(jobs)} jobs, "
         f"failures {len(merged['failures'])}"
@@ -142,7 +144,8 @@ def _display(jobs: list[Job], target: str, started: float, length: Length):
 def _plain_line(jobs: list[Job], target: str, started: float) -> str:
     m = merge(jobs, target, time.monotonic() - started)
     return (
-        f"gunyah-sim fuzz: {m['examples']} examples, {m['ioctls']} ioctls, "
+        f"gunyah-sim fuzz: {m['examples']} examples, {m['ioctls']} ioctls "
+        f"({m['fuzzed_ioctls']} fuzzed), "
         f"{m['ioctls_per_second']:.0f} ioctls/s, {m['distinct_triples']} triples, "
         f"{len(m['states'])} states, failures {len(m['failures'])}"
     )
