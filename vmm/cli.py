@@ -328,9 +328,12 @@ def parser() -> argparse.ArgumentParser:
 
 def _fuzz(args: argparse.Namespace) -> int:
     try:
+        import hypothesis  # noqa: F401 (the campaign processes run it)
+
         from vmm.fuzz import runner
     except ModuleNotFoundError as e:
-        print(f"gunyah-sim fuzz: needs {e.name}: pip install 'gunyah-sim[fuzz]'", file=sys.stderr)
+        missing = (e.name or "hypothesis").partition(".")[0]
+        print(f"gunyah-sim fuzz: needs {missing}: pip install 'gunyah-sim[fuzz]'", file=sys.stderr)
         return 2
     try:
         length = _length(args)

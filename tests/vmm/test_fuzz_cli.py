@@ -87,10 +87,12 @@ def test_bad_usage_is_one_line_and_exit_2(tmp_path, args, message):
     assert p.stderr == f"gunyah-sim fuzz: {message}\n"
 
 
-def test_without_the_fuzz_extra_one_line_names_it(tmp_path):
+@pytest.mark.parametrize("missing", ["hypothesis", "rich"])
+def test_without_the_fuzz_extra_one_line_names_it(missing):
     code = (
-        "import sys; sys.modules['rich'] = None; from vmm.cli import main; sys.exit(main(['fuzz']))"
+        f"import sys; sys.modules[{missing!r}] = None; "
+        "from vmm.cli import main; sys.exit(main(['fuzz']))"
     )
     p = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
     assert p.returncode == 2
-    assert p.stderr == "gunyah-sim fuzz: needs rich: pip install 'gunyah-sim[fuzz]'\n"
+    assert p.stderr == f"gunyah-sim fuzz: needs {missing}: pip install 'gunyah-sim[fuzz]'\n"
