@@ -98,7 +98,7 @@ class Worker:
         with stacks.open("w") as f:
             faulthandler.dump_traceback(f, all_threads=True)
         failure = f"hang: a step took more than {STEP_LIMIT:.0f} s (stacks in {stacks})"
-        self.emit(done=True, failure=self.write_failure(failure), escapes=0)
+        self.emit(done=True, failure=self.write_failure(failure))
         os._exit(3)
 
     def run(self) -> int:
@@ -123,7 +123,7 @@ class Worker:
         finally:
             self.done.set()
             IoctlMachine.shutdown()
-        self.emit(done=True, failure=failure, escapes=0)
+        self.emit(done=True, failure=failure)
         return 1 if failure else 0
 
     def finished(self) -> bool:

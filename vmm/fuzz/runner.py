@@ -26,7 +26,7 @@ from pathlib import Path
 
 from rich.console import Console, Group
 from rich.live import Live
-from rich.progress import BarColumn, Progress, TextColumn, TimeRemainingColumn
+from rich.progress import BarColumn, Progress, TextColumn
 from rich.table import Table
 
 PLAIN_EVERY = 10.0  # seconds between progress lines when stderr is not a terminal
@@ -118,11 +118,12 @@ def _display(jobs: list[Job], target: str, started: float, length: Length):
         unit, total, done = "ioctls", length.ioctls, merged["ioctls"]
     else:
         unit, total, done = "s", length.seconds, min(elapsed, length.seconds)
+    left = (total - done) * elapsed / done if done else None
     bar = Progress(
         TextColumn(f"fuzz {target}"),
         BarColumn(),
         TextColumn("{task.completed:,.0f}/{task.total:,.0f} " + unit),
-        TimeRemainingColumn(),
+        TextColumn(f"{_clock(left)} left"),
     )
     bar.add_task("", total=total, completed=done)
     table = Table(box=None, show_header=True, pad_edge=False)
@@ -139,6 +140,13 @@ def _display(jobs: list[Job], target: str, started: float, length: Length):
     )
     states = "states reached: " + " ".join(merged["states"])
     return Group(bar, head, states, table)
+
+
+def _clock(seconds: float | None) -> str:
+    if seconds is None:
+        return "-:--:--"
+    seconds = max(0, int(seconds))
+    return f"{seconds // 3600}:{seconds // 60 % 60:02}:{seconds % 60:02}"
 
 
 def _plain_line(jobs: list[Job], target: str, started: float) -> str:
