@@ -3,7 +3,8 @@
 
 - An ioctl fails only with OSError, with an errno the spec gives that ioctl
   (spec/gunyah.md §2, spec/geniezone.md §1.1; EBADF, ENOTTY and EFAULT for
-  every one); TypeError or OverflowError is the caller's own conversion of a
+  every one) on its own file: on a closed fd only EBADF, on another file
+  only ENOTTY; TypeError or OverflowError is the caller's own conversion of a
   Python value, before any syscall, and passes.
 - After every step the kernel model recorded no bug (``Host.bugs``, and the
   RM's on Gunyah) and no Gunyah VM's status went backwards.
@@ -18,6 +19,7 @@ A failure is an AssertionError whose message names it.
 from __future__ import annotations
 
 import errno
+import os
 import signal
 import threading
 from collections import Counter
@@ -84,6 +86,36 @@ ALLOWED = {
         "GZVM_SET_DTB_CONFIG": EL2,
     },
 }
+# The files each ioctl is for (spec/gunyah.md §1.1, spec/geniezone.md §1.1): on a
+# closed fd an ioctl is EBADF, on any other open file ENOTTY, whatever its argument.
+HOME = {
+    "gunyah": {
+        "GUNYAH_CREATE_VM": {"/dev/gunyah"},
+        "GUNYAH_CREATE_GUEST_MEM": {"/dev/gunyah"},
+        "GUNYAH_VCPU_RUN": {"gh-vcpu"},
+        "GUNYAH_VCPU_MMAP_SIZE": {"gh-vcpu"},
+    },
+    "gzvm": {
+        "GZVM_CREATE_VM": {"/dev/gzvm"},
+        "GZVM_CHECK_EXTENSION": {"/dev/gzvm", "gzvm-vm"},
+        "GZVM_RUN": {"gzvm-vcpu"},
+        "GZVM_GET_ONE_REG": {"gzvm-vcpu"},
+        "GZVM_SET_ONE_REG": {"gzvm-vcpu"},
+    },
+}
+VM_FILE = {"gunyah": "gunyah-vm", "gzvm": "gzvm-vm"}  # every other ioctl's file
+
+
+def allowed(target: str, request: str, state: str) -> set[int]:
+    """The errnos ``request`` may fail with on a file in ``state`` (Checker.state)."""
+    if state == "closed":
+        return {errno.EBADF}
+    kind = state.split(":")[0]
+    if kind not in HOME[target].get(request, {VM_FILE[target]}):
+        return {errno.ENOTTY}
+    return ALLOWED[target][request] | COMMON
+
+
 # The Gunyah driver's VM statuses (GunyahRmVmStatus) in the order a VM goes through them.
 ORDER = {0: 0, 5: 1, 8: 2, 2: 2, 3: 3, 9: 4, 11: 5}
 RUN_LIMIT = 0.02  # seconds before a signal ends a GZVM_RUN (a guest may spin in its vectors)
@@ -96,7 +128,6 @@ class Checker:
 
     def __init__(self, host, target: str, outcomes: Counter | None = None):
         self.host, self.target, self.outcomes = host, target, outcomes
-        self.allowed = ALLOWED[target]
         self.holdings = leaks.holdings if target == "gunyah" else leaks.gz_holdings
         self.leaked = leaks.leaked if target == "gunyah" else leaks.gz_leaked
         self.before = self.holdings(host)
@@ -106,17 +137,17 @@ class Checker:
     def ioctl(self, request: str, fd: int):
         """Around one ``host.ioctl(fd, request, ...)``: an errno the spec does not
         give ``request`` is an AssertionError naming it."""
-        state = self.state(fd) if self.outcomes is not None else ""
+        state = self.state(fd)
         outcome = "ok"
         try:
             yield
         except OSError as e:
             outcome = errno.errorcode.get(e.errno, str(e.errno))
-            allowed = self.allowed[request] | COMMON
-            if e.errno not in allowed:
-                names = ", ".join(sorted(errno.errorcode[n] for n in allowed))
+            allows = allowed(self.target, request, state)
+            if e.errno not in allows:
+                names = ", ".join(sorted(errno.errorcode[n] for n in allows))
                 raise AssertionError(
-                    f"wrong errno: {request} on fd {fd} ({state or self.state(fd)}) "
+                    f"wrong errno: {request} on fd {fd} ({state}) "
                     f"failed with {outcome}; the spec allows {names}"
                 ) from e
         except (TypeError, OverflowError) as e:
@@ -126,11 +157,12 @@ class Checker:
                 self.outcomes[request, outcome, state] += 1
 
     def state(self, fd: int) -> str:
-        """What ``fd`` is now: "closed", a file's kind, with its VM's status on Gunyah."""
+        """What ``fd`` is now: "closed", "other" (an eventfd, any file not the
+        kernel model's), or a file's kind, with its VM's status on Gunyah."""
         try:
             file = self.host.fdtable.get(fd)
         except (OSError, TypeError, OverflowError):
-            return "closed"
+            return "other" if _open(fd) else "closed"
         try:
             kind = file.name.split(":")[0] or "other"
             vm = getattr(file.private, "vm", file.private)
@@ -196,3 +228,11 @@ class Checker:
         assert leaked == {}, "leak after close: " + ", ".join(
             f"{name} {was} -> {now}" for name, (was, now) in leaked.items()
         )
+
+
+def _open(fd) -> bool:
+    try:
+        os.fstat(fd)
+    except (OSError, TypeError, OverflowError, ValueError):
+        return False
+    return True

@@ -104,6 +104,7 @@ def merge(jobs: list[Job], target: str, wall: float, interrupted: bool = False) 
         **counts,
         "outcomes_per_ioctl": {r: sorted(o) for r, o in sorted(errnos.items())},
         "states": sorted({state for _, _, state in outcomes}),
+        "triples": [[*key, n] for key, n in sorted(outcomes.items())],
         "failures": failures,
     }
 
