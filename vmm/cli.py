@@ -321,6 +321,9 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--jobs", type=int, default=1, help="processes (default 1)")
     p.add_argument("--db", default=".gunyah-sim-fuzz", help="Hypothesis example database")
     p.add_argument("--out", default=".", help="directory for summaries and reproducers")
+    p.add_argument(
+        "--step-limit", type=float, default=60.0, help="seconds a step may take (default 60)"
+    )
     p.add_argument("--inject", default="", help=argparse.SUPPRESS)  # POINT=ERRNO: a broken kernel
     p.set_defaults(func=_fuzz)
     return top
@@ -340,9 +343,8 @@ def _fuzz(args: argparse.Namespace) -> int:
     except UsageError as e:
         print(f"gunyah-sim fuzz: {e}", file=sys.stderr)
         return 2
-    return runner.run(
-        args.target, length, args.seed, args.jobs, args.db, Path(args.out), args.inject
-    )
+    options = ["--inject", args.inject, "--step-limit", str(args.step_limit)]
+    return runner.run(args.target, length, args.seed, args.jobs, args.db, Path(args.out), options)
 
 
 def _length(args: argparse.Namespace):

@@ -73,6 +73,18 @@ def test_the_example_database_replays_a_failure_first(tmp_path):
     assert summary_of(again)["leaks"] == 1
 
 
+def test_a_step_beyond_the_step_limit_is_a_hang_with_the_stacks_and_the_example_so_far(tmp_path):
+    p = fuzz(tmp_path, "--examples", "100000", "--step-limit", "0")
+    assert p.returncode == 1, p.stderr
+    s = summary_of(p)
+    assert s["hangs"] == 1 and s["examples"] < 100000
+    [failure] = s["failures"]
+    assert failure["message"].startswith("hang: a step took more than 0 s (stacks in ")
+    stacks = tmp_path / "fuzz-gunyah-0-hang-stacks.txt"
+    assert "Thread 0x" in stacks.read_text()
+    assert "kernel.boot(" in Path(failure["reproducer"]).read_text()
+
+
 @pytest.mark.parametrize(
     ("args", "message"),
     [

@@ -10,7 +10,7 @@ failing examples, which Hypothesis replays first on the next campaign.
 A failure is shrunk by Hypothesis; the shrunk example's script is written as
 a reproducer (vmm/fuzz/reproducer.py) and run once alone with ``--trace``,
 so the summary names both files and says whether the script reproduces it.
-A step that takes longer than ``STEP_LIMIT`` is a hang: the example so far
+A step that takes longer than ``--step-limit`` seconds is a hang: the example so far
 is written out unshrunk, with every thread's stack, and the process ends.
 """
 
@@ -41,7 +41,6 @@ MACHINES = {"gunyah": GunyahMachine, "gzvm": GzvmMachine}
 BATCH = 200  # examples per Hypothesis run in an --ioctls or --time campaign
 STEPS = 8  # steps per example, as in CI
 PROGRESS_EVERY = 0.5
-STEP_LIMIT = 60.0  # seconds
 REPRO_LIMIT = 600  # seconds the reproducer may take when run alone
 
 
@@ -87,19 +86,24 @@ class Worker:
             print(json.dumps(record), file=self.stream, flush=True)
 
     def watch(self) -> None:
-        """Progress records; a step stuck beyond STEP_LIMIT ends the process as a hang."""
+        """Progress records; a step stuck beyond --step-limit ends the process as a hang."""
         while not self.done.wait(PROGRESS_EVERY):
             self.emit()
-            if time.monotonic() - self.campaign.tick > STEP_LIMIT:
+            if time.monotonic() - self.campaign.tick > self.args.step_limit:
                 self.hang()
 
     def hang(self) -> None:
-        stacks = self.out / f"fuzz-{self.args.target}-{self.args.seed}-hang-stacks.txt"
-        with stacks.open("w") as f:
-            faulthandler.dump_traceback(f, all_threads=True)
-        failure = f"hang: a step took more than {STEP_LIMIT:.0f} s (stacks in {stacks})"
-        self.emit(done=True, failure=self.write_failure(failure))
-        os._exit(3)
+        """Every thread's stack and the example so far, then the end of the process
+        (whatever fails on the way: the step may never return)."""
+        try:
+            stacks = self.out / f"fuzz-{self.args.target}-{self.args.seed}-hang-stacks.txt"
+            with stacks.open("w") as f:
+                faulthandler.dump_traceback(f, all_threads=True)
+            limit = self.args.step_limit
+            failure = f"hang: a step took more than {limit:g} s (stacks in {stacks})"
+            self.emit(done=True, failure=self.write_failure(failure))
+        finally:
+            os._exit(3)
 
     def run(self) -> int:
         args = self.args
@@ -136,10 +140,11 @@ class Worker:
     def write_failure(self, message: str) -> dict:
         """The reproducer of the latest example and its trace; what the summary says."""
         machine = IoctlMachine.current
+        lines = machine.script if machine is not None else []
         stem = self.out / f"fuzz-{self.args.target}-{self.args.seed}"
         path, trace = stem.with_suffix(".py"), stem.with_suffix(".trace")
         text = reproducer.script(
-            self.args.target, machine.script, message, self.args.seed, path.name, self.args.inject
+            self.args.target, lines, message, self.args.seed, path.name, self.args.inject
         )
         path.write_text(text)
         try:
@@ -192,6 +197,7 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--db", default="")
     p.add_argument("--out", default=".")
     p.add_argument("--inject", type=parse_inject, default={})
+    p.add_argument("--step-limit", type=float, default=60.0)
     return p
 
 

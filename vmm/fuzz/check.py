@@ -9,7 +9,7 @@
 - After every step the kernel model recorded no bug (``Host.bugs``, and the
   RM's on Gunyah) and no Gunyah VM's status went backwards.
 - No step hangs: :meth:`Checker.bounded` ends a GZVM_RUN with a signal, and a
-  campaign's watchdog ends a step that outlives ``STEP_LIMIT``.
+  campaign's watchdog ends a step that outlives its ``--step-limit``.
 - After the example, with every fd closed and every mapping unmapped, the host
   (and the hypervisor under it) holds what it held before (vmm/fuzz/leaks.py).
 

@@ -92,13 +92,13 @@ class IoctlMachine(RuleBasedStateMachine):
 
     def __init__(self):
         super().__init__()
-        IoctlMachine.current = self
         host = self.shared_host()
         self.host = host if self.campaign is None else CountingHost(host, self.campaign)
         outcomes = self.campaign.outcomes if self.campaign is not None else None
         self.check = Checker(self.host, self.TARGET, outcomes)
         self.script: list[str] = []
         self.bound: set[int] = set()  # fds the script names fd[n]
+        IoctlMachine.current = self
         self.open: set[int] = set()
         self.closed: set[int] = set()
         self.mappings: dict[str, object] = {}  # the script's name -> mapping

@@ -177,14 +177,14 @@ class Length:
         return ["--time", str(self.seconds)]
 
 
-def run(
-    target: str, length: Length, seed: int, jobs: int, db: str, out: Path, inject: str = ""
-) -> int:
-    """A campaign of ``length`` split over ``jobs`` processes; the exit status of
-    ``gunyah-sim fuzz``."""
+def run(target: str, length: Length, seed: int, jobs: int, db: str, out: Path, options=()) -> int:
+    """A campaign of ``length`` split over ``jobs`` processes, each given ``options``
+    too (vmm/fuzz/campaign.py's); the exit status of ``gunyah-sim fuzz``."""
     out.mkdir(parents=True, exist_ok=True)
     started = time.monotonic()
-    running = [_start(target, length.argv(jobs, i), seed + i, db, out, inject) for i in range(jobs)]
+    running = [
+        _start(target, length.argv(jobs, i), seed + i, db, out, options) for i in range(jobs)
+    ]
     readers = [threading.Thread(target=j.read, daemon=True) for j in running]
     for reader in readers:
         reader.start()
@@ -225,10 +225,10 @@ def _share(examples: int, jobs: int, i: int) -> int:
     return examples // jobs + (1 if i < examples % jobs else 0)
 
 
-def _start(target, length: list[str], seed, db, out: Path, inject) -> Job:
+def _start(target, length: list[str], seed, db, out: Path, options) -> Job:
     log = out / f"fuzz-{target}-{seed}.log"
     argv = [sys.executable, "-m", "vmm.fuzz.campaign", "--target", target, "--seed", str(seed)]
-    argv += [*length, "--out", str(out), "--db", db, "--inject", inject]
+    argv += [*length, "--out", str(out), "--db", db, *options]
     with log.open("w") as stderr:
         proc = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=stderr, text=True)
     return Job(seed, proc, log)
