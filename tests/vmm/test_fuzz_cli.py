@@ -1,0 +1,110 @@
+"""``gunyah-sim fuzz``: a short campaign on each target, the JSON summary, a
+broken kernel caught with a reproducer that fails alone, resumption from the
+example database, and one-line usage errors."""
+
+import json
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+
+def fuzz(tmp_path, *args, timeout=600):
+    argv = [sys.executable, "-m", "vmm.cli", "fuzz", "--out", str(tmp_path), *args]
+    if "--db" not in args:
+        argv += ["--db", str(tmp_path / "db")]
+    return subprocess.run(argv, capture_output=True, text=True, timeout=timeout, cwd=tmp_path)
+
+
+def summary_of(p) -> dict:
+    return json.loads(p.stdout)
+
+
+@pytest.mark.parametrize(("target", "examples"), [("gunyah", 50), ("gzvm", 10)])
+def test_a_short_campaign_runs_clean_and_sums_up(tmp_path, target, examples):
+    p = fuzz(tmp_path, "--target", target, "--examples", str(examples))
+    assert p.returncode == 0, p.stderr
+    s = summary_of(p)
+    assert s["target"] == target and s["examples"] >= examples and s["ioctls"] > 0
+    assert s["escapes"] == s["wrong_errnos"] == s["leaks"] == s["hangs"] == 0
+    assert s["failures"] == [] and s["distinct_triples"] > 1 and "closed" in s["states"]
+    assert json.loads((tmp_path / f"fuzz-{target}-summary.json").read_text()) == s
+    assert "gunyah-sim fuzz: " in p.stderr  # the progress, one line at a time off a terminal
+
+
+def test_jobs_run_their_own_seeds_and_their_summaries_are_merged(tmp_path):
+    p = fuzz(tmp_path, "--examples", "20", "--jobs", "2", "--seed", "5")
+    assert p.returncode == 0, p.stderr
+    s = summary_of(p)
+    assert s["jobs"] == 2 and s["seeds"] == [5, 6] and s["examples"] >= 20
+    assert (tmp_path / "fuzz-gunyah-5.log").exists() and (tmp_path / "fuzz-gunyah-6.log").exists()
+
+
+BROKEN = ("--inject", "gunyah_rm_dealloc_vmid=EIO")  # every VM_DEALLOCATE refused: vmids leak
+
+
+def test_a_broken_kernel_fails_the_campaign_with_a_reproducer_that_fails_alone(tmp_path):
+    p = fuzz(tmp_path, "--examples", "500", *BROKEN)
+    assert p.returncode == 1, p.stderr
+    s = summary_of(p)
+    assert s["leaks"] == 1 and s["escapes"] == s["wrong_errnos"] == 0
+    [failure] = s["failures"]
+    assert failure["message"].startswith("AssertionError: leak after close: rm_vms")
+    assert failure["reproduced"] is True
+    script = re.search(r"gunyah-sim fuzz: reproducer: (\S+)", p.stderr).group(1)
+    trace = re.search(r"gunyah-sim fuzz: trace: (\S+)", p.stderr).group(1)
+    assert "GUNYAH_VM_START, 0) = 0" in Path(trace).read_text()
+    text = Path(script).read_text()
+    assert "hypothesis" not in text and "kernel.boot(" in text
+    alone = subprocess.run(
+        [sys.executable, script], capture_output=True, text=True, timeout=300, cwd=tmp_path
+    )
+    assert alone.returncode != 0
+    assert "AssertionError: leak after close: rm_vms () -> (" in alone.stderr
+
+
+def test_the_example_database_replays_a_failure_first(tmp_path):
+    db = str(tmp_path / "db")
+    assert fuzz(tmp_path, "--examples", "500", "--db", db, *BROKEN).returncode == 1
+    again = fuzz(tmp_path, "--examples", "1", "--seed", "99", "--db", db, *BROKEN)
+    assert again.returncode == 1, again.stderr
+    assert summary_of(again)["leaks"] == 1
+
+
+def test_a_step_beyond_the_step_limit_is_a_hang_with_the_stacks_and_the_example_so_far(tmp_path):
+    p = fuzz(tmp_path, "--examples", "100000", "--step-limit", "0")
+    assert p.returncode == 1, p.stderr
+    s = summary_of(p)
+    assert s["hangs"] == 1 and s["examples"] < 100000
+    [failure] = s["failures"]
+    assert failure["message"].startswith("hang: a step took more than 0 s (stacks in ")
+    stacks = tmp_path / "fuzz-gunyah-0-hang-stacks.txt"
+    assert "Thread 0x" in stacks.read_text()
+    assert "kernel.boot(" in Path(failure["reproducer"]).read_text()
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["--time", "10x"], "--time '10x': not a duration (e.g. 90s, 10m, 2h)"),
+        (["--jobs", "0"], "--jobs 0: between 1 and 256"),
+        (["--examples", "1", "--jobs", "2"], "--examples 1: at least one per job (--jobs 2)"),
+    ],
+)
+def test_bad_usage_is_one_line_and_exit_2(tmp_path, args, message):
+    p = fuzz(tmp_path, *args)
+    assert p.returncode == 2
+    assert p.stderr == f"gunyah-sim fuzz: {message}\n"
+
+
+@pytest.mark.parametrize("missing", ["hypothesis", "rich"])
+def test_without_the_fuzz_extra_one_line_names_it(missing):
+    code = (
+        f"import sys; sys.modules[{missing!r}] = None; "
+        "from vmm.cli import main; sys.exit(main(['fuzz']))"
+    )
+    p = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
+    assert p.returncode == 2
+    assert p.stderr == f"gunyah-sim fuzz: needs {missing}: pip install 'gunyah-sim[fuzz]'\n"
