@@ -160,7 +160,7 @@ def _start_66(vm) -> None:
     fw_gpa, fw_size = vm.fw
     fw = None
     if fw_size:
-        fw = mem_android.gunyah_share_parcel(vm, fw_gpa, fw_size)
+        fw = _share_before_load(vm, fw_gpa, fw_size)
         vm.android_parcels.append(fw)
     vm.vm_status = VmStatus.LOAD
     gpa, size = vm.dtb
@@ -185,6 +185,21 @@ def _start_66(vm) -> None:
     pages = sum(n for _, n in dtb.parcel.mem_entries)
     rpc.gunyah_rm_vm_set_address_layout(rm, vm.vmid, 0, start, pages)
     _init_and_start(vm, dtb)
+
+
+def _share_before_load(vm, gpa: int, size: int):
+    """The firmware parcel, shared while the VM is still NO_STATE. The driver
+    undoes its ALLOC_VMID when this fails (DEALLOC_VMID, notifier off): the
+    release of a NO_STATE VM makes no RM call, and a later START runs again."""
+    try:
+        return mem_android.gunyah_share_parcel(vm, gpa, size)
+    except OSError:
+        try:
+            rpc.gunyah_rm_dealloc_vmid(vm.rm, vm.vmid)
+        except OSError as e:
+            vm.host.printk(f"gunyah_vm_mgr: gunyah_rm_dealloc_vmid for VM {vm.vmid}: {e}")
+        vm.rm.gunyah_rm_notifier_unregister(vm.notified)
+        raise
 
 
 def _init_and_start(vm, dtb=None) -> None:
