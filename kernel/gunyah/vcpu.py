@@ -27,7 +27,9 @@ wherever it is: waiting for run_lock or a wakeup, or inside ``vcpu_run``
 The Android profiles page in from user bindings (``GunyahVm.demand_page``).
 android14-6.1's run page has no resume_action: after an MMIO exit the next
 VCPU_RUN completes the access (a read with ``mmio.data``) and byte 37 is
-never read or written; an unknown vCPU ioctl is EINVAL there, not ENOTTY.
+never read or written; there is no PAGE_FAULT exit (a page-fault state is
+run on, as any state that driver does not know); an unknown vCPU ioctl is
+EINVAL there, not ENOTTY.
 """
 
 from __future__ import annotations
@@ -227,10 +229,12 @@ class GunyahVcpu:
 
     def _handle(self, state: int, data: tuple[int, int, int]) -> tuple[int, int, int] | None:
         """The resume data to run on with, or None: the run page holds an exit for
-        userspace."""
+        userspace. android14-6.1 knows no page-fault state: as for any state it
+        does not know, it runs the vCPU again (the guest faults on until
+        ``immediate_exit`` or a signal ends VCPU_RUN)."""
         if state in (State.ADDRSPACE_VMMIO_READ, State.ADDRSPACE_VMMIO_WRITE):
             return self._mmio(state, *data)
-        if state == State.ADDRSPACE_PAGE_FAULT:
+        if state == State.ADDRSPACE_PAGE_FAULT and self.vm.profile.resume_action:
             return self._page_fault(data[0], bool(data[1]))
         if state in (State.EXPECTS_WAKEUP, State.POWERED_OFF):
             if not self._check_system():

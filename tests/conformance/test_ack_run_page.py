@@ -9,10 +9,12 @@ ENODEV, a second START is 0, a START after a failed one is ENODEV.
 """
 
 import errno
+import threading
+import time
 
 import pytest
 
-from tests.gunyahvm import errno_of
+from tests.gunyahvm import errno_of, outcome
 from tests.kernel.gunyah.ackvm import (
     DTB_OFFSET,
     MMIO,
@@ -122,6 +124,40 @@ def test_start_after_a_failed_start_is_enodev(uapi, dtb, err):
         assert errno_of(vm.start) == err
         assert errno_of(vm.start) == errno.ENODEV
         assert errno_of(vm.run) == errno.ENODEV
+        vm.close()
+        assert not host.bugs
+    finally:
+        host.shutdown()
+
+
+def test_android14_unbacked_fetch_never_makes_a_page_fault_exit():
+    """6.1 knows no PAGE_FAULT state (§3, §10): like any hypervisor state it does
+    not know, the driver runs the vCPU again (§7), so the guest faults on and
+    VCPU_RUN stays in the kernel until ``immediate_exit`` ends it with EINTR;
+    the run page is never written (no exit 3, no page_fault member)."""
+    lines = []
+    host = boot("ack-6.1", trace=lines.append)
+    try:
+        vm = make_vm(host, "ldr x0, =0x40000000\n br x0")
+        run = vm.run_page()
+        raw = ack.ffi.buffer(run)
+        vm.start()
+        result = []
+
+        def runner():
+            result.append(outcome(vm.run))
+
+        thread = threading.Thread(target=runner)
+        thread.start()
+        while sum("state=ADDRSPACE_PAGE_FAULT" in line for line in lines) < 3 and thread.is_alive():
+            time.sleep(0.01)
+        run.immediate_exit = 1
+        thread.join()
+        assert result == [errno.EINTR]
+        assert sum("state=ADDRSPACE_PAGE_FAULT" in line for line in lines) >= 3
+        assert run.exit_reason == ack.GH_VCPU_EXIT_UNKNOWN
+        assert bytes(raw[16:40]) == bytes(24)
+        del run, raw
         vm.close()
         assert not host.bugs
     finally:
