@@ -14,9 +14,9 @@ page's resume_action says how to finish the access (HANDLED copies
 it again; anything else is EINVAL). Then ``vcpu_run`` is called until an
 exit for userspace: VMMIO accesses are first tried as demand paging of a
 binding (no exit), then exit as MMIO; a page-fault state that cannot be
-served exits as PAGE_FAULT with the negative errno, and the next VCPU_RUN
-reads ``page_fault.resume_action`` (FAULT, the preset: the guest takes an
-abort; HANDLED or RETRY: the access runs again); EXPECTS_WAKEUP waits
+served exits as PAGE_FAULT with the negative errno (resume_action preset to
+FAULT), and the next VCPU_RUN does not read ``page_fault.resume_action``:
+the access runs again and faults again unless memory was added; EXPECTS_WAKEUP waits
 for the vCPU's wakeup interrupt; ``immediate_exit`` set is EINTR.
 
 A signal to the thread (``Host.pthread_kill``) ends VCPU_RUN with EINTR
@@ -60,12 +60,11 @@ RUN_ON = (0, 0, 0)  # the resume data of a vcpu_run that simply goes on
 STUCK_LIMIT = 1000
 
 # The driver's own state of a vCPU between two VCPU_RUNs.
-UNKNOWN, READY, MMIO_READ, MMIO_WRITE, PAGE_FAULTED, SYSTEM_DOWN = (
+UNKNOWN, READY, MMIO_READ, MMIO_WRITE, SYSTEM_DOWN = (
     "unknown",
     "ready",
     "mmio_read",
     "mmio_write",
-    "page_fault",
     "down",
 )
 
@@ -172,8 +171,6 @@ class GunyahVcpu:
 
     def _resume(self) -> tuple[int, int, int]:
         run = self.run
-        if self.state == PAGE_FAULTED:
-            return self._resume_page_fault(run.page_fault.resume_action)
         if self.state not in (MMIO_READ, MMIO_WRITE):
             self.state = READY
             return (0, 0, 0)
@@ -188,19 +185,6 @@ class GunyahVcpu:
             resume = (0, Resume.FAULT, 0)
         elif action == gh.GUNYAH_VCPU_RESUME_RETRY:
             self.vm.demand_page(self.mmio_addr, self.state == MMIO_WRITE)
-            resume = (0, Resume.RETRY, 0)
-        else:
-            raise OSError(errno.EINVAL, "resume_action")
-        self.state = READY
-        return resume
-
-    def _resume_page_fault(self, action: int) -> tuple[int, int, int]:
-        """FAULT (the preset) gives the guest an abort; HANDLED or RETRY page in
-        again and rerun the access (v16 ignores the field and always reruns)."""
-        if action == gh.GUNYAH_VCPU_RESUME_FAULT:
-            resume = (0, Resume.FAULT, 0)
-        elif action in (gh.GUNYAH_VCPU_RESUME_HANDLED, gh.GUNYAH_VCPU_RESUME_RETRY):
-            self.vm.demand_page(self.mmio_addr, False)
             resume = (0, Resume.RETRY, 0)
         else:
             raise OSError(errno.EINVAL, "resume_action")
@@ -287,8 +271,7 @@ class GunyahVcpu:
         run.exit_reason = gh.GUNYAH_VCPU_EXIT_PAGE_FAULT
         run.page_fault.phys_addr, run.page_fault.attempt = addr, ret
         run.page_fault.resume_action = gh.GUNYAH_VCPU_RESUME_FAULT
-        self.state, self.mmio_addr = PAGE_FAULTED, addr
-        return None
+        return None  # the state stays READY: the next VCPU_RUN reruns the access
 
     def _check_system(self) -> bool:
         """gunyah_vcpu_check_system: True while the VM runs; else the run page gets

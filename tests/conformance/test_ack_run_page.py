@@ -14,6 +14,7 @@ import time
 
 import pytest
 
+from tests.aarch64 import assemble
 from tests.gunyahvm import errno_of, outcome
 from tests.kernel.gunyah.ackvm import (
     DTB_OFFSET,
@@ -21,8 +22,10 @@ from tests.kernel.gunyah.ackvm import (
     PROFILES,
     RAM_IPA,
     SYSTEM_OFF,
+    anonymous,
     boot,
     make_vm,
+    region,
     set_dtb,
 )
 from uapi.linux import gunyah as gh
@@ -35,6 +38,7 @@ READ_THEN_WRITE = f"""
 {SYSTEM_OFF}
 """
 VALUE = 0x1122_3344_5566_7788
+UNBACKED = 0x4000_0000  # an address no region covers
 
 
 def test_android14_mmio_read_is_completed_by_mmio_data_without_resume_action():
@@ -159,6 +163,40 @@ def test_android14_unbacked_fetch_never_makes_a_page_fault_exit():
         assert bytes(raw[16:40]) == bytes(24)
         del run, raw
         vm.close()
+        assert not host.bugs
+    finally:
+        host.shutdown()
+
+
+def test_android15_run_after_a_page_fault_exit_ignores_resume_action():
+    """§7: the saved state does not move at a PAGE_FAULT exit, so the next RUN
+    neither reads ``page_fault.resume_action`` (FAULT, the preset, injects no
+    abort; 7 is no EINVAL) nor answers anything: the guest reruns the access,
+    which faults again until memory is added there."""
+    host = boot("ack-6.6")
+    try:
+        vm = make_vm(host, f"ldr x0, ={UNBACKED:#x}\n br x0")
+        page = host.mmap(vm.vcpus[0], 4096)
+        vm.maps.append(page)
+        run = gh.ffi.from_buffer("struct gunyah_vcpu_run *", page)
+        vm.start()
+        for action in (None, gh.GUNYAH_VCPU_RESUME_FAULT, 7, gh.GUNYAH_VCPU_RESUME_HANDLED):
+            if action is not None:
+                run.page_fault.resume_action = action
+            assert vm.run() == 0
+            assert run.exit_reason == gh.GUNYAH_VCPU_EXIT_PAGE_FAULT
+            assert (run.page_fault.phys_addr, run.page_fault.attempt) == (UNBACKED, -errno.ENOENT)
+            assert run.page_fault.resume_action == gh.GUNYAH_VCPU_RESUME_FAULT
+        ram, uaddr = anonymous(host, 0x1000)
+        code = assemble(SYSTEM_OFF)
+        ram[0 : len(code)] = code
+        region(host, vm.vm, 1, UNBACKED, 0x1000, uaddr, lend=True)  # shared is never executable
+        assert vm.run() == 0
+        assert run.exit_reason == gh.GUNYAH_VCPU_EXIT_STATUS
+        assert run.status.status == gh.GUNYAH_VM_STATUS_EXITED
+        del run
+        vm.close()
+        host.munmap(ram)
         assert not host.bugs
     finally:
         host.shutdown()
