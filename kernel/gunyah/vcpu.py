@@ -8,16 +8,17 @@ PAGE_SIZE.
 
 VCPU_RUN: ENODEV if the function is gone or the VM has no resource for it
 yet (not started). A vCPU of a VM that is down makes a STATUS exit, once,
-and then returns 0 at once (SYSTEM_DOWN). After an MMIO exit the run
-page's resume_action says how to finish the access (HANDLED copies
-``mmio.data`` into the guest register, FAULT injects an abort, RETRY runs
-it again; anything else is EINVAL). Then ``vcpu_run`` is called until an
-exit for userspace: VMMIO accesses are first tried as demand paging of a
-binding (no exit), then exit as MMIO; a page-fault state that cannot be
-served exits as PAGE_FAULT with the negative errno (resume_action preset to
-FAULT), and the next VCPU_RUN does not read ``page_fault.resume_action``:
-the access runs again and faults again unless memory was added; EXPECTS_WAKEUP waits
-for the vCPU's wakeup interrupt; ``immediate_exit`` set is EINTR.
+and then returns 0 at once (SYSTEM_DOWN). After an MMIO exit the run page's
+resume_action says how to finish the access (HANDLED copies ``mmio.data``
+into the guest register, FAULT injects an abort, RETRY runs it again on v16
+only; anything else is EINVAL, the exit still pending). Then ``vcpu_run`` is
+called until an exit for userspace: VMMIO accesses are first tried as demand
+paging of a binding (no exit), then exit as MMIO; a page-fault state that
+cannot be served exits as PAGE_FAULT with the negative errno (resume_action
+preset to FAULT), and the next VCPU_RUN does not read
+``page_fault.resume_action``: the access runs again and faults again unless
+memory was added; EXPECTS_WAKEUP waits for the vCPU's wakeup interrupt;
+``immediate_exit`` set is EINTR.
 
 A signal to the thread (``Host.pthread_kill``) ends VCPU_RUN with EINTR
 wherever it is: waiting for run_lock or a wakeup, or inside ``vcpu_run``
@@ -183,7 +184,7 @@ class GunyahVcpu:
             resume = (value if self.state == MMIO_READ else 0, Resume.EMULATE, 0)
         elif action == gh.GUNYAH_VCPU_RESUME_FAULT:
             resume = (0, Resume.FAULT, 0)
-        elif action == gh.GUNYAH_VCPU_RESUME_RETRY:
+        elif action == gh.GUNYAH_VCPU_RESUME_RETRY and self.vm.profile.mmio_retry:
             self.vm.demand_page(self.mmio_addr, self.state == MMIO_WRITE)
             resume = (0, Resume.RETRY, 0)
         else:

@@ -3,8 +3,8 @@
 On android14-6.1 ``struct gh_vcpu_run`` has no resume_action: a guest's MMIO
 read is completed by writing ``mmio.data`` and calling VCPU_RUN again, and
 the kernel never touches byte 37. On android15-6.6 byte 37 is resume_action,
-preset to HANDLED on every MMIO exit; a value other than HANDLED, FAULT or
-RETRY is EINVAL and the exit stays pending. On both, VCPU_RUN before START is
+preset to HANDLED on every MMIO exit; a value other than HANDLED or FAULT
+(RETRY included) is EINVAL and the exit stays pending. On both, VCPU_RUN before START is
 ENODEV, a second START is 0, a START after a failed one is ENODEV.
 """
 
@@ -88,6 +88,8 @@ def test_android15_mmio_exit_presets_resume_action_and_refuses_unknown_ones():
         assert run.exit_reason == gh.GUNYAH_VCPU_EXIT_MMIO
         assert run.mmio.resume_action == gh.GUNYAH_VCPU_RESUME_HANDLED
         run.mmio.resume_action = 7
+        assert errno_of(vm.run) == errno.EINVAL
+        run.mmio.resume_action = gh.GUNYAH_VCPU_RESUME_RETRY  # §7: only HANDLED or FAULT
         assert errno_of(vm.run) == errno.EINVAL
         run.mmio.resume_action = gh.GUNYAH_VCPU_RESUME_HANDLED
         gh.ffi.memmove(run.mmio.data, VALUE.to_bytes(8, "little"), 8)
