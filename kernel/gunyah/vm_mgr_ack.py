@@ -22,6 +22,7 @@ import errno
 import os
 from contextlib import ExitStack
 
+from kernel import uaccess
 from kernel.gunyah import rsc_mgr_rpc as rpc
 from kernel.gunyah import vm_mgr_mem, vm_mgr_mm
 from kernel.gunyah import vm_mgr_mem_android as mem_android
@@ -83,11 +84,23 @@ def _map_cma_mem(vm, args) -> int:
         raise OSError(errno.EINVAL, "size 0, or size or guest_addr not page aligned")
     if args.guest_addr + args.size > 1 << 64:
         raise OSError(errno.EOVERFLOW, "guest range wraps")
-    try:
-        os.fstat(args.guest_mem_fd)
-    except OSError:
-        raise OSError(errno.EBADF, os.strerror(errno.EBADF)) from None
+    _cma_fd_size(vm, args.guest_mem_fd)
     raise OSError(errno.EINVAL, "not a Gunyah CMA fd")
+
+
+def _cma_fd_size(vm, fd: int) -> int:
+    """The size of the file behind the caller's ``fd`` (a u32 the driver reads as
+    an int: from 2^31 on it is negative); EBADF if none is open. A kernel file
+    (an anonymous inode) has size 0."""
+    if fd >= 1 << 31:
+        raise OSError(errno.EBADF, os.strerror(errno.EBADF))
+    if not uaccess.foreign() and vm.host.fdtable.holds(fd):
+        return 0
+    local = uaccess.fdget_user(fd)
+    try:
+        return os.fstat(local).st_size
+    finally:
+        os.close(local)
 
 
 def _set_auth_type(vm, desc) -> int:

@@ -148,6 +148,16 @@ CASES = [
         errno.EBADF,
     ),
     (
+        "MAP_CMA_MEM fd above INT_MAX",  # the u32 is the driver's int fd: negative
+        _vm_ioctl(
+            ack.GH_VM_ANDROID_MAP_CMA_MEM,
+            "struct gunyah_map_cma_mem_args",
+            {"size": 0x1000, "guest_mem_fd": 0x8000_0000},
+        ),
+        ENOTTY,
+        errno.EBADF,
+    ),
+    (
         "SET_AUTH_TYPE ANDROID_PVM",
         _vm_ioctl(ack.GH_VM_ANDROID_SET_AUTH_TYPE, "struct gunyah_auth_desc", {"type": 0}),
         ENOTTY,
