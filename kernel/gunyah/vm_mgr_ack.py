@@ -79,12 +79,14 @@ def _set_fw_config(vm, fw) -> int:
 
 def _map_cma_mem(vm, args) -> int:
     """GH_VM_ANDROID_MAP_CMA_MEM's checks in order. The board has no CMA pool, so
-    no fd is a Gunyah CMA fd: an open fd gets the driver's EINVAL for that."""
+    no fd is a Gunyah CMA fd: an open fd whose size covers offset+size (else
+    EOVERFLOW) gets the driver's EINVAL for that."""
     if not args.size or (args.size | args.guest_addr) % PAGE_SIZE:
         raise OSError(errno.EINVAL, "size 0, or size or guest_addr not page aligned")
     if args.guest_addr + args.size > 1 << 64:
         raise OSError(errno.EOVERFLOW, "guest range wraps")
-    _cma_fd_size(vm, args.guest_mem_fd)
+    if args.offset + args.size > _cma_fd_size(vm, args.guest_mem_fd):
+        raise OSError(errno.EOVERFLOW, "offset + size past the end of the fd")
     raise OSError(errno.EINVAL, "not a Gunyah CMA fd")
 
 

@@ -7,6 +7,7 @@ value holds for every state: none of these checks looks at the state.
 """
 
 import errno
+import os
 
 import pytest
 
@@ -62,6 +63,33 @@ def _ioeventfd(flags, length=4):
             t.host.close(efd)
 
     return call
+
+
+def _cma_eventfd(offset):
+    """MAP_CMA_MEM of one page at ``offset`` of an eventfd (size 0, not a CMA fd)."""
+
+    def call(t):
+        efd = t.host.eventfd()
+        try:
+            fields = {"size": 0x1000, "guest_mem_fd": efd, "offset": offset}
+            arg = ack.ffi.new("struct gunyah_map_cma_mem_args *", fields)
+            return t.host.ioctl(t.vm.vm, ack.GH_VM_ANDROID_MAP_CMA_MEM, arg)
+        finally:
+            t.host.close(efd)
+
+    return call
+
+
+def _cma_memfd(t):
+    """MAP_CMA_MEM of the first page of a one-page memfd: big enough, not a CMA fd."""
+    fd = os.memfd_create("not-cma")
+    try:
+        os.ftruncate(fd, 0x1000)
+        fields = {"size": 0x1000, "guest_mem_fd": fd}
+        arg = ack.ffi.new("struct gunyah_map_cma_mem_args *", fields)
+        return t.host.ioctl(t.vm.vm, ack.GH_VM_ANDROID_MAP_CMA_MEM, arg)
+    finally:
+        os.close(fd)
 
 
 def _irqfd(fd=None, flags=0):
@@ -157,6 +185,10 @@ CASES = [
         ENOTTY,
         errno.EBADF,
     ),
+    # §4.10: EBADF, then EOVERFLOW past the fd's size, then EINVAL for a non-CMA fd
+    ("MAP_CMA_MEM eventfd past its size", _cma_eventfd(0), ENOTTY, errno.EOVERFLOW),
+    ("MAP_CMA_MEM eventfd offset 2^63", _cma_eventfd(1 << 63), ENOTTY, errno.EOVERFLOW),
+    ("MAP_CMA_MEM memfd, not CMA", _cma_memfd, ENOTTY, EINVAL),
     (
         "SET_AUTH_TYPE ANDROID_PVM",
         _vm_ioctl(ack.GH_VM_ANDROID_SET_AUTH_TYPE, "struct gunyah_auth_desc", {"type": 0}),
