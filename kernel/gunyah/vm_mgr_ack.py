@@ -83,7 +83,7 @@ def _map_cma_mem(vm, args) -> int:
     EOVERFLOW) gets the driver's EINVAL for that."""
     if not args.size or (args.size | args.guest_addr) % PAGE_SIZE:
         raise OSError(errno.EINVAL, "size 0, or size or guest_addr not page aligned")
-    if args.guest_addr + args.size > 1 << 64:
+    if args.guest_addr + args.size >= 1 << 64:
         raise OSError(errno.EOVERFLOW, "guest range wraps")
     if args.offset + args.size > _cma_fd_size(vm, args.guest_mem_fd):
         raise OSError(errno.EOVERFLOW, "offset + size past the end of the fd")

@@ -217,6 +217,28 @@ CASES = [
         errno.EOVERFLOW,
         errno.EOVERFLOW,
     ),
+    (  # gpa + size == 2^64 is 0 in the driver's u64: a wrap too
+        "USER_MEM ends at 2^64",
+        _region(gpa=(1 << 64) - 0x1000, size=0x1000),
+        errno.EOVERFLOW,
+        errno.EOVERFLOW,
+    ),
+    (
+        "LEND_USER_MEM ends at 2^64",
+        _region(gpa=(1 << 64) - 0x1000, size=0x1000, lend=True),
+        errno.EOVERFLOW,
+        errno.EOVERFLOW,
+    ),
+    (
+        "MAP_CMA_MEM ends at 2^64",
+        _vm_ioctl(
+            ack.GH_VM_ANDROID_MAP_CMA_MEM,
+            "struct gunyah_map_cma_mem_args",
+            {"guest_addr": (1 << 64) - 0x1000, "size": 0x1000, "guest_mem_fd": 999_999},
+        ),
+        ENOTTY,
+        errno.EOVERFLOW,
+    ),
     ("USER_MEM unmapped uaddr", _region(uaddr=0x1000), errno.EFAULT, 0),
     ("USER_MEM new range", _region(), 0, 0),
     (
