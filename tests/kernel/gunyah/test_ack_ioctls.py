@@ -371,3 +371,42 @@ def test_qtvm_auth_is_taken_but_its_start_is_not_modelled():
         vm.close()
     finally:
         host.shutdown()
+
+
+ANY_LENGTH = {"addr": 0x1000_0000, "len": 4}  # no DATAMATCH: stored as len 0, any length
+DATAMATCH_4 = {"addr": 0x1000_0000, "len": 4, "flags": 1, "datamatch": 1}
+
+
+@pytest.mark.parametrize("uapi", ("ack-6.1", "ack-6.6"))
+@pytest.mark.parametrize(
+    ("first", "second", "err"),
+    [
+        (ANY_LENGTH, DATAMATCH_4, EEXIST),  # len 0 matches any length (§8)
+        (DATAMATCH_4, ANY_LENGTH, EEXIST),
+        (ANY_LENGTH, {**ANY_LENGTH, "len": 8}, EEXIST),
+        (DATAMATCH_4, {**DATAMATCH_4, "len": 8}, 0),  # other length: no collision
+        (DATAMATCH_4, {**DATAMATCH_4, "datamatch": 2}, 0),  # other value
+        (DATAMATCH_4, DATAMATCH_4, EEXIST),
+        (ANY_LENGTH, {**ANY_LENGTH, "addr": 0x1000_0008}, 0),  # other address
+    ],
+    ids=("any-then-dm", "dm-then-any", "any-then-any", "dm-lengths", "dm-values", "same", "addr"),
+)
+def test_ioeventfd_collisions(uapi, first, second, err):
+    host = kernel.boot(uapi=uapi)
+    try:
+        vm = make_vm(host, SYSTEM_OFF)
+        fds = [host.eventfd(), host.eventfd()]
+        ioe = "struct gh_fn_ioeventfd_arg"
+        assert add_fn(host, vm.vm, ack.GH_FN_IOEVENTFD, ioe, {**first, "fd": fds[0]}) == 0
+        fields = {**second, "fd": fds[1]}
+        if err:
+            with pytest.raises(OSError) as e:
+                add_fn(host, vm.vm, ack.GH_FN_IOEVENTFD, ioe, fields)
+            assert e.value.errno == err
+        else:
+            assert add_fn(host, vm.vm, ack.GH_FN_IOEVENTFD, ioe, fields) == 0
+        vm.close()
+        for fd in fds:
+            host.close(fd)
+    finally:
+        host.shutdown()
