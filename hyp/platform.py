@@ -10,7 +10,7 @@ from __future__ import annotations
 import mmap
 from dataclasses import dataclass, field
 
-from hyp.geniezone.hostmap import zero_page
+from hyp.geniezone.hostmap import restore_page, zero_page
 from hyp.gunyah.errors import Error, HypError
 from hyp.gunyah.hypervisor import Gunyah, HostCaller, HostMemory
 from hyp.hw.board import DRAM_SIZE
@@ -61,7 +61,7 @@ class Firmware:
         except HypError as e:
             mapping.close()
             return e.error, None
-        self.host_mappings[id(mapping)] = (mapping, pa, prot)
+        self.host_mappings[id(mapping)] = (mapping, pa, prot, flags)
         return Error.OK, mapping
 
     def unmap_ram(self, mapping: mmap.mmap) -> None:
@@ -76,8 +76,16 @@ class Firmware:
         mapping reads as zeros from now on (``zero_page``), and the memdb lets the
         pages go to a protected owner."""
         for key, page in self.gunyah.memdb.host_revoke(pa, length):
-            mapping, start, prot = self.host_mappings[key]
+            mapping, start, prot, _ = self.host_mappings[key]
             zero_page(mapping, page - start, prot)
+
+    def restore_host_access(self, pa: int, length: int) -> None:
+        """Undo :meth:`revoke_host_access` for [pa, pa+length), the VM having given
+        the pages back: each mapping that lost one sees the page of RAM again."""
+        dram = self.gunyah.dram
+        for key, page in self.gunyah.memdb.host_restore(pa, length):
+            mapping, start, prot, flags = self.host_mappings[key]
+            restore_page(mapping, page - start, prot, flags, dram.fd, page - dram.base)
 
     def discard_ram(self, pa: int, length: int) -> int:
         """Give whole pages back (they read as zero again): OK, or DENIED (nothing
