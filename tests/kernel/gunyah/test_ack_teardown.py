@@ -82,3 +82,29 @@ def test_66_start_failing_at_the_firmware_parcel_gives_the_vmid_back(case):
         good.close()
     finally:
         host.shutdown()
+
+
+def test_61_start_failing_after_config_image_leaks_the_vm_as_the_spec_says():
+    """§6 A14l: the firmware region lookup (EINVAL) comes after CONFIG_IMAGE,
+    and the VM stays in LOAD. §9 A14l resets only outside NO_STATE, LOAD and
+    RESET, so close sends MEM_RECLAIM (the RM holds the configured parcel:
+    refused, the pages stay pinned for good, §5.1) and DEALLOC_VMID (refused
+    for a VM the RM is still loading): the VMID and the region are leaked,
+    logged, as on a device whose driver has no other way back."""
+    lines = []
+    host = boot("ack-6.1", trace=lines.append)
+    try:
+        vm = make_vm(host, SYSTEM_OFF)
+        set_fw(host, vm.vm, 0x4000_0000, 0x2000)
+        with pytest.raises(OSError) as e:
+            vm.start()
+        assert e.value.errno == errno.EINVAL
+        mark = len(lines)
+        vm.close()
+        calls = [m.group(1) for m in map(RM_CALL.search, lines[mark:]) if m]
+        assert calls == ["MEM_RECLAIM", "VM_DEALLOCATE"]
+        assert sum("for VM" in line for line in host.dmesg) == 2  # both refused, logged
+        assert len(host.gunyah.firmware.rm.vm_manager.vms) == 1
+        assert len(host.mm.pinned) == RAM_SIZE // 4096
+    finally:
+        host.shutdown()
