@@ -10,7 +10,7 @@ from __future__ import annotations
 import mmap
 from dataclasses import dataclass, field
 
-from hyp.geniezone.hostmap import zero_page
+from hyp.geniezone.hostmap import restore_page, zero_page
 from hyp.gunyah.errors import Error, HypError
 from hyp.gunyah.hypervisor import Gunyah, HostCaller, HostMemory
 from hyp.hw.board import DRAM_SIZE, PAGE_SIZE
@@ -65,7 +65,7 @@ class Firmware:
         except HypError as e:
             mapping.close()
             return e.error, None
-        self.host_mappings[id(mapping)] = (mapping, pa, prot)
+        self.host_mappings[id(mapping)] = (mapping, pa, prot, flags)
         return Error.OK, mapping
 
     def unmap_ram(self, mapping: mmap.mmap) -> None:
@@ -81,7 +81,7 @@ class Firmware:
         pages go to a protected owner."""
         runs: dict[int, list[list[int]]] = {}  # key -> [offset, length] of each run
         for key, page in self.gunyah.memdb.host_revoke(pa, length):
-            mapping, start, prot = self.host_mappings[key]
+            mapping, start, prot, _ = self.host_mappings[key]
             zero_page(mapping, page - start, prot)
             run = runs.setdefault(key, [])
             if run and run[-1][0] + run[-1][1] == page - start:
@@ -92,6 +92,14 @@ class Firmware:
             for key, offsets in runs.items():
                 for offset, size in offsets:
                     self.revoked(self.host_mappings[key][0], offset, size)
+
+    def restore_host_access(self, pa: int, length: int) -> None:
+        """Undo :meth:`revoke_host_access` for [pa, pa+length), the VM having given
+        the pages back: each mapping that lost one sees the page of RAM again."""
+        dram = self.gunyah.dram
+        for key, page in self.gunyah.memdb.host_restore(pa, length):
+            mapping, start, prot, flags = self.host_mappings[key]
+            restore_page(mapping, page - start, prot, flags, dram.fd, page - dram.base)
 
     def discard_ram(self, pa: int, length: int) -> int:
         """Give whole pages back (they read as zero again): OK, or DENIED (nothing

@@ -42,3 +42,15 @@ def zero_page(mapping: mmap.mmap, offset: int, prot: int) -> None:
     if _libc.mmap(address, PAGE_SIZE, prot, flags, -1, 0) == MAP_FAILED:
         err = ctypes.get_errno()
         raise OSError(err, os.strerror(err))
+
+
+def restore_page(mapping: mmap.mmap, offset: int, prot: int, flags: int, fd: int, pos: int) -> None:
+    """Put the page at ``offset`` of ``mapping`` back on page ``pos`` of the file
+    ``fd`` (mmap ``flags``): the host's stage 2 has the page again."""
+    if mapping.closed:
+        return
+    base = ctypes.c_void_p.from_address(id(mapping) + _DATA_OFFSET).value
+    address = base + offset - offset % PAGE_SIZE
+    if _libc.mmap(address, PAGE_SIZE, prot, MAP_FIXED | flags, fd, pos) == MAP_FAILED:
+        err = ctypes.get_errno()
+        raise OSError(err, os.strerror(err))

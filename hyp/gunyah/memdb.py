@@ -160,6 +160,17 @@ class MemDb:
                         taken.append((key, pa))
         return taken
 
+    def host_restore(self, base: int, size: int) -> list[tuple[object, int]]:
+        """The host's stage 2 has the pages of [base, base+size) again: (key, page
+        address) of each page given back to a mapping that had lost it."""
+        end, given = base + size, []
+        with self._lock:
+            for key, revoked in self._revoked.items():
+                pages = [pa for pa in revoked if base <= pa < end]
+                revoked.difference_update(pages)
+                given.extend((key, pa) for pa in pages)
+        return given
+
     def _host_mapped(self, start: int, end: int) -> bool:
         for key, (b, e) in self._host_maps.items():
             revoked = self._revoked.get(key, ())

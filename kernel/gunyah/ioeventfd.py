@@ -4,11 +4,13 @@ GUNYAH_FN_IOEVENTFD's bind (arg: struct gunyah_fn_ioeventfd_arg, exactly 32
 bytes, else EINVAL) checks flags (only DATAMATCH), ``len`` (0, 1, 2, 4 or
 8), that ``addr + len`` does not wrap, and that DATAMATCH has a length
 (all EINVAL), then takes a reference on the eventfd (EBADF, EINVAL) and
-registers an IO handler of the VM (EEXIST for one with the same key).
+registers an IO handler of the VM (EEXIST if it collides with one).
 
-The key is (addr, len, datamatch?, value); without DATAMATCH the length
-is stored as 0, which matches a write of any length at exactly ``addr``.
-With DATAMATCH only a write of that length and value matches. A matching
+Without DATAMATCH the length is stored as 0, which matches a write of any
+length at exactly ``addr``; with DATAMATCH only a write of that length and
+value matches. Two handlers collide at the same address when either has
+length 0, or when their lengths are equal and their values are or one of
+them has no DATAMATCH. A matching
 write adds 1 to the eventfd and the vCPU goes on with no exit to
 userspace; reads never match. REMOVE_FUNCTION compares addr, len and
 flags as given to ADD (not the stored length) and, with DATAMATCH, the value;
@@ -42,9 +44,17 @@ class GunyahIoeventfd:
         if not self.datamatch:
             self.data = 0
 
-    @property
-    def key(self) -> tuple[int, int, bool, int]:
-        return (self.addr, self.len, self.datamatch, self.data)
+    def collides(self, other: GunyahIoeventfd) -> bool:
+        """The handler tree's equality: the same address and either length 0 (any
+        length), or the same length and either one without DATAMATCH or the
+        same value."""
+        if self.addr != other.addr:
+            return False
+        if not self.len or not other.len:
+            return True
+        if self.len != other.len:
+            return False
+        return self.datamatch != other.datamatch or self.data == other.data
 
     def matches(self, addr: int, size: int, value: int) -> bool:
         if addr != self.addr:
@@ -79,7 +89,7 @@ def bind(vm, arg: bytes) -> tuple[int, GunyahIoeventfd]:
     ctx = eventfd_ctx_fdget(vm.host, args.fd)
     handler = GunyahIoeventfd(vm, args, ctx)
     with vm.mmio_handler_lock:
-        if not any(h.key == handler.key for h in vm.io_handler_list):
+        if not any(h.collides(handler) for h in vm.io_handler_list):
             vm.io_handler_list.append(handler)
             return 0, handler
     ctx.put()

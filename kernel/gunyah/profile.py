@@ -22,6 +22,7 @@ class GunyahProfile:
     memory: str  # "guest_memfd" (v16), "pinned" (6.1: vm_mgr_mm.c), "bindings" (6.6)
     vcpu_unknown_ioctl: int  # errno of a vCPU ioctl the driver does not know
     resume_action: bool  # the run page has mmio.resume_action and PAGE_FAULT exits
+    mmio_retry: bool  # mmio.resume_action RETRY is taken (else EINVAL, as any unknown value)
     boot_context: bool  # SET_BOOT_CONTEXT exists
     reclaim_region: bool  # GH_VM_RECLAIM_REGION exists
     auth_ioctls: bool  # GH_VM_ANDROID_MAP_CMA_MEM and SET_AUTH_TYPE exist
@@ -39,6 +40,7 @@ V16 = GunyahProfile(
     memory="guest_memfd",
     vcpu_unknown_ioctl=errno.ENOTTY,
     resume_action=True,
+    mmio_retry=True,
     boot_context=True,
     reclaim_region=False,
     auth_ioctls=False,
@@ -51,6 +53,7 @@ ACK_61 = GunyahProfile(
     memory="pinned",
     vcpu_unknown_ioctl=errno.EINVAL,
     resume_action=False,
+    mmio_retry=False,
     boot_context=False,
     reclaim_region=False,
     auth_ioctls=False,
@@ -63,6 +66,7 @@ ACK_66 = GunyahProfile(
     memory="bindings",
     vcpu_unknown_ioctl=errno.ENOTTY,
     resume_action=True,
+    mmio_retry=False,
     boot_context=True,
     reclaim_region=True,
     auth_ioctls=True,

@@ -8,16 +8,17 @@ PAGE_SIZE.
 
 VCPU_RUN: ENODEV if the function is gone or the VM has no resource for it
 yet (not started). A vCPU of a VM that is down makes a STATUS exit, once,
-and then returns 0 at once (SYSTEM_DOWN). After an MMIO exit the run
-page's resume_action says how to finish the access (HANDLED copies
-``mmio.data`` into the guest register, FAULT injects an abort, RETRY runs
-it again; anything else is EINVAL). Then ``vcpu_run`` is called until an
-exit for userspace: VMMIO accesses are first tried as demand paging of a
-binding (no exit), then exit as MMIO; a page-fault state that cannot be
-served exits as PAGE_FAULT with the negative errno, and the next VCPU_RUN
-reads ``page_fault.resume_action`` (FAULT, the preset: the guest takes an
-abort; HANDLED or RETRY: the access runs again); EXPECTS_WAKEUP waits
-for the vCPU's wakeup interrupt; ``immediate_exit`` set is EINTR.
+and then returns 0 at once (SYSTEM_DOWN). After an MMIO exit the run page's
+resume_action says how to finish the access (HANDLED copies ``mmio.data``
+into the guest register, FAULT injects an abort, RETRY runs it again on v16
+only; anything else is EINVAL, the exit still pending). Then ``vcpu_run`` is
+called until an exit for userspace: VMMIO accesses are first tried as demand
+paging of a binding (no exit), then exit as MMIO; a page-fault state that
+cannot be served exits as PAGE_FAULT with the negative errno (resume_action
+preset to FAULT), and the next VCPU_RUN does not read
+``page_fault.resume_action``: the access runs again and faults again unless
+memory was added; EXPECTS_WAKEUP waits for the vCPU's wakeup interrupt;
+``immediate_exit`` set is EINTR.
 
 A signal to the thread (``Host.pthread_kill``) ends VCPU_RUN with EINTR
 wherever it is: waiting for run_lock or a wakeup, or inside ``vcpu_run``
@@ -27,7 +28,9 @@ wherever it is: waiting for run_lock or a wakeup, or inside ``vcpu_run``
 The Android profiles page in from user bindings (``GunyahVm.demand_page``).
 android14-6.1's run page has no resume_action: after an MMIO exit the next
 VCPU_RUN completes the access (a read with ``mmio.data``) and byte 37 is
-never read or written; an unknown vCPU ioctl is EINVAL there, not ENOTTY.
+never read or written; there is no PAGE_FAULT exit (a page-fault state is
+run on, as any state that driver does not know); an unknown vCPU ioctl is
+EINVAL there, not ENOTTY.
 """
 
 from __future__ import annotations
@@ -58,12 +61,11 @@ RUN_ON = (0, 0, 0)  # the resume data of a vcpu_run that simply goes on
 STUCK_LIMIT = 1000
 
 # The driver's own state of a vCPU between two VCPU_RUNs.
-UNKNOWN, READY, MMIO_READ, MMIO_WRITE, PAGE_FAULTED, SYSTEM_DOWN = (
+UNKNOWN, READY, MMIO_READ, MMIO_WRITE, SYSTEM_DOWN = (
     "unknown",
     "ready",
     "mmio_read",
     "mmio_write",
-    "page_fault",
     "down",
 )
 
@@ -170,8 +172,6 @@ class GunyahVcpu:
 
     def _resume(self) -> tuple[int, int, int]:
         run = self.run
-        if self.state == PAGE_FAULTED:
-            return self._resume_page_fault(run.page_fault.resume_action)
         if self.state not in (MMIO_READ, MMIO_WRITE):
             self.state = READY
             return (0, 0, 0)
@@ -184,21 +184,8 @@ class GunyahVcpu:
             resume = (value if self.state == MMIO_READ else 0, Resume.EMULATE, 0)
         elif action == gh.GUNYAH_VCPU_RESUME_FAULT:
             resume = (0, Resume.FAULT, 0)
-        elif action == gh.GUNYAH_VCPU_RESUME_RETRY:
+        elif action == gh.GUNYAH_VCPU_RESUME_RETRY and self.vm.profile.mmio_retry:
             self.vm.demand_page(self.mmio_addr, self.state == MMIO_WRITE)
-            resume = (0, Resume.RETRY, 0)
-        else:
-            raise OSError(errno.EINVAL, "resume_action")
-        self.state = READY
-        return resume
-
-    def _resume_page_fault(self, action: int) -> tuple[int, int, int]:
-        """FAULT (the preset) gives the guest an abort; HANDLED or RETRY page in
-        again and rerun the access (v16 ignores the field and always reruns)."""
-        if action == gh.GUNYAH_VCPU_RESUME_FAULT:
-            resume = (0, Resume.FAULT, 0)
-        elif action in (gh.GUNYAH_VCPU_RESUME_HANDLED, gh.GUNYAH_VCPU_RESUME_RETRY):
-            self.vm.demand_page(self.mmio_addr, False)
             resume = (0, Resume.RETRY, 0)
         else:
             raise OSError(errno.EINVAL, "resume_action")
@@ -227,10 +214,12 @@ class GunyahVcpu:
 
     def _handle(self, state: int, data: tuple[int, int, int]) -> tuple[int, int, int] | None:
         """The resume data to run on with, or None: the run page holds an exit for
-        userspace."""
+        userspace. android14-6.1 knows no page-fault state: as for any state it
+        does not know, it runs the vCPU again (the guest faults on until
+        ``immediate_exit`` or a signal ends VCPU_RUN)."""
         if state in (State.ADDRSPACE_VMMIO_READ, State.ADDRSPACE_VMMIO_WRITE):
             return self._mmio(state, *data)
-        if state == State.ADDRSPACE_PAGE_FAULT:
+        if state == State.ADDRSPACE_PAGE_FAULT and self.vm.profile.resume_action:
             return self._page_fault(data[0], bool(data[1]))
         if state in (State.EXPECTS_WAKEUP, State.POWERED_OFF):
             if not self._check_system():
@@ -283,8 +272,7 @@ class GunyahVcpu:
         run.exit_reason = gh.GUNYAH_VCPU_EXIT_PAGE_FAULT
         run.page_fault.phys_addr, run.page_fault.attempt = addr, ret
         run.page_fault.resume_action = gh.GUNYAH_VCPU_RESUME_FAULT
-        self.state, self.mmio_addr = PAGE_FAULTED, addr
-        return None
+        return None  # the state stays READY: the next VCPU_RUN reruns the access
 
     def _check_system(self) -> bool:
         """gunyah_vcpu_check_system: True while the VM runs; else the run page gets

@@ -91,7 +91,7 @@ class GunyahVm:
     def __post_init__(self):
         self.status_changed = threading.Condition(self.status_lock)
         self.kref = Kref(lambda: gunyah_vm_release(self))
-        self.user_pages = mem_android.PinnedUserPages(self.host.mm)
+        self.user_pages = mem_android.PinnedUserPages(self.host.mm, self.host.gunyah.firmware)
 
     @property
     def rm(self):

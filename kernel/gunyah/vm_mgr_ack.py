@@ -22,6 +22,7 @@ import errno
 import os
 from contextlib import ExitStack
 
+from kernel import uaccess
 from kernel.gunyah import rsc_mgr_rpc as rpc
 from kernel.gunyah import vm_mgr_mem, vm_mgr_mm
 from kernel.gunyah import vm_mgr_mem_android as mem_android
@@ -78,16 +79,30 @@ def _set_fw_config(vm, fw) -> int:
 
 def _map_cma_mem(vm, args) -> int:
     """GH_VM_ANDROID_MAP_CMA_MEM's checks in order. The board has no CMA pool, so
-    no fd is a Gunyah CMA fd: an open fd gets the driver's EINVAL for that."""
+    no fd is a Gunyah CMA fd: an open fd whose size covers offset+size (else
+    EOVERFLOW) gets the driver's EINVAL for that."""
     if not args.size or (args.size | args.guest_addr) % PAGE_SIZE:
         raise OSError(errno.EINVAL, "size 0, or size or guest_addr not page aligned")
-    if args.guest_addr + args.size > 1 << 64:
+    if args.guest_addr + args.size >= 1 << 64:
         raise OSError(errno.EOVERFLOW, "guest range wraps")
-    try:
-        os.fstat(args.guest_mem_fd)
-    except OSError:
-        raise OSError(errno.EBADF, os.strerror(errno.EBADF)) from None
+    if args.offset + args.size > _cma_fd_size(vm, args.guest_mem_fd):
+        raise OSError(errno.EOVERFLOW, "offset + size past the end of the fd")
     raise OSError(errno.EINVAL, "not a Gunyah CMA fd")
+
+
+def _cma_fd_size(vm, fd: int) -> int:
+    """The size of the file behind the caller's ``fd`` (a u32 the driver reads as
+    an int: from 2^31 on it is negative); EBADF if none is open. A kernel file
+    (an anonymous inode) has size 0."""
+    if fd >= 1 << 31:
+        raise OSError(errno.EBADF, os.strerror(errno.EBADF))
+    if not uaccess.foreign() and vm.host.fdtable.holds(fd):
+        return 0
+    local = uaccess.fdget_user(fd)
+    try:
+        return os.fstat(local).st_size
+    finally:
+        os.close(local)
 
 
 def _set_auth_type(vm, desc) -> int:
@@ -160,7 +175,7 @@ def _start_66(vm) -> None:
     fw_gpa, fw_size = vm.fw
     fw = None
     if fw_size:
-        fw = mem_android.gunyah_share_parcel(vm, fw_gpa, fw_size)
+        fw = _share_before_load(vm, fw_gpa, fw_size)
         vm.android_parcels.append(fw)
     vm.vm_status = VmStatus.LOAD
     gpa, size = vm.dtb
@@ -185,6 +200,21 @@ def _start_66(vm) -> None:
     pages = sum(n for _, n in dtb.parcel.mem_entries)
     rpc.gunyah_rm_vm_set_address_layout(rm, vm.vmid, 0, start, pages)
     _init_and_start(vm, dtb)
+
+
+def _share_before_load(vm, gpa: int, size: int):
+    """The firmware parcel, shared while the VM is still NO_STATE. The driver
+    undoes its ALLOC_VMID when this fails (DEALLOC_VMID, notifier off): the
+    release of a NO_STATE VM makes no RM call, and a later START runs again."""
+    try:
+        return mem_android.gunyah_share_parcel(vm, gpa, size)
+    except OSError:
+        try:
+            rpc.gunyah_rm_dealloc_vmid(vm.rm, vm.vmid)
+        except OSError as e:
+            vm.host.printk(f"gunyah_vm_mgr: gunyah_rm_dealloc_vmid for VM {vm.vmid}: {e}")
+        vm.rm.gunyah_rm_notifier_unregister(vm.notified)
+        raise
 
 
 def _init_and_start(vm, dtb=None) -> None:

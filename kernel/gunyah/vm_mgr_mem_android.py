@@ -14,7 +14,9 @@ host's stage 2 (the VMM's mapping reads zeros there from then on), and it is
 donated and mapped with the rights of the table below (EXEC is ignored). A
 write to a binding without WRITE is EPERM, an address with no binding
 ENOENT. Reclaim (GH_VM_RECLAIM_REGION, teardown) unmaps, takes the page
-back and unpins it; the binding stays, so a later touch faults it in again.
+back, gives a lent one back to the host's stage 2 (the VMM's mapping shows
+the page again) and unpins it; the binding stays, so a later touch faults
+in the page the host has then.
 
 =========  ===========  ===========
 binding    WRITE set    WRITE clear
@@ -76,14 +78,17 @@ class GunyahVmBinding:
 
 @dataclass(eq=False)
 class PinnedUserPages:
-    """The owner of demand-paged user pages: reclaim unpins them; pages the
-    hypervisor will not give back stay pinned (leaked)."""
+    """The owner of demand-paged user pages: reclaim gives a lent page back to
+    the host's stage 2 (the VMM's mapping is the page again) and unpins it;
+    pages the hypervisor will not give back stay pinned (leaked)."""
 
     mm: object
+    firmware: object
     pa: int = 0  # user pages are addressed by physical address, not by offset
     leaked: list = field(default_factory=list)
 
     def reclaimed(self, pa: int, length: int) -> None:
+        self.firmware.restore_host_access(pa, length)
         for page in range(pa, pa + length, PAGE_SIZE):
             self.mm.unpin_user_page(page)
 

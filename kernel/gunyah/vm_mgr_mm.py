@@ -48,7 +48,7 @@ def check_region(region) -> None:
     size, gpa, uaddr = region.memory_size, region.guest_phys_addr, region.userspace_addr
     if not size or (size | gpa | uaddr) % PAGE_SIZE:
         raise OSError(errno.EINVAL, "size 0, or size or address not page aligned")
-    if gpa + size > 1 << 64:
+    if gpa + size >= 1 << 64:  # the u64 sum wraps, to 0 at worst
         raise OSError(errno.EOVERFLOW, "guest range wraps")
 
 

@@ -3,24 +3,29 @@
 On android14-6.1 ``struct gh_vcpu_run`` has no resume_action: a guest's MMIO
 read is completed by writing ``mmio.data`` and calling VCPU_RUN again, and
 the kernel never touches byte 37. On android15-6.6 byte 37 is resume_action,
-preset to HANDLED on every MMIO exit; a value other than HANDLED, FAULT or
-RETRY is EINVAL and the exit stays pending. On both, VCPU_RUN before START is
+preset to HANDLED on every MMIO exit; a value other than HANDLED or FAULT
+(RETRY included) is EINVAL and the exit stays pending. On both, VCPU_RUN before START is
 ENODEV, a second START is 0, a START after a failed one is ENODEV.
 """
 
 import errno
+import threading
+import time
 
 import pytest
 
-from tests.gunyahvm import errno_of
+from tests.aarch64 import assemble
+from tests.gunyahvm import errno_of, outcome
 from tests.kernel.gunyah.ackvm import (
     DTB_OFFSET,
     MMIO,
     PROFILES,
     RAM_IPA,
     SYSTEM_OFF,
+    anonymous,
     boot,
     make_vm,
+    region,
     set_dtb,
 )
 from uapi.linux import gunyah as gh
@@ -33,6 +38,7 @@ READ_THEN_WRITE = f"""
 {SYSTEM_OFF}
 """
 VALUE = 0x1122_3344_5566_7788
+UNBACKED = 0x4000_0000  # an address no region covers
 
 
 def test_android14_mmio_read_is_completed_by_mmio_data_without_resume_action():
@@ -83,6 +89,8 @@ def test_android15_mmio_exit_presets_resume_action_and_refuses_unknown_ones():
         assert run.mmio.resume_action == gh.GUNYAH_VCPU_RESUME_HANDLED
         run.mmio.resume_action = 7
         assert errno_of(vm.run) == errno.EINVAL
+        run.mmio.resume_action = gh.GUNYAH_VCPU_RESUME_RETRY  # §7: only HANDLED or FAULT
+        assert errno_of(vm.run) == errno.EINVAL
         run.mmio.resume_action = gh.GUNYAH_VCPU_RESUME_HANDLED
         gh.ffi.memmove(run.mmio.data, VALUE.to_bytes(8, "little"), 8)
         vm.run()
@@ -123,6 +131,74 @@ def test_start_after_a_failed_start_is_enodev(uapi, dtb, err):
         assert errno_of(vm.start) == errno.ENODEV
         assert errno_of(vm.run) == errno.ENODEV
         vm.close()
+        assert not host.bugs
+    finally:
+        host.shutdown()
+
+
+def test_android14_unbacked_fetch_never_makes_a_page_fault_exit():
+    """6.1 knows no PAGE_FAULT state (§3, §10): like any hypervisor state it does
+    not know, the driver runs the vCPU again (§7), so the guest faults on and
+    VCPU_RUN stays in the kernel until ``immediate_exit`` ends it with EINTR;
+    the run page is never written (no exit 3, no page_fault member)."""
+    lines = []
+    host = boot("ack-6.1", trace=lines.append)
+    try:
+        vm = make_vm(host, "ldr x0, =0x40000000\n br x0")
+        run = vm.run_page()
+        raw = ack.ffi.buffer(run)
+        vm.start()
+        result = []
+
+        def runner():
+            result.append(outcome(vm.run))
+
+        thread = threading.Thread(target=runner)
+        thread.start()
+        while sum("state=ADDRSPACE_PAGE_FAULT" in line for line in lines) < 3 and thread.is_alive():
+            time.sleep(0.01)
+        run.immediate_exit = 1
+        thread.join()
+        assert result == [errno.EINTR]
+        assert sum("state=ADDRSPACE_PAGE_FAULT" in line for line in lines) >= 3
+        assert run.exit_reason == ack.GH_VCPU_EXIT_UNKNOWN
+        assert bytes(raw[16:40]) == bytes(24)
+        del run, raw
+        vm.close()
+        assert not host.bugs
+    finally:
+        host.shutdown()
+
+
+def test_android15_run_after_a_page_fault_exit_ignores_resume_action():
+    """§7: the saved state does not move at a PAGE_FAULT exit, so the next RUN
+    neither reads ``page_fault.resume_action`` (FAULT, the preset, injects no
+    abort; 7 is no EINVAL) nor answers anything: the guest reruns the access,
+    which faults again until memory is added there."""
+    host = boot("ack-6.6")
+    try:
+        vm = make_vm(host, f"ldr x0, ={UNBACKED:#x}\n br x0")
+        page = host.mmap(vm.vcpus[0], 4096)
+        vm.maps.append(page)
+        run = gh.ffi.from_buffer("struct gunyah_vcpu_run *", page)
+        vm.start()
+        for action in (None, gh.GUNYAH_VCPU_RESUME_FAULT, 7, gh.GUNYAH_VCPU_RESUME_HANDLED):
+            if action is not None:
+                run.page_fault.resume_action = action
+            assert vm.run() == 0
+            assert run.exit_reason == gh.GUNYAH_VCPU_EXIT_PAGE_FAULT
+            assert (run.page_fault.phys_addr, run.page_fault.attempt) == (UNBACKED, -errno.ENOENT)
+            assert run.page_fault.resume_action == gh.GUNYAH_VCPU_RESUME_FAULT
+        ram, uaddr = anonymous(host, 0x1000)
+        code = assemble(SYSTEM_OFF)
+        ram[0 : len(code)] = code
+        region(host, vm.vm, 1, UNBACKED, 0x1000, uaddr, lend=True)  # shared is never executable
+        assert vm.run() == 0
+        assert run.exit_reason == gh.GUNYAH_VCPU_EXIT_STATUS
+        assert run.status.status == gh.GUNYAH_VM_STATUS_EXITED
+        del run
+        vm.close()
+        host.munmap(ram)
         assert not host.bugs
     finally:
         host.shutdown()

@@ -312,6 +312,12 @@ struct gunyah_address_range {
 	_IOW(GH_ANDROID_IOCTL_TYPE, 0x13, struct gunyah_address_range)
 
 /**
+ * GH_ANDROID_CREATE_CMA_MEM_FD - on a CMA pool's own misc device: a file of
+ * the pool's size (mmap allocates the CMA), for GH_VM_ANDROID_MAP_CMA_MEM.
+ */
+#define GH_ANDROID_CREATE_CMA_MEM_FD _IO(GH_ANDROID_IOCTL_TYPE, 0x14)
+
+/**
  * struct gunyah_map_cma_mem_args - map memory of a CMA-backed file
  * @label: identifies the mapping
  * @guest_addr: IPA of the first page

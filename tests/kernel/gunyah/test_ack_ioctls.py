@@ -7,6 +7,7 @@ value holds for every state: none of these checks looks at the state.
 """
 
 import errno
+import os
 
 import pytest
 
@@ -62,6 +63,33 @@ def _ioeventfd(flags, length=4):
             t.host.close(efd)
 
     return call
+
+
+def _cma_eventfd(offset):
+    """MAP_CMA_MEM of one page at ``offset`` of an eventfd (size 0, not a CMA fd)."""
+
+    def call(t):
+        efd = t.host.eventfd()
+        try:
+            fields = {"size": 0x1000, "guest_mem_fd": efd, "offset": offset}
+            arg = ack.ffi.new("struct gunyah_map_cma_mem_args *", fields)
+            return t.host.ioctl(t.vm.vm, ack.GH_VM_ANDROID_MAP_CMA_MEM, arg)
+        finally:
+            t.host.close(efd)
+
+    return call
+
+
+def _cma_memfd(t):
+    """MAP_CMA_MEM of the first page of a one-page memfd: big enough, not a CMA fd."""
+    fd = os.memfd_create("not-cma")
+    try:
+        os.ftruncate(fd, 0x1000)
+        fields = {"size": 0x1000, "guest_mem_fd": fd}
+        arg = ack.ffi.new("struct gunyah_map_cma_mem_args *", fields)
+        return t.host.ioctl(t.vm.vm, ack.GH_VM_ANDROID_MAP_CMA_MEM, arg)
+    finally:
+        os.close(fd)
 
 
 def _irqfd(fd=None, flags=0):
@@ -148,6 +176,20 @@ CASES = [
         errno.EBADF,
     ),
     (
+        "MAP_CMA_MEM fd above INT_MAX",  # the u32 is the driver's int fd: negative
+        _vm_ioctl(
+            ack.GH_VM_ANDROID_MAP_CMA_MEM,
+            "struct gunyah_map_cma_mem_args",
+            {"size": 0x1000, "guest_mem_fd": 0x8000_0000},
+        ),
+        ENOTTY,
+        errno.EBADF,
+    ),
+    # §4.10: EBADF, then EOVERFLOW past the fd's size, then EINVAL for a non-CMA fd
+    ("MAP_CMA_MEM eventfd past its size", _cma_eventfd(0), ENOTTY, errno.EOVERFLOW),
+    ("MAP_CMA_MEM eventfd offset 2^63", _cma_eventfd(1 << 63), ENOTTY, errno.EOVERFLOW),
+    ("MAP_CMA_MEM memfd, not CMA", _cma_memfd, ENOTTY, EINVAL),
+    (
         "SET_AUTH_TYPE ANDROID_PVM",
         _vm_ioctl(ack.GH_VM_ANDROID_SET_AUTH_TYPE, "struct gunyah_auth_desc", {"type": 0}),
         ENOTTY,
@@ -173,6 +215,28 @@ CASES = [
         "USER_MEM wraps",
         _region(gpa=(1 << 64) - 0x1000, size=0x2000),
         errno.EOVERFLOW,
+        errno.EOVERFLOW,
+    ),
+    (  # gpa + size == 2^64 is 0 in the driver's u64: a wrap too
+        "USER_MEM ends at 2^64",
+        _region(gpa=(1 << 64) - 0x1000, size=0x1000),
+        errno.EOVERFLOW,
+        errno.EOVERFLOW,
+    ),
+    (
+        "LEND_USER_MEM ends at 2^64",
+        _region(gpa=(1 << 64) - 0x1000, size=0x1000, lend=True),
+        errno.EOVERFLOW,
+        errno.EOVERFLOW,
+    ),
+    (
+        "MAP_CMA_MEM ends at 2^64",
+        _vm_ioctl(
+            ack.GH_VM_ANDROID_MAP_CMA_MEM,
+            "struct gunyah_map_cma_mem_args",
+            {"guest_addr": (1 << 64) - 0x1000, "size": 0x1000, "guest_mem_fd": 999_999},
+        ),
+        ENOTTY,
         errno.EOVERFLOW,
     ),
     ("USER_MEM unmapped uaddr", _region(uaddr=0x1000), errno.EFAULT, 0),
@@ -305,5 +369,44 @@ def test_qtvm_auth_is_taken_but_its_start_is_not_modelled():
             vm.start()
         assert e.value.errno == errno.EOPNOTSUPP
         vm.close()
+    finally:
+        host.shutdown()
+
+
+ANY_LENGTH = {"addr": 0x1000_0000, "len": 4}  # no DATAMATCH: stored as len 0, any length
+DATAMATCH_4 = {"addr": 0x1000_0000, "len": 4, "flags": 1, "datamatch": 1}
+
+
+@pytest.mark.parametrize("uapi", ("ack-6.1", "ack-6.6"))
+@pytest.mark.parametrize(
+    ("first", "second", "err"),
+    [
+        (ANY_LENGTH, DATAMATCH_4, EEXIST),  # len 0 matches any length (§8)
+        (DATAMATCH_4, ANY_LENGTH, EEXIST),
+        (ANY_LENGTH, {**ANY_LENGTH, "len": 8}, EEXIST),
+        (DATAMATCH_4, {**DATAMATCH_4, "len": 8}, 0),  # other length: no collision
+        (DATAMATCH_4, {**DATAMATCH_4, "datamatch": 2}, 0),  # other value
+        (DATAMATCH_4, DATAMATCH_4, EEXIST),
+        (ANY_LENGTH, {**ANY_LENGTH, "addr": 0x1000_0008}, 0),  # other address
+    ],
+    ids=("any-then-dm", "dm-then-any", "any-then-any", "dm-lengths", "dm-values", "same", "addr"),
+)
+def test_ioeventfd_collisions(uapi, first, second, err):
+    host = kernel.boot(uapi=uapi)
+    try:
+        vm = make_vm(host, SYSTEM_OFF)
+        fds = [host.eventfd(), host.eventfd()]
+        ioe = "struct gh_fn_ioeventfd_arg"
+        assert add_fn(host, vm.vm, ack.GH_FN_IOEVENTFD, ioe, {**first, "fd": fds[0]}) == 0
+        fields = {**second, "fd": fds[1]}
+        if err:
+            with pytest.raises(OSError) as e:
+                add_fn(host, vm.vm, ack.GH_FN_IOEVENTFD, ioe, fields)
+            assert e.value.errno == err
+        else:
+            assert add_fn(host, vm.vm, ack.GH_FN_IOEVENTFD, ioe, fields) == 0
+        vm.close()
+        for fd in fds:
+            host.close(fd)
     finally:
         host.shutdown()

@@ -127,6 +127,49 @@ def test_reclaim_region_unpins_pages_the_guest_touched():
         host.shutdown()
 
 
+SECRET, HOST_WORD = 0x5EC2_E75E_C2E7, 0x4444
+SECRET_PAGE = RAM_IPA + 0x10_0000
+WRITE_RECLAIM_READ = f"""
+    ldr x9, ={MMIO:#x}
+    ldr x10, ={SECRET_PAGE:#x}
+    ldr x11, ={SECRET:#x}
+    str x11, [x10]                  // the guest's own data in a lent page
+    str x11, [x9]                   // exit 1: the VMM reclaims the page here
+    ldr x12, [x10]                  // faults the page in again
+    str x12, [x9, #8]               // exit 2: what the guest sees now
+{SYSTEM_OFF}
+"""
+
+
+def test_reclaim_region_gives_the_page_back_to_the_host_and_the_guest_sees_its_writes():
+    """§4.9: RECLAIM_REGION undoes the donation and unpins the page; the host's
+    mapping is the page again (not the zeros a lent page reads as), and the
+    guest's next touch faults in the page the host now has."""
+    host = boot("ack-6.6")
+    try:
+        vm = make_vm(host, WRITE_RECLAIM_READ)
+        run = vm.run_page()
+        vm.start()
+        vm.run()
+        offset = SECRET_PAGE - RAM_IPA
+        assert _mmio_value(run) == SECRET
+        assert _word(vm.ram, offset) == 0  # lent: the host's stage 2 lost it
+        reclaim = ack.ffi.new(
+            "struct gunyah_address_range *", {"guest_phys_addr": SECRET_PAGE, "size": 0x1000}
+        )
+        assert host.ioctl(vm.vm, ack.GH_VM_RECLAIM_REGION, reclaim) == 0
+        assert _word(vm.ram, offset) == SECRET
+        vm.ram[offset : offset + 8] = HOST_WORD.to_bytes(8, "little")
+        vm.run()
+        assert (run.mmio.phys_addr, _mmio_value(run)) == (MMIO + 8, HOST_WORD)
+        assert _word(vm.ram, offset) == 0  # lent again at the guest's touch
+        del run
+        vm.close()
+        assert host.mm.pinned == {}
+    finally:
+        host.shutdown()
+
+
 def host_vm(host):
     """The kernel's VM object behind the one VM fd the test has."""
     files = [host.fdtable.get(fd) for fd in host.fdtable.fds()]

@@ -54,8 +54,13 @@ def test_ioeventfd_rules(shared_host, vm):
     addr = 0x1000_0000
     assert add_ioeventfd(host, vm, efd, addr) == 0
     assert errno_of(add_ioeventfd, host, vm, efd, addr) == errno.EEXIST
-    assert add_ioeventfd(host, vm, efd, addr, 4, datamatch=1) == 0  # another key
+    # len 0 (no DATAMATCH) matches any length: it collides with a DATAMATCH handler
     assert errno_of(add_ioeventfd, host, vm, efd, addr, 4, datamatch=1) == errno.EEXIST
+    dm = addr + 0x10
+    assert add_ioeventfd(host, vm, efd, dm, 4, datamatch=1) == 0
+    assert add_ioeventfd(host, vm, efd, dm, 4, datamatch=2) == 0  # another value
+    assert add_ioeventfd(host, vm, efd, dm, 8, datamatch=1) == 0  # another length
+    assert errno_of(add_ioeventfd, host, vm, efd, dm, 4, datamatch=1) == errno.EEXIST
     assert errno_of(add_ioeventfd, host, vm, efd, addr + 8, 3) == errno.EINVAL  # len
     assert errno_of(add_ioeventfd, host, vm, efd, addr + 8, 0, datamatch=1) == errno.EINVAL
     assert errno_of(add_ioeventfd, host, vm, efd, 2**64 - 4, 8) == errno.EINVAL  # wraps
@@ -66,10 +71,11 @@ def test_ioeventfd_rules(shared_host, vm):
     desc, _keep = fn_desc(gh.GUNYAH_FN_IOEVENTFD, gh.ffi.new(f"{ctype} *", fields))
     assert errno_of(host.ioctl, vm, gh.GUNYAH_VM_ADD_FUNCTION, desc) == errno.EINVAL  # flags
     # REMOVE compares addr, len, flags and the datamatch value
-    match = {"addr": addr, "len": 4, "flags": 1, "datamatch": 2}
+    match = {"addr": dm, "len": 4, "flags": 1, "datamatch": 3}
     assert errno_of(remove, host, vm, gh.GUNYAH_FN_IOEVENTFD, ctype, match) == errno.ENOENT
-    match["datamatch"] = 1
-    assert remove(host, vm, gh.GUNYAH_FN_IOEVENTFD, ctype, match) == 0
+    for length, value in ((4, 1), (4, 2), (8, 1)):
+        match.update(len=length, datamatch=value)
+        assert remove(host, vm, gh.GUNYAH_FN_IOEVENTFD, ctype, match) == 0
     assert remove(host, vm, gh.GUNYAH_FN_IOEVENTFD, ctype, {"addr": addr}) == 0
     assert errno_of(remove, host, vm, gh.GUNYAH_FN_IOEVENTFD, ctype, {"addr": addr}) == errno.ENOENT
     host.close(efd)
