@@ -14,6 +14,7 @@
  */
 #include <elf.h>
 #include <errno.h>
+#include <fcntl.h>
 #include <getopt.h>
 #include <signal.h>
 #include <stdarg.h>
@@ -219,6 +220,21 @@ void load_guest(const struct guest *guest, uint8_t *ram)
 		memset(to + ph->p_filesz, 0, ph->p_memsz - ph->p_filesz);
 	}
 	memcpy(ram + (guest->dtb_addr - RAM_BASE), guest->dtb, guest->dtb_size);
+}
+
+int vmm_init(int argc, char **argv, unsigned int max_vcpus, const char *device,
+	     struct options *opt, struct guest *guest)
+{
+	int dev;
+
+	parse_options(argc, argv, max_vcpus, opt);
+	read_guest(opt, guest);
+	setvbuf(stdout, NULL, _IOLBF, 0);
+	kick_handler_install();
+	dev = open(device, O_RDWR | O_CLOEXEC);
+	if (dev < 0)
+		die(true, "%s", device);
+	return dev;
 }
 
 int new_eventfd(void)

@@ -22,7 +22,6 @@
  * Exit status as gunyah-vmm's (common.c): 0 when the guest powers off.
  */
 #include <errno.h>
-#include <fcntl.h>
 #include <linux/gunyah_ack.h>
 #include <stdio.h>
 #include <sys/ioctl.h>
@@ -193,14 +192,7 @@ int main(int argc, char **argv)
 	int dev, vm, irqfd, notify, status;
 	uint8_t *ram, *window;
 
-	parse_options(argc, argv, MAX_VCPUS, &opt);
-	read_guest(&opt, &guest);
-	setvbuf(stdout, NULL, _IOLBF, 0);
-	kick_handler_install();
-
-	dev = open("/dev/gunyah", O_RDWR | O_CLOEXEC);
-	if (dev < 0)
-		die(true, "/dev/gunyah");
+	dev = vmm_init(argc, argv, MAX_VCPUS, "/dev/gunyah", &opt, &guest);
 	vm = ioctl(dev, GH_CREATE_VM, 0);
 	if (vm < 0)
 		die(true, "GH_CREATE_VM");

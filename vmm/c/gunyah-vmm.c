@@ -17,7 +17,6 @@
  * or a vCPU cannot go on; 2 for bad usage, or a guest or DTB that cannot
  * be read (common.c).
  */
-#include <fcntl.h>
 #include <linux/gunyah.h>
 #include <stdio.h>
 #include <string.h>
@@ -182,14 +181,7 @@ int main(int argc, char **argv)
 	int dev, vm, gmem, shared_gmem, irqfd, notify, status;
 	uint8_t *ram, *window;
 
-	parse_options(argc, argv, MAX_VCPUS, &opt);
-	read_guest(&opt, &guest);
-	setvbuf(stdout, NULL, _IOLBF, 0);
-	kick_handler_install();
-
-	dev = open("/dev/gunyah", O_RDWR | O_CLOEXEC);
-	if (dev < 0)
-		die(true, "/dev/gunyah");
+	dev = vmm_init(argc, argv, MAX_VCPUS, "/dev/gunyah", &opt, &guest);
 	vm = ioctl(dev, GUNYAH_CREATE_VM, 0);
 	if (vm < 0)
 		die(true, "GUNYAH_CREATE_VM");

@@ -21,7 +21,6 @@
  * vCPU cannot go on; 2 for bad usage, or a guest or DTB that cannot be
  * read (common.c).
  */
-#include <fcntl.h>
 #include <linux/gzvm.h>
 #include <stdio.h>
 #include <sys/ioctl.h>
@@ -162,14 +161,7 @@ int main(int argc, char **argv)
 	int dev, vm, irqfd, notify, status;
 	uint8_t *ram, *window;
 
-	parse_options(argc, argv, MAX_VCPUS, &opt);
-	read_guest(&opt, &guest);
-	setvbuf(stdout, NULL, _IOLBF, 0);
-	kick_handler_install();
-
-	dev = open("/dev/gzvm", O_RDWR | O_CLOEXEC);
-	if (dev < 0)
-		die(true, "/dev/gzvm");
+	dev = vmm_init(argc, argv, MAX_VCPUS, "/dev/gzvm", &opt, &guest);
 	vm = ioctl(dev, GZVM_CREATE_VM, VM_TYPE_LINUX);
 	if (vm < 0)
 		die(true, "GZVM_CREATE_VM");

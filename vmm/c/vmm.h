@@ -66,6 +66,15 @@ void read_guest(const struct options *opt, struct guest *guest);
 /* Copy the segments and the DTB into ram, the VMM's view of guest RAM from RAM_BASE. */
 void load_guest(const struct guest *guest, uint8_t *ram);
 
+/*
+ * What every VMM's main does first: parse argv (at most max_vcpus), read
+ * the guest, line-buffer stdout, install the kick handler, then open
+ * device. Returns the device's fd; bad input exits 2 before the device is
+ * opened, a device that cannot be opened exits 1.
+ */
+int vmm_init(int argc, char **argv, unsigned int max_vcpus, const char *device,
+	     struct options *opt, struct guest *guest);
+
 /* A new eventfd, close-on-exec (else die). */
 int new_eventfd(void);
 
