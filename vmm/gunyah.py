@@ -180,17 +180,27 @@ class GunyahVm(Vm):
 
 
 class GunyahVcpu(Vcpu):
-    """A vCPU fd and its run page (mapped here, unmapped by :meth:`close`)."""
+    """A vCPU fd and its run page (mapped here, unmapped by :meth:`close`).
+
+    The class attributes name the UAPI's run page (its ffi and C type, the
+    MMAP_SIZE and RUN ioctls, the longest exit reason); a driver generation
+    whose run page decodes MMIO and status exits alike overrides them and
+    :meth:`_other_exit`.
+    """
+
+    _ffi, _run_type = gh.ffi, "struct gunyah_vcpu_run *"
+    _MMAP_SIZE, _RUN = gh.GUNYAH_VCPU_MMAP_SIZE, gh.GUNYAH_VCPU_RUN
+    _MAX_EXIT_REASON = gh.GUNYAH_VM_MAX_EXIT_REASON_SIZE
 
     def __init__(self, host, index: int, fd: int):
         self.host, self.index, self.fd = host, index, fd
-        size = host.ioctl(fd, gh.GUNYAH_VCPU_MMAP_SIZE, 0)
+        size = host.ioctl(fd, self._MMAP_SIZE, 0)
         self._page = host.mmap(fd, size)
-        self._run = gh.ffi.from_buffer("struct gunyah_vcpu_run *", self._page)
+        self._run = self._ffi.from_buffer(self._run_type, self._page)
 
     def run(self) -> Exit:
         """VCPU_RUN, and the run page's exit as the interface's."""
-        self.host.ioctl(self.fd, gh.GUNYAH_VCPU_RUN, 0)
+        self.host.ioctl(self.fd, self._RUN, 0)
         run = self._run
         code = run.exit_reason
         reason = EXIT_NAMES.get(code, str(code))
@@ -205,9 +215,13 @@ class GunyahVcpu(Vcpu):
             return SystemEvent(
                 STATUS_NAMES.get(status, str(status)),
                 EXIT_TYPES.get(info.type, str(info.type)),
-                bytes(info.reason)[: min(info.reason_size, gh.GUNYAH_VM_MAX_EXIT_REASON_SIZE)],
+                bytes(info.reason)[: min(info.reason_size, self._MAX_EXIT_REASON)],
                 reason=reason,
             )
+        return self._other_exit(run, code, reason)
+
+    def _other_exit(self, run, code: int, reason: str) -> Exit:
+        """An exit neither MMIO nor status: a page fault the kernel could not serve, or unknown."""
         if code == gh.GUNYAH_VCPU_EXIT_PAGE_FAULT:
             fault = run.page_fault
             why = errno.errorcode.get(-fault.attempt, fault.attempt)

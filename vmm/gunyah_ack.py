@@ -26,8 +26,8 @@ import struct
 import fdt
 
 from uapi.linux import gunyah_ack as ack
-from vmm.gunyah import EXIT_NAMES, EXIT_TYPES, STATUS_NAMES, Gunyah, GunyahVcpu, GunyahVm
-from vmm.hypervisor import BootState, Exit, MmioRead, MmioWrite, SystemEvent, VcpuError
+from vmm.gunyah import Gunyah, GunyahVcpu, GunyahVm
+from vmm.hypervisor import BootState, Exit, VcpuError
 from vmm.vm_config import VmLayout
 
 MAP_ANONYMOUS = 0x20
@@ -141,33 +141,16 @@ class GunyahAndroidVm(GunyahVm):
 
 
 class GunyahAndroidVcpu(GunyahVcpu):
-    """A vCPU fd with the older run page (``struct gh_vcpu_run``: no resume_action)."""
+    """A vCPU fd with the older run page (``struct gh_vcpu_run``: no resume_action).
 
-    def __init__(self, host, index: int, fd: int):
-        self.host, self.index, self.fd = host, index, fd
-        size = host.ioctl(fd, ack.GH_VCPU_MMAP_SIZE, 0)
-        self._page = host.mmap(fd, size)
-        self._run = ack.ffi.from_buffer("struct gh_vcpu_run *", self._page)
+    Its MMIO and status exits read as the v16 page's (:meth:`GunyahVcpu.run`).
+    """
 
-    def run(self) -> Exit:
-        self.host.ioctl(self.fd, ack.GH_VCPU_RUN, 0)
-        run = self._run
-        code = run.exit_reason
-        reason = EXIT_NAMES.get(code, str(code))
-        if code == ack.GH_VCPU_EXIT_MMIO:
-            mmio = run.mmio
-            if mmio.is_write:
-                value = int.from_bytes(bytes(mmio.data)[: mmio.len], "little")
-                return MmioWrite(mmio.phys_addr, mmio.len, value, reason=reason)
-            return MmioRead(mmio.phys_addr, mmio.len, reason=reason)
-        if code == ack.GH_VCPU_EXIT_STATUS:
-            status, info = run.status.status, run.status.exit_info
-            return SystemEvent(
-                STATUS_NAMES.get(status, str(status)),
-                EXIT_TYPES.get(info.type, str(info.type)),
-                bytes(info.reason)[: min(info.reason_size, ack.GH_VM_MAX_EXIT_REASON_SIZE)],
-                reason=reason,
-            )
+    _ffi, _run_type = ack.ffi, "struct gh_vcpu_run *"
+    _MMAP_SIZE, _RUN = ack.GH_VCPU_MMAP_SIZE, ack.GH_VCPU_RUN
+    _MAX_EXIT_REASON = ack.GH_VM_MAX_EXIT_REASON_SIZE
+
+    def _other_exit(self, run, code: int, reason: str) -> Exit:
         return VcpuError(f"exit reason {code}, which an Android VMM does not handle", reason=reason)
 
     def set_mmio_data(self, value: int) -> None:

@@ -1,18 +1,29 @@
 // SPDX-License-Identifier: GPL-2.0-only
 /*
- * The sample VMMs' command line and guest loader: an AArch64 ELF64's
- * PT_LOAD segments at their physical addresses, the DTB file at the end
- * of RAM (vmm.h). Bad input (usage, an image or DTB that cannot be read
- * or does not fit) is one line on stderr and exit 2, before the device
- * is opened.
+ * The sample VMMs' command line, guest loader and vCPU threads.
+ *
+ * The loader puts an AArch64 ELF64's PT_LOAD segments at their physical
+ * addresses, the DTB file at the end of RAM (vmm.h). Bad input (usage, an
+ * image or DTB that cannot be read or does not fit) is one line on stderr
+ * and exit 2, before the device is opened.
+ *
+ * The vCPU threads run their vCPU through the driver's struct vcpu_ops
+ * until it is done. The first one that cannot go on says why in one line
+ * and kicks the others out of their runs: immediate_exit for the next run,
+ * KICK_SIGNAL for the one under way.
  */
 #include <elf.h>
 #include <errno.h>
+#include <fcntl.h>
 #include <getopt.h>
+#include <signal.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/eventfd.h>
+#include <sys/mman.h>
+#include <unistd.h>
 
 #include "vmm.h"
 
@@ -20,6 +31,14 @@
 #define MAX_IMAGE (64 << 20)
 
 static const char *prog = "vmm";
+
+/* The vCPU threads' shared state: set before the threads start. */
+static struct vcpu *vcpus;
+static unsigned int nr_vcpus;
+static const struct vcpu_ops *ops;
+static int threads_started; /* every vCPU thread exists: kick_all may signal them */
+static int failed; /* a vCPU could not go on: the others are kicked */
+static int powered_off;
 
 void die(bool with_errno, const char *fmt, ...)
 {
@@ -201,4 +220,105 @@ void load_guest(const struct guest *guest, uint8_t *ram)
 		memset(to + ph->p_filesz, 0, ph->p_memsz - ph->p_filesz);
 	}
 	memcpy(ram + (guest->dtb_addr - RAM_BASE), guest->dtb, guest->dtb_size);
+}
+
+int vmm_init(int argc, char **argv, unsigned int max_vcpus, const char *device,
+	     struct options *opt, struct guest *guest)
+{
+	int dev;
+
+	parse_options(argc, argv, max_vcpus, opt);
+	read_guest(opt, guest);
+	setvbuf(stdout, NULL, _IOLBF, 0);
+	kick_handler_install();
+	dev = open(device, O_RDWR | O_CLOEXEC);
+	if (dev < 0)
+		die(true, "%s", device);
+	return dev;
+}
+
+int new_eventfd(void)
+{
+	int fd = eventfd(0, EFD_CLOEXEC);
+
+	if (fd < 0)
+		die(true, "eventfd");
+	return fd;
+}
+
+/* Every vCPU out of its run: immediate_exit for the next one, a signal for this one. */
+static void kick_all(void)
+{
+	if (!__atomic_load_n(&threads_started, __ATOMIC_SEQ_CST))
+		return; /* run_vcpus kicks them once they exist */
+	for (unsigned int i = 0; i < nr_vcpus; i++) {
+		*vcpus[i].immediate_exit = 1;
+		pthread_kill(vcpus[i].thread, KICK_SIGNAL);
+	}
+}
+
+void vcpu_fail(const struct vcpu *vcpu, const char *fmt, ...)
+{
+	va_list ap;
+
+	if (__atomic_exchange_n(&failed, 1, __ATOMIC_SEQ_CST))
+		return;
+	fflush(stdout);
+	fprintf(stderr, "%s: vCPU %u: ", prog, vcpu->id);
+	va_start(ap, fmt);
+	vfprintf(stderr, fmt, ap);
+	va_end(ap);
+	fputc('\n', stderr);
+	kick_all();
+}
+
+void guest_powered_off(void)
+{
+	__atomic_store_n(&powered_off, 1, __ATOMIC_SEQ_CST);
+}
+
+bool guest_is_off(void)
+{
+	return __atomic_load_n(&powered_off, __ATOMIC_SEQ_CST);
+}
+
+static void *vcpu_thread(void *arg)
+{
+	struct vcpu *vcpu = arg;
+
+	while (!__atomic_load_n(&failed, __ATOMIC_SEQ_CST)) {
+		if (ops->run(vcpu) < 0) {
+			if (errno != EINTR)
+				vcpu_fail(vcpu, "%s: %s", ops->run_name, strerror(errno));
+			continue;
+		}
+		if (!ops->exit(vcpu))
+			break;
+	}
+	return NULL;
+}
+
+int run_vcpus(struct vcpu *all, unsigned int nr, const struct vcpu_ops *vcpu_ops)
+{
+	vcpus = all;
+	nr_vcpus = nr;
+	ops = vcpu_ops;
+	for (unsigned int i = 0; i < nr; i++)
+		if (pthread_create(&vcpus[i].thread, NULL, vcpu_thread, &vcpus[i]))
+			die(false, "cannot start the thread of vCPU %u", i);
+	__atomic_store_n(&threads_started, 1, __ATOMIC_SEQ_CST);
+	if (__atomic_load_n(&failed, __ATOMIC_SEQ_CST))
+		kick_all();
+	for (unsigned int i = 0; i < nr; i++)
+		pthread_join(vcpus[i].thread, NULL);
+	return powered_off && !failed ? 0 : 1;
+}
+
+void close_vcpus(struct vcpu *all, unsigned int nr)
+{
+	for (unsigned int i = nr; i-- > 0;) {
+		if (all[i].run_size)
+			munmap(all[i].run, all[i].run_size);
+		close(all[i].fd);
+	}
 }

@@ -15,6 +15,7 @@
 #include <pthread.h>
 #include <signal.h>
 #include <stdio.h>
+#include <string.h>
 
 #include "vmm.h"
 
@@ -110,6 +111,23 @@ bool mmio_write(uint64_t addr, unsigned int len, uint64_t value)
 	else
 		found = false;
 	pthread_mutex_unlock(&lock);
+	return found;
+}
+
+bool mmio_exit(uint64_t addr, unsigned int len, bool is_write, uint8_t data[8])
+{
+	uint64_t value = 0;
+	bool found;
+
+	len = len < 8 ? len : 8;
+	if (is_write) {
+		memcpy(&value, data, len);
+		return mmio_write(addr, len, value);
+	}
+	found = mmio_read(addr, len, &value);
+	if (len < 8)
+		value &= (1ULL << (8 * len)) - 1;
+	memcpy(data, &value, 8);
 	return found;
 }
 

@@ -22,15 +22,8 @@
  * Exit status as gunyah-vmm's (common.c): 0 when the guest powers off.
  */
 #include <errno.h>
-#include <fcntl.h>
 #include <linux/gunyah_ack.h>
-#include <pthread.h>
-#include <signal.h>
-#include <stdarg.h>
 #include <stdio.h>
-#include <stdlib.h>
-#include <string.h>
-#include <sys/eventfd.h>
 #include <sys/ioctl.h>
 #include <sys/mman.h>
 #include <unistd.h>
@@ -42,19 +35,7 @@
 #define RAM_LABEL 0
 #define SHARED_LABEL 1
 
-struct vcpu {
-	unsigned int id;
-	int fd;
-	struct gh_vcpu_run *run;
-	size_t run_size;
-	pthread_t thread;
-};
-
 static struct vcpu vcpus[MAX_VCPUS];
-static unsigned int nr_vcpus;
-static int threads_started; /* every vCPU thread exists: kick_all may signal them */
-static int failed; /* a vCPU could not go on: the others are kicked */
-static int powered_off;
 
 /* Anonymous memory of the VMM, zeroed. */
 static uint8_t *anonymous(uint64_t size, const char *what)
@@ -137,49 +118,13 @@ static void create_vcpu(int vm, struct vcpu *vcpu, unsigned int id)
 	vcpu->run = mmap(NULL, size, PROT_READ | PROT_WRITE, MAP_SHARED, vcpu->fd, 0);
 	if (vcpu->run == MAP_FAILED)
 		die(true, "mmap vCPU %u run page", id);
-}
-
-/* Every vCPU out of its run: immediate_exit for the next one, a signal for this one. */
-static void kick_all(void)
-{
-	if (!__atomic_load_n(&threads_started, __ATOMIC_SEQ_CST))
-		return; /* main kicks them once they exist */
-	for (unsigned int i = 0; i < nr_vcpus; i++) {
-		vcpus[i].run->immediate_exit = 1;
-		pthread_kill(vcpus[i].thread, KICK_SIGNAL);
-	}
-}
-
-/* The first problem: one line on stderr, and every vCPU stops (later ones say nothing). */
-static void __attribute__((format(printf, 2, 3))) fail(unsigned int id, const char *fmt, ...)
-{
-	va_list ap;
-
-	if (__atomic_exchange_n(&failed, 1, __ATOMIC_SEQ_CST))
-		return;
-	fflush(stdout);
-	fprintf(stderr, "gunyah-ack-vmm: vCPU %u: ", id);
-	va_start(ap, fmt);
-	vfprintf(stderr, fmt, ap);
-	va_end(ap);
-	fputc('\n', stderr);
-	kick_all();
+	vcpu->immediate_exit = &((struct gh_vcpu_run *)vcpu->run)->immediate_exit;
 }
 
 /* A read's value goes in mmio.data for the next GH_VCPU_RUN (0 where no device is). */
 static void handle_mmio(struct gh_vcpu_run *run)
 {
-	uint64_t value = 0;
-	unsigned int len = run->mmio.len < 8 ? run->mmio.len : 8;
-
-	if (run->mmio.is_write) {
-		memcpy(&value, run->mmio.data, len);
-		mmio_write(run->mmio.phys_addr, len, value);
-	} else {
-		if (!mmio_read(run->mmio.phys_addr, len, &value))
-			value = 0;
-		memcpy(run->mmio.data, &value, sizeof(run->mmio.data));
-	}
+	mmio_exit(run->mmio.phys_addr, run->mmio.len, run->mmio.is_write, run->mmio.data);
 }
 
 /* The VM is down: a clean power-off, or a line saying how it went down. */
@@ -189,40 +134,42 @@ static void handle_status(struct vcpu *vcpu)
 
 	if (run->status.status == GH_VM_STATUS_EXITED &&
 	    run->status.exit_info.type == EXIT_TYPE_PLATFORM_OFF) {
-		__atomic_store_n(&powered_off, 1, __ATOMIC_SEQ_CST);
+		guest_powered_off();
 		return;
 	}
-	if (!__atomic_load_n(&powered_off, __ATOMIC_SEQ_CST))
-		fail(vcpu->id, "the VM %s (status %u, exit type %u)",
-		     run->status.status == GH_VM_STATUS_CRASHED ? "crashed" : "is down",
-		     run->status.status, run->status.exit_info.type);
+	if (!guest_is_off())
+		vcpu_fail(vcpu, "the VM %s (status %u, exit type %u)",
+			  run->status.status == GH_VM_STATUS_CRASHED ? "crashed" : "is down",
+			  run->status.status, run->status.exit_info.type);
 }
 
-static void *vcpu_thread(void *arg)
+static int vcpu_run(struct vcpu *vcpu)
 {
-	struct vcpu *vcpu = arg;
+	return ioctl(vcpu->fd, GH_VCPU_RUN);
+}
+
+static bool vcpu_exit(struct vcpu *vcpu)
+{
 	struct gh_vcpu_run *run = vcpu->run;
 
-	while (!__atomic_load_n(&failed, __ATOMIC_SEQ_CST)) {
-		if (ioctl(vcpu->fd, GH_VCPU_RUN) < 0) {
-			if (errno != EINTR)
-				fail(vcpu->id, "GH_VCPU_RUN: %s", strerror(errno));
-			continue;
-		}
-		switch (run->exit_reason) {
-		case GH_VCPU_EXIT_MMIO:
-			handle_mmio(run);
-			break;
-		case GH_VCPU_EXIT_STATUS:
-			handle_status(vcpu);
-			return NULL;
-		default:
-			fail(vcpu->id, "unknown exit reason %u", run->exit_reason);
-			return NULL;
-		}
+	switch (run->exit_reason) {
+	case GH_VCPU_EXIT_MMIO:
+		handle_mmio(run);
+		return true;
+	case GH_VCPU_EXIT_STATUS:
+		handle_status(vcpu);
+		return false;
+	default:
+		vcpu_fail(vcpu, "unknown exit reason %u", run->exit_reason);
+		return false;
 	}
-	return NULL;
 }
+
+static const struct vcpu_ops gh_vcpu_ops = {
+	.run_name = "GH_VCPU_RUN",
+	.run = vcpu_run,
+	.exit = vcpu_exit,
+};
 
 /* The virtio console's irqfd on doorbell 1 (the DT's bell-1) and its QueueNotify ioeventfd. */
 static void add_virtio_console(int vm, int irqfd, int notify)
@@ -238,30 +185,14 @@ static void add_virtio_console(int vm, int irqfd, int notify)
 	add_function(vm, GH_FN_IOEVENTFD, &io, sizeof(io), "ioeventfd");
 }
 
-static int new_eventfd(void)
-{
-	int fd = eventfd(0, EFD_CLOEXEC);
-
-	if (fd < 0)
-		die(true, "eventfd");
-	return fd;
-}
-
 int main(int argc, char **argv)
 {
 	struct options opt;
 	struct guest guest;
-	int dev, vm, irqfd, notify;
+	int dev, vm, irqfd, notify, status;
 	uint8_t *ram, *window;
 
-	parse_options(argc, argv, MAX_VCPUS, &opt);
-	read_guest(&opt, &guest);
-	setvbuf(stdout, NULL, _IOLBF, 0);
-	kick_handler_install();
-
-	dev = open("/dev/gunyah", O_RDWR | O_CLOEXEC);
-	if (dev < 0)
-		die(true, "/dev/gunyah");
+	dev = vmm_init(argc, argv, MAX_VCPUS, "/dev/gunyah", &opt, &guest);
 	vm = ioctl(dev, GH_CREATE_VM, 0);
 	if (vm < 0)
 		die(true, "GH_CREATE_VM");
@@ -275,8 +206,7 @@ int main(int argc, char **argv)
 	user_mem_region(vm, GH_VM_SET_USER_MEM_REGION, SHARED_LABEL,
 			GH_MEM_ALLOW_READ | GH_MEM_ALLOW_WRITE, SHARED_BASE, SHARED_SIZE, window);
 
-	nr_vcpus = opt.vcpus;
-	for (unsigned int i = 0; i < nr_vcpus; i++)
+	for (unsigned int i = 0; i < opt.vcpus; i++)
 		create_vcpu(vm, &vcpus[i], i);
 	irqfd = new_eventfd();
 	notify = new_eventfd();
@@ -293,27 +223,17 @@ int main(int argc, char **argv)
 	if (ioctl(vm, GH_VM_START))
 		die(true, "GH_VM_START");
 
-	for (unsigned int i = 0; i < nr_vcpus; i++)
-		if (pthread_create(&vcpus[i].thread, NULL, vcpu_thread, &vcpus[i]))
-			die(false, "cannot start the thread of vCPU %u", i);
-	__atomic_store_n(&threads_started, 1, __ATOMIC_SEQ_CST);
-	if (__atomic_load_n(&failed, __ATOMIC_SEQ_CST))
-		kick_all();
-	for (unsigned int i = 0; i < nr_vcpus; i++)
-		pthread_join(vcpus[i].thread, NULL);
+	status = run_vcpus(vcpus, opt.vcpus, &gh_vcpu_ops);
 
 	/* Teardown in reverse order of creation. */
 	virtio_console_stop();
 	close(notify);
 	close(irqfd);
-	for (unsigned int i = nr_vcpus; i-- > 0;) {
-		munmap(vcpus[i].run, vcpus[i].run_size);
-		close(vcpus[i].fd);
-	}
+	close_vcpus(vcpus, opt.vcpus);
 	munmap(window, SHARED_SIZE);
 	munmap(ram, opt.mem);
 	close(vm);
 	close(dev);
 	fflush(stdout);
-	return powered_off && !failed ? 0 : 1;
+	return status;
 }

@@ -17,16 +17,9 @@
  * or a vCPU cannot go on; 2 for bad usage, or a guest or DTB that cannot
  * be read (common.c).
  */
-#include <errno.h>
-#include <fcntl.h>
 #include <linux/gunyah.h>
-#include <pthread.h>
-#include <signal.h>
-#include <stdarg.h>
 #include <stdio.h>
-#include <stdlib.h>
 #include <string.h>
-#include <sys/eventfd.h>
 #include <sys/ioctl.h>
 #include <sys/mman.h>
 #include <unistd.h>
@@ -36,19 +29,7 @@
 #define MAX_VCPUS 64
 #define EXIT_TYPE_PLATFORM_OFF 1 /* the RM's exit type of a PSCI SYSTEM_OFF */
 
-struct vcpu {
-	unsigned int id;
-	int fd;
-	struct gunyah_vcpu_run *run;
-	size_t run_size;
-	pthread_t thread;
-};
-
 static struct vcpu vcpus[MAX_VCPUS];
-static unsigned int nr_vcpus;
-static int threads_started; /* every vCPU thread exists: kick_all may signal them */
-static int failed; /* a vCPU could not go on: the others are kicked */
-static int powered_off;
 
 static int create_guest_mem(int dev, uint64_t size)
 {
@@ -109,48 +90,13 @@ static void create_vcpu(int vm, struct vcpu *vcpu, unsigned int id)
 	vcpu->run = mmap(NULL, size, PROT_READ | PROT_WRITE, MAP_SHARED, vcpu->fd, 0);
 	if (vcpu->run == MAP_FAILED)
 		die(true, "mmap vCPU %u run page", id);
-}
-
-/* Every vCPU out of its run: immediate_exit for the next one, a signal for this one. */
-static void kick_all(void)
-{
-	if (!__atomic_load_n(&threads_started, __ATOMIC_SEQ_CST))
-		return; /* main kicks them once they exist */
-	for (unsigned int i = 0; i < nr_vcpus; i++) {
-		vcpus[i].run->immediate_exit = 1;
-		pthread_kill(vcpus[i].thread, KICK_SIGNAL);
-	}
-}
-
-/* The first problem: one line on stderr, and every vCPU stops (later ones say nothing). */
-static void __attribute__((format(printf, 2, 3))) fail(unsigned int id, const char *fmt, ...)
-{
-	va_list ap;
-
-	if (__atomic_exchange_n(&failed, 1, __ATOMIC_SEQ_CST))
-		return;
-	fflush(stdout);
-	fprintf(stderr, "gunyah-vmm: vCPU %u: ", id);
-	va_start(ap, fmt);
-	vfprintf(stderr, fmt, ap);
-	va_end(ap);
-	fputc('\n', stderr);
-	kick_all();
+	vcpu->immediate_exit = &((struct gunyah_vcpu_run *)vcpu->run)->immediate_exit;
 }
 
 static void handle_mmio(struct gunyah_vcpu_run *run)
 {
-	uint64_t value = 0;
-	unsigned int len = run->mmio.len < 8 ? run->mmio.len : 8;
-	bool found;
+	bool found = mmio_exit(run->mmio.phys_addr, run->mmio.len, run->mmio.is_write, run->mmio.data);
 
-	if (run->mmio.is_write) {
-		memcpy(&value, run->mmio.data, len);
-		found = mmio_write(run->mmio.phys_addr, len, value);
-	} else {
-		found = mmio_read(run->mmio.phys_addr, len, &value);
-		memcpy(run->mmio.data, &value, sizeof(run->mmio.data));
-	}
 	run->mmio.resume_action = found ? GUNYAH_VCPU_RESUME_HANDLED : GUNYAH_VCPU_RESUME_FAULT;
 }
 
@@ -161,45 +107,47 @@ static void handle_status(struct vcpu *vcpu)
 
 	if (run->status.status == GUNYAH_VM_STATUS_EXITED &&
 	    run->status.exit_info.type == EXIT_TYPE_PLATFORM_OFF) {
-		__atomic_store_n(&powered_off, 1, __ATOMIC_SEQ_CST);
+		guest_powered_off();
 		return;
 	}
-	if (!__atomic_load_n(&powered_off, __ATOMIC_SEQ_CST))
-		fail(vcpu->id, "the VM %s (status %u, exit type %u)",
-		     run->status.status == GUNYAH_VM_STATUS_CRASHED ? "crashed" : "is down",
-		     run->status.status, run->status.exit_info.type);
+	if (!guest_is_off())
+		vcpu_fail(vcpu, "the VM %s (status %u, exit type %u)",
+			  run->status.status == GUNYAH_VM_STATUS_CRASHED ? "crashed" : "is down",
+			  run->status.status, run->status.exit_info.type);
 }
 
-static void *vcpu_thread(void *arg)
+static int vcpu_run(struct vcpu *vcpu)
 {
-	struct vcpu *vcpu = arg;
+	return ioctl(vcpu->fd, GUNYAH_VCPU_RUN);
+}
+
+static bool vcpu_exit(struct vcpu *vcpu)
+{
 	struct gunyah_vcpu_run *run = vcpu->run;
 
-	while (!__atomic_load_n(&failed, __ATOMIC_SEQ_CST)) {
-		if (ioctl(vcpu->fd, GUNYAH_VCPU_RUN) < 0) {
-			if (errno != EINTR)
-				fail(vcpu->id, "GUNYAH_VCPU_RUN: %s", strerror(errno));
-			continue;
-		}
-		switch (run->exit_reason) {
-		case GUNYAH_VCPU_EXIT_MMIO:
-			handle_mmio(run);
-			break;
-		case GUNYAH_VCPU_EXIT_STATUS:
-			handle_status(vcpu);
-			return NULL;
-		case GUNYAH_VCPU_EXIT_PAGE_FAULT:
-			fail(vcpu->id, "guest address %#llx cannot be paged in (%s)",
-			     (unsigned long long)run->page_fault.phys_addr,
-			     strerror(-run->page_fault.attempt));
-			return NULL;
-		default:
-			fail(vcpu->id, "unknown exit reason %u", run->exit_reason);
-			return NULL;
-		}
+	switch (run->exit_reason) {
+	case GUNYAH_VCPU_EXIT_MMIO:
+		handle_mmio(run);
+		return true;
+	case GUNYAH_VCPU_EXIT_STATUS:
+		handle_status(vcpu);
+		return false;
+	case GUNYAH_VCPU_EXIT_PAGE_FAULT:
+		vcpu_fail(vcpu, "guest address %#llx cannot be paged in (%s)",
+			  (unsigned long long)run->page_fault.phys_addr,
+			  strerror(-run->page_fault.attempt));
+		return false;
+	default:
+		vcpu_fail(vcpu, "unknown exit reason %u", run->exit_reason);
+		return false;
 	}
-	return NULL;
 }
+
+static const struct vcpu_ops gunyah_vcpu_ops = {
+	.run_name = "GUNYAH_VCPU_RUN",
+	.run = vcpu_run,
+	.exit = vcpu_exit,
+};
 
 /*
  * The virtio console's shared window (a guest_memfd shared, not lent, and
@@ -226,30 +174,14 @@ static int add_virtio_console(int dev, int vm, int irqfd, int notify, uint8_t **
 	return gmem;
 }
 
-static int new_eventfd(void)
-{
-	int fd = eventfd(0, EFD_CLOEXEC);
-
-	if (fd < 0)
-		die(true, "eventfd");
-	return fd;
-}
-
 int main(int argc, char **argv)
 {
 	struct options opt;
 	struct guest guest;
-	int dev, vm, gmem, shared_gmem, irqfd, notify;
+	int dev, vm, gmem, shared_gmem, irqfd, notify, status;
 	uint8_t *ram, *window;
 
-	parse_options(argc, argv, MAX_VCPUS, &opt);
-	read_guest(&opt, &guest);
-	setvbuf(stdout, NULL, _IOLBF, 0);
-	kick_handler_install();
-
-	dev = open("/dev/gunyah", O_RDWR | O_CLOEXEC);
-	if (dev < 0)
-		die(true, "/dev/gunyah");
+	dev = vmm_init(argc, argv, MAX_VCPUS, "/dev/gunyah", &opt, &guest);
 	vm = ioctl(dev, GUNYAH_CREATE_VM, 0);
 	if (vm < 0)
 		die(true, "GUNYAH_CREATE_VM");
@@ -274,28 +206,17 @@ int main(int argc, char **argv)
 	set_boot_reg(vm, REG_SET_PC, 0, guest.entry);
 	set_boot_reg(vm, REG_SET_X, 1, opt.vcpus);
 
-	nr_vcpus = opt.vcpus;
-	for (unsigned int i = 0; i < nr_vcpus; i++)
+	for (unsigned int i = 0; i < opt.vcpus; i++)
 		create_vcpu(vm, &vcpus[i], i);
 	virtio_console_start(window, irqfd, notify);
 	if (ioctl(vm, GUNYAH_VM_START))
 		die(true, "GUNYAH_VM_START");
 
-	for (unsigned int i = 0; i < nr_vcpus; i++)
-		if (pthread_create(&vcpus[i].thread, NULL, vcpu_thread, &vcpus[i]))
-			die(false, "cannot start the thread of vCPU %u", i);
-	__atomic_store_n(&threads_started, 1, __ATOMIC_SEQ_CST);
-	if (__atomic_load_n(&failed, __ATOMIC_SEQ_CST))
-		kick_all();
-	for (unsigned int i = 0; i < nr_vcpus; i++)
-		pthread_join(vcpus[i].thread, NULL);
+	status = run_vcpus(vcpus, opt.vcpus, &gunyah_vcpu_ops);
 
 	/* Teardown in reverse order of creation. */
 	virtio_console_stop();
-	for (unsigned int i = nr_vcpus; i-- > 0;) {
-		munmap(vcpus[i].run, vcpus[i].run_size);
-		close(vcpus[i].fd);
-	}
+	close_vcpus(vcpus, opt.vcpus);
 	munmap(window, SHARED_SIZE);
 	close(shared_gmem);
 	close(notify);
@@ -304,5 +225,5 @@ int main(int argc, char **argv)
 	close(vm);
 	close(dev);
 	fflush(stdout);
-	return powered_off && !failed ? 0 : 1;
+	return status;
 }

@@ -21,16 +21,8 @@
  * vCPU cannot go on; 2 for bad usage, or a guest or DTB that cannot be
  * read (common.c).
  */
-#include <errno.h>
-#include <fcntl.h>
 #include <linux/gzvm.h>
-#include <pthread.h>
-#include <signal.h>
-#include <stdarg.h>
 #include <stdio.h>
-#include <stdlib.h>
-#include <string.h>
-#include <sys/eventfd.h>
 #include <sys/ioctl.h>
 #include <sys/mman.h>
 #include <unistd.h>
@@ -50,18 +42,8 @@
 #define REG_PC CORE_REG(64)
 #define REG_PSTATE CORE_REG(66)
 
-struct vcpu {
-	unsigned int id;
-	int fd;
-	struct gzvm_vcpu_run run;
-	pthread_t thread;
-};
-
 static struct vcpu vcpus[MAX_VCPUS];
-static unsigned int nr_vcpus;
-static int threads_started; /* every vCPU thread exists: kick_all may signal them */
-static int failed; /* a vCPU could not go on: the others are kicked */
-static int powered_off;
+static struct gzvm_vcpu_run runs[MAX_VCPUS]; /* the VMM's own: GZVM_RUN copies them in and out */
 
 static void create_device(int vm, __u32 type, uint64_t addr, uint64_t size)
 {
@@ -105,15 +87,6 @@ static void bind_virtio_console(int vm, int irqfd, int notify)
 		die(true, "GZVM_IOEVENTFD");
 }
 
-static int new_eventfd(void)
-{
-	int fd = eventfd(0, EFD_CLOEXEC);
-
-	if (fd < 0)
-		die(true, "eventfd");
-	return fd;
-}
-
 static void set_reg(int fd, uint64_t id, uint64_t value)
 {
 	struct gzvm_one_reg reg = { .id = id, .addr = (uintptr_t)&value };
@@ -122,116 +95,73 @@ static void set_reg(int fd, uint64_t id, uint64_t value)
 		die(true, "GZVM_SET_ONE_REG %#llx", (unsigned long long)id);
 }
 
-/*
- * Every vCPU out of its run: immediate_exit for the next one, a signal for
- * this one (GZVM_RUN copies the struct back, so the flag is set each time
- * before a run as well).
- */
-static void kick_all(void)
-{
-	if (!__atomic_load_n(&threads_started, __ATOMIC_SEQ_CST))
-		return; /* main kicks them once they exist */
-	for (unsigned int i = 0; i < nr_vcpus; i++) {
-		vcpus[i].run.immediate_exit = 1;
-		pthread_kill(vcpus[i].thread, KICK_SIGNAL);
-	}
-}
-
-/* The first problem: one line on stderr, and every vCPU stops (later ones say nothing). */
-static void __attribute__((format(printf, 2, 3))) fail(unsigned int id, const char *fmt, ...)
-{
-	va_list ap;
-
-	if (__atomic_exchange_n(&failed, 1, __ATOMIC_SEQ_CST))
-		return;
-	fflush(stdout);
-	fprintf(stderr, "gzvm-vmm: vCPU %u: ", id);
-	va_start(ap, fmt);
-	vfprintf(stderr, fmt, ap);
-	va_end(ap);
-	fputc('\n', stderr);
-	kick_all();
-}
-
 static void handle_mmio(struct gzvm_vcpu_run *run)
 {
-	uint64_t value = 0;
-	unsigned int len = run->mmio.size < 8 ? run->mmio.size : 8;
-
-	if (run->mmio.is_write) {
-		memcpy(&value, run->mmio.data, len);
-		mmio_write(run->mmio.phys_addr, len, value);
-		return;
-	}
-	if (!mmio_read(run->mmio.phys_addr, len, &value))
-		value = 0; /* GZVM_RUN cannot refuse an access */
-	if (len < 8)
-		value &= (1ULL << (8 * len)) - 1;
-	memcpy(run->mmio.data, &value, sizeof(run->mmio.data));
+	/* GZVM_RUN cannot refuse an access: a read of no device gets 0 */
+	mmio_exit(run->mmio.phys_addr, run->mmio.size, run->mmio.is_write, run->mmio.data);
 }
 
 /* false: the VM is down, this vCPU is done. */
 static bool handle_system_event(struct vcpu *vcpu)
 {
-	switch (vcpu->run.system_event.type) {
+	struct gzvm_vcpu_run *run = vcpu->run;
+
+	switch (run->system_event.type) {
 	case GZVM_SYSTEM_EVENT_SHUTDOWN:
-		__atomic_store_n(&powered_off, 1, __ATOMIC_SEQ_CST);
+		guest_powered_off();
 		return false;
 	case GZVM_SYSTEM_EVENT_CRASH:
-		fail(vcpu->id, "the VM crashed");
+		vcpu_fail(vcpu, "the VM crashed");
 		return false;
 	default:
-		fail(vcpu->id, "system event %u", vcpu->run.system_event.type);
+		vcpu_fail(vcpu, "system event %u", run->system_event.type);
 		return false;
 	}
 }
 
-static void *vcpu_thread(void *arg)
+/*
+ * GZVM_RUN copies the struct back, so immediate_exit set by a kick during
+ * the run is lost; the vCPU loop looks for a failure before each run.
+ */
+static int vcpu_run(struct vcpu *vcpu)
 {
-	struct vcpu *vcpu = arg;
-	struct gzvm_vcpu_run *run = &vcpu->run;
-
-	while (!__atomic_load_n(&failed, __ATOMIC_SEQ_CST)) {
-		if (ioctl(vcpu->fd, GZVM_RUN, run) < 0) {
-			if (errno != EINTR)
-				fail(vcpu->id, "GZVM_RUN: %s", strerror(errno));
-			continue;
-		}
-		switch (run->exit_reason) {
-		case GZVM_EXIT_MMIO:
-			handle_mmio(run);
-			break;
-		case GZVM_EXIT_SYSTEM_EVENT:
-			if (!handle_system_event(vcpu))
-				return NULL;
-			break;
-		case GZVM_EXIT_EXCEPTION:
-			fail(vcpu->id, "exception %u at guest address %#llx", run->exception.exception,
-			     (unsigned long long)run->exception.fault_gpa);
-			return NULL;
-		default:
-			fail(vcpu->id, "exit reason %#x", run->exit_reason);
-			return NULL;
-		}
-	}
-	return NULL;
+	return ioctl(vcpu->fd, GZVM_RUN, vcpu->run);
 }
+
+static bool vcpu_exit(struct vcpu *vcpu)
+{
+	struct gzvm_vcpu_run *run = vcpu->run;
+
+	switch (run->exit_reason) {
+	case GZVM_EXIT_MMIO:
+		handle_mmio(run);
+		return true;
+	case GZVM_EXIT_SYSTEM_EVENT:
+		return handle_system_event(vcpu);
+	case GZVM_EXIT_EXCEPTION:
+		vcpu_fail(vcpu, "exception %u at guest address %#llx", run->exception.exception,
+			  (unsigned long long)run->exception.fault_gpa);
+		return false;
+	default:
+		vcpu_fail(vcpu, "exit reason %#x", run->exit_reason);
+		return false;
+	}
+}
+
+static const struct vcpu_ops gzvm_vcpu_ops = {
+	.run_name = "GZVM_RUN",
+	.run = vcpu_run,
+	.exit = vcpu_exit,
+};
 
 int main(int argc, char **argv)
 {
 	struct options opt;
 	struct guest guest;
-	int dev, vm, irqfd, notify;
+	int dev, vm, irqfd, notify, status;
 	uint8_t *ram, *window;
 
-	parse_options(argc, argv, MAX_VCPUS, &opt);
-	read_guest(&opt, &guest);
-	setvbuf(stdout, NULL, _IOLBF, 0);
-	kick_handler_install();
-
-	dev = open("/dev/gzvm", O_RDWR | O_CLOEXEC);
-	if (dev < 0)
-		die(true, "/dev/gzvm");
+	dev = vmm_init(argc, argv, MAX_VCPUS, "/dev/gzvm", &opt, &guest);
 	vm = ioctl(dev, GZVM_CREATE_VM, VM_TYPE_LINUX);
 	if (vm < 0)
 		die(true, "GZVM_CREATE_VM");
@@ -249,12 +179,13 @@ int main(int argc, char **argv)
 	notify = new_eventfd();
 	bind_virtio_console(vm, irqfd, notify);
 
-	nr_vcpus = opt.vcpus;
-	for (unsigned int i = 0; i < nr_vcpus; i++) {
+	for (unsigned int i = 0; i < opt.vcpus; i++) {
 		vcpus[i].id = i;
 		vcpus[i].fd = ioctl(vm, GZVM_CREATE_VCPU, i);
 		if (vcpus[i].fd < 0)
 			die(true, "GZVM_CREATE_VCPU %u", i);
+		vcpus[i].run = &runs[i];
+		vcpus[i].immediate_exit = &runs[i].immediate_exit;
 	}
 	set_reg(vcpus[0].fd, REG_PSTATE, PSTATE_EL1H_DAIF);
 	set_reg(vcpus[0].fd, REG_PC, guest.entry);
@@ -262,19 +193,11 @@ int main(int argc, char **argv)
 	set_reg(vcpus[0].fd, REG_X(1), opt.vcpus);
 	virtio_console_start(window, irqfd, notify);
 
-	for (unsigned int i = 0; i < nr_vcpus; i++)
-		if (pthread_create(&vcpus[i].thread, NULL, vcpu_thread, &vcpus[i]))
-			die(false, "cannot start the thread of vCPU %u", i);
-	__atomic_store_n(&threads_started, 1, __ATOMIC_SEQ_CST);
-	if (__atomic_load_n(&failed, __ATOMIC_SEQ_CST))
-		kick_all();
-	for (unsigned int i = 0; i < nr_vcpus; i++)
-		pthread_join(vcpus[i].thread, NULL);
+	status = run_vcpus(vcpus, opt.vcpus, &gzvm_vcpu_ops);
 
 	/* Teardown in reverse order of creation; closing the VM unpins its memory. */
 	virtio_console_stop();
-	for (unsigned int i = nr_vcpus; i-- > 0;)
-		close(vcpus[i].fd);
+	close_vcpus(vcpus, opt.vcpus);
 	close(notify);
 	close(irqfd);
 	close(vm);
@@ -282,5 +205,5 @@ int main(int argc, char **argv)
 	munmap(ram, opt.mem);
 	close(dev);
 	fflush(stdout);
-	return powered_off && !failed ? 0 : 1;
+	return status;
 }

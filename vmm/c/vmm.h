@@ -1,8 +1,10 @@
 /* SPDX-License-Identifier: GPL-2.0-only */
 /*
- * What the two sample VMMs (gunyah-vmm.c, gzvm-vmm.c) share: the machine
- * they give the guest, their command line, the guest loader and the
- * devices they serve on MMIO exits.
+ * What the sample VMMs (gunyah-vmm.c, gunyah-ack-vmm.c, gzvm-vmm.c) share:
+ * the machine they give the guest, their command line, the guest loader,
+ * the vCPU threads and the devices they serve on MMIO exits. Each VMM
+ * file holds only its driver's calls: how to make the VM, its memory and
+ * vCPUs, how to run a vCPU and what its exits mean (struct vcpu_ops).
  *
  * The machine: RAM at RAM_BASE, the DTB in its last DTB_ROOM bytes, a
  * PL011 console at UART_BASE, a virtio-mmio console at VIRTIO_BASE (SPI
@@ -13,7 +15,9 @@
 #ifndef VMM_H
 #define VMM_H
 
+#include <pthread.h>
 #include <stdbool.h>
+#include <stddef.h>
 #include <stdint.h>
 
 #define RAM_BASE 0x80000000ULL
@@ -63,11 +67,68 @@ void read_guest(const struct options *opt, struct guest *guest);
 void load_guest(const struct guest *guest, uint8_t *ram);
 
 /*
+ * What every VMM's main does first: parse argv (at most max_vcpus), read
+ * the guest, line-buffer stdout, install the kick handler, then open
+ * device. Returns the device's fd; bad input exits 2 before the device is
+ * opened, a device that cannot be opened exits 1.
+ */
+int vmm_init(int argc, char **argv, unsigned int max_vcpus, const char *device,
+	     struct options *opt, struct guest *guest);
+
+/* A new eventfd, close-on-exec (else die). */
+int new_eventfd(void);
+
+/* One vCPU of the VM, run by a thread of its own (common.c). */
+struct vcpu {
+	unsigned int id;
+	int fd;
+	void *run; /* the driver's run struct: its mmap'ed page, or the VMM's own */
+	size_t run_size; /* the mapping's size; 0 when run is the VMM's own */
+	uint8_t *immediate_exit; /* the run struct's flag: 1, the next run returns at once */
+	pthread_t thread;
+};
+
+/* What a driver's vCPU does; the loop around it is common.c's. */
+struct vcpu_ops {
+	const char *run_name; /* the run ioctl's name, for its errors */
+	int (*run)(struct vcpu *vcpu); /* one run: the ioctl's return (-1 and errno) */
+	bool (*exit)(struct vcpu *vcpu); /* the exit of a run: false, this vCPU is done */
+};
+
+/*
+ * Run vcpus[0..nr) until each is done or one fails, one thread each, and
+ * join them. Returns the VMM's exit status: 0 when the guest powered off
+ * and no vCPU failed, else 1.
+ */
+int run_vcpus(struct vcpu *vcpus, unsigned int nr, const struct vcpu_ops *ops);
+
+/*
+ * From a vCPU thread, the first problem: "PROG: vCPU N: message" on
+ * stderr and every vCPU stops; later problems say nothing.
+ */
+void vcpu_fail(const struct vcpu *vcpu, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+
+/* The guest powered off cleanly (an exit handler says so; later exits may ask). */
+void guest_powered_off(void);
+bool guest_is_off(void);
+
+/* Unmap the run pages of vcpus[0..nr) (where mapped) and close their fds, last first. */
+void close_vcpus(struct vcpu *vcpus, unsigned int nr);
+
+/*
  * The devices at their guest addresses, for a vCPU thread's MMIO exit.
  * false: no device there (the guest gets an abort). Thread-safe.
  */
 bool mmio_read(uint64_t addr, unsigned int len, uint64_t *value);
 bool mmio_write(uint64_t addr, unsigned int len, uint64_t value);
+
+/*
+ * An MMIO exit's access on its run struct's 8 data bytes (len is capped at
+ * 8): a write takes len bytes from data; a read leaves the value in data,
+ * its len bytes and zeroes above (0 where no device answers). Returns
+ * whether a device answered.
+ */
+bool mmio_exit(uint64_t addr, unsigned int len, bool is_write, uint8_t data[8]);
 
 /* The virtio console (virtio.c): its registers, served on MMIO exits. */
 uint64_t virtio_mmio_read(uint64_t offset);

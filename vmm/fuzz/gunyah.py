@@ -16,10 +16,9 @@ from hypothesis.stateful import precondition, rule
 import kernel
 from uapi.linux import gunyah as gh
 from vmm.fuzz.check import ALLOWED
-from vmm.fuzz.machine import IoctlMachine, Src, value_text
+from vmm.fuzz.machine import BAD_POINTERS, U32, IoctlMachine, Src, value_text
 from vmm.fuzz.vms import RW_SHARE, RWX_LEND, gunyah_vm
 
-U32 = st.sampled_from([0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 0x7FFF_FFFF, 0xFFFF_FFFF])
 U64 = st.sampled_from(
     [
         0,
@@ -37,7 +36,6 @@ U64 = st.sampled_from(
         0xFFFF_FFFF_FFFF_FFFF,
     ]
 )
-BAD_POINTERS = st.sampled_from([0, 8, 0xFFFF_FFFF_FFFF_F000, -1])
 REQUESTS = sorted(ALLOWED["gunyah"])
 NO_ARG = ("GUNYAH_VM_START", "GUNYAH_VCPU_RUN", "GUNYAH_VCPU_MMAP_SIZE")
 MAX_VMS = 2  # VMs built right in one example

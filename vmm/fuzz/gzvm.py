@@ -19,7 +19,7 @@ from hypothesis.stateful import precondition, rule
 import kernel
 from uapi.linux import gzvm as gz
 from vmm.fuzz.check import ALLOWED
-from vmm.fuzz.machine import IoctlMachine, Src, value_text
+from vmm.fuzz.machine import BAD_POINTERS, U32, IoctlMachine, Src, value_text
 from vmm.fuzz.vms import (
     ANONYMOUS,
     MMIO,
@@ -32,7 +32,6 @@ from vmm.fuzz.vms import (
 )
 
 MAX_VMS = 4  # VMs of one example (EL2 has 32 vm_ids)
-U32 = st.sampled_from([0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 0x7FFF_FFFF, 0xFFFF_FFFF])
 U64 = st.sampled_from(
     [
         0,
@@ -51,7 +50,6 @@ U64 = st.sampled_from(
         0xFFFF_FFFF_FFFF_FFFF,
     ]
 )
-BAD_POINTERS = st.sampled_from([0, 8, 0xFFFF_FFFF_FFFF_F000, -1])
 CAPS = st.sampled_from(
     [
         gz.GZVM_CAP_VM_GPA_SIZE,

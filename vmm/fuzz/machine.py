@@ -25,6 +25,10 @@ from hypothesis.stateful import RuleBasedStateMachine, invariant, rule
 
 from vmm.fuzz.check import Checker
 
+# syzkaller-style values of both machines: 32-bit ids, labels and flags; pointers nothing maps
+U32 = st.sampled_from([0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 0x7FFF_FFFF, 0xFFFF_FFFF])
+BAD_POINTERS = st.sampled_from([0, 8, 0xFFFF_FFFF_FFFF_F000, -1])
+
 
 class Src(int):
     """An int argument whose value is only known in this process (a user address):
