@@ -460,3 +460,20 @@ def test_trace_shows_the_programs_ioctls(native):
     res = gunyah_sim("exec", "--trace", "--", str(native["driver"]), stdin=script)
     assert res.returncode == 0, res.stderr
     assert re.search(r"ioctl\(\d+, GUNYAH_CREATE_VM, 0\) = \d+", res.stderr)
+
+
+@pytest.fixture(scope="module")
+def edges(tmp_path_factory):
+    """tests/native/edges.c, built once."""
+    return build("edges", tmp_path_factory.mktemp("edges"), "-lpthread")
+
+
+def exec_edges(edges, *args: str, hypervisor: str = "gunyah") -> subprocess.CompletedProcess:
+    return gunyah_sim("exec", "--hypervisor", hypervisor, "--", str(edges), *args, timeout=300)
+
+
+def test_threads_mapping_and_unmapping_at_once_keep_the_model_whole(edges):
+    # one thread's freed address is another's next mapping: the model's unmap
+    # must be done before the program's address is free
+    res = exec_edges(edges, "mmrace", "3")
+    assert (res.returncode, res.stdout, res.stderr) == (0, "mmrace: ok\n", "")

@@ -539,14 +539,15 @@ void *mmap(void *addr, size_t len, int prot, int flags, int fd, off_t off)
 void *mmap64(void *addr, size_t len, int prot, int flags, int fd, off_t off)
 	__attribute__((alias("mmap")));
 
+/*
+ * The model's unmap comes first: once the real munmap frees the address,
+ * another thread's mmap may get it, and the model must not hold it then.
+ */
 int munmap(void *addr, size_t len)
 {
-	int model = forget_map((uintptr_t)addr, len);
-	int ret = get_munmap()(addr, len);
-
-	if (model)
+	if (forget_map((uintptr_t)addr, len))
 		model_munmap((uintptr_t)addr);
-	return ret;
+	return get_munmap()(addr, len);
 }
 
 /* the last reference may be gone: the server releases the file before it answers */
