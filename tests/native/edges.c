@@ -3,11 +3,15 @@
  * Each prints one line a test compares; exit status 0 unless noted.
  *
  *   mmrace N      N threads, each mmap/munmap of its own guest_memfd 1000 times
+ *   gzslot N      a GenieZone memslot over the program's own memory:
+ *                 1 a kernel address; 2 8K of a 12K mapping, then all 12K;
+ *                 3 a PROT_READ page, then a write to it; 4 the program's text
  */
 #define _GNU_SOURCE
 #include <errno.h>
 #include <fcntl.h>
 #include <pthread.h>
+#include <setjmp.h>
 #include <signal.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -58,6 +62,64 @@ static int mmrace(int n)
 	return 0;
 }
 
+static sigjmp_buf fault_jump;
+
+static void on_fault(int sig)
+{
+	siglongjmp(fault_jump, sig);
+}
+
+__attribute__((noinline)) static int text_probe(int x)
+{
+	return x * 3 + 1;
+}
+
+static int memslot(int vm, uintptr_t addr, uint64_t size)
+{
+	struct gzvm_userspace_memory_region r = {
+		.guest_phys_addr = 0x80000000, .memory_size = size, .userspace_addr = addr
+	};
+
+	errno = 0;
+	return ioctl(vm, GZVM_SET_USER_MEMORY_REGION, &r) ? errno : 0;
+}
+
+static int gzslot(int n)
+{
+	struct sigaction sa = { .sa_handler = on_fault };
+	int gz = open("/dev/gzvm", O_RDWR), vm = ioctl(gz, GZVM_CREATE_VM, 0);
+	char *m;
+
+	sigaction(SIGSEGV, &sa, NULL);
+	if (n == 1)
+		printf("gzslot: %d\n", memslot(vm, (uintptr_t)-4096, 8192));
+	if (n == 2) {
+		m = mmap(NULL, 3 * 4096, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+		m[0] = 7;
+		printf("gzslot: %d", memslot(vm, (uintptr_t)m, 8192));
+		printf(" %d %d\n", memslot(vm, (uintptr_t)m, 3 * 4096), m[0]);
+	}
+	if (n == 3) {
+		m = mmap(NULL, 4096, PROT_READ, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+		printf("gzslot: %d", memslot(vm, (uintptr_t)m, 4096));
+		if (!sigsetjmp(fault_jump, 1)) {
+			*(volatile char *)m = 1;
+			printf(" written\n");
+		} else {
+			printf(" SIGSEGV\n");
+		}
+	}
+	if (n == 4) {
+		uintptr_t page = (uintptr_t)text_probe & ~(uintptr_t)4095;
+
+		printf("gzslot: %d", memslot(vm, page, 4096));
+		printf(" %d\n", text_probe(2));
+	}
+	close(vm);
+	close(gz);
+	return 0;
+}
+
 int main(int argc, char **argv)
 {
 	const char *cmd = argc > 1 ? argv[1] : "";
@@ -66,6 +128,8 @@ int main(int argc, char **argv)
 	setvbuf(stdout, NULL, _IONBF, 0);
 	if (!strcmp(cmd, "mmrace"))
 		return mmrace(n);
+	if (!strcmp(cmd, "gzslot"))
+		return gzslot(n);
 	fprintf(stderr, "edges: unknown command %s\n", cmd);
 	return 2;
 }

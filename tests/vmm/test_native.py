@@ -477,3 +477,17 @@ def test_threads_mapping_and_unmapping_at_once_keep_the_model_whole(edges):
     # must be done before the program's address is free
     res = exec_edges(edges, "mmrace", "3")
     assert (res.returncode, res.stdout, res.stderr) == (0, "mmrace: ok\n", "")
+
+
+@pytest.mark.parametrize(
+    "case, expected",
+    [
+        ("1", f"gzslot: {errno.EFAULT}"),  # a kernel address: no VMA of the program
+        ("2", f"gzslot: {errno.EINVAL} 0 7"),  # the VMA is 12K: only 12K is a memslot
+        ("3", "gzslot: 0 SIGSEGV"),  # the page stays read-only
+        ("4", f"gzslot: {errno.EFAULT} 7"),  # text is not adopted, and still runs
+    ],
+)
+def test_a_gzvm_memslot_adopts_exactly_the_programs_anonymous_vma(edges, case, expected):
+    res = exec_edges(edges, "gzslot", case, hypervisor="geniezone")
+    assert (res.returncode, res.stdout, res.stderr) == (0, expected + "\n", "")

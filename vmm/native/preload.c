@@ -287,9 +287,10 @@ static int recv_reply(struct reply *rp, void *data, size_t cap, size_t *got, int
 }
 
 /*
- * Adoption: the server made [b1, b1+b2) of our own memory the model's (memfd at
- * offset b3). Copy what is there into the memfd, then map it over the same
- * range: contents and address unchanged for the program. The copy goes through
+ * Adoption: the server made [b1, b1+b2), one whole VMA of our own anonymous
+ * memory, the model's (memfd at offset b3). Copy what is there into the memfd,
+ * then map it over the same range with the VMA's protection b0: contents,
+ * address and access unchanged for the program. The copy goes through
  * process_vm_readv on ourselves, so a range that is not mapped is an error
  * (the ioctl's EFAULT), never a crash.
  */
@@ -306,8 +307,8 @@ static void mapfix(const struct reply *rp, int memfd)
 	} else {
 		if (process_vm_readv(getpid(), &local, 1, &remote, 1, 0) != (ssize_t)len)
 			ack.a[0] = EFAULT;
-		else if (get_mmap()(addr, len, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_FIXED,
-				    memfd, rp->b[3]) == MAP_FAILED)
+		else if (get_mmap()(addr, len, (int)rp->b[0], MAP_SHARED | MAP_FIXED, memfd,
+				    rp->b[3]) == MAP_FAILED)
 			ack.a[0] = errno;
 		else
 			remember_map((uintptr_t)addr, len);

@@ -309,28 +309,40 @@ class Server:
             self.host.munmap(mapping)
 
     def _adopt(self, addr: int, length: int) -> bool:
-        """The model found no mapping at [addr, addr+length) of the program: make its
-        own memory there the model's (anonymous memory of the model, with the
-        program's bytes, mapped shared over the same range). False if the range is
-        not the program's memory, or this thread serves no program."""
+        """The model found no mapping at ``addr`` (of the ``length`` bytes a driver
+        wants): make the program's own VMAs there the model's, each whole, with its
+        protection (anonymous memory of the model, with the program's bytes, mapped
+        shared over the same range), so a driver sees the VMA the program's kernel
+        has. Only anonymous, accessible VMAs are adopted, from the one holding
+        ``addr`` up to the first gap or other VMA; False if not even that one (no
+        VMA there, a file's mapping, PROT_NONE), or if this thread serves no program."""
         channel = getattr(self.local, "channel", None)
-        if channel is None or length <= 0 or addr % PAGE_SIZE or length % PAGE_SIZE:
+        if channel is None or length <= 0:
             return False
+        adopted = addr
+        for start, end, prot in _anonymous_vmas(channel.pid, addr, addr + length):
+            if start > adopted or self.host.mm.holes(start, end) != [(start, end - start)]:
+                break
+            if not self._adopt_vma(channel, start, end - start, prot):
+                break
+            adopted = end
+        return adopted > addr
+
+    def _adopt_vma(self, channel: Channel, start: int, length: int, prot: int) -> bool:
         try:
-            mapping = self.host.mmap(-1, length, 3, mmap.MAP_SHARED | 0x20, 0, at=addr)
+            mapping = self.host.mmap(-1, length, prot, mmap.MAP_SHARED | 0x20, 0, at=start)
         except OSError:
             return False
         memfd, offset = self.host.backing(mapping)
-        _send(channel.sock, _reply(0, 0, (0, addr, length, offset), wire.REPLY_MAPFIX), memfd)
+        _send(channel.sock, _reply(0, 0, (prot, start, length, offset), wire.REPLY_MAPFIX), memfd)
         data, fd = _recv(channel.sock, wire.REQUEST.size)
         if fd is not None:
             os.close(fd)
-        ok = len(data) == wire.REQUEST.size and wire.REQUEST.unpack(data)[2] == 0
-        if not ok:
+        if len(data) != wire.REQUEST.size or wire.REQUEST.unpack(data)[2] != 0:
             self.host.munmap(mapping)
             return False
         with self.lock:
-            self.mappings[addr] = mapping
+            self.mappings[start] = mapping
         return True
 
     def _revoke(self, mapping, offset: int, length: int) -> None:
@@ -384,6 +396,31 @@ class Server:
         self.control.close()
         os.close(self.wake_r)
         os.close(self.wake_w)
+
+
+def _anonymous_vmas(pid: int, addr: int, end: int) -> list[tuple[int, int, int]]:
+    """(start, end, prot) of each VMA of process ``pid`` that overlaps [addr, end),
+    in order, up to the first that is not anonymous memory (a file's mapping, the
+    stack, the vDSO) or has no access."""
+    vmas = []
+    with open(f"/proc/{pid}/maps") as maps:
+        for line in maps:
+            fields = line.split(maxsplit=5)
+            start, stop = (int(x, 16) for x in fields[0].split("-"))
+            if stop <= addr or start >= end:
+                continue
+            path = fields[5].strip() if len(fields) > 5 else ""
+            perms = zip(fields[1][:3], _PROT_BITS, strict=True)
+            prot = sum(bit for flag, bit in perms if flag != "-")
+            if int(fields[4]) or (path not in ("", "[heap]") and not path.startswith("[anon:")):
+                break
+            if not prot:
+                break
+            vmas.append((start, stop, prot))
+    return vmas
+
+
+_PROT_BITS = (mmap.PROT_READ, mmap.PROT_WRITE, mmap.PROT_EXEC)
 
 
 class _Closing(int):
