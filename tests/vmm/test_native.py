@@ -491,3 +491,17 @@ def test_threads_mapping_and_unmapping_at_once_keep_the_model_whole(edges):
 def test_a_gzvm_memslot_adopts_exactly_the_programs_anonymous_vma(edges, case, expected):
     res = exec_edges(edges, "gzslot", case, hypervisor="geniezone")
     assert (res.returncode, res.stdout, res.stderr) == (0, expected + "\n", "")
+
+
+def test_a_model_call_from_a_handler_inside_a_model_call_is_eio_not_a_hang(native):
+    code, dtb = _guest_files(native, "b .", 1)
+    res = gunyah_sim("exec", "--", str(native["vcpus"]), str(code), str(dtb), "1", "nested")
+    assert (res.returncode, res.stdout) == (0, f"vcpu 0: -1 {errno.EINTR}\nhandler: {errno.EIO}\n")
+    assert len(res.stderr.splitlines()) == 1, res.stderr
+
+
+def test_vcpu_run_whose_sockets_were_replaced_ends_with_eio_on_a_signal(native):
+    code, dtb = _guest_files(native, "b .", 1)
+    res = gunyah_sim("exec", "--", str(native["vcpus"]), str(code), str(dtb), "1", "broken")
+    assert (res.returncode, res.stdout) == (0, f"vcpu 0: -1 {errno.EIO}\n")
+    assert res.stderr.count("\n") == 1 and "EIO" in res.stderr, res.stderr

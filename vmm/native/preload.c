@@ -88,6 +88,7 @@ static char *device;
 static pthread_key_t chan_key;
 static __thread int chan = -1;
 static __thread uint32_t seq;
+static __thread int in_call; /* a handler's call would wait on our reply */
 
 #define REAL(ret, name, ...)                                                   \
 	static ret (*real_##name)(__VA_ARGS__);                                \
@@ -118,6 +119,21 @@ static int real_openat_call(int dirfd, const char *path, int flags, mode_t mode)
 	if (!real_openat_fn)
 		real_openat_fn = dlsym(RTLD_NEXT, "openat");
 	return real_openat_fn(dirfd, path, flags, mode);
+}
+
+/*
+ * A handler that interrupted a model call of its thread may not make one: the
+ * thread's channel is awaiting the first call's reply.
+ */
+static int nested_call(void)
+{
+	static int said;
+
+	if (!__atomic_exchange_n(&said, 1, __ATOMIC_RELAXED))
+		fprintf(stderr, "gunyah-sim: a model call from a signal handler inside another "
+				"model call of the same thread fails with EIO\n");
+	errno = EIO;
+	return -1;
 }
 
 static int gone(void)
@@ -347,10 +363,13 @@ static int64_t call(struct request *rq, const void *extra, size_t len, void *out
 	struct reply rp;
 
 	*fd = -1;
+	if (in_call)
+		return nested_call();
 	if (chan < 0 && open_chan())
 		return -1;
 	sigfillset(&all);
 	pthread_sigmask(SIG_SETMASK, &all, &old);
+	in_call = 1;
 	rq->seq = ++seq;
 	if (sendmsg(chan, &mh, MSG_NOSIGNAL) < 0)
 		goto dead;
@@ -362,7 +381,8 @@ static int64_t call(struct request *rq, const void *extra, size_t len, void *out
 			if (errno != EINTR)
 				goto dead;
 			/* a handler ran: the request in the model is interrupted too */
-			send(ctl_fd, &intr, sizeof(intr), MSG_NOSIGNAL);
+			if (send(ctl_fd, &intr, sizeof(intr), MSG_NOSIGNAL) != sizeof(intr))
+				goto dead;
 			continue;
 		}
 		if (recv_reply(&rp, out, cap, got, fd))
@@ -378,6 +398,7 @@ static int64_t call(struct request *rq, const void *extra, size_t len, void *out
 		}
 		break;
 	}
+	in_call = 0;
 	pthread_sigmask(SIG_SETMASK, &old, NULL);
 	memcpy(rq->a, rp.b, sizeof(rp.b)); /* the reply's extra values, for the caller */
 	if (rp.err) {
@@ -386,6 +407,7 @@ static int64_t call(struct request *rq, const void *extra, size_t len, void *out
 	}
 	return rp.ret;
 dead:
+	in_call = 0;
 	pthread_sigmask(SIG_SETMASK, &old, NULL);
 	return gone();
 }
