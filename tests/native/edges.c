@@ -6,6 +6,8 @@
  *   gzslot N      a GenieZone memslot over the program's own memory:
  *                 1 a kernel address; 2 8K of a 12K mapping, then all 12K;
  *                 3 a PROT_READ page, then a write to it; 4 the program's text
+ *   scm           a VM fd passed over a unix socket (SCM_RIGHTS), to a forked
+ *                 child and to the program itself: each one's ioctl errno
  */
 #define _GNU_SOURCE
 #include <errno.h>
@@ -21,6 +23,7 @@
 #include <sys/mman.h>
 #include <sys/socket.h>
 #include <sys/syscall.h>
+#include <sys/wait.h>
 #include <unistd.h>
 #include <linux/gunyah.h>
 #include <linux/gzvm.h>
@@ -120,6 +123,60 @@ static int gzslot(int n)
 	return 0;
 }
 
+static void send_fd(int sock, int fd)
+{
+	char byte = 0, cbuf[CMSG_SPACE(sizeof(int))] = { 0 };
+	struct iovec iov = { &byte, 1 };
+	struct msghdr mh = { .msg_iov = &iov, .msg_iovlen = 1, .msg_control = cbuf,
+			     .msg_controllen = sizeof(cbuf) };
+	struct cmsghdr *c = CMSG_FIRSTHDR(&mh);
+
+	c->cmsg_level = SOL_SOCKET;
+	c->cmsg_type = SCM_RIGHTS;
+	c->cmsg_len = CMSG_LEN(sizeof(int));
+	memcpy(CMSG_DATA(c), &fd, sizeof(int));
+	sendmsg(sock, &mh, 0);
+}
+
+static int recv_fd(int sock)
+{
+	char byte, cbuf[CMSG_SPACE(sizeof(int))];
+	struct iovec iov = { &byte, 1 };
+	struct msghdr mh = { .msg_iov = &iov, .msg_iovlen = 1, .msg_control = cbuf,
+			     .msg_controllen = sizeof(cbuf) };
+	int fd = -1;
+
+	if (recvmsg(sock, &mh, 0) > 0 && CMSG_FIRSTHDR(&mh))
+		memcpy(&fd, CMSG_DATA(CMSG_FIRSTHDR(&mh)), sizeof(int));
+	return fd;
+}
+
+/* a NULL config: EFAULT from the VM, ENOTTY from anything else */
+static int vm_errno(int fd)
+{
+	errno = 0;
+	ioctl(fd, GUNYAH_VM_SET_DTB_CONFIG, NULL);
+	return errno;
+}
+
+static int scm(void)
+{
+	int sv[2], vm, status;
+	pid_t child;
+
+	dev = open("/dev/gunyah", O_RDWR);
+	vm = ioctl(dev, GUNYAH_CREATE_VM, 0);
+	socketpair(AF_UNIX, SOCK_DGRAM, 0, sv);
+	child = fork();
+	if (!child)
+		_exit(vm_errno(recv_fd(sv[1])));
+	send_fd(sv[0], vm);
+	waitpid(child, &status, 0);
+	send_fd(sv[0], vm);
+	printf("scm: %d %d\n", WEXITSTATUS(status), vm_errno(recv_fd(sv[1])));
+	return 0;
+}
+
 int main(int argc, char **argv)
 {
 	const char *cmd = argc > 1 ? argv[1] : "";
@@ -128,6 +185,8 @@ int main(int argc, char **argv)
 	setvbuf(stdout, NULL, _IONBF, 0);
 	if (!strcmp(cmd, "mmrace"))
 		return mmrace(n);
+	if (!strcmp(cmd, "scm"))
+		return scm();
 	if (!strcmp(cmd, "gzslot"))
 		return gzslot(n);
 	fprintf(stderr, "edges: unknown command %s\n", cmd);

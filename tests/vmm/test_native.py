@@ -505,3 +505,12 @@ def test_vcpu_run_whose_sockets_were_replaced_ends_with_eio_on_a_signal(native):
     res = gunyah_sim("exec", "--", str(native["vcpus"]), str(code), str(dtb), "1", "broken")
     assert (res.returncode, res.stdout) == (0, f"vcpu 0: -1 {errno.EIO}\n")
     assert res.stderr.count("\n") == 1 and "EIO" in res.stderr, res.stderr
+
+
+def test_a_model_fd_received_over_a_unix_socket_is_the_model_file(edges):
+    res = exec_edges(edges, "scm")
+    assert (res.returncode, res.stdout, res.stderr) == (
+        0,
+        f"scm: {errno.EFAULT} {errno.EFAULT}\n",
+        "",
+    )

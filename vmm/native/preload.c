@@ -43,7 +43,7 @@
 #endif
 
 enum { OP_OPEN = 1, OP_IOCTL, OP_MMAP, OP_MUNMAP, OP_CLOSE, OP_READ, OP_WRITE, OP_POLL, OP_ACK,
-       OP_FALLOCATE };
+       OP_FALLOCATE, OP_LOOKUP };
 enum { CTL_HELLO = 1, CTL_INTR };
 enum { REPLY_DONE = 0, REPLY_MAPFIX, REPLY_REVOKE };
 
@@ -80,6 +80,7 @@ struct model_map {
 };
 
 static struct model_fd fds[FD_MAX];
+static uint64_t asked[FD_MAX]; /* st_ino of a socket the server said is no model file */
 static struct model_map maps[MAPS_MAX];
 static pthread_mutex_t maps_lock = PTHREAD_MUTEX_INITIALIZER;
 static int chans[CHANS_MAX]; /* every thread's channel + 1 (0: free slot) */
@@ -412,6 +413,32 @@ dead:
 	return gone();
 }
 
+/*
+ * model_id, and for a socket it does not know (a model fd that came over a
+ * unix socket, SCM_RIGHTS) the server's answer, kept: a socket is asked
+ * about once, any other fd never.
+ */
+static int64_t received_id(int fd)
+{
+	struct request rq = { OP_LOOKUP, 0, { 0 } };
+	int64_t id = model_id(fd);
+	struct stat st;
+	int none;
+
+	if (id >= 0 || fd < 0 || fd >= FD_MAX || fstat(fd, &st) || !S_ISSOCK(st.st_mode) ||
+	    __atomic_load_n(&asked[fd], __ATOMIC_ACQUIRE) == (uint64_t)st.st_ino || ctl_fd < 0)
+		return id;
+	rq.a[0] = (int64_t)st.st_dev;
+	rq.a[1] = (int64_t)st.st_ino;
+	id = call(&rq, NULL, 0, NULL, 0, NULL, &none);
+	if (id < 0) {
+		__atomic_store_n(&asked[fd], (uint64_t)st.st_ino, __ATOMIC_RELEASE);
+		return -1;
+	}
+	install(fd, id);
+	return id;
+}
+
 /* -------------------------------------------------------- interposers */
 
 static int model_open(const char *path, int flags)
@@ -494,7 +521,7 @@ int ioctl(int fd, unsigned long request, ...)
 	va_start(ap, request);
 	arg = va_arg(ap, void *);
 	va_end(ap);
-	id = model_id(fd);
+	id = received_id(fd);
 	if (id < 0)
 		return get_ioctl()(fd, request, arg);
 	rq.a[0] = id;
@@ -552,7 +579,7 @@ static void *model_mmap(int64_t id, void *addr, size_t len, int prot, int flags,
 
 void *mmap(void *addr, size_t len, int prot, int flags, int fd, off_t off)
 {
-	int64_t id = flags & MAP_ANONYMOUS ? -1 : model_id(fd);
+	int64_t id = flags & MAP_ANONYMOUS ? -1 : received_id(fd);
 
 	if (id < 0)
 		return get_mmap()(addr, len, prot, flags, fd, off);

@@ -24,7 +24,7 @@ from pathlib import Path
 from uapi import toolchain
 
 (OP_OPEN, OP_IOCTL, OP_MMAP, OP_MUNMAP, OP_CLOSE, OP_READ, OP_WRITE, OP_POLL, OP_ACK) = range(1, 10)
-OP_FALLOCATE = 10
+OP_FALLOCATE, OP_LOOKUP = 10, 11
 CTL_HELLO, CTL_INTR = 1, 2
 REPLY_DONE, REPLY_MAPFIX, REPLY_REVOKE = 0, 1, 2
 REQUEST = struct.Struct("=II6q")

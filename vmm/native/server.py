@@ -240,6 +240,8 @@ class Server:
             return self._new_file(self.host.open(self.device, args[0]), True)
         if op == wire.OP_CLOSE:
             return _reply(), None
+        if op == wire.OP_LOOKUP:
+            return _reply(self._received(args[0], args[1])), None
         if op == wire.OP_MUNMAP:
             self._munmap(args[0])
             return _reply(), None
@@ -265,6 +267,14 @@ class Server:
         with self.lock:
             if fd not in self.files:
                 raise OSError(errno.EBADF, os.strerror(errno.EBADF))
+        return fd
+
+    def _received(self, dev: int, ino: int) -> int:
+        """Our fd for the program's socket (``dev``, ``ino``) (a model fd it got
+        over a unix socket); ENOENT if it is none of ours."""
+        fd = self._file_of((dev & (1 << 64) - 1, ino & (1 << 64) - 1))
+        if fd is None:
+            raise OSError(errno.ENOENT, "not a model file")
         return fd
 
     def _file_of(self, key: tuple[int, int]) -> int | None:
