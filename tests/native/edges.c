@@ -8,6 +8,8 @@
  *                 3 a PROT_READ page, then a write to it; 4 the program's text
  *   scm           a VM fd passed over a unix socket (SCM_RIGHTS), to a forked
  *                 child and to the program itself: each one's ioctl errno
+ *   open          open's errno for /dev/gunyah with O_CREAT|O_EXCL, with
+ *                 O_DIRECTORY, and for /dev/gunyah/x
  */
 #define _GNU_SOURCE
 #include <errno.h>
@@ -177,6 +179,17 @@ static int scm(void)
 	return 0;
 }
 
+static int open_errno(const char *path, int flags)
+{
+	int fd;
+
+	errno = 0;
+	fd = open(path, flags, 0600);
+	if (fd >= 0)
+		close(fd);
+	return errno;
+}
+
 int main(int argc, char **argv)
 {
 	const char *cmd = argc > 1 ? argv[1] : "";
@@ -185,6 +198,12 @@ int main(int argc, char **argv)
 	setvbuf(stdout, NULL, _IONBF, 0);
 	if (!strcmp(cmd, "mmrace"))
 		return mmrace(n);
+	if (!strcmp(cmd, "open")) {
+		printf("open: %d %d %d\n", open_errno("/dev/gunyah", O_RDWR | O_CREAT | O_EXCL),
+		       open_errno("/dev/gunyah", O_RDONLY | O_DIRECTORY),
+		       open_errno("/dev/gunyah/x", O_RDWR));
+		return 0;
+	}
 	if (!strcmp(cmd, "scm"))
 		return scm();
 	if (!strcmp(cmd, "gzslot"))

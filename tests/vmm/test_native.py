@@ -514,3 +514,9 @@ def test_a_model_fd_received_over_a_unix_socket_is_the_model_file(edges):
         f"scm: {errno.EFAULT} {errno.EFAULT}\n",
         "",
     )
+
+
+def test_open_of_the_device_path_checks_flags_as_a_character_device(edges):
+    res = exec_edges(edges, "open")
+    expected = f"open: {errno.EEXIST} {errno.ENOTDIR} {errno.ENOTDIR}\n"
+    assert (res.returncode, res.stdout, res.stderr) == (0, expected, "")

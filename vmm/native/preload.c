@@ -441,13 +441,26 @@ static int64_t received_id(int fd)
 
 /* -------------------------------------------------------- interposers */
 
+/* the checks of a path walk and open that end at a character device */
+static int open_refused(const char *path, int flags)
+{
+	if (path[strlen(device)] == '/' || flags & O_DIRECTORY)
+		errno = ENOTDIR;
+	else if ((flags & (O_CREAT | O_EXCL)) == (O_CREAT | O_EXCL))
+		errno = EEXIST;
+	else
+		return 0;
+	return -1;
+}
+
 static int model_open(const char *path, int flags)
 {
 	struct request rq = { OP_OPEN, 0, { flags } };
 	int64_t id;
 	int fd;
 
-	(void)path;
+	if (open_refused(path, flags))
+		return -1;
 	id = call(&rq, NULL, 0, NULL, 0, NULL, &fd);
 	if (id < 0)
 		return -1;
@@ -457,9 +470,12 @@ static int model_open(const char *path, int flags)
 	return fd;
 }
 
+/* the device, or a path under it ("/dev/gunyah/x": ENOTDIR, as a device gives) */
 static int is_device(const char *path)
 {
-	return device && path && !strcmp(path, device);
+	size_t n = device ? strlen(device) : 0;
+
+	return n && path && !strncmp(path, device, n) && (path[n] == '\0' || path[n] == '/');
 }
 
 static mode_t mode_arg(int flags, va_list ap)
