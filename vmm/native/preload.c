@@ -16,7 +16,7 @@
  * arrives during the call runs its handler and is then reported to the server
  * (on the control socket), which interrupts the request in the model.
  *
- * The wire format is the one vmm/native/protocol.py describes.
+ * The wire format is the one vmm/native/preload.py describes.
  */
 #define _GNU_SOURCE
 #include <dlfcn.h>

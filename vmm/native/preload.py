@@ -6,7 +6,9 @@ write) on its own channel and gets replies (``REPLY``: ret, errno, kind,
 four int64 values, then the data of a read, maybe one descriptor by
 SCM_RIGHTS): any number of ``REPLY_MAPFIX`` (map a memfd over its own
 memory) and ``REPLY_REVOKE`` (map zeroed private pages over lent adopted
-memory), each answered by ``OP_ACK``, then one ``REPLY_DONE``. The control
+memory), each answered by ``OP_ACK``, then one ``REPLY_DONE``.
+``OP_LOOKUP`` (st_dev, st_ino of a socket the program holds) answers our
+name of the model file behind it, or ENOENT. The control
 socket carries ``CTL`` messages: a new thread's channel (``CTL_HELLO``,
 with the descriptor) and a signal that interrupted a request
 (``CTL_INTR``).
