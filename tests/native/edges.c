@@ -5,7 +5,8 @@
  *   mmrace N      N threads, each mmap/munmap of its own guest_memfd 1000 times
  *   gzslot N      a GenieZone memslot over the program's own memory:
  *                 1 a kernel address; 2 8K of a 12K mapping, then all 12K;
- *                 3 a PROT_READ page, then a write to it; 4 the program's text
+ *                 3 a PROT_READ page, then a write to it; 4 the program's text;
+ *                 5 8K of shared anonymous memory (its own VMA)
  *   scm           a VM fd passed over a unix socket (SCM_RIGHTS), to a forked
  *                 child and to the program itself: each one's ioctl errno
  *   open          open's errno for /dev/gunyah with O_CREAT|O_EXCL, with
@@ -119,6 +120,11 @@ static int gzslot(int n)
 
 		printf("gzslot: %d", memslot(vm, page, 4096));
 		printf(" %d\n", text_probe(2));
+	}
+	if (n == 5) {
+		m = mmap(NULL, 8192, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS, -1, 0);
+		m[4096] = 7;
+		printf("gzslot: %d %d\n", memslot(vm, (uintptr_t)m, 8192), m[4096]);
 	}
 	close(vm);
 	close(gz);

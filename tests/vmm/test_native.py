@@ -486,6 +486,7 @@ def test_threads_mapping_and_unmapping_at_once_keep_the_model_whole(edges):
         ("2", f"gzslot: {errno.EINVAL} 0 7"),  # the VMA is 12K: only 12K is a memslot
         ("3", "gzslot: 0 SIGSEGV"),  # the page stays read-only
         ("4", f"gzslot: {errno.EFAULT} 7"),  # text is not adopted, and still runs
+        ("5", "gzslot: 0 7"),  # shared anonymous memory is adopted, its bytes kept
     ],
 )
 def test_a_gzvm_memslot_adopts_exactly_the_programs_anonymous_vma(edges, case, expected):

@@ -410,8 +410,9 @@ class Server:
 
 def _anonymous_vmas(pid: int, addr: int, end: int) -> list[tuple[int, int, int]]:
     """(start, end, prot) of each VMA of process ``pid`` that overlaps [addr, end),
-    in order, up to the first that is not anonymous memory (a file's mapping, the
-    stack, the vDSO) or has no access."""
+    in order, up to the first that is neither anonymous memory nor a shared
+    mapping of shared memory (a memfd, SysV or POSIX shm) or has no access: a
+    file's mapping, the stack, the vDSO."""
     vmas = []
     with open(f"/proc/{pid}/maps") as maps:
         for line in maps:
@@ -420,17 +421,18 @@ def _anonymous_vmas(pid: int, addr: int, end: int) -> list[tuple[int, int, int]]
             if stop <= addr or start >= end:
                 continue
             path = fields[5].strip() if len(fields) > 5 else ""
-            perms = zip(fields[1][:3], _PROT_BITS, strict=True)
-            prot = sum(bit for flag, bit in perms if flag != "-")
-            if int(fields[4]) or (path not in ("", "[heap]") and not path.startswith("[anon:")):
-                break
-            if not prot:
+            perms = fields[1]
+            prot = sum(bit for flag, bit in zip(perms[:3], _PROT_BITS, strict=True) if flag != "-")
+            anonymous = not int(fields[4]) and (path in ("", "[heap]") or path.startswith("[anon:"))
+            shared_memory = perms[3] == "s" and path.startswith(_SHARED_MEMORY)
+            if not prot or not (anonymous or shared_memory):
                 break
             vmas.append((start, stop, prot))
     return vmas
 
 
 _PROT_BITS = (mmap.PROT_READ, mmap.PROT_WRITE, mmap.PROT_EXEC)
+_SHARED_MEMORY = ("/dev/zero", "/memfd:", "/SYSV", "/dev/shm/")  # as /proc/PID/maps names them
 
 
 class _Closing(int):
