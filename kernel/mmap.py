@@ -133,7 +133,7 @@ class MmStruct:
         vma = self.vmas.values()[i]
         return vma if addr < vma.end else None
 
-    def _holes(self, addr: int, end: int) -> list[tuple[int, int]]:
+    def holes(self, addr: int, end: int) -> list[tuple[int, int]]:
         """The (start, length) runs of [addr, end) that no VMA covers."""
         holes = []
         with self.lock:
@@ -155,7 +155,7 @@ class MmStruct:
         unmapped run of the range goes to :attr:`fault` first, whole (one call
         per run, not per page)."""
         if self.fault is not None:
-            for start, length in self._holes(addr, addr + nr * PAGE_SIZE):
+            for start, length in self.holes(addr, addr + nr * PAGE_SIZE):
                 self.fault(start, length)
         with self.lock:
             pages = []

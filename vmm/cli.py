@@ -26,9 +26,10 @@ from vmm.guests import GUESTS
 from vmm.guests import image as guest_image
 from vmm.gunyah import Gunyah
 from vmm.gunyah_ack import GunyahAndroid
+from vmm.loader import load_image
 from vmm.native import program as native
 from vmm.oops import Oops
-from vmm.vmm import DTB_ROOM, Vmm, VmmConfig, device_tree
+from vmm.vmm import DTB_ROOM, RAM_BASE, Vmm, VmmConfig, device_tree
 
 # --hypervisor: what can be at EL2, the VMM's backend for each, and its most vCPUs
 # (Gunyah: what the RM takes in a VM config DT; GenieZone: the driver's GZVM_MAX_VCPUS).
@@ -222,7 +223,9 @@ def _dtb(args: argparse.Namespace) -> int:
     """Write the DTB ``run`` would load for the same arguments (exit 2: bad input, or a
     file that cannot be written)."""
     try:
-        dtb = device_tree(_config(args), _backend(args.hypervisor, args.uapi))
+        config = _config(args)
+        load_image(config.image, RAM_BASE, config.mem - DTB_ROOM, config.name)  # as run judges it
+        dtb = device_tree(config, _backend(args.hypervisor, args.uapi))
         if args.output == "-":
             sys.stdout.buffer.write(dtb)
         else:

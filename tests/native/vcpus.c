@@ -6,6 +6,10 @@
  *                           and print each VCPU_RUN's outcome: "vcpu I: RET ERRNO"
  *   vcpus CODE DTB N hang   print "running" once every thread is about to
  *                           enter VCPU_RUN, then wait to be killed
+ *   vcpus CODE DTB N nested as kick, the handler making a model call of its own
+ *                           (the first error it got: "handler: ERRNO")
+ *   vcpus CODE DTB N broken as kick, after a pipe took the place of every
+ *                           descriptor but the program's own
  */
 #define _GNU_SOURCE
 #include <errno.h>
@@ -72,15 +76,39 @@ static void *vcpu_thread(void *arg)
 	return NULL;
 }
 
+static int dev, nested, handler_err;
+
 static void kicked(int sig)
 {
+	int err = errno;
+
 	(void)sig;
+	if (nested && ioctl(vcpus[0].fd, GUNYAH_VCPU_MMAP_SIZE, 0) < 0 && !handler_err)
+		handler_err = errno;
+	errno = err;
+}
+
+/* a pipe over every descriptor 3..255 the program did not open itself */
+static void break_descriptors(int vm, int ram, int n)
+{
+	int p[2];
+
+	if (pipe(p))
+		die("pipe");
+	for (int fd = 3; fd < 256; fd++) {
+		int ours = fd == dev || fd == vm || fd == ram || fd == p[0] || fd == p[1];
+
+		for (int i = 0; i < n; i++)
+			ours |= fd == vcpus[i].fd;
+		if (!ours)
+			dup2(p[0], fd);
+	}
 }
 
 int main(int argc, char **argv)
 {
 	struct sigaction sa = { .sa_handler = kicked }; /* no SA_RESTART, as a VMM's kick */
-	int dev, vm, ram, n;
+	int vm, ram, n;
 	char *image;
 
 	if (argc != 5)
@@ -120,6 +148,7 @@ int main(int argc, char **argv)
 			die("mmap run");
 	}
 	check(ioctl(vm, GUNYAH_VM_START, 0), "START");
+	nested = !strcmp(argv[4], "nested");
 	pthread_barrier_init(&ready, NULL, n + 1);
 	for (long i = 0; i < n; i++)
 		pthread_create(&vcpus[i].thread, NULL, vcpu_thread, (void *)i);
@@ -130,6 +159,10 @@ int main(int argc, char **argv)
 		for (;;)
 			pause();
 	}
+	if (!strcmp(argv[4], "broken")) {
+		usleep(200000); /* the threads wait for their replies */
+		break_descriptors(vm, ram, n);
+	}
 	/* a signal alone ends VCPU_RUN (one sent before the thread got in is lost:
 	 * send until it is out) */
 	for (int i = 0; i < n; i++) {
@@ -139,6 +172,8 @@ int main(int argc, char **argv)
 		}
 		printf("vcpu %d: %ld %d\n", i, vcpus[i].ret, vcpus[i].ret < 0 ? vcpus[i].err : 0);
 	}
+	if (nested)
+		printf("handler: %d\n", handler_err);
 	for (int i = 0; i < n; i++) {
 		munmap(vcpus[i].run, 4096);
 		close(vcpus[i].fd);

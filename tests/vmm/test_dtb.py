@@ -76,6 +76,7 @@ def test_the_geniezone_dtb_has_the_gic_and_no_vm_config(capsysbinary):
         (["--hypervisor", "geniezone", "--vcpus", "9", "-o", "-"], "between 1 and 8"),
         (["--mem", "lots", "-o", "-"], "--mem 'lots': not a size"),
         (["-o", "/nonexistent/vm.dtb"], "/nonexistent/vm.dtb: No such file or directory"),
+        (["/etc/passwd", "-o", "-"], "passwd: a text file, not an ELF or raw image"),  # as run says
     ],
 )
 def test_bad_input_is_one_line_and_exit_2(args, message, capsys):

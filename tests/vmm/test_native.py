@@ -460,3 +460,64 @@ def test_trace_shows_the_programs_ioctls(native):
     res = gunyah_sim("exec", "--trace", "--", str(native["driver"]), stdin=script)
     assert res.returncode == 0, res.stderr
     assert re.search(r"ioctl\(\d+, GUNYAH_CREATE_VM, 0\) = \d+", res.stderr)
+
+
+@pytest.fixture(scope="module")
+def edges(tmp_path_factory):
+    """tests/native/edges.c, built once."""
+    return build("edges", tmp_path_factory.mktemp("edges"), "-lpthread")
+
+
+def exec_edges(edges, *args: str, hypervisor: str = "gunyah") -> subprocess.CompletedProcess:
+    return gunyah_sim("exec", "--hypervisor", hypervisor, "--", str(edges), *args, timeout=300)
+
+
+def test_threads_mapping_and_unmapping_at_once_keep_the_model_whole(edges):
+    # one thread's freed address is another's next mapping: the model's unmap
+    # must be done before the program's address is free
+    res = exec_edges(edges, "mmrace", "3")
+    assert (res.returncode, res.stdout, res.stderr) == (0, "mmrace: ok\n", "")
+
+
+@pytest.mark.parametrize(
+    "case, expected",
+    [
+        ("1", f"gzslot: {errno.EFAULT}"),  # a kernel address: no VMA of the program
+        ("2", f"gzslot: {errno.EINVAL} 0 7"),  # the VMA is 12K: only 12K is a memslot
+        ("3", "gzslot: 0 SIGSEGV"),  # the page stays read-only
+        ("4", f"gzslot: {errno.EFAULT} 7"),  # text is not adopted, and still runs
+        ("5", "gzslot: 0 7"),  # shared anonymous memory is adopted, its bytes kept
+    ],
+)
+def test_a_gzvm_memslot_adopts_exactly_the_programs_anonymous_vma(edges, case, expected):
+    res = exec_edges(edges, "gzslot", case, hypervisor="geniezone")
+    assert (res.returncode, res.stdout, res.stderr) == (0, expected + "\n", "")
+
+
+def test_a_model_call_from_a_handler_inside_a_model_call_is_eio_not_a_hang(native):
+    code, dtb = _guest_files(native, "b .", 1)
+    res = gunyah_sim("exec", "--", str(native["vcpus"]), str(code), str(dtb), "1", "nested")
+    assert (res.returncode, res.stdout) == (0, f"vcpu 0: -1 {errno.EINTR}\nhandler: {errno.EIO}\n")
+    assert len(res.stderr.splitlines()) == 1, res.stderr
+
+
+def test_vcpu_run_whose_sockets_were_replaced_ends_with_eio_on_a_signal(native):
+    code, dtb = _guest_files(native, "b .", 1)
+    res = gunyah_sim("exec", "--", str(native["vcpus"]), str(code), str(dtb), "1", "broken")
+    assert (res.returncode, res.stdout) == (0, f"vcpu 0: -1 {errno.EIO}\n")
+    assert res.stderr.count("\n") == 1 and "EIO" in res.stderr, res.stderr
+
+
+def test_a_model_fd_received_over_a_unix_socket_is_the_model_file(edges):
+    res = exec_edges(edges, "scm")
+    assert (res.returncode, res.stdout, res.stderr) == (
+        0,
+        f"scm: {errno.EFAULT} {errno.EFAULT}\n",
+        "",
+    )
+
+
+def test_open_of_the_device_path_checks_flags_as_a_character_device(edges):
+    res = exec_edges(edges, "open")
+    expected = f"open: {errno.EEXIST} {errno.ENOTDIR} {errno.ENOTDIR}\n"
+    assert (res.returncode, res.stdout, res.stderr) == (0, expected, "")

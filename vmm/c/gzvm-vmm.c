@@ -53,10 +53,14 @@ static void create_device(int vm, __u32 type, uint64_t addr, uint64_t size)
 		die(true, "GZVM_CREATE_DEVICE %u", type);
 }
 
-/* Anonymous private memory of size bytes, memslot slot at ipa; returns the VMM's view. */
+/*
+ * Shared anonymous memory of size bytes, memslot slot at ipa; returns the VMM's
+ * view. Shared, so that it is a VMA of its own: GenieZone takes only a whole
+ * VMA as a memslot, and private anonymous neighbours merge into one.
+ */
 static uint8_t *add_memslot(int vm, __u32 slot, uint64_t ipa, uint64_t size)
 {
-	uint8_t *mem = mmap(NULL, size, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+	uint8_t *mem = mmap(NULL, size, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS, -1, 0);
 
 	if (mem == MAP_FAILED)
 		die(true, "mmap guest memory");

@@ -16,7 +16,7 @@
  * arrives during the call runs its handler and is then reported to the server
  * (on the control socket), which interrupts the request in the model.
  *
- * The wire format is the one vmm/native/protocol.py describes.
+ * The wire format is the one vmm/native/preload.py describes.
  */
 #define _GNU_SOURCE
 #include <dlfcn.h>
@@ -43,7 +43,7 @@
 #endif
 
 enum { OP_OPEN = 1, OP_IOCTL, OP_MMAP, OP_MUNMAP, OP_CLOSE, OP_READ, OP_WRITE, OP_POLL, OP_ACK,
-       OP_FALLOCATE };
+       OP_FALLOCATE, OP_LOOKUP };
 enum { CTL_HELLO = 1, CTL_INTR };
 enum { REPLY_DONE = 0, REPLY_MAPFIX, REPLY_REVOKE };
 
@@ -80,6 +80,7 @@ struct model_map {
 };
 
 static struct model_fd fds[FD_MAX];
+static uint64_t asked[FD_MAX]; /* st_ino of a socket the server said is no model file */
 static struct model_map maps[MAPS_MAX];
 static pthread_mutex_t maps_lock = PTHREAD_MUTEX_INITIALIZER;
 static int chans[CHANS_MAX]; /* every thread's channel + 1 (0: free slot) */
@@ -88,6 +89,7 @@ static char *device;
 static pthread_key_t chan_key;
 static __thread int chan = -1;
 static __thread uint32_t seq;
+static __thread int in_call; /* a handler's call would wait on our reply */
 
 #define REAL(ret, name, ...)                                                   \
 	static ret (*real_##name)(__VA_ARGS__);                                \
@@ -118,6 +120,21 @@ static int real_openat_call(int dirfd, const char *path, int flags, mode_t mode)
 	if (!real_openat_fn)
 		real_openat_fn = dlsym(RTLD_NEXT, "openat");
 	return real_openat_fn(dirfd, path, flags, mode);
+}
+
+/*
+ * A handler that interrupted a model call of its thread may not make one: the
+ * thread's channel is awaiting the first call's reply.
+ */
+static int nested_call(void)
+{
+	static int said;
+
+	if (!__atomic_exchange_n(&said, 1, __ATOMIC_RELAXED))
+		fprintf(stderr, "gunyah-sim: a model call from a signal handler inside another "
+				"model call of the same thread fails with EIO\n");
+	errno = EIO;
+	return -1;
 }
 
 static int gone(void)
@@ -287,9 +304,10 @@ static int recv_reply(struct reply *rp, void *data, size_t cap, size_t *got, int
 }
 
 /*
- * Adoption: the server made [b1, b1+b2) of our own memory the model's (memfd at
- * offset b3). Copy what is there into the memfd, then map it over the same
- * range: contents and address unchanged for the program. The copy goes through
+ * Adoption: the server made [b1, b1+b2), one whole VMA of our own anonymous
+ * memory, the model's (memfd at offset b3). Copy what is there into the memfd,
+ * then map it over the same range with the VMA's protection b0: contents,
+ * address and access unchanged for the program. The copy goes through
  * process_vm_readv on ourselves, so a range that is not mapped is an error
  * (the ioctl's EFAULT), never a crash.
  */
@@ -306,8 +324,8 @@ static void mapfix(const struct reply *rp, int memfd)
 	} else {
 		if (process_vm_readv(getpid(), &local, 1, &remote, 1, 0) != (ssize_t)len)
 			ack.a[0] = EFAULT;
-		else if (get_mmap()(addr, len, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_FIXED,
-				    memfd, rp->b[3]) == MAP_FAILED)
+		else if (get_mmap()(addr, len, (int)rp->b[0], MAP_SHARED | MAP_FIXED, memfd,
+				    rp->b[3]) == MAP_FAILED)
 			ack.a[0] = errno;
 		else
 			remember_map((uintptr_t)addr, len);
@@ -346,10 +364,13 @@ static int64_t call(struct request *rq, const void *extra, size_t len, void *out
 	struct reply rp;
 
 	*fd = -1;
+	if (in_call)
+		return nested_call();
 	if (chan < 0 && open_chan())
 		return -1;
 	sigfillset(&all);
 	pthread_sigmask(SIG_SETMASK, &all, &old);
+	in_call = 1;
 	rq->seq = ++seq;
 	if (sendmsg(chan, &mh, MSG_NOSIGNAL) < 0)
 		goto dead;
@@ -361,7 +382,8 @@ static int64_t call(struct request *rq, const void *extra, size_t len, void *out
 			if (errno != EINTR)
 				goto dead;
 			/* a handler ran: the request in the model is interrupted too */
-			send(ctl_fd, &intr, sizeof(intr), MSG_NOSIGNAL);
+			if (send(ctl_fd, &intr, sizeof(intr), MSG_NOSIGNAL) != sizeof(intr))
+				goto dead;
 			continue;
 		}
 		if (recv_reply(&rp, out, cap, got, fd))
@@ -377,6 +399,7 @@ static int64_t call(struct request *rq, const void *extra, size_t len, void *out
 		}
 		break;
 	}
+	in_call = 0;
 	pthread_sigmask(SIG_SETMASK, &old, NULL);
 	memcpy(rq->a, rp.b, sizeof(rp.b)); /* the reply's extra values, for the caller */
 	if (rp.err) {
@@ -385,11 +408,50 @@ static int64_t call(struct request *rq, const void *extra, size_t len, void *out
 	}
 	return rp.ret;
 dead:
+	in_call = 0;
 	pthread_sigmask(SIG_SETMASK, &old, NULL);
 	return gone();
 }
 
+/*
+ * model_id, and for a socket it does not know (a model fd that came over a
+ * unix socket, SCM_RIGHTS) the server's answer, kept: a socket is asked
+ * about once, any other fd never.
+ */
+static int64_t received_id(int fd)
+{
+	struct request rq = { OP_LOOKUP, 0, { 0 } };
+	int64_t id = model_id(fd);
+	struct stat st;
+	int none;
+
+	if (id >= 0 || fd < 0 || fd >= FD_MAX || fstat(fd, &st) || !S_ISSOCK(st.st_mode) ||
+	    __atomic_load_n(&asked[fd], __ATOMIC_ACQUIRE) == (uint64_t)st.st_ino || ctl_fd < 0)
+		return id;
+	rq.a[0] = (int64_t)st.st_dev;
+	rq.a[1] = (int64_t)st.st_ino;
+	id = call(&rq, NULL, 0, NULL, 0, NULL, &none);
+	if (id < 0) {
+		__atomic_store_n(&asked[fd], (uint64_t)st.st_ino, __ATOMIC_RELEASE);
+		return -1;
+	}
+	install(fd, id);
+	return id;
+}
+
 /* -------------------------------------------------------- interposers */
+
+/* the checks of a path walk and open that end at a character device */
+static int open_refused(const char *path, int flags)
+{
+	if (path[strlen(device)] == '/' || flags & O_DIRECTORY)
+		errno = ENOTDIR;
+	else if ((flags & (O_CREAT | O_EXCL)) == (O_CREAT | O_EXCL))
+		errno = EEXIST;
+	else
+		return 0;
+	return -1;
+}
 
 static int model_open(const char *path, int flags)
 {
@@ -397,7 +459,8 @@ static int model_open(const char *path, int flags)
 	int64_t id;
 	int fd;
 
-	(void)path;
+	if (open_refused(path, flags))
+		return -1;
 	id = call(&rq, NULL, 0, NULL, 0, NULL, &fd);
 	if (id < 0)
 		return -1;
@@ -407,9 +470,12 @@ static int model_open(const char *path, int flags)
 	return fd;
 }
 
+/* the device, or a path under it ("/dev/gunyah/x": ENOTDIR, as a device gives) */
 static int is_device(const char *path)
 {
-	return device && path && !strcmp(path, device);
+	size_t n = device ? strlen(device) : 0;
+
+	return n && path && !strncmp(path, device, n) && (path[n] == '\0' || path[n] == '/');
 }
 
 static mode_t mode_arg(int flags, va_list ap)
@@ -471,7 +537,7 @@ int ioctl(int fd, unsigned long request, ...)
 	va_start(ap, request);
 	arg = va_arg(ap, void *);
 	va_end(ap);
-	id = model_id(fd);
+	id = received_id(fd);
 	if (id < 0)
 		return get_ioctl()(fd, request, arg);
 	rq.a[0] = id;
@@ -529,7 +595,7 @@ static void *model_mmap(int64_t id, void *addr, size_t len, int prot, int flags,
 
 void *mmap(void *addr, size_t len, int prot, int flags, int fd, off_t off)
 {
-	int64_t id = flags & MAP_ANONYMOUS ? -1 : model_id(fd);
+	int64_t id = flags & MAP_ANONYMOUS ? -1 : received_id(fd);
 
 	if (id < 0)
 		return get_mmap()(addr, len, prot, flags, fd, off);
@@ -539,14 +605,15 @@ void *mmap(void *addr, size_t len, int prot, int flags, int fd, off_t off)
 void *mmap64(void *addr, size_t len, int prot, int flags, int fd, off_t off)
 	__attribute__((alias("mmap")));
 
+/*
+ * The model's unmap comes first: once the real munmap frees the address,
+ * another thread's mmap may get it, and the model must not hold it then.
+ */
 int munmap(void *addr, size_t len)
 {
-	int model = forget_map((uintptr_t)addr, len);
-	int ret = get_munmap()(addr, len);
-
-	if (model)
+	if (forget_map((uintptr_t)addr, len))
 		model_munmap((uintptr_t)addr);
-	return ret;
+	return get_munmap()(addr, len);
 }
 
 /* the last reference may be gone: the server releases the file before it answers */

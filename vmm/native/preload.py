@@ -6,7 +6,9 @@ write) on its own channel and gets replies (``REPLY``: ret, errno, kind,
 four int64 values, then the data of a read, maybe one descriptor by
 SCM_RIGHTS): any number of ``REPLY_MAPFIX`` (map a memfd over its own
 memory) and ``REPLY_REVOKE`` (map zeroed private pages over lent adopted
-memory), each answered by ``OP_ACK``, then one ``REPLY_DONE``. The control
+memory), each answered by ``OP_ACK``, then one ``REPLY_DONE``.
+``OP_LOOKUP`` (st_dev, st_ino of a socket the program holds) answers our
+name of the model file behind it, or ENOENT. The control
 socket carries ``CTL`` messages: a new thread's channel (``CTL_HELLO``,
 with the descriptor) and a signal that interrupted a request
 (``CTL_INTR``).
@@ -24,7 +26,7 @@ from pathlib import Path
 from uapi import toolchain
 
 (OP_OPEN, OP_IOCTL, OP_MMAP, OP_MUNMAP, OP_CLOSE, OP_READ, OP_WRITE, OP_POLL, OP_ACK) = range(1, 10)
-OP_FALLOCATE = 10
+OP_FALLOCATE, OP_LOOKUP = 10, 11
 CTL_HELLO, CTL_INTR = 1, 2
 REPLY_DONE, REPLY_MAPFIX, REPLY_REVOKE = 0, 1, 2
 REQUEST = struct.Struct("=II6q")

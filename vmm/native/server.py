@@ -240,6 +240,8 @@ class Server:
             return self._new_file(self.host.open(self.device, args[0]), True)
         if op == wire.OP_CLOSE:
             return _reply(), None
+        if op == wire.OP_LOOKUP:
+            return _reply(self._received(args[0], args[1])), None
         if op == wire.OP_MUNMAP:
             self._munmap(args[0])
             return _reply(), None
@@ -265,6 +267,14 @@ class Server:
         with self.lock:
             if fd not in self.files:
                 raise OSError(errno.EBADF, os.strerror(errno.EBADF))
+        return fd
+
+    def _received(self, dev: int, ino: int) -> int:
+        """Our fd for the program's socket (``dev``, ``ino``) (a model fd it got
+        over a unix socket); ENOENT if it is none of ours."""
+        fd = self._file_of((dev & (1 << 64) - 1, ino & (1 << 64) - 1))
+        if fd is None:
+            raise OSError(errno.ENOENT, "not a model file")
         return fd
 
     def _file_of(self, key: tuple[int, int]) -> int | None:
@@ -309,28 +319,40 @@ class Server:
             self.host.munmap(mapping)
 
     def _adopt(self, addr: int, length: int) -> bool:
-        """The model found no mapping at [addr, addr+length) of the program: make its
-        own memory there the model's (anonymous memory of the model, with the
-        program's bytes, mapped shared over the same range). False if the range is
-        not the program's memory, or this thread serves no program."""
+        """The model found no mapping at ``addr`` (of the ``length`` bytes a driver
+        wants): make the program's own VMAs there the model's, each whole, with its
+        protection (anonymous memory of the model, with the program's bytes, mapped
+        shared over the same range), so a driver sees the VMA the program's kernel
+        has. Only anonymous, accessible VMAs are adopted, from the one holding
+        ``addr`` up to the first gap or other VMA; False if not even that one (no
+        VMA there, a file's mapping, PROT_NONE), or if this thread serves no program."""
         channel = getattr(self.local, "channel", None)
-        if channel is None or length <= 0 or addr % PAGE_SIZE or length % PAGE_SIZE:
+        if channel is None or length <= 0:
             return False
+        adopted = addr
+        for start, end, prot in _anonymous_vmas(channel.pid, addr, addr + length):
+            if start > adopted or self.host.mm.holes(start, end) != [(start, end - start)]:
+                break
+            if not self._adopt_vma(channel, start, end - start, prot):
+                break
+            adopted = end
+        return adopted > addr
+
+    def _adopt_vma(self, channel: Channel, start: int, length: int, prot: int) -> bool:
         try:
-            mapping = self.host.mmap(-1, length, 3, mmap.MAP_SHARED | 0x20, 0, at=addr)
+            mapping = self.host.mmap(-1, length, prot, mmap.MAP_SHARED | 0x20, 0, at=start)
         except OSError:
             return False
         memfd, offset = self.host.backing(mapping)
-        _send(channel.sock, _reply(0, 0, (0, addr, length, offset), wire.REPLY_MAPFIX), memfd)
+        _send(channel.sock, _reply(0, 0, (prot, start, length, offset), wire.REPLY_MAPFIX), memfd)
         data, fd = _recv(channel.sock, wire.REQUEST.size)
         if fd is not None:
             os.close(fd)
-        ok = len(data) == wire.REQUEST.size and wire.REQUEST.unpack(data)[2] == 0
-        if not ok:
+        if len(data) != wire.REQUEST.size or wire.REQUEST.unpack(data)[2] != 0:
             self.host.munmap(mapping)
             return False
         with self.lock:
-            self.mappings[addr] = mapping
+            self.mappings[start] = mapping
         return True
 
     def _revoke(self, mapping, offset: int, length: int) -> None:
@@ -384,6 +406,33 @@ class Server:
         self.control.close()
         os.close(self.wake_r)
         os.close(self.wake_w)
+
+
+def _anonymous_vmas(pid: int, addr: int, end: int) -> list[tuple[int, int, int]]:
+    """(start, end, prot) of each VMA of process ``pid`` that overlaps [addr, end),
+    in order, up to the first that is neither anonymous memory nor a shared
+    mapping of shared memory (a memfd, SysV or POSIX shm) or has no access: a
+    file's mapping, the stack, the vDSO."""
+    vmas = []
+    with open(f"/proc/{pid}/maps") as maps:
+        for line in maps:
+            fields = line.split(maxsplit=5)
+            start, stop = (int(x, 16) for x in fields[0].split("-"))
+            if stop <= addr or start >= end:
+                continue
+            path = fields[5].strip() if len(fields) > 5 else ""
+            perms = fields[1]
+            prot = sum(bit for flag, bit in zip(perms[:3], _PROT_BITS, strict=True) if flag != "-")
+            anonymous = not int(fields[4]) and (path in ("", "[heap]") or path.startswith("[anon:"))
+            shared_memory = perms[3] == "s" and path.startswith(_SHARED_MEMORY)
+            if not prot or not (anonymous or shared_memory):
+                break
+            vmas.append((start, stop, prot))
+    return vmas
+
+
+_PROT_BITS = (mmap.PROT_READ, mmap.PROT_WRITE, mmap.PROT_EXEC)
+_SHARED_MEMORY = ("/dev/zero", "/memfd:", "/SYSV", "/dev/shm/")  # as /proc/PID/maps names them
 
 
 class _Closing(int):
