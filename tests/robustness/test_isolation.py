@@ -263,7 +263,10 @@ def test_no_guest_store_lands_after_the_page_is_taken_back(host):
 
     def vcpu():
         while not stop.is_set():
-            t.run()  # a PAGE_FAULT exit (-EPERM) while the host maps the page
+            try:
+                t.run()  # a PAGE_FAULT exit (-EPERM) while the host maps the page
+            except InterruptedError:  # immediate_exit: the test is over
+                return
 
     runner = threading.Thread(target=vcpu)
     runner.start()
