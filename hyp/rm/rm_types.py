@@ -57,6 +57,7 @@ class MsgId(IntEnum):
     VM_AUTH_IMAGE = 0x5600_000A
     VM_INIT = 0x5600_000B
     VM_SET_BOOT_CONTEXT = 0x5600_000C
+    VM_SET_CONTEXT = 0x5600_0031  # the boot context as android15-6.6 sends it
     VM_GET_STATE = 0x5600_0017
     VM_GET_HYP_RESOURCES = 0x5600_0020
     VM_GET_VMID = 0x5600_0024

@@ -115,6 +115,7 @@ class VmManager:
             MsgId.VM_CONFIG_IMAGE: self.config_image,
             MsgId.VM_INIT: self.init,
             MsgId.VM_SET_BOOT_CONTEXT: self.set_boot_context,
+            MsgId.VM_SET_CONTEXT: self.set_boot_context,
             MsgId.VM_SET_DEMAND_PAGING: self.set_demand_paging,
             MsgId.VM_SET_FIRMWARE_MEM: self.set_firmware_mem,
             MsgId.VM_SET_ADDRESS_LAYOUT: self.set_address_layout,

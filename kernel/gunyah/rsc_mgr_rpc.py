@@ -35,6 +35,9 @@ VM_ALLOCATE, VM_DEALLOCATE, VM_START, VM_STOP, VM_RESET = (
 )
 VM_CONFIG_IMAGE, VM_INIT, VM_SET_BOOT_CONTEXT = 0x5600_0009, 0x5600_000B, 0x5600_000C
 VM_GET_HYP_RESOURCES, VM_GET_VMID = 0x5600_0020, 0x5600_0024
+# android15-6.6 sends the boot context under the id the RM reserves for VM_SET_CONTEXT
+# (gunyah-ack.md §6); v16 used one of its own.
+VM_SET_BOOT_CONTEXT_ANDROID = 0x5600_0031
 VM_SET_FIRMWARE_MEM = 0x5600_0032
 VM_SET_DEMAND_PAGING, VM_SET_ADDRESS_LAYOUT = 0x5600_0033, 0x5600_0034
 MEM_LEND, MEM_SHARE, MEM_RECLAIM, MEM_APPEND = 0x5100_0012, 0x5100_0013, 0x5100_0015, 0x5100_0018
@@ -125,10 +128,11 @@ def gunyah_rm_vm_init(rm: GunyahRm, vmid: int) -> None:
 
 
 @allow_error_injection
-def gunyah_rm_vm_set_boot_context(rm, vmid: int, reg_set: int, reg_index: int, value: int) -> None:
-    rm.gunyah_rm_call(
-        VM_SET_BOOT_CONTEXT, struct.pack("<HBBIQ", vmid, reg_set, reg_index, 0, value)
-    )
+def gunyah_rm_vm_set_boot_context(
+    rm, vmid: int, reg_set: int, reg_index: int, value: int, msg_id: int = VM_SET_BOOT_CONTEXT
+) -> None:
+    """One register of the boot context; ``msg_id``: the driver generation's message id."""
+    rm.gunyah_rm_call(msg_id, struct.pack("<HBBIQ", vmid, reg_set, reg_index, 0, value))
 
 
 @allow_error_injection
@@ -243,6 +247,7 @@ def _mem_reclaim(rm: GunyahRm, parcel: GunyahRmMemParcel) -> None:
 # What gunyah-sim run --trace shows of each call: its name and its request's
 # fields, unpacked with the layouts the functions above pack.
 _VMID = ("<H2x", ("vmid",))
+_BOOT_CONTEXT = ("VM_SET_BOOT_CONTEXT", "<HBB4xQ", ("vmid", "reg_set", "reg_index", "value"))
 _REQUESTS = {
     VM_ALLOCATE: ("VM_ALLOCATE", *_VMID),
     VM_DEALLOCATE: ("VM_DEALLOCATE", *_VMID),
@@ -255,11 +260,8 @@ _REQUESTS = {
         ("vmid", "auth_mech", "mem_handle", "image_offset", "image_size", "dtb_offset", "dtb_size"),
     ),
     VM_INIT: ("VM_INIT", *_VMID),
-    VM_SET_BOOT_CONTEXT: (
-        "VM_SET_BOOT_CONTEXT",
-        "<HBB4xQ",
-        ("vmid", "reg_set", "reg_index", "value"),
-    ),
+    VM_SET_BOOT_CONTEXT: _BOOT_CONTEXT,
+    VM_SET_BOOT_CONTEXT_ANDROID: _BOOT_CONTEXT,
     VM_GET_HYP_RESOURCES: ("VM_GET_HYP_RESOURCES", *_VMID),
     VM_GET_VMID: ("VM_GET_VMID", "<", ()),
     VM_SET_FIRMWARE_MEM: (

@@ -233,7 +233,9 @@ def _init_and_start(vm, dtb=None) -> None:
         if vm.auth == GH_RM_VM_AUTH_NONE:
             for reg, value in sorted(vm.boot_context.items()):
                 reg_set, index = reg >> ack.GH_VM_BOOT_CONTEXT_REG_SHIFT & 0xFF, reg & 0xFF
-                rpc.gunyah_rm_vm_set_boot_context(rm, vm.vmid, reg_set, index, value)
+                rpc.gunyah_rm_vm_set_boot_context(
+                    rm, vm.vmid, reg_set, index, value, rpc.VM_SET_BOOT_CONTEXT_ANDROID
+                )
     rpc.gunyah_rm_vm_start(rm, vm.vmid)
 
 
