@@ -82,7 +82,10 @@ def test_a_step_beyond_the_step_limit_is_a_hang_with_the_stacks_and_the_example_
     assert failure["message"].startswith("hang: a step took more than 0 s (stacks in ")
     stacks = tmp_path / "fuzz-gunyah-0-hang-stacks.txt"
     assert "Thread 0x" in stacks.read_text()
-    assert "kernel.boot(" in Path(failure["reproducer"]).read_text()
+    text = Path(failure["reproducer"]).read_text()
+    assert "kernel.boot(" in text
+    compile(text, failure["reproducer"], "exec")
+    assert "trace" not in failure or Path(failure["trace"]).exists()
 
 
 @pytest.mark.parametrize(

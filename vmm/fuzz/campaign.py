@@ -147,6 +147,7 @@ class Worker:
             self.args.target, lines, message, self.args.seed, path.name, self.args.inject
         )
         path.write_text(text)
+        compile(text, str(path), "exec")  # a script that does not compile is a bug here
         try:
             res = subprocess.run(
                 [sys.executable, str(path), "--trace", str(trace)],
@@ -154,16 +155,15 @@ class Worker:
                 text=True,
                 timeout=REPRO_LIMIT,
             )
-            reproduced, tail = res.returncode != 0, _last_line(res.stderr)
+            tail = _last_line(res.stderr)
+            same = reproducer.failure_class(tail) == reproducer.failure_class(message)
+            reproduced = res.returncode != 0 and same
         except subprocess.TimeoutExpired:
-            reproduced, tail = True, f"hung (more than {REPRO_LIMIT} s)"
-        return {
-            "message": message,
-            "reproducer": str(path),
-            "trace": str(trace),
-            "reproduced": reproduced,
-            "reproducer_says": tail,
-        }
+            reproduced, tail = False, f"hung (more than {REPRO_LIMIT} s)"
+        failure = {"message": message, "reproducer": str(path)}
+        if trace.exists():
+            failure["trace"] = str(trace)
+        return failure | {"reproduced": reproduced, "reproducer_says": tail}
 
 
 def _first_lines(e: BaseException) -> str:

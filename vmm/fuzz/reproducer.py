@@ -61,5 +61,15 @@ def script(target: str, lines: list[str], failure: str, seed: int, name: str, fa
         uapi=UAPI[target],
         hypervisor=HYPERVISOR[target],
         faults=arms,
-        body=textwrap.indent("\n".join(lines), "    "),
+        body=textwrap.indent("\n".join(lines or ["pass"]), "    "),
     )
+
+
+def failure_class(text: str) -> str:
+    """What kind of failure a message or a reproducer's last line names, to tell
+    whether the reproducer failed the same way: ``hang``, ``AssertionError: KIND``
+    (the text up to its second colon) or the exception's type."""
+    if text.startswith("hang"):
+        return "hang"
+    head, _, rest = text.partition(": ")
+    return f"{head}: {rest.partition(':')[0]}" if head == "AssertionError" else head
