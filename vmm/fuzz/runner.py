@@ -80,8 +80,8 @@ def merge(jobs: list[Job], target: str, wall: float, interrupted: bool = False) 
             failures.append(
                 {"message": f"the job died (exit {job.proc.returncode}); see {job.log}"}
             )
-        elif job.done is not None and job.done.get("failure"):
-            failures.append(job.done["failure"])
+        if record.get("failure"):  # found, if not yet written up
+            failures.append(record["failure"])
     examples = sum((j.done or j.latest).get("examples", 0) for j in jobs)
     ioctls = sum((j.done or j.latest).get("ioctls", 0) for j in jobs)
     counts = {kind: 0 for _, kind in KINDS} | {"escapes": 0}
