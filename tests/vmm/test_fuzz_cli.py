@@ -4,8 +4,10 @@ example database, and one-line usage errors."""
 
 import json
 import re
+import signal
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -111,3 +113,27 @@ def test_without_the_fuzz_extra_one_line_names_it(missing):
     p = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
     assert p.returncode == 2
     assert p.stderr == f"gunyah-sim fuzz: needs {missing}: pip install 'gunyah-sim[fuzz]'\n"
+
+
+def test_sigterm_while_a_failure_is_written_up_keeps_it_and_ends_the_reproducer(tmp_path):
+    argv = [sys.executable, "-m", "vmm.cli", "fuzz", "--out", str(tmp_path), "--db", "db"]
+    p = subprocess.Popen(
+        [*argv, "--examples", "500", *BROKEN], stdout=subprocess.PIPE, text=True, cwd=tmp_path
+    )
+    script = tmp_path / "fuzz-gunyah-0.py"
+    while not script.exists() and p.poll() is None:
+        time.sleep(0.05)
+    p.send_signal(signal.SIGTERM)
+    out, _ = p.communicate(timeout=120)
+    assert p.returncode == 143
+    s = json.loads(out)
+    assert s["interrupted"] is True and s["leaks"] == 1
+    time.sleep(0.5)
+    assert not [c for c in Path("/proc").glob("[0-9]*/cmdline") if str(script) in _read(c)]
+
+
+def _read(path: Path) -> str:
+    try:
+        return path.read_bytes().replace(b"\0", b" ").decode()
+    except OSError:  # the process ended meanwhile
+        return ""

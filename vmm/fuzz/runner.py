@@ -9,12 +9,16 @@ time left (on a terminal; elsewhere a line every ``PLAIN_EVERY`` seconds).
 At the end the processes' summaries are merged into one JSON object,
 printed on stdout and written to ``OUT/fuzz-TARGET-summary.json``; each
 failure's reproducer and trace are named on stderr. Exit 0 if every
-process ran clean, 1 if any found a failure, 130 on Ctrl-C.
+process ran clean, 1 if any found a failure, 130 on Ctrl-C, 143 on SIGTERM:
+then each job's process group (the job and a reproducer it runs) is ended
+and the summary holds the failures found so far.
 """
 
 from __future__ import annotations
 
+import contextlib
 import json
+import os
 import signal
 import subprocess
 import sys
@@ -189,21 +193,21 @@ def run(target: str, length: Length, seed: int, jobs: int, db: str, out: Path, o
     for reader in readers:
         reader.start()
     console = Console(stderr=True)
-    interrupted = False
+    interrupted = 0  # the signal that ended the campaign
     saved = signal.signal(signal.SIGTERM, _interrupt)
     try:
         _watch(running, readers, target, started, length, console)
-    except KeyboardInterrupt:
-        interrupted = True
+    except KeyboardInterrupt as e:
+        interrupted = getattr(e, "signum", signal.SIGINT)
         for job in running:
-            job.proc.terminate()
+            _kill_group(job.proc)
     finally:
         signal.signal(signal.SIGTERM, saved)
     for job in running:
         job.proc.wait()
     for reader in readers:
         reader.join()
-    summary = merge(running, target, time.monotonic() - started, interrupted)
+    summary = merge(running, target, time.monotonic() - started, bool(interrupted))
     (out / f"fuzz-{target}-summary.json").write_text(json.dumps(summary, indent=2) + "\n")
     print(json.dumps(summary, indent=2))
     for failure in summary["failures"]:
@@ -213,12 +217,26 @@ def run(target: str, length: Length, seed: int, jobs: int, db: str, out: Path, o
                 print(f"gunyah-sim fuzz: {what}: {failure[what]}", file=sys.stderr)
     if interrupted:
         print("gunyah-sim fuzz: interrupted", file=sys.stderr)
-        return 130
+        return 128 + interrupted
     return 1 if summary["failures"] else 0
 
 
+class Interrupted(KeyboardInterrupt):
+    """SIGTERM, ending the campaign as Ctrl-C does (exit 128 + its number)."""
+
+    def __init__(self, signum: int):
+        super().__init__()
+        self.signum = signum
+
+
 def _interrupt(signum, frame):
-    raise KeyboardInterrupt
+    raise Interrupted(signum)
+
+
+def _kill_group(proc: subprocess.Popen) -> None:
+    """SIGTERM to a job and what it started (a reproducer): its own process group."""
+    with contextlib.suppress(ProcessLookupError):  # the job had ended
+        os.killpg(proc.pid, signal.SIGTERM)
 
 
 def _share(examples: int, jobs: int, i: int) -> int:
@@ -230,7 +248,9 @@ def _start(target, length: list[str], seed, db, out: Path, options) -> Job:
     argv = [sys.executable, "-m", "vmm.fuzz.campaign", "--target", target, "--seed", str(seed)]
     argv += [*length, "--out", str(out), "--db", db, *options]
     with log.open("w") as stderr:
-        proc = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=stderr, text=True)
+        proc = subprocess.Popen(
+            argv, stdout=subprocess.PIPE, stderr=stderr, text=True, start_new_session=True
+        )
     return Job(seed, proc, log)
 
 
