@@ -449,6 +449,8 @@ def _fuzz(args: argparse.Namespace) -> int:
         return 2
     try:
         length = _length(args)
+        _directory(args.out, "--out")
+        _directory(args.db, "--db")
     except UsageError as e:
         print(f"gunyah-sim fuzz: {e}", file=sys.stderr)
         return 2
@@ -471,6 +473,19 @@ def _length(args: argparse.Namespace):
     if count < args.jobs:
         raise UsageError(f"{name} {count}: at least one per job (--jobs {args.jobs})")
     return Length(examples=count) if name == "--examples" else Length(ioctls=count)
+
+
+def _directory(text: str, option: str) -> None:
+    """``text`` made a directory the campaign can write in, or a UsageError saying why."""
+    path = Path(text)
+    if path.exists() and not path.is_dir():
+        raise UsageError(f"{option} {text!r}: not a directory")
+    try:
+        path.mkdir(parents=True, exist_ok=True)
+    except OSError as e:
+        raise UsageError(f"{option} {text!r}: {e.strerror}") from None
+    if not os.access(path, os.W_OK | os.X_OK):
+        raise UsageError(f"{option} {text!r}: not writable")
 
 
 def _duration(text: str) -> float:

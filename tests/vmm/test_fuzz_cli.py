@@ -96,9 +96,14 @@ def test_a_step_beyond_the_step_limit_is_a_hang_with_the_stacks_and_the_example_
         (["--time", "10x"], "--time '10x': not a duration (e.g. 90s, 10m, 2h)"),
         (["--jobs", "0"], "--jobs 0: between 1 and 256"),
         (["--examples", "1", "--jobs", "2"], "--examples 1: at least one per job (--jobs 2)"),
+        (["--out", "afile"], "--out 'afile': not a directory"),
+        (["--out", "afile/sub"], "--out 'afile/sub': Not a directory"),
+        (["--out", "/proc/nope"], "--out '/proc/nope': No such file or directory"),
+        (["--db", "afile"], "--db 'afile': not a directory"),
     ],
 )
 def test_bad_usage_is_one_line_and_exit_2(tmp_path, args, message):
+    (tmp_path / "afile").write_text("")
     p = fuzz(tmp_path, *args)
     assert p.returncode == 2
     assert p.stderr == f"gunyah-sim fuzz: {message}\n"
