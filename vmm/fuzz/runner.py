@@ -42,6 +42,7 @@ KINDS = (
     ("kernel bug", "kernel_bugs"),
     ("RM bug", "kernel_bugs"),
     ("VM status went backwards", "states_backwards"),
+    ("the job died", "jobs_died"),  # killed (SIGKILL, the OOM killer): no summary of its own
 )
 
 
