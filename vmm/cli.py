@@ -7,8 +7,10 @@ exit status, never a traceback.
 from __future__ import annotations
 
 import argparse
+import errno
 import importlib.metadata
 import json
+import math
 import os
 import re
 import signal
@@ -16,6 +18,7 @@ import sys
 from pathlib import Path
 
 import kernel
+from kernel import fault_inject
 from uapi import toolchain
 from uapi.abi.check import ALIASES, PROFILES, check
 from uapi.abi.clang import AbiInputError, Compiler
@@ -451,6 +454,8 @@ def _fuzz(args: argparse.Namespace) -> int:
         length = _length(args)
         _directory(args.out, "--out")
         _directory(args.db, "--db")
+        _step_limit(args.step_limit)
+        _inject(args.inject, args.target)
     except UsageError as e:
         print(f"gunyah-sim fuzz: {e}", file=sys.stderr)
         return 2
@@ -464,7 +469,7 @@ def _length(args: argparse.Namespace):
 
     if not 1 <= args.jobs <= 256:
         raise UsageError(f"--jobs {args.jobs}: between 1 and 256")
-    if args.time:
+    if args.time is not None:
         return Length(seconds=_duration(args.time))
     count, name = (
         (args.ioctls, "--ioctls") if args.ioctls is not None else (args.examples, "--examples")
@@ -486,6 +491,21 @@ def _directory(text: str, option: str) -> None:
         raise UsageError(f"{option} {text!r}: {e.strerror}") from None
     if not os.access(path, os.W_OK | os.X_OK):
         raise UsageError(f"{option} {text!r}: not writable")
+
+
+def _step_limit(seconds: float) -> None:
+    if not (math.isfinite(seconds) and seconds > 0):
+        raise UsageError(f"--step-limit {seconds:g}: a number of seconds above 0")
+
+
+def _inject(text: str, target: str) -> None:
+    """``POINT=ERRNO[,...]``: RM injection points (kernel.fault_inject) and errno names."""
+    if text and target == "gzvm":
+        raise UsageError("--inject: GenieZone has no Resource Manager to break")
+    for item in filter(None, text.split(",")):
+        point, _, name = item.partition("=")
+        if point not in fault_inject.POINTS or not isinstance(getattr(errno, name, None), int):
+            raise UsageError(f"--inject {item!r}: not POINT=ERRNO (e.g. gunyah_rm_vm_start=EIO)")
 
 
 def _duration(text: str) -> float:

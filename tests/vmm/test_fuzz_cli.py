@@ -76,18 +76,21 @@ def test_the_example_database_replays_a_failure_first(tmp_path):
 
 
 def test_a_step_beyond_the_step_limit_is_a_hang_with_the_stacks_and_the_example_so_far(tmp_path):
-    p = fuzz(tmp_path, "--examples", "100000", "--step-limit", "0")
+    p = fuzz(tmp_path, "--examples", "100000", "--step-limit", "0.001")
     assert p.returncode == 1, p.stderr
     s = summary_of(p)
     assert s["hangs"] == 1 and s["examples"] < 100000
     [failure] = s["failures"]
-    assert failure["message"].startswith("hang: a step took more than 0 s (stacks in ")
+    assert failure["message"].startswith("hang: a step took more than 0.001 s (stacks in ")
     stacks = tmp_path / "fuzz-gunyah-0-hang-stacks.txt"
     assert "Thread 0x" in stacks.read_text()
     text = Path(failure["reproducer"]).read_text()
     assert "kernel.boot(" in text
     compile(text, failure["reproducer"], "exec")
     assert "trace" not in failure or Path(failure["trace"]).exists()
+
+
+NOT_POINT = "not POINT=ERRNO (e.g. gunyah_rm_vm_start=EIO)"
 
 
 @pytest.mark.parametrize(
@@ -100,6 +103,13 @@ def test_a_step_beyond_the_step_limit_is_a_hang_with_the_stacks_and_the_example_
         (["--out", "afile/sub"], "--out 'afile/sub': Not a directory"),
         (["--out", "/proc/nope"], "--out '/proc/nope': No such file or directory"),
         (["--db", "afile"], "--db 'afile': not a directory"),
+        (["--time", ""], "--time '': not a duration (e.g. 90s, 10m, 2h)"),
+        (["--step-limit", "-1"], "--step-limit -1: a number of seconds above 0"),
+        (["--step-limit", "0"], "--step-limit 0: a number of seconds above 0"),
+        (["--step-limit", "nan"], "--step-limit nan: a number of seconds above 0"),
+        (["--inject", "nope=EIO"], "--inject 'nope=EIO': " + NOT_POINT),
+        (["--inject", "gunyah_rm_vm_start=EX"], "--inject 'gunyah_rm_vm_start=EX': " + NOT_POINT),
+        (["--target", "gzvm", *BROKEN], "--inject: GenieZone has no Resource Manager to break"),
     ],
 )
 def test_bad_usage_is_one_line_and_exit_2(tmp_path, args, message):
