@@ -18,7 +18,6 @@ import sys
 from pathlib import Path
 
 import kernel
-from kernel import fault_inject
 from uapi import toolchain
 from uapi.abi.check import ALIASES, PROFILES, check
 from uapi.abi.clang import AbiInputError, Compiler
@@ -499,12 +498,12 @@ def _step_limit(seconds: float) -> None:
 
 
 def _inject(text: str, target: str) -> None:
-    """``POINT=ERRNO[,...]``: RM injection points (kernel.fault_inject) and errno names."""
+    """``POINT=ERRNO[,...]``: RM calls that can be made to fail, and errno names."""
     if text and target == "gzvm":
         raise UsageError("--inject: GenieZone has no Resource Manager to break")
     for item in filter(None, text.split(",")):
         point, _, name = item.partition("=")
-        if point not in fault_inject.POINTS or not isinstance(getattr(errno, name, None), int):
+        if point not in kernel.rm_fault_points() or not isinstance(getattr(errno, name, None), int):
             raise UsageError(f"--inject {item!r}: not POINT=ERRNO (e.g. gunyah_rm_vm_start=EIO)")
 
 
