@@ -30,6 +30,7 @@ from pathlib import Path
 
 from rich.console import Console, Group
 from rich.live import Live
+from rich.markup import escape
 from rich.progress import BarColumn, Progress, TextColumn
 from rich.table import Table
 
@@ -136,7 +137,7 @@ def _display(jobs: list[Job], target: str, started: float, length: Length):
     table.add_column("ioctl")
     table.add_column("outcomes seen")
     for request, seen in merged["outcomes_per_ioctl"].items():
-        table.add_row(request, " ".join(seen))
+        table.add_row(escape(request), escape(" ".join(seen)))  # "[gh-gmem]" is no markup
     head = (
         f"{merged['examples']:,} examples, {merged['ioctls']:,} ioctls "
         f"({merged['fuzzed_ioctls']:,} fuzzed), "
@@ -144,7 +145,7 @@ def _display(jobs: list[Job], target: str, started: float, length: Length):
         f"(ioctl, outcome, state) triples, {len(jobs)} jobs, "
         f"failures {len(merged['failures'])}"
     )
-    states = "states reached: " + " ".join(merged["states"])
+    states = "states reached: " + escape(" ".join(merged["states"]))
     return Group(bar, head, states, table)
 
 
