@@ -426,7 +426,9 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--target", choices=("gunyah", "gzvm"), default="gunyah")
     length = p.add_mutually_exclusive_group()
     length.add_argument("--examples", type=int, help="examples to run (default 1000)")
-    length.add_argument("--ioctls", type=int, help="run until this many fuzzed ioctls")
+    length.add_argument(
+        "--ioctls", type=int, help="run until this many ioctls (all made, fuzzed or not)"
+    )
     length.add_argument("--time", help="run this long instead: 90s, 10m, 2h")
     p.add_argument("--seed", type=int, default=0, help="job i runs seed S+i (default 0)")
     p.add_argument("--jobs", type=int, default=1, help="processes (default 1)")

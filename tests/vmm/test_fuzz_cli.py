@@ -12,6 +12,8 @@ from pathlib import Path
 
 import pytest
 
+from vmm.fuzz import campaign
+
 
 def fuzz(tmp_path, *args, timeout=600):
     argv = [sys.executable, "-m", "vmm.cli", "fuzz", "--out", str(tmp_path), *args]
@@ -152,3 +154,10 @@ def _read(path: Path) -> str:
         return path.read_bytes().replace(b"\0", b" ").decode()
     except OSError:  # the process ended meanwhile
         return ""
+
+
+def test_the_length_is_checked_every_small_batch_of_examples(tmp_path):
+    p = fuzz(tmp_path, "--ioctls", "1")
+    assert p.returncode == 0, p.stderr
+    s = summary_of(p)
+    assert 1 <= s["examples"] <= campaign.BATCH + 1 <= 21  # Hypothesis may run one more
