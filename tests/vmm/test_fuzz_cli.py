@@ -59,7 +59,9 @@ def test_a_broken_kernel_fails_the_campaign_with_a_reproducer_that_fails_alone(t
     assert failure["reproduced"] is True
     script = re.search(r"gunyah-sim fuzz: reproducer: (\S+)", p.stderr).group(1)
     trace = re.search(r"gunyah-sim fuzz: trace: (\S+)", p.stderr).group(1)
-    assert "GUNYAH_VM_START, 0) = 0" in Path(trace).read_text()
+    traced = Path(trace).read_text()
+    assert "GUNYAH_VM_START, 0) = 0" in traced
+    assert "rm_call(gunyah_rm_dealloc_vmid) = -1 EIO (injected)" in traced
     text = Path(script).read_text()
     assert "hypothesis" not in text and "kernel.boot(" in text
     alone = subprocess.run(
