@@ -129,6 +129,14 @@ def _boot_geniezone(dram_size: int | None, trace, guest_exceptions, warn):
         raise
 
 
+def rm_fault_points() -> frozenset[str]:
+    """The RM calls ``boot(faults=...)`` can make fail (kernel.fault_inject's points)."""
+    from kernel.fault_inject import POINTS
+    from kernel.gunyah import rsc_mgr_rpc  # noqa: F401 (its calls are the points)
+
+    return frozenset(p for p in POINTS if p.startswith("gunyah_rm_"))
+
+
 def _watched(host, trace, guest_exceptions, warn):
     """``host`` with boot's observers attached: the trace (the kernel's lines and the
     hypervisor's exits), the guest-exception sink and the warning hook."""

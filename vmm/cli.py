@@ -7,8 +7,10 @@ exit status, never a traceback.
 from __future__ import annotations
 
 import argparse
+import errno
 import importlib.metadata
 import json
+import math
 import os
 import re
 import signal
@@ -424,7 +426,9 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--target", choices=("gunyah", "gzvm"), default="gunyah")
     length = p.add_mutually_exclusive_group()
     length.add_argument("--examples", type=int, help="examples to run (default 1000)")
-    length.add_argument("--ioctls", type=int, help="run until this many fuzzed ioctls")
+    length.add_argument(
+        "--ioctls", type=int, help="run until this many ioctls (all made, fuzzed or not)"
+    )
     length.add_argument("--time", help="run this long instead: 90s, 10m, 2h")
     p.add_argument("--seed", type=int, default=0, help="job i runs seed S+i (default 0)")
     p.add_argument("--jobs", type=int, default=1, help="processes (default 1)")
@@ -449,6 +453,10 @@ def _fuzz(args: argparse.Namespace) -> int:
         return 2
     try:
         length = _length(args)
+        _directory(args.out, "--out")
+        _directory(args.db, "--db")
+        _step_limit(args.step_limit)
+        _inject(args.inject, args.target)
     except UsageError as e:
         print(f"gunyah-sim fuzz: {e}", file=sys.stderr)
         return 2
@@ -462,7 +470,7 @@ def _length(args: argparse.Namespace):
 
     if not 1 <= args.jobs <= 256:
         raise UsageError(f"--jobs {args.jobs}: between 1 and 256")
-    if args.time:
+    if args.time is not None:
         return Length(seconds=_duration(args.time))
     count, name = (
         (args.ioctls, "--ioctls") if args.ioctls is not None else (args.examples, "--examples")
@@ -471,6 +479,34 @@ def _length(args: argparse.Namespace):
     if count < args.jobs:
         raise UsageError(f"{name} {count}: at least one per job (--jobs {args.jobs})")
     return Length(examples=count) if name == "--examples" else Length(ioctls=count)
+
+
+def _directory(text: str, option: str) -> None:
+    """``text`` made a directory the campaign can write in, or a UsageError saying why."""
+    path = Path(text)
+    if path.exists() and not path.is_dir():
+        raise UsageError(f"{option} {text!r}: not a directory")
+    try:
+        path.mkdir(parents=True, exist_ok=True)
+    except OSError as e:
+        raise UsageError(f"{option} {text!r}: {e.strerror}") from None
+    if not os.access(path, os.W_OK | os.X_OK):
+        raise UsageError(f"{option} {text!r}: not writable")
+
+
+def _step_limit(seconds: float) -> None:
+    if not (math.isfinite(seconds) and seconds > 0):
+        raise UsageError(f"--step-limit {seconds:g}: a number of seconds above 0")
+
+
+def _inject(text: str, target: str) -> None:
+    """``POINT=ERRNO[,...]``: RM calls that can be made to fail, and errno names."""
+    if text and target == "gzvm":
+        raise UsageError("--inject: GenieZone has no Resource Manager to break")
+    for item in filter(None, text.split(",")):
+        point, _, name = item.partition("=")
+        if point not in kernel.rm_fault_points() or not isinstance(getattr(errno, name, None), int):
+            raise UsageError(f"--inject {item!r}: not POINT=ERRNO (e.g. gunyah_rm_vm_start=EIO)")
 
 
 def _duration(text: str) -> float:

@@ -137,6 +137,13 @@ class GunyahRm:
         request_irq(node.tx_virq, self._tx_irq)
 
     def inject(self, name: str, err: int):
+        """An injected failure of the RPC ``name``: traced on the RM track (no request
+        was built, so the call shows by name), then raised."""
+        if self.trace is not None:
+            from kernel.trace import RM_TRACK  # kernel.trace imports this module's users
+
+            outcome = f"-1 {errno.errorcode.get(err, err)} (injected)"
+            self.trace.emit(f"rm_call({name}) = {outcome}", name, "rm", track=RM_TRACK)
         raise RmError(err, what=f"{name} (injected)")
 
     # notifiers

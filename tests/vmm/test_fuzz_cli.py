@@ -4,11 +4,15 @@ example database, and one-line usage errors."""
 
 import json
 import re
+import signal
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
+
+from vmm.fuzz import campaign
 
 
 def fuzz(tmp_path, *args, timeout=600):
@@ -55,7 +59,9 @@ def test_a_broken_kernel_fails_the_campaign_with_a_reproducer_that_fails_alone(t
     assert failure["reproduced"] is True
     script = re.search(r"gunyah-sim fuzz: reproducer: (\S+)", p.stderr).group(1)
     trace = re.search(r"gunyah-sim fuzz: trace: (\S+)", p.stderr).group(1)
-    assert "GUNYAH_VM_START, 0) = 0" in Path(trace).read_text()
+    traced = Path(trace).read_text()
+    assert "GUNYAH_VM_START, 0) = 0" in traced
+    assert "rm_call(gunyah_rm_dealloc_vmid) = -1 EIO (injected)" in traced
     text = Path(script).read_text()
     assert "hypothesis" not in text and "kernel.boot(" in text
     alone = subprocess.run(
@@ -74,15 +80,21 @@ def test_the_example_database_replays_a_failure_first(tmp_path):
 
 
 def test_a_step_beyond_the_step_limit_is_a_hang_with_the_stacks_and_the_example_so_far(tmp_path):
-    p = fuzz(tmp_path, "--examples", "100000", "--step-limit", "0")
+    p = fuzz(tmp_path, "--examples", "100000", "--step-limit", "0.001")
     assert p.returncode == 1, p.stderr
     s = summary_of(p)
     assert s["hangs"] == 1 and s["examples"] < 100000
     [failure] = s["failures"]
-    assert failure["message"].startswith("hang: a step took more than 0 s (stacks in ")
+    assert failure["message"].startswith("hang: a step took more than 0.001 s (stacks in ")
     stacks = tmp_path / "fuzz-gunyah-0-hang-stacks.txt"
     assert "Thread 0x" in stacks.read_text()
-    assert "kernel.boot(" in Path(failure["reproducer"]).read_text()
+    text = Path(failure["reproducer"]).read_text()
+    assert "kernel.boot(" in text
+    compile(text, failure["reproducer"], "exec")
+    assert "trace" not in failure or Path(failure["trace"]).exists()
+
+
+NOT_POINT = "not POINT=ERRNO (e.g. gunyah_rm_vm_start=EIO)"
 
 
 @pytest.mark.parametrize(
@@ -91,9 +103,21 @@ def test_a_step_beyond_the_step_limit_is_a_hang_with_the_stacks_and_the_example_
         (["--time", "10x"], "--time '10x': not a duration (e.g. 90s, 10m, 2h)"),
         (["--jobs", "0"], "--jobs 0: between 1 and 256"),
         (["--examples", "1", "--jobs", "2"], "--examples 1: at least one per job (--jobs 2)"),
+        (["--out", "afile"], "--out 'afile': not a directory"),
+        (["--out", "afile/sub"], "--out 'afile/sub': Not a directory"),
+        (["--out", "/proc/nope"], "--out '/proc/nope': No such file or directory"),
+        (["--db", "afile"], "--db 'afile': not a directory"),
+        (["--time", ""], "--time '': not a duration (e.g. 90s, 10m, 2h)"),
+        (["--step-limit", "-1"], "--step-limit -1: a number of seconds above 0"),
+        (["--step-limit", "0"], "--step-limit 0: a number of seconds above 0"),
+        (["--step-limit", "nan"], "--step-limit nan: a number of seconds above 0"),
+        (["--inject", "nope=EIO"], "--inject 'nope=EIO': " + NOT_POINT),
+        (["--inject", "gunyah_rm_vm_start=EX"], "--inject 'gunyah_rm_vm_start=EX': " + NOT_POINT),
+        (["--target", "gzvm", *BROKEN], "--inject: GenieZone has no Resource Manager to break"),
     ],
 )
 def test_bad_usage_is_one_line_and_exit_2(tmp_path, args, message):
+    (tmp_path / "afile").write_text("")
     p = fuzz(tmp_path, *args)
     assert p.returncode == 2
     assert p.stderr == f"gunyah-sim fuzz: {message}\n"
@@ -108,3 +132,34 @@ def test_without_the_fuzz_extra_one_line_names_it(missing):
     p = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
     assert p.returncode == 2
     assert p.stderr == f"gunyah-sim fuzz: needs {missing}: pip install 'gunyah-sim[fuzz]'\n"
+
+
+def test_sigterm_while_a_failure_is_written_up_keeps_it_and_ends_the_reproducer(tmp_path):
+    argv = [sys.executable, "-m", "vmm.cli", "fuzz", "--out", str(tmp_path), "--db", "db"]
+    p = subprocess.Popen(
+        [*argv, "--examples", "500", *BROKEN], stdout=subprocess.PIPE, text=True, cwd=tmp_path
+    )
+    script = tmp_path / "fuzz-gunyah-0.py"
+    while not script.exists() and p.poll() is None:
+        time.sleep(0.05)
+    p.send_signal(signal.SIGTERM)
+    out, _ = p.communicate(timeout=120)
+    assert p.returncode == 143
+    s = json.loads(out)
+    assert s["interrupted"] is True and s["leaks"] == 1
+    time.sleep(0.5)
+    assert not [c for c in Path("/proc").glob("[0-9]*/cmdline") if str(script) in _read(c)]
+
+
+def _read(path: Path) -> str:
+    try:
+        return path.read_bytes().replace(b"\0", b" ").decode()
+    except OSError:  # the process ended meanwhile
+        return ""
+
+
+def test_the_length_is_checked_every_small_batch_of_examples(tmp_path):
+    p = fuzz(tmp_path, "--ioctls", "1")
+    assert p.returncode == 0, p.stderr
+    s = summary_of(p)
+    assert 1 <= s["examples"] <= campaign.BATCH + 1 <= 21  # Hypothesis may run one more

@@ -2,7 +2,8 @@
 
 ``python -m vmm.fuzz.campaign`` is what ``gunyah-sim fuzz`` starts once per
 job (vmm/fuzz/runner.py). It runs examples until ``--examples``,
-``--ioctls`` or ``--time`` is reached or one fails, and writes JSON lines on stdout: a
+``--ioctls`` (every ioctl made, fuzzed or not) or ``--time`` is reached
+(checked every ``BATCH`` examples) or one fails, and writes JSON lines on stdout: a
 progress record every ``PROGRESS_EVERY`` seconds and a last one with
 ``"done": true``, its summary. The example database (``--db``) keeps
 failing examples, which Hypothesis replays first on the next campaign.
@@ -11,7 +12,9 @@ A failure is shrunk by Hypothesis; the shrunk example's script is written as
 a reproducer (vmm/fuzz/reproducer.py) and run once alone with ``--trace``,
 so the summary names both files and says whether the script reproduces it.
 A step that takes longer than ``--step-limit`` seconds is a hang: the example so far
-is written out unshrunk, with every thread's stack, and the process ends.
+is written out unshrunk, with every thread's stack, and the process ends. The
+reproducer holds each of its steps to the same limit ("hang at step N: CALL").
+A failure goes into the progress records as soon as it is found.
 """
 
 from __future__ import annotations
@@ -38,10 +41,12 @@ from vmm.fuzz.gzvm import GzvmMachine
 from vmm.fuzz.machine import Campaign, IoctlMachine
 
 MACHINES = {"gunyah": GunyahMachine, "gzvm": GzvmMachine}
-BATCH = 200  # examples per Hypothesis run in an --ioctls or --time campaign
+# Examples per Hypothesis run in an --ioctls or --time campaign: the length is checked
+# between runs, so it overshoots by at most a batch (each run starts with its simplest example).
+BATCH = 20
 STEPS = 8  # steps per example, as in CI
 PROGRESS_EVERY = 0.5
-REPRO_LIMIT = 600  # seconds the reproducer may take when run alone
+REPRO_LIMIT = 60  # seconds the reproducer may take alone, besides one step's --step-limit
 
 
 def machine_settings(examples: int, database) -> settings:
@@ -68,6 +73,7 @@ class Worker:
         self.done = threading.Event()
         self.out = Path(args.out)
         self.lock = threading.Lock()
+        self.found: dict | None = None  # the failure being written up
         self.stream = sys.stdout  # the records; anything else printed goes to stderr
         sys.stdout = sys.stderr
 
@@ -80,6 +86,7 @@ class Worker:
             "fuzzed_ioctls": sum(c.outcomes.values()),
             "seconds": round(time.monotonic() - self.started, 3),
             "outcomes": [[*key, n] for key, n in sorted(c.outcomes.items())],
+            **({"failure": self.found} if self.found else {}),
             **extra,
         }
         with self.lock:
@@ -143,27 +150,30 @@ class Worker:
         lines = machine.script if machine is not None else []
         stem = self.out / f"fuzz-{self.args.target}-{self.args.seed}"
         path, trace = stem.with_suffix(".py"), stem.with_suffix(".trace")
+        args = self.args
+        self.found = {"message": message}
+        self.emit()  # the display shows it while the reproducer runs
         text = reproducer.script(
-            self.args.target, lines, message, self.args.seed, path.name, self.args.inject
+            args.target, lines, message, args.seed, path.name, args.inject, args.step_limit
         )
         path.write_text(text)
+        compile(text, str(path), "exec")  # a script that does not compile is a bug here
         try:
             res = subprocess.run(
                 [sys.executable, str(path), "--trace", str(trace)],
                 capture_output=True,
                 text=True,
-                timeout=REPRO_LIMIT,
+                timeout=REPRO_LIMIT + args.step_limit,
             )
-            reproduced, tail = res.returncode != 0, _last_line(res.stderr)
+            tail = _last_line(res.stderr)
+            same = reproducer.failure_class(tail) == reproducer.failure_class(message)
+            reproduced = res.returncode != 0 and same
         except subprocess.TimeoutExpired:
-            reproduced, tail = True, f"hung (more than {REPRO_LIMIT} s)"
-        return {
-            "message": message,
-            "reproducer": str(path),
-            "trace": str(trace),
-            "reproduced": reproduced,
-            "reproducer_says": tail,
-        }
+            reproduced, tail = False, f"took more than {REPRO_LIMIT + args.step_limit:g} s"
+        failure = {"message": message, "reproducer": str(path)}
+        if trace.exists():
+            failure["trace"] = str(trace)
+        return failure | {"reproduced": reproduced, "reproducer_says": tail}
 
 
 def _first_lines(e: BaseException) -> str:

@@ -46,7 +46,8 @@ ALLOWED = {
         "GUNYAH_CREATE_VM": {errno.EINVAL},
         "GUNYAH_CREATE_GUEST_MEM": {errno.EINVAL, errno.ENOMEM},
         "GUNYAH_VM_SET_DTB_CONFIG": {errno.EOVERFLOW},
-        "GUNYAH_VM_SET_BOOT_CONTEXT": {errno.EINVAL},
+        # spec/gunyah.md §2.4: EINTR (the status lock's wait), ENOMEM (the xarray)
+        "GUNYAH_VM_SET_BOOT_CONTEXT": {errno.EINVAL, errno.EINTR, errno.ENOMEM},
         "GUNYAH_VM_MAP_MEM": {
             errno.EINVAL,
             errno.EEXIST,
@@ -62,9 +63,11 @@ ALLOWED = {
             errno.ENOMEM,
             errno.ENODEV,
         },
-        "GUNYAH_VM_REMOVE_FUNCTION": {errno.ENOENT, errno.ENOMEM},
-        "GUNYAH_VM_START": {errno.EINVAL, errno.ENOENT, errno.ENODEV} | RM,
-        "GUNYAH_VCPU_RUN": {errno.ENODEV, errno.EINTR, errno.EINVAL},
+        "GUNYAH_VM_REMOVE_FUNCTION": {errno.ENOENT, errno.ENOMEM, errno.EINTR},  # §2.4
+        # §2.3: an interrupted wait for the status lock is EINTR
+        "GUNYAH_VM_START": {errno.EINVAL, errno.ENOENT, errno.ENODEV, errno.EINTR} | RM,
+        # §2.6 step 4 and §3.4: vcpu_run's other errors through gunyah_error_remap
+        "GUNYAH_VCPU_RUN": {errno.ENODEV, errno.EINTR, errno.EINVAL, errno.EACCES, errno.EBUSY},
         "GUNYAH_VCPU_MMAP_SIZE": set(),
     },
     "gzvm": {

@@ -9,12 +9,16 @@ time left (on a terminal; elsewhere a line every ``PLAIN_EVERY`` seconds).
 At the end the processes' summaries are merged into one JSON object,
 printed on stdout and written to ``OUT/fuzz-TARGET-summary.json``; each
 failure's reproducer and trace are named on stderr. Exit 0 if every
-process ran clean, 1 if any found a failure, 130 on Ctrl-C.
+process ran clean, 1 if any found a failure, 130 on Ctrl-C, 143 on SIGTERM:
+then each job's process group (the job and a reproducer it runs) is ended
+and the summary holds the failures found so far.
 """
 
 from __future__ import annotations
 
+import contextlib
 import json
+import os
 import signal
 import subprocess
 import sys
@@ -26,6 +30,7 @@ from pathlib import Path
 
 from rich.console import Console, Group
 from rich.live import Live
+from rich.markup import escape
 from rich.progress import BarColumn, Progress, TextColumn
 from rich.table import Table
 
@@ -38,6 +43,7 @@ KINDS = (
     ("kernel bug", "kernel_bugs"),
     ("RM bug", "kernel_bugs"),
     ("VM status went backwards", "states_backwards"),
+    ("the job died", "jobs_died"),  # killed (SIGKILL, the OOM killer): no summary of its own
 )
 
 
@@ -80,8 +86,8 @@ def merge(jobs: list[Job], target: str, wall: float, interrupted: bool = False) 
             failures.append(
                 {"message": f"the job died (exit {job.proc.returncode}); see {job.log}"}
             )
-        elif job.done is not None and job.done.get("failure"):
-            failures.append(job.done["failure"])
+        if record.get("failure"):  # found, if not yet written up
+            failures.append(record["failure"])
     examples = sum((j.done or j.latest).get("examples", 0) for j in jobs)
     ioctls = sum((j.done or j.latest).get("ioctls", 0) for j in jobs)
     counts = {kind: 0 for _, kind in KINDS} | {"escapes": 0}
@@ -131,7 +137,7 @@ def _display(jobs: list[Job], target: str, started: float, length: Length):
     table.add_column("ioctl")
     table.add_column("outcomes seen")
     for request, seen in merged["outcomes_per_ioctl"].items():
-        table.add_row(request, " ".join(seen))
+        table.add_row(escape(request), escape(" ".join(seen)))  # "[gh-gmem]" is no markup
     head = (
         f"{merged['examples']:,} examples, {merged['ioctls']:,} ioctls "
         f"({merged['fuzzed_ioctls']:,} fuzzed), "
@@ -139,7 +145,7 @@ def _display(jobs: list[Job], target: str, started: float, length: Length):
         f"(ioctl, outcome, state) triples, {len(jobs)} jobs, "
         f"failures {len(merged['failures'])}"
     )
-    states = "states reached: " + " ".join(merged["states"])
+    states = "states reached: " + escape(" ".join(merged["states"]))
     return Group(bar, head, states, table)
 
 
@@ -189,21 +195,21 @@ def run(target: str, length: Length, seed: int, jobs: int, db: str, out: Path, o
     for reader in readers:
         reader.start()
     console = Console(stderr=True)
-    interrupted = False
+    interrupted = 0  # the signal that ended the campaign
     saved = signal.signal(signal.SIGTERM, _interrupt)
     try:
         _watch(running, readers, target, started, length, console)
-    except KeyboardInterrupt:
-        interrupted = True
+    except KeyboardInterrupt as e:
+        interrupted = getattr(e, "signum", signal.SIGINT)
         for job in running:
-            job.proc.terminate()
+            _kill_group(job.proc)
     finally:
         signal.signal(signal.SIGTERM, saved)
     for job in running:
         job.proc.wait()
     for reader in readers:
         reader.join()
-    summary = merge(running, target, time.monotonic() - started, interrupted)
+    summary = merge(running, target, time.monotonic() - started, bool(interrupted))
     (out / f"fuzz-{target}-summary.json").write_text(json.dumps(summary, indent=2) + "\n")
     print(json.dumps(summary, indent=2))
     for failure in summary["failures"]:
@@ -213,12 +219,26 @@ def run(target: str, length: Length, seed: int, jobs: int, db: str, out: Path, o
                 print(f"gunyah-sim fuzz: {what}: {failure[what]}", file=sys.stderr)
     if interrupted:
         print("gunyah-sim fuzz: interrupted", file=sys.stderr)
-        return 130
+        return 128 + interrupted
     return 1 if summary["failures"] else 0
 
 
+class Interrupted(KeyboardInterrupt):
+    """SIGTERM, ending the campaign as Ctrl-C does (exit 128 + its number)."""
+
+    def __init__(self, signum: int):
+        super().__init__()
+        self.signum = signum
+
+
 def _interrupt(signum, frame):
-    raise KeyboardInterrupt
+    raise Interrupted(signum)
+
+
+def _kill_group(proc: subprocess.Popen) -> None:
+    """SIGTERM to a job and what it started (a reproducer): its own process group."""
+    with contextlib.suppress(ProcessLookupError):  # the job had ended
+        os.killpg(proc.pid, signal.SIGTERM)
 
 
 def _share(examples: int, jobs: int, i: int) -> int:
@@ -230,7 +250,9 @@ def _start(target, length: list[str], seed, db, out: Path, options) -> Job:
     argv = [sys.executable, "-m", "vmm.fuzz.campaign", "--target", target, "--seed", str(seed)]
     argv += [*length, "--out", str(out), "--db", db, *options]
     with log.open("w") as stderr:
-        proc = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=stderr, text=True)
+        proc = subprocess.Popen(
+            argv, stdout=subprocess.PIPE, stderr=stderr, text=True, start_new_session=True
+        )
     return Job(seed, proc, log)
 
 

@@ -7,7 +7,7 @@ import pytest
 
 import kernel
 from uapi.linux import gunyah as gh
-from vmm.fuzz.check import Checker
+from vmm.fuzz.check import ALLOWED, Checker
 
 
 @pytest.fixture(scope="module")
@@ -71,3 +71,16 @@ def test_a_kernel_bug_fails_the_step(host):
             check.step()
     finally:
         host.bugs.clear()
+
+
+@pytest.mark.parametrize(
+    ("request_name", "errnos"),
+    [
+        ("GUNYAH_VM_SET_BOOT_CONTEXT", {errno.EINTR, errno.ENOMEM}),  # spec §2.4
+        ("GUNYAH_VM_REMOVE_FUNCTION", {errno.EINTR}),  # §2.4
+        ("GUNYAH_VM_START", {errno.EINTR}),  # §2.3
+        ("GUNYAH_VCPU_RUN", {errno.EACCES, errno.EBUSY}),  # §2.6, §3.4
+    ],
+)
+def test_the_errnos_the_spec_gives_are_allowed(request_name, errnos):
+    assert errnos <= ALLOWED["gunyah"][request_name]
