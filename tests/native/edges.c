@@ -7,6 +7,9 @@
  *                 1 a kernel address; 2 8K of a 12K mapping, then all 12K;
  *                 3 a PROT_READ page, then a write to it; 4 the program's text;
  *                 5 8K of shared anonymous memory (its own VMA)
+ *   gzrace N      N threads, each 5 times: fresh anonymous memory of its own,
+ *                 written, then a memslot over it (neighbouring mappings may
+ *                 merge into one VMA: EINVAL then); prints how many were EFAULT
  *   scm           a VM fd passed over a unix socket (SCM_RIGHTS), to a forked
  *                 child and to the program itself: each one's ioctl errno
  *   open          open's errno for /dev/gunyah with O_CREAT|O_EXCL, with
@@ -196,6 +199,44 @@ static int open_errno(const char *path, int flags)
 	return errno;
 }
 
+static int gzrace_vm;
+static int gzrace_efault;
+
+static void *gzrace_thread(void *arg)
+{
+	long i = (long)arg;
+
+	for (int k = 0; k < 5; k++) {
+		size_t size = 4096 * (1 + i);
+		char *m = mmap(NULL, size, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+		struct gzvm_userspace_memory_region r = {
+			.slot = i, .guest_phys_addr = 0x100000000ull + i * 0x1000000,
+			.memory_size = size, .userspace_addr = (uintptr_t)m,
+		};
+
+		m[0] = i;
+		if (ioctl(gzrace_vm, GZVM_SET_USER_MEMORY_REGION, &r) && errno == EFAULT)
+			__atomic_add_fetch(&gzrace_efault, 1, __ATOMIC_SEQ_CST);
+	}
+	return NULL;
+}
+
+static int gzrace(int n)
+{
+	int gz = open("/dev/gzvm", O_RDWR);
+	pthread_t threads[16];
+
+	gzrace_vm = ioctl(gz, GZVM_CREATE_VM, 0);
+	for (long i = 0; i < n; i++)
+		pthread_create(&threads[i], NULL, gzrace_thread, (void *)(i + 2));
+	for (int i = 0; i < n; i++)
+		pthread_join(threads[i], NULL);
+	printf("gzrace: efault %d\n", gzrace_efault);
+	close(gzrace_vm);
+	close(gz);
+	return 0;
+}
+
 int main(int argc, char **argv)
 {
 	const char *cmd = argc > 1 ? argv[1] : "";
@@ -214,6 +255,8 @@ int main(int argc, char **argv)
 		return scm();
 	if (!strcmp(cmd, "gzslot"))
 		return gzslot(n);
+	if (!strcmp(cmd, "gzrace"))
+		return gzrace(n < 16 ? n : 16);
 	fprintf(stderr, "edges: unknown command %s\n", cmd);
 	return 2;
 }

@@ -494,6 +494,14 @@ def test_a_gzvm_memslot_adopts_exactly_the_programs_anonymous_vma(edges, case, e
     assert (res.returncode, res.stdout, res.stderr) == (0, expected + "\n", "")
 
 
+def test_threads_adopting_neighbouring_memory_at_once_never_see_efault(edges):
+    """Four threads name fresh anonymous memory in memslots at once; mappings that
+    merged into one VMA are that VMA (EINVAL for a part of it, as on a device),
+    never EFAULT, and the model keeps nothing after the program."""
+    res = exec_edges(edges, "gzrace", "4", hypervisor="geniezone")
+    assert (res.returncode, res.stdout, res.stderr) == (0, "gzrace: efault 0\n", "")
+
+
 def test_a_model_call_from_a_handler_inside_a_model_call_is_eio_not_a_hang(native):
     code, dtb = _guest_files(native, "b .", 1)
     res = gunyah_sim("exec", "--", str(native["vcpus"]), str(code), str(dtb), "1", "nested")

@@ -89,6 +89,7 @@ class Server:
         self.mappings: dict[int, object] = {}  # lock: program address -> Host mapping
         self.channels: dict[tuple[int, int], Channel] = {}  # lock: by (pid, tid)
         self.lock = threading.RLock()
+        self.adopt_lock = threading.Lock()  # one adoption at a time (see _adopt)
         self.local = threading.local()  # .channel: the one the calling thread serves
         self.wake_r, self.wake_w = os.pipe2(os.O_CLOEXEC | os.O_NONBLOCK)
         self.stopping = False
@@ -329,6 +330,14 @@ class Server:
         channel = getattr(self.local, "channel", None)
         if channel is None or length <= 0:
             return False
+        # One adoption at a time: two threads naming neighbouring ranges of one
+        # merged VMA would each adopt it, and the later finds its range taken.
+        with self.adopt_lock:
+            if self.host.mm.holes(addr, addr + 1) != [(addr, 1)]:
+                return True  # another thread adopted it while this one waited
+            return self._adopt_run(channel, addr, length)
+
+    def _adopt_run(self, channel: Channel, addr: int, length: int) -> bool:
         adopted = addr
         for start, end, prot in _anonymous_vmas(channel.pid, addr, addr + length):
             if start > adopted or self.host.mm.holes(start, end) != [(start, end - start)]:
