@@ -93,6 +93,15 @@ static int memslot(int vm, uintptr_t addr, uint64_t size)
 	return ioctl(vm, GZVM_SET_USER_MEMORY_REGION, &r) ? errno : 0;
 }
 
+/* Fresh private anonymous memory between two PROT_NONE pages: its own VMA, which no
+ * neighbouring anonymous mapping can merge with, whatever the process's layout. */
+static char *fenced(size_t size, int prot)
+{
+	char *guard = mmap(NULL, size + 2 * 4096, PROT_NONE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+
+	return mmap(guard + 4096, size, prot, MAP_PRIVATE | MAP_ANONYMOUS | MAP_FIXED, -1, 0);
+}
+
 static int gzslot(int n)
 {
 	struct sigaction sa = { .sa_handler = on_fault };
@@ -103,13 +112,13 @@ static int gzslot(int n)
 	if (n == 1)
 		printf("gzslot: %d\n", memslot(vm, (uintptr_t)-4096, 8192));
 	if (n == 2) {
-		m = mmap(NULL, 3 * 4096, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+		m = fenced(3 * 4096, PROT_READ | PROT_WRITE);
 		m[0] = 7;
 		printf("gzslot: %d", memslot(vm, (uintptr_t)m, 8192));
 		printf(" %d %d\n", memslot(vm, (uintptr_t)m, 3 * 4096), m[0]);
 	}
 	if (n == 3) {
-		m = mmap(NULL, 4096, PROT_READ, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+		m = fenced(4096, PROT_READ);
 		printf("gzslot: %d", memslot(vm, (uintptr_t)m, 4096));
 		if (!sigsetjmp(fault_jump, 1)) {
 			*(volatile char *)m = 1;
