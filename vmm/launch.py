@@ -1,7 +1,7 @@
 """The ``gunyah-sim`` executable: ``vmm.cli.main``, with a Ctrl-C during start-up one line too.
 
-Importing the command line loads cffi, unicorn, capstone's neighbours and the
-UAPI headers (about half a second); a Ctrl-C typed then lands in an import,
+Importing the command line loads cffi, unicorn and the UAPI headers (about
+half a second); a Ctrl-C typed then lands in an import,
 before ``vmm.cli.main`` is there to handle it, and would be a traceback.
 """
 
