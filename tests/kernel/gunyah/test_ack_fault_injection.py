@@ -21,16 +21,7 @@ from kernel.fault_inject import FaultPlan
 from tests.kernel.gunyah.ackvm import PROFILES, SYSTEM_OFF, make_vm
 from tests.robustness import leaks
 from tests.robustness.leaks import holdings
-
-KEPT_ON_REFUSAL = {
-    "gunyah_rm_vm_stop",
-    "gunyah_rm_vm_reset",
-    "gunyah_rm_dealloc_vmid",
-    "gunyah_rm_mem_reclaim",
-    "gunyah_rm_vm_set_demand_paging",
-    "gunyah_rm_vm_set_address_layout",
-    "gunyah_rm_vm_init",
-}
+from tests.robustness.test_fault_injection import KEPT_ON_REFUSAL
 
 
 def life(host) -> list[int]:
