@@ -133,24 +133,30 @@ def _guest_files(native, source: str, vcpus: int = 1, doorbells=()):
     return code, dtb
 
 
-def test_run_page_and_guest_memory_are_shared_with_the_guest(native):
-    code, dtb = _guest_files(native, GUEST)
-    share = f"s:8={SHARED_IPA:#x},4={RW_SHARE:#x},4=$shared,8=0,8=0x1000"
+def _lent_vm(code, dtb) -> str:
+    """Script lines for a VM (fds ``dev``, ``vm``, ``ram``): ``code`` and ``dtb`` loaded
+    into a 2 MiB guest_memfd lent at RAM_IPA, its DTB config and boot PC set."""
     lend = f"s:8={RAM_IPA:#x},4={LEND:#x},4=$ram,8=0,8=0x200000"
     pc = f"s:4={gh.GUNYAH_VM_BOOT_CONTEXT_REG(gh.REG_SET_PC, 0):#x},4=0,8={RAM_IPA:#x}"
-    script = f"""
-open dev
+    return f"""open dev
 {io("dev", "GUNYAH_CREATE_VM", 0, "vm")}
 {io("dev", "GUNYAH_CREATE_GUEST_MEM", "s:8=0,8=0x200000", "ram")}
-{io("dev", "GUNYAH_CREATE_GUEST_MEM", "s:8=0,8=0x1000", "shared")}
 mmap ram 0x12000 0 image
 load image 0 {code}
 load image 0x10000 {dtb}
 munmap image
 {io("vm", "GUNYAH_VM_MAP_MEM", lend)}
-{io("vm", "GUNYAH_VM_MAP_MEM", share)}
 {io("vm", "GUNYAH_VM_SET_DTB_CONFIG", "s:8=0x80010000,8=0x2000")}
-{io("vm", "GUNYAH_VM_SET_BOOT_CONTEXT", pc)}
+{io("vm", "GUNYAH_VM_SET_BOOT_CONTEXT", pc)}"""
+
+
+def test_run_page_and_guest_memory_are_shared_with_the_guest(native):
+    code, dtb = _guest_files(native, GUEST)
+    share = f"s:8={SHARED_IPA:#x},4={RW_SHARE:#x},4=$shared,8=0,8=0x1000"
+    script = f"""
+{_lent_vm(code, dtb)}
+{io("dev", "GUNYAH_CREATE_GUEST_MEM", "s:8=0,8=0x1000", "shared")}
+{io("vm", "GUNYAH_VM_MAP_MEM", share)}
 {io("vm", "GUNYAH_VM_ADD_FUNCTION", errno_table.VCPU_0, "vcpu")}
 mmap vcpu 0x1000 0 run
 {io("vm", "GUNYAH_VM_START")}
@@ -253,23 +259,12 @@ IOEVENT = f"""
 
 def test_ioeventfd_and_irqfd_take_the_programs_own_eventfds(native):
     code, dtb = _guest_files(native, IOEVENT)
-    lend = f"s:8={RAM_IPA:#x},4={LEND:#x},4=$ram,8=0,8=0x200000"
-    pc = f"s:4={gh.GUNYAH_VM_BOOT_CONTEXT_REG(gh.REG_SET_PC, 0):#x},4=0,8={RAM_IPA:#x}"
     ioeventfd = f"s:4={gh.GUNYAH_FN_IOEVENTFD},4=32,8=^|8=0,8={MMIO:#x},4=8,4=$efd,4=0,4=0"
     irqfd = f"s:4={gh.GUNYAH_FN_IRQFD},4=16,8=^|4=$irq,4=7,4=0,4=0"
     irqfd_on = "s:4={},4=16,8=^|4=${},4=8,4=0,4=0".format
     irqfd_closed = f"s:4={gh.GUNYAH_FN_IRQFD},4=16,8=^|4=4000,4=9,4=0,4=0"  # open nowhere
     script = f"""
-open dev
-{io("dev", "GUNYAH_CREATE_VM", 0, "vm")}
-{io("dev", "GUNYAH_CREATE_GUEST_MEM", "s:8=0,8=0x200000", "ram")}
-mmap ram 0x12000 0 image
-load image 0 {code}
-load image 0x10000 {dtb}
-munmap image
-{io("vm", "GUNYAH_VM_MAP_MEM", lend)}
-{io("vm", "GUNYAH_VM_SET_DTB_CONFIG", "s:8=0x80010000,8=0x2000")}
-{io("vm", "GUNYAH_VM_SET_BOOT_CONTEXT", pc)}
+{_lent_vm(code, dtb)}
 eventfd efd
 eventfd irq
 {io("vm", "GUNYAH_VM_ADD_FUNCTION", ioeventfd)}
@@ -299,20 +294,9 @@ close dev
 
 def test_irqfd_on_the_programs_eventfd_interrupts_the_guest(native):
     code, dtb = _guest_files(native, COUNTER, doorbells=((LABEL, SPI),))
-    lend = f"s:8={RAM_IPA:#x},4={LEND:#x},4=$ram,8=0,8=0x200000"
-    pc = f"s:4={gh.GUNYAH_VM_BOOT_CONTEXT_REG(gh.REG_SET_PC, 0):#x},4=0,8={RAM_IPA:#x}"
     irqfd = f"s:4={gh.GUNYAH_FN_IRQFD},4=16,8=^|4=$irq,4={LABEL},4=0,4=0"
     script = f"""
-open dev
-{io("dev", "GUNYAH_CREATE_VM", 0, "vm")}
-{io("dev", "GUNYAH_CREATE_GUEST_MEM", "s:8=0,8=0x200000", "ram")}
-mmap ram 0x12000 0 image
-load image 0 {code}
-load image 0x10000 {dtb}
-munmap image
-{io("vm", "GUNYAH_VM_MAP_MEM", lend)}
-{io("vm", "GUNYAH_VM_SET_DTB_CONFIG", "s:8=0x80010000,8=0x2000")}
-{io("vm", "GUNYAH_VM_SET_BOOT_CONTEXT", pc)}
+{_lent_vm(code, dtb)}
 eventfd irq
 {io("vm", "GUNYAH_VM_ADD_FUNCTION", irqfd)}
 {io("vm", "GUNYAH_VM_ADD_FUNCTION", errno_table.VCPU_0, "vcpu")}
