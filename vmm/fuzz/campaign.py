@@ -41,8 +41,9 @@ from vmm.fuzz.gzvm import GzvmMachine
 from vmm.fuzz.machine import Campaign, IoctlMachine
 
 MACHINES = {"gunyah": GunyahMachine, "gzvm": GzvmMachine}
-# Examples per Hypothesis run in an --ioctls or --time campaign: the length is checked
-# between runs, so it overshoots by at most a batch (each run starts with its simplest example).
+# Valid examples per Hypothesis run in an --ioctls or --time campaign: the length is
+# checked between runs, so it overshoots by at most a run (each starts with its simplest
+# example; examples Hypothesis drops as invalid run too but are not counted in BATCH).
 BATCH = 20
 STEPS = 8  # steps per example, as in CI
 PROGRESS_EVERY = 0.5
@@ -74,6 +75,7 @@ class Worker:
         self.out = Path(args.out)
         self.lock = threading.Lock()
         self.found: dict | None = None  # the failure being written up
+        self.runs = 0  # Hypothesis runs (batches of examples) started
         self.stream = sys.stdout  # the records; anything else printed goes to stderr
         sys.stdout = sys.stderr
 
@@ -82,6 +84,7 @@ class Worker:
         record = {
             "seed": self.args.seed,
             "examples": c.examples,
+            "runs": self.runs,
             "ioctls": c.calls,
             "fuzzed_ioctls": sum(c.outcomes.values()),
             "seconds": round(time.monotonic() - self.started, 3),
@@ -128,6 +131,7 @@ class Worker:
                 test = get_state_machine_test(
                     self.machine, settings=machine_settings(min(left, BATCH), database)
                 )
+                self.runs += 1
                 test()
         except Exception as e:  # the example's failure, shrunk: reported, not raised
             failure = self.write_failure(_first_lines(e))

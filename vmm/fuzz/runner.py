@@ -90,6 +90,7 @@ def merge(jobs: list[Job], target: str, wall: float, interrupted: bool = False) 
             failures.append(record["failure"])
     examples = sum((j.done or j.latest).get("examples", 0) for j in jobs)
     ioctls = sum((j.done or j.latest).get("ioctls", 0) for j in jobs)
+    runs = sum((j.done or j.latest).get("runs", 0) for j in jobs)
     counts = {kind: 0 for _, kind in KINDS} | {"escapes": 0}
     for failure in failures:
         counts[kind_of(failure["message"])] += 1
@@ -102,6 +103,7 @@ def merge(jobs: list[Job], target: str, wall: float, interrupted: bool = False) 
         "jobs": len(jobs),
         "seeds": [j.seed for j in jobs],
         "examples": examples,
+        "runs": runs,
         "ioctls": ioctls,
         "fuzzed_ioctls": sum(outcomes.values()),
         "wall_seconds": round(wall, 1),
