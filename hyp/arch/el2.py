@@ -1,5 +1,5 @@
 """What every EL2 hypervisor of the SoC owns (Gunyah hyp/core/boot, Linux
-arch/arm64/kvm/arm.c): DRAM, its private page pool, the virtual clock, the
+arch/arm64/kvm/arm.c): DRAM, its private page pool, the SoC's counter, the
 vCPU scheduler, the VMIDs in use, the trace, and the host's IPIs.
 
 A hypervisor subclasses :class:`El2` and supplies the SMCCC hooks
@@ -14,6 +14,12 @@ the old translation: when a thread leaves EL2 (its outermost hold of the
 lock ends) it waits for the runs of the cores its changes flushed, as a
 DSB after a broadcast TLBI waits for the other CPUs. So once a hypercall
 that unmaps a page returns, no guest access to that page is in flight.
+Cores of different run groups execute at the same time
+(:mod:`hyp.arch.scheduler`), so a guest's own trap may flush a core that is
+running too: that trap's thread cannot wait inside its core's run (two
+cores flushing each other would each wait for the other's run to end), so
+its run ends instead and the thread waits before its guest executes again
+(:meth:`El2Lock.wait_flushed`).
 """
 
 from __future__ import annotations
@@ -34,8 +40,9 @@ FLUSH_TIMEOUT = 30.0  # seconds; one slice of a core runs in milliseconds
 class El2Lock:
     """The EL2 lock (re-entrant). Leaving it for good, a thread first waits for
     the cores whose translations it flushed (:meth:`flushed`) to end the runs
-    they were in, unless the thread is itself inside a core's run (a guest's
-    trap), where waiting could deadlock two cores."""
+    they were in; a thread inside a core's run (a guest's trap) ends that run
+    and waits after it (:meth:`wait_flushed`), where waiting cannot deadlock
+    two cores."""
 
     def __init__(self):
         self._lock = threading.RLock()
@@ -55,19 +62,32 @@ class El2Lock:
     def __exit__(self, *exc) -> None:
         mine = self._mine()
         mine.depth -= 1
-        waits = []
-        if mine.depth == 0:
-            waits, mine.flushed = mine.flushed, []
+        leaving = mine.depth == 0 and running_core() is None
         self._lock.release()
+        if leaving:
+            self.wait_flushed()
+
+    def flushed(self, core) -> None:
+        """The caller (holding the lock) changed translations ``core`` may be using.
+        Inside a core's run, that run ends before its next instruction."""
+        token = core.run_token()
+        if token is None:
+            return
+        self._mine().flushed.append((core, token))
+        inside = running_core()
+        if inside is not None:
+            inside.stop()
+
+    def wait_flushed(self) -> None:
+        """Wait, not holding the lock and outside any core's run, for the runs of
+        the cores the calling thread flushed to end."""
+        mine = self._mine()
+        if not mine.flushed:
+            return
+        waits, mine.flushed = mine.flushed, []
         for core, token in waits:
             if not core.wait_run_end(token, FLUSH_TIMEOUT):
                 raise RuntimeError("a core never ended its run after a stage-2 flush")
-
-    def flushed(self, core) -> None:
-        """The caller (holding the lock) changed translations ``core`` may be using."""
-        token = core.run_token()
-        if token is not None and running_core() is None:
-            self._mine().flushed.append((core, token))
 
 
 class El2:
@@ -80,7 +100,7 @@ class El2:
         self.pool = PagePool(self.dram, self.dram.end - HYP_POOL_SIZE, HYP_POOL_SIZE)
         self.clock = VirtualClock()
         self.cntfrq = CNTFRQ
-        self.scheduler = Scheduler()
+        self.scheduler = Scheduler(self.clock)
         self.vmids: set[int] = set()  # the VMIDs of VTTBR_EL2 in use
         self.events: deque = deque(maxlen=trace_limit)
         self.trace_sinks: list = []

@@ -3,9 +3,9 @@
 
 A vCPU runs on its own core (a unicorn instance sharing the SoC's DRAM)
 behind its VM's stage-2 tables, proxy-scheduled: :meth:`ArchVcpu.run_loop`
-runs it in the calling host thread, taking turns with the other vCPUs
-(:mod:`hyp.arch.scheduler`), until something needs the host, and returns
-what the hypervisor's ``host_exit`` hook makes of it. Inside a run the vCPU
+runs it in the calling host thread, taking turns with the other vCPUs of
+its run group (:mod:`hyp.arch.scheduler`), until something needs the
+host, and returns what the hypervisor's ``host_exit`` hook makes of it. Inside a run the vCPU
 is the EL2 trap handler of its core (:mod:`hyp.arch.traps`). Other threads
 never touch the core: they change the vCPU's state and kick it, and the
 change is applied between two runs of its core.
@@ -103,9 +103,10 @@ class ArchVcpu(Trap):
         self._kicked = self._needs_flush = False
 
     # life cycle
-    def attach_core(self, vttbr: int) -> None:
+    def attach_core(self, vttbr: int, group) -> None:
         """Give the vCPU its core behind the stage 2 at ``vttbr``, its
-        redistributor, and its place in the scheduler (when it is activated)."""
+        redistributor, and its place in its VM's run group of the scheduler
+        (when it is activated)."""
         core = Core(self.hyp.dram, self)
         core.set_stage2(vttbr, VTCR)
         mpidr = 1 << 31 | (self.affinity & 0xFF_FFFF) | (self.affinity >> 24 & 0xFF) << 32
@@ -113,7 +114,7 @@ class ArchVcpu(Trap):
         core.set_reg("pstate", PSTATE_EL1H_MASKED)
         self.core = core
         self.gic_cpu = self.vgic.add_cpu(self)
-        self.hyp.scheduler.add(self)
+        self.hyp.scheduler.add(self, group)
 
     def detach_core(self) -> None:
         """Leave the scheduler and close the core, if it has one."""
@@ -141,7 +142,7 @@ class ArchVcpu(Trap):
         self.kick()
         if exited:
             self._wake()
-        self.hyp.scheduler.poke()
+        self.hyp.scheduler.poke(self)
 
     # cross-thread notifications
     def kick(self) -> None:
@@ -158,7 +159,7 @@ class ArchVcpu(Trap):
         """The vGIC changed: update the IRQ line now or wake the vCPU."""
         if self.core is None:
             return
-        if self.hyp.scheduler.holder is self:
+        if self.hyp.scheduler.holds(self):
             self.core.stop(RunStop.SYNC)
         elif self.waiting and self._wakes():
             self._wake()
@@ -171,7 +172,7 @@ class ArchVcpu(Trap):
         if self.sleeping:
             self.sleeping = False
             self.wake_host()
-        self.hyp.scheduler.poke()
+        self.hyp.scheduler.poke(self)
 
     def flush_translations(self) -> None:
         """Stage 2 changed (the EL2 lock is held): the core forgets its cached
@@ -202,6 +203,7 @@ class ArchVcpu(Trap):
             self.hyp.scheduler.enter(self)
             try:
                 reason = self.core.run()
+                self.hyp.lock.wait_flushed()
                 with self.hyp.lock:
                     result = self._after_run(reason)
                     if result is not None:
@@ -242,12 +244,12 @@ class ArchVcpu(Trap):
             self.waiting = False
             return None
         self.sleeping = True
-        self.hyp.scheduler.poke()
+        self.hyp.scheduler.poke(self)
         return self.host_exit(Exit.IDLE)
 
     def _after_run(self, reason):
         # ``is``: Stop and RunStop are IntEnums whose values overlap (KICK == HALTED)
-        self.hyp.clock.advance(QUANTUM_TICKS if reason is RunStop.PREEMPT else EVENT_TICKS)
+        self.timer.clock.advance(QUANTUM_TICKS if reason is RunStop.PREEMPT else EVENT_TICKS)
         if self._needs_flush:
             self._needs_flush = False
             self.core.flush()
@@ -280,19 +282,20 @@ class ArchVcpu(Trap):
         self.faulted = True
         self.hyp.trace("vcpu_fault", vcpu=self.trace_name, pc=self.core.pc, error=str(error))
         self._trace_fault(str(error))
-        self.hyp.scheduler.poke()
+        self.hyp.scheduler.poke(self)
         return self.host_exit(Exit.FAULT)
 
     def _skip_idle_time(self) -> bool:
-        """Nothing else can run: jump the clock to the next timer deadline."""
+        """Nothing else of its run group can run: jump the group's clock to the
+        group's next timer deadline (other groups keep their own time)."""
         if self.hyp.scheduler.others_runnable(self):
             return False
-        deadlines = [v.timer.deadline for v in self.hyp.scheduler.order]
-        deadlines = [d for d in deadlines if d is not None]
+        group = self.hyp.scheduler.group_vcpus(self)
+        deadlines = [v.timer.deadline for v in group if v.timer.deadline is not None]
         if not deadlines:
             return False
-        self.hyp.clock.advance_to(min(deadlines))
-        for vcpu in self.hyp.scheduler.order:
+        self.timer.clock.advance_to(min(deadlines))
+        for vcpu in group:
             vtimer.update_irq(vcpu)
         return self._wakes()
 

@@ -1,15 +1,16 @@
 """The EL1 virtual timer of a vCPU (Gunyah hyp/vm/arm_vm_timer, Linux
 arch/arm64/kvm/arch_timer.c).
 
-Each vCPU has a :class:`~hyp.hw.timer.VirtualTimer` on the EL2's virtual
-clock. Its CNTV_* registers, CNTVCT/CNTPCT and CNTFRQ are trapped and
-emulated here; a counter read advances the clock by ``READ_TICKS`` so a
-guest polling the counter sees time pass. The timer's line is PPI 27 of
-the vCPU's vGIC, as a level: :func:`update_irq` asserts or clears it and
-is called before each entry and when idle time is skipped.
+Each vCPU has a :class:`~hyp.hw.timer.VirtualTimer` on its run group's
+virtual clock (:mod:`hyp.arch.scheduler`). Its CNTV_* registers,
+CNTVCT/CNTPCT and CNTFRQ are trapped and emulated here; a counter read
+advances the clock by ``READ_TICKS`` so a guest polling the counter sees
+time pass. The timer's line is PPI 27 of the vCPU's vGIC, as a level:
+:func:`update_irq` asserts or clears it and is called before each entry
+and when idle time is skipped.
 
-Needs of the vCPU: ``timer``, ``vgic`` (with ``gic``), ``gic_cpu`` and
-``hyp`` (with ``clock`` and ``cntfrq``).
+Needs of the vCPU: ``timer`` (with its ``clock``), ``vgic`` (with
+``gic``), ``gic_cpu`` and ``hyp`` (with ``cntfrq``).
 """
 
 from __future__ import annotations
@@ -32,7 +33,7 @@ def sysreg(vcpu, core: Core, reg: SysReg, write: bool, rt: int) -> bool:
     A write changes when the line fires: the caller stops the core so that
     the line is re-evaluated before the next instruction.
     """
-    timer, clock = vcpu.timer, vcpu.hyp.clock
+    timer, clock = vcpu.timer, vcpu.timer.clock
     if not write:
         reads = {
             CNTVCT_EL0: lambda: clock.advance(READ_TICKS),

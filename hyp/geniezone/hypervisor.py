@@ -141,7 +141,8 @@ class GenieZone(El2):
         check(bool(free), Error.ERR_NO_MEMORY, "no free vm_id")
         vm_id = free[0]
         stage2 = Stage2(self.pool)
-        vm = GzVm(self, vm_id, stage2, GzVgic(GZVM_MAX_VCPUS), self.clock.now)
+        group = self.scheduler.group()  # GenieZone VMs share no page: one group each
+        vm = GzVm(self, vm_id, stage2, GzVgic(GZVM_MAX_VCPUS), group.clock.now, group)
         self.vms[vm_id] = vm
         self.vmids.add(vm_id)
         self.trace("create_vm", vm_id=vm_id)

@@ -96,7 +96,7 @@ class GzVcpu(ArchVcpu):
         self.served_call = False  # the forwarded call was EL2's: a report only
         self._woken = threading.Event()
         vm.vgic.vcpus[vcpu_id] = self
-        self.attach_core(vm.stage2.vttbr(vm.vm_id))
+        self.attach_core(vm.stage2.vttbr(vm.vm_id), vm.run_group)
         if vcpu_id == 0:
             self.power_on(0, 0)
 
@@ -240,7 +240,7 @@ class GzVcpu(ArchVcpu):
         struct.pack_into(f"<{len(lrs)}Q", page, shared.HWSTATE_LR, *lrs)
         struct.pack_into("<Q", page, shared.HWSTATE_VTIMER_OFFSET, self.vm.vtimer_offset)
         deadline = self.timer.deadline
-        delay = max(0, deadline - self.hyp.clock.now) if deadline is not None else 0
+        delay = max(0, deadline - self.timer.clock.now) if deadline is not None else 0
         struct.pack_into("<Q", page, shared.HWSTATE_VTIMER_DELAY, delay)
         struct.pack_into("<I", page, shared.HWSTATE_VTIMER_MIGRATE, int(deadline is not None))
         self.hyp.dram.write(self.area + PAGE_SIZE, bytes(page))

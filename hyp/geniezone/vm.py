@@ -78,6 +78,7 @@ class GzVm:
     stage2: Stage2
     vgic: GzVgic
     vtimer_offset: int
+    run_group: object  # the scheduler's RunGroup of its vCPUs
     vcpus: dict = field(default_factory=dict)  # vcpu_id -> GzVcpu
     memslots: dict[int, Memslot] = field(default_factory=dict)
     purposes: list[tuple[int, int, int]] = field(default_factory=list)  # gpa, size, flags

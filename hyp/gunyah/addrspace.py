@@ -2,7 +2,10 @@
 
 Mappings are made from memory extents with :meth:`Addrspace.map`: only
 pages the extent owns in the memdb can be mapped, with at most the
-extent's access. Every change is written to the stage-2 tables in DRAM and
+extent's access. A page is owned by one extent, so address spaces share
+memory exactly when they map the same extent: mapping an extent another
+address space maps joins their run groups (:mod:`hyp.arch.scheduler`),
+and their vCPUs take turns from then on. Every change is written to the stage-2 tables in DRAM and
 then flushed from every core running a vCPU of this address space.
 Demand-paging ranges (set for Linux's lent memory) turn a guest access to
 an unmapped IPA inside them into ADDRSPACE_PAGE_FAULT instead of VMMIO.
@@ -51,6 +54,7 @@ class Addrspace(Object):
         self.mappings = SortedDict()
         self.demand_ranges: list[tuple[int, int]] = []
         self.vcpus: list = []
+        self.run_group = None  # the scheduler's, from activation
 
     def configure(self, vmid: int) -> None:
         self.require(ObjectState.INIT)
@@ -62,6 +66,7 @@ class Addrspace(Object):
         check(self.vmid not in self.hyp.vmids, Error.BUSY, f"vmid {self.vmid} in use")
         self.hyp.vmids.add(self.vmid)
         self.stage2 = Stage2(self.hyp.pool)
+        self.run_group = self.hyp.scheduler.group()
 
     def attach_vcpu(self, vcpu) -> None:
         vcpu.require(ObjectState.INIT)
@@ -86,6 +91,8 @@ class Addrspace(Object):
         check(vbase + size <= 1 << IPA_BITS, Error.ADDR_OVERFLOW)
         check(extent.owns(pa, size), Error.MEMDB_NOT_OWNER, "extent does not own the pages")
         check(not self._overlapping(vbase, vbase + size), Error.EXISTING_MAPPING)
+        for other in extent.mapped_in - {self}:  # the extent's pages are shared with them
+            self.hyp.scheduler.join(other.run_group, self.run_group)
         self.stage2.map(vbase, pa, size, attrs)
         self.mappings[vbase] = Mapping(vbase + size, extent, pa, attrs)
         extent.mapped_in.add(self)

@@ -79,7 +79,8 @@ class Vcpu(Object, ArchVcpu):
         check(self.addrspace is not None, Error.OBJECT_CONFIG, "no address space")
         check(self.addrspace.state == ObjectState.ACTIVE, Error.OBJECT_STATE, "address space")
         check(self.vic is not None and self.vic.gic is not None, Error.OBJECT_CONFIG, "no vic")
-        self.attach_core(self.addrspace.stage2.vttbr(self.addrspace.vmid))
+        space = self.addrspace
+        self.attach_core(space.stage2.vttbr(space.vmid), space.run_group)
         self.addrspace.vcpus.append(self)
 
     def on_destroy(self) -> None:

@@ -1,0 +1,228 @@
+"""Run groups: a VM's vCPUs take turns while other VMs run beside them, VMs
+that come to share memory take turns from then on, and each group keeps
+its own virtual time. A census counts the cores inside a run (guest code
+executes only there), per VM and in all; nothing here measures time."""
+
+import threading
+from collections import Counter
+
+import pytest
+
+from hyp.gunyah.hypervisor import Gunyah
+from hyp.gunyah.vcpu import ResumeAction, VcpuState
+from tests.aarch64 import assemble
+from tests.hyp.gunyah.vmhelper import (
+    ATTRS_RWX_WB,
+    GUEST_PA,
+    MAP_PARTIAL,
+    MMIO_IPA,
+    RAM_IPA,
+    Hv,
+    Vm,
+)
+
+RAM = 1 << 21
+STORES = 5
+SPIN = 0x0  # offset of the spinning code
+STORE = 0x100  # offset of the code that exits STORES times, then spins
+CODE = assemble(
+    f"""
+spin:
+    b spin
+    .balign 0x100
+    ldr x9, ={MMIO_IPA:#x}
+    mov x1, #{STORES}
+1:  str x1, [x9]
+    subs x1, x1, #1
+    b.ne 1b
+    b .
+"""
+)
+
+
+def build(gunyah, vmid: int, vcpus: int) -> Vm:
+    """A VM at its own RAM (vmid 1, 2.. side by side) with ``vcpus`` vCPUs, none on."""
+    hv = Hv(gunyah)
+    extent = hv.create("memextent")
+    hv.ok("memextent_configure", extent, GUEST_PA + (vmid - 1) * RAM, RAM, 7, 0)
+    hv.ok("object_activate", extent, 0)
+    space = hv.create("addrspace")
+    hv.ok("addrspace_configure", space, vmid, 0)
+    hv.ok("object_activate", space, 0)
+    vic = hv.create("vic")
+    hv.ok("vic_configure", vic, vcpus, 64, 0, 0)
+    hv.ok("object_activate", vic, 0)
+    vm = Vm(hv, vmid, extent, space, vic)
+    for i in range(vcpus):
+        vcpu = hv.create("thread")
+        hv.ok("vcpu_configure", vcpu, 0, 0)
+        hv.ok("vcpu_set_affinity", vcpu, i, 0)
+        hv.ok("addrspace_attach_thread", space, vcpu, 0)
+        hv.ok("vic_attach_vcpu", vic, vcpu, i, 0)
+        hv.ok("object_activate", vcpu, 0)
+        hv.ok("vcpu_bind_virq", vcpu, gunyah.root_caps["host_vic"], 32 + 8 * vmid + i, 1, 0)
+        vm.vcpus.append(vcpu)
+    hv.ok("addrspace_map", space, extent, RAM_IPA, ATTRS_RWX_WB, MAP_PARTIAL, 0, RAM)
+    gunyah.dram.write(GUEST_PA + (vmid - 1) * RAM, CODE)
+    return vm
+
+
+def _vcpus(gunyah, vm: Vm) -> list:
+    name = f"vm{vm.vmid}."
+    return [v for v in gunyah.scheduler.order if v.trace_name.startswith(name)]
+
+
+class Census:
+    """Cores inside :meth:`Core.run` at once, per VM and in all, and the most seen."""
+
+    def __init__(self):
+        self._lock = threading.Lock()
+        self.now, self.most = Counter(), Counter()
+
+    def watch(self, vcpu, vm: str) -> None:
+        run = vcpu.core.run
+
+        def counted():
+            self._count((vm, "all"), 1)
+            try:
+                return run()
+            finally:
+                self._count((vm, "all"), -1)
+
+        vcpu.core.run = counted
+
+    def _count(self, keys, step: int) -> None:
+        with self._lock:
+            for key in keys:
+                self.now[key] += step
+                self.most[key] = max(self.most[key], self.now[key])
+
+
+def start(vm: Vm, index: int, offset: int) -> None:
+    vm.hv.ok("vcpu_poweron", vm.vcpus[index], RAM_IPA + offset, 0, 0)
+
+
+def spin(vm: Vm, index: int, out: list) -> None:
+    """Run the vCPU until the host takes its thread back (READY)."""
+    out.append(vm.run(index)[0])
+
+
+def stores(vm: Vm, index: int, out: list) -> None:
+    for _ in range(STORES):
+        out.append(vm.run(index, 0, ResumeAction.EMULATE)[0])
+
+
+def until(condition) -> None:
+    """Wait (bounded) for a condition another thread makes true."""
+    event = threading.Event()
+    for _ in range(2000):
+        if condition():
+            return
+        event.wait(0.005)
+    pytest.fail("the condition never held")
+
+
+@pytest.fixture
+def gunyah():
+    g = Gunyah(dram_size=1 << 30)
+    yield g
+    g.close()
+
+
+def test_a_vms_vcpus_take_turns_while_other_vms_run_beside_them(gunyah):
+    smp, spinner, storer = build(gunyah, 1, 2), build(gunyah, 2, 1), build(gunyah, 3, 1)
+    (smp0, smp1), (spinner0,), (storer0,) = (_vcpus(gunyah, vm) for vm in (smp, spinner, storer))
+    census = Census()
+    for vcpu, vm in ((smp0, "smp"), (smp1, "smp"), (spinner0, "spinner"), (storer0, "storer")):
+        census.watch(vcpu, vm)
+    start(smp, 0, SPIN)
+    start(spinner, 0, SPIN)
+    outs = {name: [] for name in ("smp0", "smp1", "spinner", "storer")}
+    spinners = [
+        threading.Thread(target=spin, args=(smp, 0, outs["smp0"])),
+        threading.Thread(target=spin, args=(spinner, 0, outs["spinner"])),
+    ]
+    for t in spinners:
+        t.start()
+    until(lambda: census.now["smp"] == census.now["spinner"] == 1)
+    # Two VMs execute guest code at once; neither ever ends its turn by itself.
+    start(smp, 1, STORE)
+    start(storer, 0, STORE)
+    workers = [
+        threading.Thread(target=stores, args=(smp, 1, outs["smp1"])),
+        threading.Thread(target=stores, args=(storer, 0, outs["storer"])),
+    ]
+    for t in workers:
+        t.start()
+    for t in workers:
+        t.join(30)
+    assert outs["smp1"] == outs["storer"] == [VcpuState.ADDRSPACE_VMMIO_WRITE] * STORES
+    assert census.now["spinner"] == 1
+    for t in spinners:
+        gunyah.ipi(t.ident)
+        t.join(30)
+    assert outs["smp0"] == outs["spinner"] == [VcpuState.READY]
+    # Never two cores of one VM inside a run; the spinner never left its run,
+    # so the storer's exits ran beside it.
+    assert (census.most["smp"], census.most["spinner"], census.most["storer"]) == (1, 1, 1)
+    assert census.most["all"] >= 2
+
+
+def test_vms_that_come_to_share_memory_take_turns(gunyah):
+    spinner, storer = build(gunyah, 1, 1), build(gunyah, 2, 1)
+    scheduler = gunyah.scheduler
+    (spinner0,), (storer0,) = _vcpus(gunyah, spinner), _vcpus(gunyah, storer)
+    assert scheduler.group_of(spinner0) is not scheduler.group_of(storer0)
+    # The spinner's VM maps the storer's RAM too: one group from then on.
+    spinner.hv.ok(
+        "addrspace_map", spinner.addrspace, storer.extent, RAM_IPA + RAM, ATTRS_RWX_WB, 1, 0, RAM
+    )
+    assert scheduler.group_of(spinner0) is scheduler.group_of(storer0)
+    census = Census()
+    census.watch(spinner0, "shared")
+    census.watch(storer0, "shared")
+    start(spinner, 0, SPIN)
+    out: list = []
+    t = threading.Thread(target=spin, args=(spinner, 0, out))
+    t.start()
+    until(lambda: census.now["shared"] == 1)
+    start(storer, 0, STORE)
+    stores(storer, 0, out)  # each exit waits for the spinner to be preempted
+    gunyah.ipi(t.ident)
+    t.join(30)
+    assert sorted(out) == sorted([VcpuState.ADDRSPACE_VMMIO_WRITE] * STORES + [VcpuState.READY])
+    assert census.most["shared"] == 1
+
+
+TIMER_WFI = assemble(
+    f"""
+    ldr x0, =0x100000
+    msr cntv_tval_el0, x0
+    mov x0, #1
+    msr cntv_ctl_el0, x0
+    wfi
+    ldr x9, ={MMIO_IPA:#x}
+    str x0, [x9]
+    b .
+"""
+)
+
+
+def test_an_idle_vm_skips_to_its_timer_while_another_computes(gunyah):
+    spinner, sleeper = build(gunyah, 1, 1), build(gunyah, 2, 1)
+    gunyah.dram.write(GUEST_PA + RAM + STORE, TIMER_WFI)
+    (spinner0,), (sleeper0,) = _vcpus(gunyah, spinner), _vcpus(gunyah, sleeper)
+    start(spinner, 0, SPIN)
+    out: list = []
+    t = threading.Thread(target=spin, args=(spinner, 0, out))
+    t.start()
+    until(lambda: gunyah.scheduler.holds(spinner0))
+    start(sleeper, 0, STORE)
+    # Nothing else of its VM can run: its WFI skips its own clock to the deadline.
+    assert sleeper.run(0)[0] == VcpuState.ADDRSPACE_VMMIO_WRITE
+    gunyah.ipi(t.ident)
+    t.join(30)
+    assert out == [VcpuState.READY]
+    asleep, computing = sleeper0.timer.clock.now, spinner0.timer.clock.now
+    assert asleep >= 0x100000 > computing
+    assert gunyah.clock.now >= asleep
