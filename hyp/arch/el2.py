@@ -35,6 +35,7 @@ from hyp.hw.memory import Dram
 from hyp.hw.timer import VirtualClock
 
 FLUSH_TIMEOUT = 30.0  # seconds; one slice of a core runs in milliseconds
+TRACE_RING = 4096  # trace records kept for looking back; sinks see every one
 
 
 class El2Lock:
@@ -102,8 +103,8 @@ class El2:
         self.cntfrq = CNTFRQ
         self.scheduler = Scheduler(self.clock)
         self.vmids: set[int] = set()  # the VMIDs of VTTBR_EL2 in use
-        self.events: deque = deque(maxlen=trace_limit)
-        self.trace_sinks: list = []
+        self.events = TraceRing(trace_limit)
+        self._sinks: dict[str, list] = {}  # event -> the sinks that asked for it
         self.vm_listeners: list = []
         self.pending_ipis: set[int] = set()  # host threads with an IPI not yet taken
 
@@ -130,31 +131,33 @@ class El2:
 
     # observation
     def trace(self, event: str, **fields) -> None:
-        record = (event, tuple(sorted(fields.items())))
-        self.events.append(record)
-        for sink in self.trace_sinks:
-            sink(record)
+        """Record ``event`` in the ring and give it to the sinks that asked for it
+        (only those pay for shaping it)."""
+        self.events.append(event, fields)
+        sinks = self._sinks.get(event)
+        if sinks:
+            record = (event, tuple(sorted(fields.items())))
+            for sink in sinks:
+                sink(record)
+
+    def _add_sink(self, events: tuple[str, ...], sink) -> None:
+        for event in events:
+            self._sinks.setdefault(event, []).append(sink)
 
     def trace_lines(self, events: tuple[str, ...], sink) -> None:
         """Give ``sink`` an strace-style line for every trace record of ``events``."""
 
         def line(record) -> None:
             event, fields = record
-            if event in events:
-                sink(f"{event}(" + ", ".join(f"{k}={_shown(v)}" for k, v in fields) + ")")
+            sink(f"{event}(" + ", ".join(f"{k}={_shown(v)}" for k, v in fields) + ")")
 
-        self.trace_sinks.append(line)
+        self._add_sink(events, line)
 
     def trace_fields(self, events: tuple[str, ...], sink) -> None:
         """Give ``sink`` the fields (a dict, with ``event``: its name) of every
         trace record of ``events``, in the thread that traced it, under the
         EL2 lock: it must be quick and call nothing of the hypervisor's."""
-
-        def fields(record) -> None:
-            if record[0] in events:
-                sink(dict(record[1], event=record[0]))
-
-        self.trace_sinks.append(fields)
+        self._add_sink(events, lambda record: sink(dict(record[1], event=record[0])))
 
     def vm_event(self, vcpu, kind: str, a: int, b: int) -> None:
         """A VM-wide event of ``vcpu``'s VM (PSCI system_off, system_reset)."""
@@ -165,6 +168,29 @@ class El2:
     def close(self) -> None:
         self.scheduler.close()
         self.dram.close()
+
+
+class TraceRing:
+    """The last ``limit`` trace records, oldest first, each read as ``(event,
+    ((field, value), ...))`` with the fields sorted by name. Kept as they
+    come and shaped only when read, so a trace nobody reads costs an append;
+    a live view (iterating it sees what was traced up to then)."""
+
+    def __init__(self, limit: int):
+        self._records: deque = deque(maxlen=limit)
+
+    def append(self, event: str, fields: dict) -> None:
+        self._records.append((event, fields))
+
+    def __len__(self) -> int:
+        return len(self._records)
+
+    def __iter__(self):
+        for event, fields in list(self._records):  # a copy: other threads trace on
+            yield event, tuple(sorted(fields.items()))
+
+    def __contains__(self, record) -> bool:
+        return any(mine == record for mine in self)
 
 
 def _shown(value) -> str:

@@ -19,7 +19,7 @@ then reported by the same exit, so that the driver may unpin the page.
 
 from __future__ import annotations
 
-from hyp.arch.el2 import El2
+from hyp.arch.el2 import TRACE_RING, El2
 from hyp.arch.pgtable import Stage2
 from hyp.arch.smccc import FORWARD, owner
 from hyp.geniezone import hostmap, hypercalls, shared
@@ -43,7 +43,7 @@ QUIESCE_TIMEOUT = 30.0  # seconds for a RUN in progress to return after a kick
 class GenieZone(El2):
     """The EL2 hypervisor on a simulated SoC with ``dram_size`` bytes of DRAM."""
 
-    def __init__(self, dram_size: int = DRAM_SIZE, trace_limit: int = 100_000):
+    def __init__(self, dram_size: int = DRAM_SIZE, trace_limit: int = TRACE_RING):
         super().__init__(dram_size, trace_limit)
         self.version = HYP_VERSION
         self.host_ram = (DRAM_BASE, self.pool.base - DRAM_BASE)

@@ -12,7 +12,7 @@ whose Gunyah calls arrive through the SMCCC hooks
 
 from __future__ import annotations
 
-from hyp.arch.el2 import El2
+from hyp.arch.el2 import TRACE_RING, El2
 from hyp.arch.smccc import SMCCC_UNKNOWN
 from hyp.gunyah import hypercalls, smccc
 from hyp.gunyah.addrspace import Addrspace
@@ -135,7 +135,7 @@ class GuestCaller:
 class Gunyah(El2):
     """The EL2 hypervisor on a simulated SoC with ``dram_size`` bytes of DRAM."""
 
-    def __init__(self, dram_size: int = DRAM_SIZE, trace_limit: int = 100_000):
+    def __init__(self, dram_size: int = DRAM_SIZE, trace_limit: int = TRACE_RING):
         super().__init__(dram_size, trace_limit)
         self.memdb = MemDb()
         pool_base = self.pool.base
