@@ -27,9 +27,13 @@ class Sizes:
     rm_large: int  # ... and of a 14 KiB one
     scale_vms: int  # VMs of 4 vCPUs booting at once
     rss_pages: int  # pages of guest_memfd the rss_ratio guest touches
+    parallel_iterations: int  # compute-loop iterations of each VM of parallel_vms_ratio
+    rss_exits: tuple[int, int]  # MMIO exits before exit_rss_ratio's two RSS readings
 
 
-FULL = Sizes(3, 100_000_000, 9, 20_000, 500, 20, 500, 100, 64, 4096)
-QUICK = Sizes(2, 20_000_000, 3, 1_000, 40, 5, 50, 10, 8, 4096)
+FULL = Sizes(
+    3, 100_000_000, 9, 20_000, 500, 20, 500, 100, 64, 4096, 50_000_000, (10_000, 1_000_000)
+)
+QUICK = Sizes(2, 20_000_000, 3, 1_000, 40, 5, 50, 10, 8, 4096, 10_000_000, (2_000, 20_000))
 # Only for tests/bench: every figure runs, none means anything.
-TINY = Sizes(1, 100_000, 1, 20, 3, 1, 2, 1, 1, 16)
+TINY = Sizes(1, 100_000, 1, 20, 3, 1, 2, 1, 1, 16, 100_000, (20, 200))
