@@ -3,6 +3,7 @@ that come to share memory take turns from then on, and each group keeps
 its own virtual time. A census counts the cores inside a run (guest code
 executes only there), per VM and in all; nothing here measures time."""
 
+import contextlib
 import threading
 from collections import Counter
 
@@ -40,8 +41,9 @@ spin:
 )
 
 
-def build(gunyah, vmid: int, vcpus: int) -> Vm:
-    """A VM at its own RAM (vmid 1, 2.. side by side) with ``vcpus`` vCPUs, none on."""
+def build(gunyah, vmid: int, vcpus: int, root_caps: bool = False) -> Vm:
+    """A VM at its own RAM (vmid 1, 2.. side by side) with ``vcpus`` vCPUs, none
+    on; with ``root_caps`` its vCPUs' hypercalls use the root cspace."""
     hv = Hv(gunyah)
     extent = hv.create("memextent")
     hv.ok("memextent_configure", extent, GUEST_PA + (vmid - 1) * RAM, RAM, 7, 0)
@@ -59,6 +61,8 @@ def build(gunyah, vmid: int, vcpus: int) -> Vm:
         hv.ok("vcpu_set_affinity", vcpu, i, 0)
         hv.ok("addrspace_attach_thread", space, vcpu, 0)
         hv.ok("vic_attach_vcpu", vic, vcpu, i, 0)
+        if root_caps:
+            hv.ok("cspace_attach_thread", gunyah.root_caps["cspace"], vcpu, 0)
         hv.ok("object_activate", vcpu, 0)
         hv.ok("vcpu_bind_virq", vcpu, gunyah.root_caps["host_vic"], 32 + 8 * vmid + i, 1, 0)
         vm.vcpus.append(vcpu)
@@ -102,9 +106,19 @@ def start(vm: Vm, index: int, offset: int) -> None:
     vm.hv.ok("vcpu_poweron", vm.vcpus[index], RAM_IPA + offset, 0, 0)
 
 
-def spin(vm: Vm, index: int, out: list) -> None:
-    """Run the vCPU until the host takes its thread back (READY)."""
-    out.append(vm.run(index)[0])
+@contextlib.contextmanager
+def spinning(gunyah, vm: Vm, out: list):
+    """vCPU 0 of ``vm`` spins in a thread of its own (never ending its run by
+    itself) until the block ends, when the host takes the thread back with an
+    IPI: ``out`` gets what its run returned (READY)."""
+    start(vm, 0, SPIN)
+    t = threading.Thread(target=lambda: out.append(vm.run(0)[0]))
+    t.start()
+    try:
+        yield
+    finally:
+        gunyah.ipi(t.ident)
+        t.join(30)
 
 
 def stores(vm: Vm, index: int, out: list) -> None:
@@ -135,32 +149,22 @@ def test_a_vms_vcpus_take_turns_while_other_vms_run_beside_them(gunyah):
     census = Census()
     for vcpu, vm in ((smp0, "smp"), (smp1, "smp"), (spinner0, "spinner"), (storer0, "storer")):
         census.watch(vcpu, vm)
-    start(smp, 0, SPIN)
-    start(spinner, 0, SPIN)
     outs = {name: [] for name in ("smp0", "smp1", "spinner", "storer")}
-    spinners = [
-        threading.Thread(target=spin, args=(smp, 0, outs["smp0"])),
-        threading.Thread(target=spin, args=(spinner, 0, outs["spinner"])),
-    ]
-    for t in spinners:
-        t.start()
-    until(lambda: census.now["smp"] == census.now["spinner"] == 1)
-    # Two VMs execute guest code at once; neither ever ends its turn by itself.
-    start(smp, 1, STORE)
-    start(storer, 0, STORE)
-    workers = [
-        threading.Thread(target=stores, args=(smp, 1, outs["smp1"])),
-        threading.Thread(target=stores, args=(storer, 0, outs["storer"])),
-    ]
-    for t in workers:
-        t.start()
-    for t in workers:
-        t.join(30)
+    with spinning(gunyah, smp, outs["smp0"]), spinning(gunyah, spinner, outs["spinner"]):
+        until(lambda: census.now["smp"] == census.now["spinner"] == 1)
+        # Two VMs execute guest code at once; neither ever ends its turn by itself.
+        start(smp, 1, STORE)
+        start(storer, 0, STORE)
+        workers = [
+            threading.Thread(target=stores, args=(smp, 1, outs["smp1"])),
+            threading.Thread(target=stores, args=(storer, 0, outs["storer"])),
+        ]
+        for t in workers:
+            t.start()
+        for t in workers:
+            t.join(30)
+        assert census.now["spinner"] == 1
     assert outs["smp1"] == outs["storer"] == [VcpuState.ADDRSPACE_VMMIO_WRITE] * STORES
-    assert census.now["spinner"] == 1
-    for t in spinners:
-        gunyah.ipi(t.ident)
-        t.join(30)
     assert outs["smp0"] == outs["spinner"] == [VcpuState.READY]
     # Never two cores of one VM inside a run; the spinner never left its run,
     # so the storer's exits ran beside it.
@@ -181,16 +185,12 @@ def test_vms_that_come_to_share_memory_take_turns(gunyah):
     census = Census()
     census.watch(spinner0, "shared")
     census.watch(storer0, "shared")
-    start(spinner, 0, SPIN)
-    out: list = []
-    t = threading.Thread(target=spin, args=(spinner, 0, out))
-    t.start()
-    until(lambda: census.now["shared"] == 1)
-    start(storer, 0, STORE)
-    stores(storer, 0, out)  # each exit waits for the spinner to be preempted
-    gunyah.ipi(t.ident)
-    t.join(30)
-    assert sorted(out) == sorted([VcpuState.ADDRSPACE_VMMIO_WRITE] * STORES + [VcpuState.READY])
+    out, spun = [], []
+    with spinning(gunyah, spinner, spun):
+        until(lambda: census.now["shared"] == 1)
+        start(storer, 0, STORE)
+        stores(storer, 0, out)  # each exit waits for the spinner to be preempted
+    assert out == [VcpuState.ADDRSPACE_VMMIO_WRITE] * STORES and spun == [VcpuState.READY]
     assert census.most["shared"] == 1
 
 
@@ -212,17 +212,47 @@ def test_an_idle_vm_skips_to_its_timer_while_another_computes(gunyah):
     spinner, sleeper = build(gunyah, 1, 1), build(gunyah, 2, 1)
     gunyah.dram.write(GUEST_PA + RAM + STORE, TIMER_WFI)
     (spinner0,), (sleeper0,) = _vcpus(gunyah, spinner), _vcpus(gunyah, sleeper)
-    start(spinner, 0, SPIN)
     out: list = []
-    t = threading.Thread(target=spin, args=(spinner, 0, out))
-    t.start()
-    until(lambda: gunyah.scheduler.holds(spinner0))
-    start(sleeper, 0, STORE)
-    # Nothing else of its VM can run: its WFI skips its own clock to the deadline.
-    assert sleeper.run(0)[0] == VcpuState.ADDRSPACE_VMMIO_WRITE
-    gunyah.ipi(t.ident)
-    t.join(30)
+    with spinning(gunyah, spinner, out):
+        until(lambda: gunyah.scheduler.holds(spinner0))
+        start(sleeper, 0, STORE)
+        # Nothing else of its VM can run: its WFI skips its own clock to the deadline.
+        assert sleeper.run(0)[0] == VcpuState.ADDRSPACE_VMMIO_WRITE
     assert out == [VcpuState.READY]
     asleep, computing = sleeper0.timer.clock.now, spinner0.timer.clock.now
     assert asleep >= 0x100000 > computing
     assert gunyah.clock.now >= asleep
+
+
+def test_a_guests_unmap_waits_for_the_run_of_another_vms_core(gunyah):
+    """VM 1's guest unmaps a page of VM 2 (its vCPU holds the root cspace) while
+    VM 2 computes in parallel: before VM 1's guest goes on, VM 2's core has
+    ended the run that may have used the old translation, and neither core
+    waits for the other inside its run."""
+    spinner, unmapper = build(gunyah, 1, 1), build(gunyah, 2, 1, root_caps=True)
+    (spinner0,), (unmapper0,) = _vcpus(gunyah, spinner), _vcpus(gunyah, unmapper)
+    code = assemble(
+        f"""
+    ldr x0, ={spinner.addrspace}
+    ldr x1, ={spinner.extent}
+    ldr x2, ={RAM_IPA + RAM // 2:#x}
+    mov x3, #0
+    ldr x4, ={RAM // 2:#x}
+    ldr x5, =0x1000
+    hvc #0x602C                     // addrspace_unmap
+    ldr x9, ={MMIO_IPA:#x}
+    str x0, [x9]
+    b .
+"""
+    )
+    gunyah.dram.write(GUEST_PA + RAM + STORE, code)
+    out: list = []
+    with spinning(gunyah, spinner, out):
+        until(lambda: spinner0.core.run_token() is not None)
+        token = spinner0.core.run_token()
+        start(unmapper, 0, STORE)
+        assert unmapper.run(0)[:3] == (VcpuState.ADDRSPACE_VMMIO_WRITE, MMIO_IPA, 8)
+        assert spinner0.core.wait_run_end(token, 0)  # it has ended already
+    assert unmapper0.core.x(0) == 0  # the unmap succeeded
+    assert gunyah.scheduler.group_of(spinner0) is not gunyah.scheduler.group_of(unmapper0)
+    assert out == [VcpuState.READY]
