@@ -151,10 +151,12 @@ class Scheduler:
             if a is b:
                 return
             a.clock.advance_to(b.clock.now)
+            last = a.order[a._last] if 0 <= a._last < len(a.order) else None
             for vcpu in b.order:
                 vcpu.timer.clock = a.clock
                 self._member[vcpu] = a
-            a.order = [v for v in self._member if self._member[v] is a]
+            a.order = [v for v in self._member if self._member[v] is a]  # activation order
+            a._last = a.order.index(last) if last is not None else -1
             a.waiting |= b.waiting
             a.draining |= b.draining
             if b.holder is not None:
