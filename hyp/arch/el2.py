@@ -63,9 +63,9 @@ class El2Lock:
     def __exit__(self, *exc) -> None:
         mine = self._mine()
         mine.depth -= 1
-        leaving = mine.depth == 0 and running_core() is None
+        waits = mine.depth == 0 and mine.flushed and running_core() is None
         self._lock.release()
-        if leaving:
+        if waits:
             self.wait_flushed()
 
     def flushed(self, core) -> None:

@@ -202,7 +202,9 @@ class Scheduler:
         with self._cond:
             group = self._member[vcpu]
             group.waiting.add(vcpu)
-            turn = self._turns.setdefault(vcpu, threading.Condition(self._lock))
+            turn = self._turns.get(vcpu)
+            if turn is None:
+                turn = self._turns[vcpu] = threading.Condition(self._lock)
             while not group._may_enter(vcpu):
                 turn.wait(PATIENCE / 2)
                 group = self._member.get(vcpu, group)  # a join may have moved it
