@@ -256,3 +256,36 @@ def test_a_guests_unmap_waits_for_the_run_of_another_vms_core(gunyah):
     assert unmapper0.core.x(0) == 0  # the unmap succeeded
     assert gunyah.scheduler.group_of(spinner0) is not gunyah.scheduler.group_of(unmapper0)
     assert out == [VcpuState.READY]
+
+
+def test_genie_zone_vms_run_beside_each_other():
+    """GenieZone refuses a page another VM holds: each VM is a group alone."""
+    from hyp.geniezone.hypervisor import GenieZone
+    from hyp.geniezone.vcpu import GzvmExit
+    from tests.hyp.geniezone.gzhelper import Door, build_vm
+
+    gz = GenieZone(dram_size=1 << 30)
+    try:
+        door = Door(gz)
+        spinner, storer = build_vm(door, CODE), build_vm(door, CODE[STORE:])
+        (spinner0,), (storer0,) = (
+            list(gz.vms[vm.vm_id].vcpus.values()) for vm in (spinner, storer)
+        )
+        assert gz.scheduler.group_of(spinner0) is not gz.scheduler.group_of(storer0)
+        census = Census()
+        census.watch(spinner0, "spinner")
+        census.watch(storer0, "storer")
+        spun: list = []
+        t = threading.Thread(target=lambda: spun.append(spinner.run()))
+        t.start()
+        try:
+            until(lambda: census.now["spinner"] == 1)
+            exits = [storer.run() for _ in range(STORES)]
+            assert census.now["spinner"] == 1
+        finally:
+            gz.ipi(t.ident)
+            t.join(30)
+        assert exits == [GzvmExit.MMIO] * STORES and spun == [GzvmExit.IRQ]
+        assert (census.most["spinner"], census.most["storer"], census.most["all"]) == (1, 1, 2)
+    finally:
+        gz.close()
