@@ -268,9 +268,7 @@ def test_genie_zone_vms_run_beside_each_other():
     try:
         door = Door(gz)
         spinner, storer = build_vm(door, CODE), build_vm(door, CODE[STORE:])
-        (spinner0,), (storer0,) = (
-            list(gz.vms[vm.vm_id].vcpus.values()) for vm in (spinner, storer)
-        )
+        spinner0, storer0 = (gz.vms[vm.vm_id].vcpus[0] for vm in (spinner, storer))
         assert gz.scheduler.group_of(spinner0) is not gz.scheduler.group_of(storer0)
         census = Census()
         census.watch(spinner0, "spinner")
