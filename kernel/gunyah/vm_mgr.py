@@ -192,6 +192,7 @@ class GunyahVm:
     def wait_status(self, done) -> None:
         """Wait for the RM to report a status ``done`` accepts; a report that never
         comes is logged after ``RM_TIMEOUT`` (release goes on, it cannot fail)."""
+        self.rm.run_notifs()  # a report already received needs no worker's turn
         with self.status_changed:
             timeout = rsc_mgr.RM_TIMEOUT
             if not self.status_changed.wait_for(lambda: done(self.vm_status), timeout):
