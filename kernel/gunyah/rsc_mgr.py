@@ -70,10 +70,34 @@ class RmError(OSError):
         self.rm_error = rm_error
 
 
+class _Completion:
+    """The driver's ``struct completion`` for one waiter: a lock held until
+    :meth:`set` (cheaper than an Event: one is made per call). Completions
+    come from the RX interrupt, which the EL2 lock serialises."""
+
+    __slots__ = ("_done", "_lock")
+
+    def __init__(self):
+        self._done = False
+        self._lock = threading.Lock()
+        self._lock.acquire()
+
+    def set(self) -> None:
+        if not self._done:
+            self._done = True
+            self._lock.release()
+
+    def is_set(self) -> bool:
+        return self._done
+
+    def wait(self, timeout: float) -> bool:
+        return self._done or self._lock.acquire(timeout=timeout)
+
+
 @dataclass
 class _Call:
     msg_id: int
-    done: threading.Event = field(default_factory=threading.Event)
+    done: _Completion = field(default_factory=_Completion)
     payload: bytes = b""
     error: int = 0
 
