@@ -14,7 +14,11 @@ the driver's work items do: a notifier may sleep on a VM's locks without
 holding up the replies a lock holder waits for. A thread about to wait
 for what a notification brings (a VM's status) runs the queued work
 itself first (:meth:`GunyahRm.run_notifs`) when the worker is not running
-any: in order, one runner at a time, without a thread hop. RM errors become errno with
+any: in order, one runner at a time, without a thread hop. Notifications a
+thread receives inside :meth:`GunyahRm.notifs_deferred` (a VM's start and
+release, which hold its status lock) do not wake the worker: the thread
+runs them at the end of the block, as pending work runs on the return to
+user mode, unless a waiter got to them first. RM errors become errno with
 ``gunyah_rm_error_remap``, unknown ones EBADMSG: where the second error
 space ends.
 
@@ -26,6 +30,7 @@ ETIMEDOUT (a device would hang the caller in D state).
 from __future__ import annotations
 
 import collections
+import contextlib
 import errno
 import math
 import struct
@@ -160,6 +165,7 @@ class GunyahRm:
         self._notif_queued = threading.Event()  # the worker has work to look at
         self._notif_running = threading.Lock()  # held by whichever thread runs the work
         self._notif_stop = False
+        self._deferring = threading.local()  # .depth: inside notifs_deferred
         self._notif_worker = threading.Thread(
             target=self._process_notifs, name="gunyah-rm-notif", daemon=True
         )
@@ -337,7 +343,22 @@ class GunyahRm:
 
     def _queue_notif(self, work) -> None:
         self._notif_work.append(work)
-        self._notif_queued.set()
+        if not getattr(self._deferring, "depth", 0):
+            self._notif_queued.set()
+
+    @contextlib.contextmanager
+    def notifs_deferred(self):
+        """Notifications this thread receives in the block wait for its end (the
+        worker is not woken: it would only wait for the locks the block holds);
+        there the thread runs them, or wakes the worker if it is running some."""
+        local = self._deferring
+        local.depth = getattr(local, "depth", 0) + 1
+        try:
+            yield
+        finally:
+            local.depth -= 1
+            if not local.depth:
+                self.run_notifs()
 
     def _process_notifs(self) -> None:
         """The worker: the queued work whenever there is some, until :meth:`close`."""
@@ -359,14 +380,18 @@ class GunyahRm:
 
     def run_notifs(self) -> None:
         """Run the queued notification work in the calling thread, unless another
-        thread runs some (it then goes on with the rest). For a thread about to
-        wait for a notification's effect; it must hold no lock a notifier takes
-        that another thread may hold while waiting for it."""
-        if self._notif_work and self._notif_running.acquire(blocking=False):
+        thread runs some (the worker then goes on with the rest). For a thread
+        about to wait for a notification's effect; it must hold no lock a
+        notifier takes that another thread may hold while waiting for it."""
+        if not self._notif_work:
+            return
+        if self._notif_running.acquire(blocking=False):
             try:
                 self._run_queued()
             finally:
                 self._notif_running.release()
+        else:  # the runner may be past its last look at the queue: it looks again
+            self._notif_queued.set()
 
     def flush_notifs(self) -> None:
         """Wait until every notification received so far went through the chain."""
