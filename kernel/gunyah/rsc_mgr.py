@@ -15,10 +15,11 @@ holding up the replies a lock holder waits for. A thread about to wait
 for what a notification brings (a VM's status) runs the queued work
 itself first (:meth:`GunyahRm.run_notifs`) when the worker is not running
 any: in order, one runner at a time, without a thread hop. Notifications a
-thread receives inside :meth:`GunyahRm.notifs_deferred` (a VM's start and
-release, which hold its status lock) do not wake the worker: the thread
-runs them at the end of the block, as pending work runs on the return to
-user mode, unless a waiter got to them first. RM errors become errno with
+thread receives inside :meth:`GunyahRm.notifs_deferred` (a VM's start,
+which holds its status lock, and its release, which waits for the status
+reports itself) do not wake the worker: the thread runs them at the end of
+the block, as pending work runs on the return to user mode, unless a
+waiter got to them first. RM errors become errno with
 ``gunyah_rm_error_remap``, unknown ones EBADMSG: where the second error
 space ends.
 

@@ -433,7 +433,7 @@ class VmFops(FileOperations):
         if cmd == gh.GUNYAH_VM_SET_BOOT_CONTEXT and profile.boot_context:
             return gunyah_vm_set_boot_context(vm, _struct("struct gunyah_vm_boot_context", arg))
         if cmd == gh.GUNYAH_VM_START:
-            with vm.rm.notifs_deferred():  # the RM's status reports wait for status_lock
+            with vm.rm.notifs_deferred():  # the RM's reports would wait for status_lock
                 return gunyah_vm_ensure_started(vm)
         if cmd == gh.GUNYAH_VM_MAP_MEM and not profile.android:
             return vm_mgr_mem.gunyah_vm_map_mem(vm, _struct("struct gunyah_map_mem_args", arg))
