@@ -58,7 +58,7 @@ class Cspace(Object):
         check(obj.state != ObjectState.DESTROYED, Error.CSPACE_CAP_REVOKED)
         check(type_ is None or obj.TYPE == type_, Error.CSPACE_WRONG_OBJECT_TYPE)
         rights = int(rights)  # an IntFlag's & runs in Python, an int's does not
-        check(cap.rights & rights == rights, Error.CSPACE_INSUFFICIENT_RIGHTS)
+        check(int(cap.rights) & rights == rights, Error.CSPACE_INSUFFICIENT_RIGHTS)
         if active is not None:
             want = ObjectState.ACTIVE if active else ObjectState.INIT
             if obj.state != want:  # the message only when it is raised: lookups are hot

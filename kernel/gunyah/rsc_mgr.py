@@ -215,17 +215,17 @@ class GunyahRm:
             with self._lock:
                 self._pending.pop(seq, None)
         if call.error:
-            self._trace(msg_id, req, f"-1 {errno.errorcode.get(call.error, call.error)}", start)
+            if self.trace is not None:
+                outcome = f"-1 {errno.errorcode.get(call.error, call.error)}"
+                self.trace.rm_call(msg_id, req, outcome, start)
             raise RmError(call.error, what=f"RM call {msg_id:#x}")
         rm_error = struct.unpack_from("<I", call.payload)[0]
-        self._trace(msg_id, req, f"rm_error {rm_error:#x}" if rm_error else call.payload[4:], start)
+        if self.trace is not None:  # the outcome is formatted only for a trace
+            outcome = f"rm_error {rm_error:#x}" if rm_error else call.payload[4:]
+            self.trace.rm_call(msg_id, req, outcome, start)
         if rm_error:
             raise RmError(gunyah_rm_error_remap(rm_error), rm_error, f"RM call {msg_id:#x}")
         return call.payload[4:]
-
-    def _trace(self, msg_id: int, req: bytes, outcome, start) -> None:
-        if self.trace is not None:
-            self.trace.rm_call(msg_id, req, outcome, start)
 
     def _alloc_seq(self, call: _Call) -> int:
         with self._lock:
