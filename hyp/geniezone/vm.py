@@ -16,6 +16,7 @@ own, documented in Documentation/geniezone.rst ("inferred"):
 
 from __future__ import annotations
 
+from collections import Counter
 from dataclasses import dataclass, field
 from enum import IntEnum
 
@@ -124,17 +125,20 @@ class GzVm:
         check(memslot is not None, why=f"no memory slot {slot}")
         check(len(pfns) > 0, why="no pages")
         check(memslot.contains(gfn << PAGE_SHIFT, len(pfns) * PAGE_SIZE), why="outside the slot")
+        uses = Counter(pfns)
         todo = []
         for i, pfn in enumerate(pfns):
             current = self.mapped.get(gfn + i)
             if current == pfn:
                 continue
             check(current is None, why=f"gfn {gfn + i:#x} is mapped")
-            check(pfn not in pfns[:i] and pfn not in pfns[i + 1 :], why="PFN twice")
+            check(uses[pfn] == 1, why="PFN twice")
             self.hyp.check_guest_page(pfn)
             todo.append((gfn + i, pfn))
+        for run in _runs(todo):  # a block's pages go in with one table walk per table
+            pas = [pfn << PAGE_SHIFT for _, pfn in run]
+            self.stage2.map_pages(run[0][0] << PAGE_SHIFT, pas, GUEST_RAM)
         for page_gfn, pfn in todo:
-            self.stage2.map(page_gfn << PAGE_SHIFT, pfn << PAGE_SHIFT, PAGE_SIZE, GUEST_RAM)
             self.mapped[page_gfn] = pfn
             self.hyp.take_page(pfn, self)
         if todo:
@@ -151,10 +155,14 @@ class GzVm:
             vcpu.flush_translations()
 
     def release(self, batch: int) -> int:
-        """Unmap up to ``batch`` pages (all if 0); how many remain mapped."""
+        """Unmap up to ``batch`` pages (all if 0), each run of consecutive gfns
+        with one stage-2 unmap, and give them back; how many remain mapped."""
         gfns = list(self.mapped)
-        for gfn in gfns if batch == 0 else gfns[:batch]:
-            self.unmap_page(gfn)
+        gone = [(gfn, self.mapped.pop(gfn)) for gfn in (gfns if batch == 0 else gfns[:batch])]
+        for run in _runs(gone):
+            self.stage2.unmap(run[0][0] << PAGE_SHIFT, len(run) * PAGE_SIZE)
+        for _, pfn in gone:
+            self.hyp.release_page(pfn, scrub=self.protected)
         if gfns:
             self.flush()
         return len(self.mapped)
@@ -222,3 +230,14 @@ def global_cap(cap: int) -> int:
     if cap == Cap.QUERY_DESTROY_BATCH_PAGES:
         return DESTROY_BATCH_PAGES
     raise GzError(Error.ERR_INVALID_ARGS, f"cap {cap:#x} needs a VM")
+
+
+def _runs(pages: list[tuple[int, int]]) -> list[list[tuple[int, int]]]:
+    """(gfn, pfn) pairs cut into runs of consecutive gfns, in order."""
+    runs: list[list[tuple[int, int]]] = []
+    for page in pages:
+        if runs and runs[-1][-1][0] + 1 == page[0]:
+            runs[-1].append(page)
+        else:
+            runs.append([page])
+    return runs

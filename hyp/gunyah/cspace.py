@@ -57,10 +57,12 @@ class Cspace(Object):
         obj = cap.obj
         check(obj.state != ObjectState.DESTROYED, Error.CSPACE_CAP_REVOKED)
         check(type_ is None or obj.TYPE == type_, Error.CSPACE_WRONG_OBJECT_TYPE)
-        check(cap.rights & rights == rights, Error.CSPACE_INSUFFICIENT_RIGHTS)
+        rights = int(rights)  # an IntFlag's & runs in Python, an int's does not
+        check(int(cap.rights) & rights == rights, Error.CSPACE_INSUFFICIENT_RIGHTS)
         if active is not None:
             want = ObjectState.ACTIVE if active else ObjectState.INIT
-            check(obj.state == want, Error.OBJECT_STATE, f"{obj.TYPE.name} not {want.name}")
+            if obj.state != want:  # the message only when it is raised: lookups are hot
+                raise HypError(Error.OBJECT_STATE, f"{obj.TYPE.name} not {want.name}")
         return obj
 
     def delete(self, capid: int) -> None:

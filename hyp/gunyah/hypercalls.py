@@ -124,23 +124,34 @@ def _reserved(name: str) -> bool:
     return name.startswith("res") and name[3:].isdigit()
 
 
+def _positions(call: Hypercall) -> tuple[tuple[tuple[int, str], ...], tuple[int, ...]]:
+    """(index, name) of each reserved input of ``call``, and the indexes of the others."""
+    reserved = tuple((i, n) for i, n in enumerate(call.inputs) if _reserved(n))
+    return reserved, tuple(i for i, n in enumerate(call.inputs) if not _reserved(n))
+
+
+_POSITIONS = {h.num: _positions(h) for h in TABLE}  # worked out once, not per call
+
+
 def dispatch(hyp, caller, num: int, args: list[int]) -> list[int]:
     """Run hypercall ``num`` with register ``args``; returns output registers."""
     call = BY_NUM.get(num)
     if call is None or call.name not in HANDLERS:
         return [Error.UNIMPLEMENTED & MASK64]
-    inputs = dict(zip(call.inputs, args, strict=False))
+    reserved, used = _POSITIONS[num]
+    given = len(args)
     try:
-        for name, value in inputs.items():
-            check(not _reserved(name) or value == 0, Error.ARGUMENT_INVALID, name)
-        params = [v for n, v in inputs.items() if not _reserved(n)]
+        for i, name in reserved:
+            if i < given and args[i]:
+                raise HypError(Error.ARGUMENT_INVALID, name)
+        params = [args[i] for i in used if i < given]
         outputs = HANDLERS[call.name](hyp, caller, *params) or ()
     except HypError as e:
         hyp.trace("hypercall", name=call.name, error=e.error.name)
         return [e.error & MASK64]
     if call.name == "hypervisor_identify":
         return [v & MASK64 for v in outputs]
-    return [Error.OK, *(v & MASK64 for v in outputs)]
+    return [Error.OK, *[v & MASK64 for v in outputs]]
 
 
 # lookups

@@ -26,14 +26,26 @@ class Hypercalls:
         self._gunyah, self.caller = gunyah, caller
 
     def call(self, name: str, *args: int) -> list[int]:
-        regs = [hypercall_id(BY_NAME[name].num), *args]
-        out = self._gunyah.smccc(self.caller, regs + [0] * (8 - len(regs)))
+        return self._call(name, hypercall_id(BY_NAME[name].num), args)
+
+    def _call(self, name: str, fid: int, args: tuple[int, ...]) -> list[int]:
+        out = self._gunyah.smccc(self.caller, [fid, *args, *_ZEROS[len(args) :]])
         if out[0] != 0:
             raw = out[0] - (1 << 64) if out[0] >> 63 else out[0]
             raise HypercallFailed(name, Error(raw))
         return out[1:]
 
     def __getattr__(self, name: str):
+        """The wrapper of hypercall ``name``, made once (it is then an attribute)."""
         if name not in BY_NAME:
             raise AttributeError(name)
-        return lambda *args: self.call(name, *args)
+        fid = hypercall_id(BY_NAME[name].num)
+
+        def wrapper(*args: int) -> list[int]:
+            return self._call(name, fid, args)
+
+        setattr(self, name, wrapper)
+        return wrapper
+
+
+_ZEROS = (0,) * 7  # X1..X7 beyond a call's inputs

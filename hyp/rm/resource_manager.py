@@ -3,9 +3,17 @@
 At boot the RM holds the root capabilities. It creates the host's cspace,
 the two message queues of the host link (host -> RM and RM -> host, 240-byte
 messages) with their virqs, and the devicetree node through which the host
-kernel finds them. Then it serves: whenever a message arrives its thread
-receives packets with ``msgqueue_receive``, reassembles them, runs the
-handler of the message id and sends the reply with ``msgqueue_send``.
+kernel finds them. Then it serves: whenever a message arrives it receives
+packets with ``msgqueue_receive``, reassembles them, runs the handler of
+the message id and sends the reply with ``msgqueue_send``.
+
+Where it runs: the RM's vCPU outranks the host's, so a virq from the host's
+link that finds it idle runs it at once on the sender's CPU (the sender's
+thread, inside the hypercall that asserted the virq), as the directed yield
+to the RM VM of a device would; the reply's virq then reaches the host
+before its send returns. One thread at a time runs the RM (``_running``):
+a virq that finds it busy, and every guest link's, wakes the RM's own
+thread, which serves once the other run ends.
 
 Bad input never stops it: malformed packets are dropped by the transport's
 rules, a malformed payload is answered with MSG_INVALID or ARGUMENT_INVALID,
@@ -83,6 +91,7 @@ class ResourceManager:
         self.handlers: dict[int, object] = {}
         self._seq = 0
         self._wake = threading.Event()
+        self._running = threading.Lock()  # held by whichever thread runs the RM's vCPU
         self._stopping = False
         self._thread: threading.Thread | None = None
         self.stats = {"messages": 0, "errors": 0}
@@ -138,7 +147,16 @@ class ResourceManager:
             self.hvc.cspace_delete_cap_from(self.caps["cspace"], queue, 0)
 
     def _on_rx(self, virq: int) -> None:
-        self.links[virq].pending = True
+        """The RM's interrupt entry (the asserting thread, the EL2 lock held):
+        an idle RM serves the host's link at once, else its thread is woken."""
+        link = self.links[virq]
+        link.pending = True
+        if link is self.host_link and self._running.acquire(blocking=False):
+            try:
+                self._serve_pending()
+            finally:
+                self._running.release()
+            return
         self._wake.set()
 
     def _create_host_link(self) -> HostLink:
@@ -239,17 +257,25 @@ class ResourceManager:
         while not self._stopping:
             self._wake.wait()
             self._wake.clear()
-            for link in list(self.links.values()):
-                if link.pending:
-                    link.pending = False
-                    self.poll(link)
+            with self._running:
+                self._serve_pending()
+
+    def _serve_pending(self) -> None:
+        """Poll every link whose virq was asserted (``_running`` held)."""
+        for link in list(self.links.values()):
+            if link.pending:
+                link.pending = False
+                self.poll(link)
 
     def poll(self, link: RmLink) -> None:
         """Receive and handle every packet waiting on ``link``."""
         buf = self.memory.alloc(rm_rpc.PACKET_SIZE)
-        while not self._stopping:
+        not_empty = True
+        while not_empty and not self._stopping:
             try:
-                size, _ = self.hvc.msgqueue_receive(link.rx_queue, buf, rm_rpc.PACKET_SIZE, 0)[:2]
+                size, not_empty = self.hvc.msgqueue_receive(
+                    link.rx_queue, buf, rm_rpc.PACKET_SIZE, 0
+                )[:2]
             except HypercallFailed:
                 return  # MSGQUEUE_EMPTY, or the link went away
             message = link.reassembler.feed(self.memory.read(buf, size))

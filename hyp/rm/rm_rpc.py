@@ -17,8 +17,8 @@ partial one; a continuation that does not match the partial message
 from __future__ import annotations
 
 import struct
-from dataclasses import dataclass
 from enum import IntEnum
+from typing import NamedTuple
 
 PACKET_SIZE = 240
 HEADER_SIZE = 8
@@ -36,8 +36,10 @@ class MsgType(IntEnum):
     NOTIFICATION = 3
 
 
-@dataclass(frozen=True)
-class Header:
+_TYPES = tuple(MsgType)  # by the two type bits
+
+
+class Header(NamedTuple):  # a tuple: one is made for every packet
     type: MsgType
     fragments: int
     seq: int
@@ -57,11 +59,10 @@ class Header:
         fragments = flags >> 2
         if api != API_VERSION | HEADER_WORDS << 4 or fragments > MAX_FRAGMENTS:
             return None
-        return cls(MsgType(flags & 3), fragments, seq, msg_id)
+        return cls(_TYPES[flags & 3], fragments, seq, msg_id)
 
 
-@dataclass(frozen=True)
-class Message:
+class Message(NamedTuple):
     type: MsgType
     seq: int
     msg_id: int
@@ -77,6 +78,8 @@ def fragment(message: Message) -> list[bytes]:
     chunks = chunks or [b""]
     frags = len(chunks) - 1
     first = Header(message.type, frags, message.seq, message.msg_id).pack()
+    if not frags:
+        return [first + chunks[0]]
     cont = Header(MsgType.CONTINUATION, frags, message.seq, message.msg_id).pack()
     return [(first if i == 0 else cont) + chunk for i, chunk in enumerate(chunks)]
 

@@ -11,7 +11,15 @@ belong to, a new message aborts a partial one (a pending reply then
 completes with EIO), and each notification is queued as work for the
 notifier chain (priority order), which runs in a thread of its own as
 the driver's work items do: a notifier may sleep on a VM's locks without
-holding up the replies a lock holder waits for. RM errors become errno with
+holding up the replies a lock holder waits for. A thread about to wait
+for what a notification brings (a VM's status) runs the queued work
+itself first (:meth:`GunyahRm.run_notifs`) when the worker is not running
+any: in order, one runner at a time, without a thread hop. Notifications a
+thread receives inside :meth:`GunyahRm.notifs_deferred` (a VM's start,
+which holds its status lock, and its release, which waits for the status
+reports itself) do not wake the worker: the thread runs them at the end of
+the block, as pending work runs on the return to user mode, unless a
+waiter got to them first. RM errors become errno with
 ``gunyah_rm_error_remap``, unknown ones EBADMSG: where the second error
 space ends.
 
@@ -22,9 +30,10 @@ ETIMEDOUT (a device would hang the caller in D state).
 
 from __future__ import annotations
 
+import collections
+import contextlib
 import errno
 import math
-import queue
 import struct
 import threading
 import time
@@ -67,10 +76,34 @@ class RmError(OSError):
         self.rm_error = rm_error
 
 
+class _Completion:
+    """The driver's ``struct completion`` for one waiter: a lock held until
+    :meth:`set` (cheaper than an Event: one is made per call). Completions
+    come from the RX interrupt, which the EL2 lock serialises."""
+
+    __slots__ = ("_done", "_lock")
+
+    def __init__(self):
+        self._done = False
+        self._lock = threading.Lock()
+        self._lock.acquire()
+
+    def set(self) -> None:
+        if not self._done:
+            self._done = True
+            self._lock.release()
+
+    def is_set(self) -> bool:
+        return self._done
+
+    def wait(self, timeout: float) -> bool:
+        return self._done or self._lock.acquire(timeout=timeout)
+
+
 @dataclass
 class _Call:
     msg_id: int
-    done: threading.Event = field(default_factory=threading.Event)
+    done: _Completion = field(default_factory=_Completion)
     payload: bytes = b""
     error: int = 0
 
@@ -127,8 +160,13 @@ class GunyahRm:
         self._partial: _Partial | None = None
         self._notifiers: list[tuple[int, int, object]] = []
         self._tx_ready = threading.Condition()
+        self._tx_waiters = 0  # senders waiting for room in the TX queue
         self.aborted = 0
-        self._notif_work: queue.SimpleQueue = queue.SimpleQueue()
+        self._notif_work: collections.deque = collections.deque()
+        self._notif_queued = threading.Event()  # the worker has work to look at
+        self._notif_running = threading.Lock()  # held by whichever thread runs the work
+        self._notif_stop = False
+        self._deferring = threading.local()  # .depth: inside notifs_deferred
         self._notif_worker = threading.Thread(
             target=self._process_notifs, name="gunyah-rm-notif", daemon=True
         )
@@ -177,17 +215,17 @@ class GunyahRm:
             with self._lock:
                 self._pending.pop(seq, None)
         if call.error:
-            self._trace(msg_id, req, f"-1 {errno.errorcode.get(call.error, call.error)}", start)
+            if self.trace is not None:
+                outcome = f"-1 {errno.errorcode.get(call.error, call.error)}"
+                self.trace.rm_call(msg_id, req, outcome, start)
             raise RmError(call.error, what=f"RM call {msg_id:#x}")
         rm_error = struct.unpack_from("<I", call.payload)[0]
-        self._trace(msg_id, req, f"rm_error {rm_error:#x}" if rm_error else call.payload[4:], start)
+        if self.trace is not None:  # the outcome is formatted only for a trace
+            outcome = f"rm_error {rm_error:#x}" if rm_error else call.payload[4:]
+            self.trace.rm_call(msg_id, req, outcome, start)
         if rm_error:
             raise RmError(gunyah_rm_error_remap(rm_error), rm_error, f"RM call {msg_id:#x}")
         return call.payload[4:]
-
-    def _trace(self, msg_id: int, req: bytes, outcome, start) -> None:
-        if self.trace is not None:
-            self.trace.rm_call(msg_id, req, outcome, start)
 
     def _alloc_seq(self, call: _Call) -> int:
         with self._lock:
@@ -221,14 +259,19 @@ class GunyahRm:
             if time.monotonic() > deadline:
                 raise RmError(errno.ETIMEDOUT, what="msgq_send: the queue stays full")
             with self._tx_ready:
+                self._tx_waiters += 1
                 self._tx_ready.wait(0.01)
+                self._tx_waiters -= 1
         if err:
             raise RmError(gunyah_error_remap(err), what="msgq_send")
 
     # receiving
     def _tx_irq(self, _virq: int) -> None:
-        with self._tx_ready:
-            self._tx_ready.notify_all()
+        """The TX queue has room (asserted at every send and receive): wake the
+        senders waiting for it, if any (a sender that misses it polls)."""
+        if self._tx_waiters:
+            with self._tx_ready:
+                self._tx_ready.notify_all()
 
     def _rx_irq(self, _virq: int) -> None:
         """Drain the RX queue. The queue's interrupt is level-sensitive on a device: a
@@ -291,7 +334,7 @@ class GunyahRm:
             partial.call.payload = payload
             partial.call.done.set()
             return
-        self._notif_work.put(lambda: self._notify(partial.msg_id, payload))
+        self._queue_notif(lambda: self._notify(partial.msg_id, payload))
 
     def _notify(self, msg_id: int, payload: bytes) -> None:
         with self._lock:
@@ -299,24 +342,69 @@ class GunyahRm:
         for _, _, fn in notifiers:
             fn(msg_id, payload)
 
+    def _queue_notif(self, work) -> None:
+        self._notif_work.append(work)
+        if not getattr(self._deferring, "depth", 0):
+            self._notif_queued.set()
+
+    @contextlib.contextmanager
+    def notifs_deferred(self):
+        """Notifications this thread receives in the block wait for its end (the
+        worker is not woken: it would only wait for the locks the block holds);
+        there the thread runs them, or wakes the worker if it is running some."""
+        local = self._deferring
+        local.depth = getattr(local, "depth", 0) + 1
+        try:
+            yield
+        finally:
+            local.depth -= 1
+            if not local.depth:
+                self.run_notifs()
+
     def _process_notifs(self) -> None:
-        """The notification work, in arrival order; a notifier that raises is a bug,
-        kept in ``bugs``, and the next notification still runs."""
-        while (work := self._notif_work.get()) is not None:
+        """The worker: the queued work whenever there is some, until :meth:`close`."""
+        while not self._notif_stop:
+            self._notif_queued.wait()
+            self._notif_queued.clear()  # work queued from now on sets it again
+            with self._notif_running:
+                self._run_queued()
+
+    def _run_queued(self) -> None:
+        """The notification work, in arrival order (``_notif_running`` held); a
+        notifier that raises is a bug, kept in ``bugs``, and the next still runs."""
+        while self._notif_work:
+            work = self._notif_work.popleft()
             try:
                 work()
             except Exception as e:
                 self.bugs.append(e)
 
+    def run_notifs(self) -> None:
+        """Run the queued notification work in the calling thread, unless another
+        thread runs some (the worker then goes on with the rest). For a thread
+        about to wait for a notification's effect; it must hold no lock a
+        notifier takes that another thread may hold while waiting for it."""
+        if not self._notif_work:
+            return
+        if self._notif_running.acquire(blocking=False):
+            try:
+                self._run_queued()
+            finally:
+                self._notif_running.release()
+        else:  # the runner may be past its last look at the queue: it looks again
+            self._notif_queued.set()
+
     def flush_notifs(self) -> None:
         """Wait until every notification received so far went through the chain."""
         done = threading.Event()
-        self._notif_work.put(done.set)
+        self._queue_notif(done.set)
+        self.run_notifs()
         done.wait(RM_TIMEOUT)
 
     def close(self) -> None:
         """Stop the notification work (at power-off)."""
-        self._notif_work.put(None)
+        self._notif_stop = True
+        self._notif_queued.set()
         self._notif_worker.join(RM_TIMEOUT)
 
     def _abort_partial(self) -> None:

@@ -222,6 +222,7 @@ class GunyahVcpu:
         if state == State.ADDRSPACE_PAGE_FAULT and self.vm.profile.resume_action:
             return self._page_fault(data[0], bool(data[1]))
         if state in (State.EXPECTS_WAKEUP, State.POWERED_OFF):
+            self.vm.rm.run_notifs()  # an exit the RM reported needs no worker's turn
             if not self._check_system():
                 return None
             signals = self.vm.host.signals

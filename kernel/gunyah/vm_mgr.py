@@ -192,6 +192,7 @@ class GunyahVm:
     def wait_status(self, done) -> None:
         """Wait for the RM to report a status ``done`` accepts; a report that never
         comes is logged after ``RM_TIMEOUT`` (release goes on, it cannot fail)."""
+        self.rm.run_notifs()  # a report already received needs no worker's turn
         with self.status_changed:
             timeout = rsc_mgr.RM_TIMEOUT
             if not self.status_changed.wait_for(lambda: done(self.vm_status), timeout):
@@ -363,9 +364,14 @@ def gunyah_vm_release(vm: GunyahVm) -> None:
     it accepts neither VM_RESET nor VM_DEALLOCATE: the VM stays in the RM,
     as it does on a device.)
     """
-    if vm.profile.android:
-        vm_mgr_ack.gunyah_vm_android_release(vm, _dealloc_vmid, _logged)
-        return
+    with vm.rm.notifs_deferred():  # wait_status runs what the RM reports meanwhile
+        if vm.profile.android:
+            vm_mgr_ack.gunyah_vm_android_release(vm, _dealloc_vmid, _logged)
+        else:
+            _release(vm)
+
+
+def _release(vm: GunyahVm) -> None:
     rm = vm.rm
     with ExitStack() as later:
         if vm.vm_status > VmStatus.NO_STATE:
@@ -427,7 +433,8 @@ class VmFops(FileOperations):
         if cmd == gh.GUNYAH_VM_SET_BOOT_CONTEXT and profile.boot_context:
             return gunyah_vm_set_boot_context(vm, _struct("struct gunyah_vm_boot_context", arg))
         if cmd == gh.GUNYAH_VM_START:
-            return gunyah_vm_ensure_started(vm)
+            with vm.rm.notifs_deferred():  # the RM's reports would wait for status_lock
+                return gunyah_vm_ensure_started(vm)
         if cmd == gh.GUNYAH_VM_MAP_MEM and not profile.android:
             return vm_mgr_mem.gunyah_vm_map_mem(vm, _struct("struct gunyah_map_mem_args", arg))
         if cmd == gh.GUNYAH_VM_ADD_FUNCTION:

@@ -54,3 +54,22 @@ def test_destroy_returns_every_table_page(stage2):
     stage2.map(0x1_0000_0000, 0x4100_0000, 0x1000, RW)
     stage2.destroy()
     assert stage2.pool.used == before - 2  # the two root pages too
+
+
+def test_map_pages_maps_scattered_pages_across_tables(stage2):
+    # 600 pages from 0x801F_0000: 16 in one level-3 table, the rest in the next
+    pas = [0x4040_0000 + ((i * 7) % 600) * 0x1000 for i in range(600)]
+    stage2.map_pages(0x801F_0000, pas, RW)
+    for i, pa in enumerate(pas):
+        assert stage2.lookup(0x801F_0000 + i * 0x1000 + 8) == (pa + 8, RW)
+    assert stage2.lookup(0x801F_0000 - 0x1000) is None
+    assert stage2.lookup(0x801F_0000 + 600 * 0x1000) is None
+
+
+def test_unmap_of_pages_across_tables_leaves_the_edges(stage2):
+    stage2.map(0x8000_0000, 0x4040_0000, 0x40_0000, RW)  # two 2 MiB blocks
+    stage2.unmap(0x8010_0000, 0x20_2000)  # splits both, then pages across the boundary
+    assert stage2.lookup(0x800F_F000) == (0x404F_F000, RW)
+    for ipa in range(0x8010_0000, 0x8030_2000, 0x1000):
+        assert stage2.lookup(ipa) is None
+    assert stage2.lookup(0x8030_2000) == (0x4070_2000, RW)
