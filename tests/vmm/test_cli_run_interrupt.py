@@ -10,6 +10,7 @@ input is the controlling terminal and Ctrl-C is typed into it.
 
 import fcntl
 import os
+import platform
 import pty
 import signal
 import subprocess
@@ -17,6 +18,7 @@ import sys
 import termios
 import threading
 import time
+from pathlib import Path
 
 import pytest
 
@@ -98,6 +100,22 @@ def catches(pid: int, sig: int) -> bool:
     return bool(mask & 1 << (sig - 1))
 
 
+WRITE = {"x86_64": 1, "aarch64": 64}[platform.machine()]  # the write syscall's number
+
+
+def blocked_writing_stdout(pid: int) -> bool:
+    """Whether a thread of ``pid`` sits in write(1, ...) (/proc/PID/task/TID/syscall:
+    the number, then the arguments in hex)."""
+    for task in Path(f"/proc/{pid}/task").glob("*/syscall"):
+        try:
+            fields = task.read_text().split()
+        except OSError:  # the thread ended meanwhile
+            continue
+        if len(fields) > 1 and fields[0] == str(WRITE) and int(fields[1], 16) == 1:
+            return True
+    return False
+
+
 def report_lines(stderr: str) -> list[str]:
     """What gunyah-sim itself wrote, without the trace (whose lines are indented)."""
     return [line for line in stderr.splitlines() if line.strip() and not line.startswith("  ")]
@@ -127,6 +145,10 @@ def test_a_second_ctrl_c_ends_a_run_that_cannot_stop(hypervisor):
     (nobody reads it): the second ends the process at once, by the signal."""
     run = Run("hello", hypervisor, tty=False)
     assert run.running.wait(BOUND)
+    deadline = time.monotonic() + BOUND
+    while not blocked_writing_stdout(run.p.pid):  # the first exit comes before the write
+        assert run.p.poll() is None and time.monotonic() < deadline, "".join(run.err)
+        time.sleep(0.05)
     run.p.send_signal(signal.SIGINT)
     while run.p.poll() is None and catches(run.p.pid, signal.SIGINT):
         time.sleep(0.05)  # until the first is handled (it stops catching SIGINT)
