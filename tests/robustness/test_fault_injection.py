@@ -77,6 +77,7 @@ def life(host) -> list[str]:
         try:
             t.start()
             os.eventfd_write(efd, 1)  # the irqfd rings its doorbell
+            host.eventfd_wq.quiesce()  # before the run, so every life reaches the ring
             t.run()
             if run.exit_reason == gh.GUNYAH_VCPU_EXIT_PAGE_FAULT:
                 seen.append(f"page fault {run.page_fault.attempt}")
