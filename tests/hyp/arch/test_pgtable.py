@@ -54,3 +54,17 @@ def test_destroy_returns_every_table_page(stage2):
     stage2.map(0x1_0000_0000, 0x4100_0000, 0x1000, RW)
     stage2.destroy()
     assert stage2.pool.used == before - 2  # the two root pages too
+
+
+def test_remembered_walks_follow_every_change(stage2):
+    """A lookup answers from the tables as they are now, though it remembers
+    walks: each page looked up before a map, an unmap and a split."""
+    assert stage2.lookup(0x8000_1000) is None
+    stage2.map(0x8000_0000, 0x4000_0000, 2 << 20, RW)
+    assert stage2.lookup(0x8000_1000) == (0x4000_1000, RW)
+    assert stage2.lookup(0x8000_2000) == (0x4000_2000, RW)
+    stage2.unmap(0x8000_1000, 0x1000)  # splits the block
+    assert stage2.lookup(0x8000_1000) is None
+    assert stage2.lookup(0x8000_2000) == (0x4000_2000, RW)
+    stage2.map(0x8000_1000, 0x4030_0000, 0x1000, RW)
+    assert stage2.lookup(0x8000_1008) == (0x4030_0008, RW)
