@@ -40,6 +40,16 @@ class Hypercall:
     inputs: tuple[str, ...]
     outputs: tuple[str, ...]
 
+    @property
+    def reserved(self) -> tuple[int, ...]:
+        """The register indices of the ``res*`` inputs, which must be zero."""
+        return tuple(i for i, name in enumerate(self.inputs) if _reserved(name))
+
+    @property
+    def params(self) -> tuple[int, ...]:
+        """The register indices of the inputs the handler takes, in order."""
+        return tuple(i for i, name in enumerate(self.inputs) if not _reserved(name))
+
 
 def _h(num: int, name: str, inputs: str, outputs: str = "") -> Hypercall:
     return Hypercall(name, num, tuple(inputs.split()), tuple(outputs.split()))
@@ -113,10 +123,17 @@ BY_NAME = {h.name: h for h in TABLE}
 HANDLERS = {}
 
 
+# num -> (call, handler, reserved input indices, parameter indices), made once
+# per handler so that a call (vcpu_run's above all) does no per-name work.
+DISPATCH = {}
+
+
 def handler(fn):
     """Register ``fn`` as the handler of the hypercall with its name."""
     assert fn.__name__ in BY_NAME, fn.__name__
     HANDLERS[fn.__name__] = fn
+    call = BY_NAME[fn.__name__]
+    DISPATCH[call.num] = (call, fn, call.reserved, call.params)
     return fn
 
 
@@ -125,16 +142,18 @@ def _reserved(name: str) -> bool:
 
 
 def dispatch(hyp, caller, num: int, args: list[int]) -> list[int]:
-    """Run hypercall ``num`` with register ``args``; returns output registers."""
-    call = BY_NUM.get(num)
-    if call is None or call.name not in HANDLERS:
+    """Run hypercall ``num`` with register ``args``; returns output registers.
+    Inputs past the end of ``args`` are absent (not checked, not passed)."""
+    entry = DISPATCH.get(num)
+    if entry is None:
         return [Error.UNIMPLEMENTED & MASK64]
-    inputs = dict(zip(call.inputs, args, strict=False))
+    call, fn, reserved, params = entry
+    count = len(args)
     try:
-        for name, value in inputs.items():
-            check(not _reserved(name) or value == 0, Error.ARGUMENT_INVALID, name)
-        params = [v for n, v in inputs.items() if not _reserved(n)]
-        outputs = HANDLERS[call.name](hyp, caller, *params) or ()
+        for i in reserved:
+            if i < count and args[i]:
+                raise HypError(Error.ARGUMENT_INVALID, call.inputs[i])
+        outputs = fn(hyp, caller, *[args[i] for i in params if i < count]) or ()
     except HypError as e:
         hyp.trace("hypercall", name=call.name, error=e.error.name)
         return [e.error & MASK64]
