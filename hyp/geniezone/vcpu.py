@@ -226,8 +226,10 @@ class GzVcpu(ArchVcpu):
         fields from its virtual timer."""
         gic, cpu = self.vgic.gic, self.gic_cpu
         lrs = []
-        for intid in range(SPI_BASE + gic.nspis):
-            irq = gic.irq(intid, cpu)
+        # Every exit writes this page: one plain pass over the CPU's SGIs and
+        # PPIs and the SPIs, the routing looked up only for a listed SPI.
+        irqs = enumerate((*gic.cpus[cpu].private, *gic.spis[: gic.nspis]))
+        for intid, irq in irqs:
             pending = irq.pending or (not irq.edge and irq.line)
             listed = (pending and irq.enabled) or irq.active
             if not listed or (intid >= SPI_BASE and gic.target(intid) != cpu):
