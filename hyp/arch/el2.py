@@ -31,6 +31,15 @@ from hyp.hw.timer import VirtualClock
 FLUSH_TIMEOUT = 30.0  # seconds; one slice of a core runs in milliseconds
 
 
+class _Holding(threading.local):
+    """A thread's hold of the EL2 lock: its depth and the cores it flushed."""
+
+    depth = 0
+
+    def __init__(self):
+        self.flushed = []
+
+
 class El2Lock:
     """The EL2 lock (re-entrant). Leaving it for good, a thread first waits for
     the cores whose translations it flushed (:meth:`flushed`) to end the runs
@@ -39,24 +48,18 @@ class El2Lock:
 
     def __init__(self):
         self._lock = threading.RLock()
-        self._local = threading.local()  # this thread's depth and flushed cores
-
-    def _mine(self):
-        local = self._local
-        if not hasattr(local, "depth"):
-            local.depth, local.flushed = 0, []
-        return local
+        self._local = _Holding()
 
     def __enter__(self):
         self._lock.acquire()
-        self._mine().depth += 1
+        self._local.depth += 1
         return self
 
     def __exit__(self, *exc) -> None:
-        mine = self._mine()
+        mine = self._local
         mine.depth -= 1
-        waits = []
-        if mine.depth == 0:
+        waits = ()
+        if mine.depth == 0 and mine.flushed:
             waits, mine.flushed = mine.flushed, []
         self._lock.release()
         for core, token in waits:
@@ -67,7 +70,7 @@ class El2Lock:
         """The caller (holding the lock) changed translations ``core`` may be using."""
         token = core.run_token()
         if token is not None and running_core() is None:
-            self._mine().flushed.append((core, token))
+            self._local.flushed.append((core, token))
 
 
 class El2:

@@ -227,7 +227,8 @@ class ArchVcpu(Trap):
         if self._kicked:
             self._kicked = False
             return self.host_exit(Exit.READY)
-        self._apply_pending()
+        if self.pending_entry is not None or self.pending_regs or self.pending_named:
+            self._apply_pending()
         result = self._sleep_or_wake()
         if result is None:
             self.core.set_virq_line(self.vgic.gic.signalled(self.gic_cpu))
@@ -258,7 +259,7 @@ class ArchVcpu(Trap):
             return self._sleep_or_wake()
         match reason:
             case VmmioExit(access, ipa):
-                self.mmio = (access, ipa)
+                self.mmio = reason
                 if access.is_write:
                     value = self.core.x(access.rt) & ((1 << access.size * 8) - 1)
                     return self.host_exit(Exit.MMIO_WRITE, ipa, access.size, value)
