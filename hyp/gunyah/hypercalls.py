@@ -455,17 +455,18 @@ def vcpu_register_write(hyp, caller, vcpu, register_set, register_index, value):
     v.register_write(register_set, register_index, value)
 
 
+_RUN_RIGHTS = ThreadRights.AFFINITY | ThreadRights.YIELD_TO
+
+
 @handler
 def vcpu_run(hyp, caller, cap_id, resume_data_0, resume_data_1, resume_data_2):
-    rights = ThreadRights.AFFINITY | ThreadRights.YIELD_TO
-    vcpu = _get(caller, cap_id, ObjectType.THREAD, rights)
+    vcpu = _get(caller, cap_id, ObjectType.THREAD, _RUN_RIGHTS)
     return vcpu.run(resume_data_0, resume_data_1, resume_data_2)
 
 
 @handler
 def vcpu_run_check(hyp, caller, cap_id):
-    rights = ThreadRights.AFFINITY | ThreadRights.YIELD_TO
-    vcpu = _get(caller, cap_id, ObjectType.THREAD, rights)
+    vcpu = _get(caller, cap_id, ObjectType.THREAD, _RUN_RIGHTS)
     check(not vcpu.powered or vcpu.sleeping, Error.BUSY, "vcpu is not halted")
     state = VcpuState.EXPECTS_WAKEUP if vcpu.powered else VcpuState.POWERED_OFF
     return state, 0, 0, 0

@@ -252,7 +252,7 @@ class Core:
         return cp
 
     def sysreg(self, reg: SysReg) -> int:
-        if reg == HCR_EL2:
+        if reg is HCR_EL2:  # ``is``: a dataclass's == costs more than the read
             return self._hcr
         value, ref = self._cp_reg(reg)
         status = _REG_READ(self._uch, _CP_REG, ref)

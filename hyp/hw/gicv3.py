@@ -70,6 +70,11 @@ class Irq:
     route: int = 0  # GICD_IROUTER affinity, SPIs only
 
 
+def _deliverable(irq: Irq) -> bool:
+    """Enabled, pending and not active (priority aside)."""
+    return irq.enabled and not irq.active and (irq.pending or (not irq.edge and irq.line))
+
+
 @dataclass
 class CpuInterface:
     """One CPU's redistributor state and ICC_* registers."""
@@ -141,18 +146,14 @@ class Gicv3:
         Looked at before every guest entry, so written as plain loops."""
         best, best_priority = SPECIAL_INTID_NONE, IDLE_PRIORITY
         for intid, irq in enumerate(self.cpus[cpu].private):
-            if irq.priority < best_priority and self._deliverable(irq):
+            if irq.enabled and irq.priority < best_priority and _deliverable(irq):
                 best, best_priority = intid, irq.priority
         if self.ctlr & CTLR_ENABLE_GRP1:
             for n, irq in enumerate(self.spis):
-                better = irq.priority < best_priority and self._deliverable(irq)
+                better = irq.enabled and irq.priority < best_priority and _deliverable(irq)
                 if better and self.target(n + SPI_BASE) == cpu:
                     best, best_priority = n + SPI_BASE, irq.priority
         return best, best_priority
-
-    @staticmethod
-    def _deliverable(irq: Irq) -> bool:
-        return irq.enabled and not irq.active and (irq.pending or (not irq.edge and irq.line))
 
     def signalled(self, cpu: int) -> bool:
         """Whether CPU ``cpu`` has an interrupt it would take now."""
