@@ -45,7 +45,7 @@ from unicorn import UC_ARCH_ARM64, UC_HOOK_INSN, UC_HOOK_INTR, UC_MODE_ARM, UC_P
 from unicorn import arm64_const as arm64
 from unicorn.unicorn_const import UC_CTL_IO_WRITE, UC_CTL_TLB_FLUSH
 from unicorn.unicorn_py3.arch.arm64 import UcRegCP64
-from unicorn.unicorn_py3.unicorn import uclib
+from unicorn.unicorn_py3.unicorn import HOOK_INTR_CFUNC, uc_hook_h, uclib
 
 from hyp.hw.memory import Dram
 
@@ -158,6 +158,29 @@ _REG_READ_BATCH = _holding_gil(
     "uc_reg_read_batch", ctypes.c_void_p, ctypes.c_void_p, ctypes.c_void_p, ctypes.c_int
 )
 _EMU_STOP = _holding_gil("uc_emu_stop", ctypes.c_void_p)  # only ever from the core's thread
+
+
+def _add_intr_hook(uch, handler):
+    """``handler(uch, intno, user)`` called by the library for every exception,
+    directly: ``Uc.hook_add`` puts two Python frames (an exception guard
+    ``handler`` has itself and an argument adapter) in front of each trap.
+    Returns the callback object, which must live as long as the core."""
+    callback = HOOK_INTR_CFUNC(handler)
+    hook = uc_hook_h()
+    status = uclib.uc_hook_add(
+        uch,
+        ctypes.byref(hook),
+        UC_HOOK_INTR,
+        callback,
+        None,
+        ctypes.c_uint64(1),
+        ctypes.c_uint64(0),
+    )
+    if status:
+        raise UcError(status)
+    return callback
+
+
 _PC, _SP, _CP_REG = arm64.UC_ARM64_REG_PC, arm64.UC_ARM64_REG_SP, arm64.UC_ARM64_REG_CP_REG
 _MASK64 = (1 << 64) - 1
 
@@ -192,7 +215,7 @@ class Core:
         self._stop = None  # a handler's reason: ends the run at once
         self._request = None  # another thread's: ends it at the next slice
         self._error: BaseException | None = None
-        uc.hook_add(UC_HOOK_INTR, self._on_intr)
+        self._intr_hook = _add_intr_hook(self._uch, self._on_intr)
         for insn, write in ((arm64.UC_ARM64_INS_MRS, False), (arm64.UC_ARM64_INS_MSR, True)):
             uc.hook_add(UC_HOOK_INSN, self._on_sysreg, write, aux1=insn)
 
@@ -361,7 +384,7 @@ class Core:
     # hooks
     # Hooks run inside unicorn: an exception must not unwind through it, so
     # it stops the core and run() raises it in the caller's frame.
-    def _on_intr(self, uc, intno, _user) -> None:
+    def _on_intr(self, _uch, intno, _user) -> None:
         try:
             self.trap.exception(self, intno)
         except BaseException as e:
