@@ -80,7 +80,7 @@ def _hvc(vcpu, excp: int) -> None:
     core = vcpu.core
     insn = vcpu.fetch_insn(core.pc - 4)
     imm = (insn or 0) >> 5 & IMM16
-    regs = [core.x(n) for n in range(8)]
+    regs = list(core.xs(8))
     out = smccc.guest_call(vcpu.hyp, vcpu, excp == Excp.SMC, imm, regs)
     if out is smccc.FORWARD:
         core.stop(HypercallExit(tuple(regs)))

@@ -418,7 +418,7 @@ class ArchVcpu(Trap):
         that ends it: ``guest_fault``, with the state an oops prints if the
         host cannot (PC, the word there, PSTATE, X0..X30, SP)."""
         core = self.core
-        regs = tuple(core.x(n) for n in range(31))
+        regs = core.xs()
         pc, pstate, insn = core.pc, core.reg("pstate"), self.fetch_insn(core.pc)
         self.hyp.trace(
             "guest_fault",
