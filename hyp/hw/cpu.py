@@ -173,7 +173,7 @@ def _add_intr_hook(uch, handler):
         UC_HOOK_INTR,
         callback,
         None,
-        ctypes.c_uint64(1),
+        ctypes.c_uint64(1),  # begin > end: every address
         ctypes.c_uint64(0),
     )
     if status:
@@ -189,8 +189,10 @@ class Core:
     """One core with its own unicorn instance; DRAM is shared with all cores.
 
     Registers go through the library's own calls with buffers the core keeps
-    (a 64-bit value, one ``UcRegCP64`` per system register used), and HCR_EL2
-    is shadowed: the core is its only writer."""
+    (a 64-bit value, one ``UcRegCP64`` per system register used), so one
+    thread at a time uses them: the one running the core, or one holding its
+    vCPU while no thread runs it. HCR_EL2 is shadowed: the core is its only
+    writer."""
 
     def __init__(self, dram: Dram, trap: Trap):
         self.dram, self.trap = dram, trap
