@@ -118,9 +118,7 @@ TABLE = (
     _h(0x7F, "addrspace_configure_demand", "addrspace vbase size op res0"),
 )
 
-BY_NUM = {h.num: h for h in TABLE}
 BY_NAME = {h.name: h for h in TABLE}
-HANDLERS = {}
 
 
 # num -> (call, handler, reserved input indices, parameter indices), made once
@@ -131,7 +129,6 @@ DISPATCH = {}
 def handler(fn):
     """Register ``fn`` as the handler of the hypercall with its name."""
     assert fn.__name__ in BY_NAME, fn.__name__
-    HANDLERS[fn.__name__] = fn
     call = BY_NAME[fn.__name__]
     DISPATCH[call.num] = (call, fn, call.reserved, call.params)
     return fn
