@@ -47,7 +47,11 @@ RUN_STRUCT = "struct gzvm_vcpu_run"
 RUN_SIZE = gz.ffi.sizeof(RUN_STRUCT)  # 264
 # exits the kernel re-enters after at once: host interrupts, EL2's own business
 REENTER = {gz.GZVM_EXIT_IRQ, gz.GZVM_EXIT_GZ, gz.GZVM_EXIT_IDLE, gz.GZVM_EXIT_IPI}
-# struct gzvm_vcpu_run's mmio: phys_addr, data[8] (a little-endian value), size
+# Read in place from the bytes of struct gzvm_vcpu_run, once per GZVM_RUN or exit:
+# immediate_exit, padding1[3], and mmio's phys_addr, data[8] (a little-endian
+# value), size.
+_IMMEDIATE_EXIT = gz.ffi.offsetof(RUN_STRUCT, "immediate_exit")
+_PADDING1 = gz.ffi.offsetof(RUN_STRUCT, "padding1")
 _MMIO_PHYS_ADDR = gz.ffi.offsetof(RUN_STRUCT, "mmio", "phys_addr")
 _MMIO_IS_WRITE = gz.ffi.offsetof(RUN_STRUCT, "mmio", "is_write")
 _MMIO_FIELDS = struct.Struct("<QQQ")
@@ -137,10 +141,9 @@ def gzvm_vcpu_run(vcpu: GzvmVcpu, arg) -> int:
         if vcpu.destroyed:
             raise _gone()
         data = copy_from_user(arg, RUN_SIZE)
-        run = gz.ffi.from_buffer(f"{RUN_STRUCT} *", bytearray(data))
-        if any(run.padding1):
+        if any(data[_PADDING1 : _PADDING1 + 3]):
             raise gzvm_main.errno_error(errno.EINVAL, "padding1")
-        if run.immediate_exit == 1:
+        if data[_IMMEDIATE_EXIT] == 1:
             raise gzvm_main.errno_error(errno.EINTR, "immediate_exit")
         vcpu.area.map[:RUN_SIZE] = data
         vcpu.runner = threading.get_ident()
