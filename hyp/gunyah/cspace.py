@@ -57,7 +57,8 @@ class Cspace(Object):
         obj = cap.obj
         check(obj.state != ObjectState.DESTROYED, Error.CSPACE_CAP_REVOKED)
         check(type_ is None or obj.TYPE == type_, Error.CSPACE_WRONG_OBJECT_TYPE)
-        check(cap.rights & rights == rights, Error.CSPACE_INSUFFICIENT_RIGHTS)
+        rights = int(rights)  # plain ints: an IntFlag's & builds a new member
+        check(int(cap.rights) & rights == rights, Error.CSPACE_INSUFFICIENT_RIGHTS)
         if active is not None:
             want = ObjectState.ACTIVE if active else ObjectState.INIT
             if obj.state != want:  # the message only on failure: vcpu_run passes here
