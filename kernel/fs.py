@@ -96,6 +96,13 @@ class FdTable:
                 raise OSError(errno.EBADF, os.strerror(errno.EBADF))
             return file.get()
 
+    def lookup(self, fd: int) -> File | None:
+        """The file behind ``fd`` with a reference taken, or None if ``fd`` is no
+        kernel file (one look under the lock: every syscall starts here)."""
+        with self._lock:
+            file = self._files.get(fd)
+            return None if file is None else file.get()
+
     def get_user(self, fd: int) -> File:
         """:meth:`get` for a descriptor named inside an ioctl's argument: the
         calling thread's process's (kernel.uaccess.use_process), whose sockets

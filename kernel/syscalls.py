@@ -374,8 +374,9 @@ class Host:
 
     def _get(self, fd: int) -> File:
         """The kernel file behind ``fd`` (referenced); ENOTTY-only for other open fds."""
-        if self.fdtable.holds(_fd(fd)):
-            return self._call(self.fdtable.get, fd)
+        file = self.fdtable.lookup(_fd(fd))
+        if file is not None:
+            return file
         try:
             os.fstat(fd)
         except (OSError, ValueError, OverflowError):

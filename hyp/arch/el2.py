@@ -38,6 +38,15 @@ FLUSH_TIMEOUT = 30.0  # seconds; one slice of a core runs in milliseconds
 TRACE_RING = 4096  # trace records kept for looking back; sinks see every one
 
 
+class _Holding(threading.local):
+    """A thread's hold of the EL2 lock: its depth and the cores it flushed."""
+
+    depth = 0
+
+    def __init__(self):
+        self.flushed = []
+
+
 class El2Lock:
     """The EL2 lock (re-entrant). Leaving it for good, a thread first waits for
     the cores whose translations it flushed (:meth:`flushed`) to end the runs
@@ -47,21 +56,15 @@ class El2Lock:
 
     def __init__(self):
         self._lock = threading.RLock()
-        self._local = threading.local()  # this thread's depth and flushed cores
-
-    def _mine(self):
-        local = self._local
-        if not hasattr(local, "depth"):
-            local.depth, local.flushed = 0, []
-        return local
+        self._local = _Holding()
 
     def __enter__(self):
         self._lock.acquire()
-        self._mine().depth += 1
+        self._local.depth += 1
         return self
 
     def __exit__(self, *exc) -> None:
-        mine = self._mine()
+        mine = self._local
         mine.depth -= 1
         waits = mine.depth == 0 and mine.flushed and running_core() is None
         self._lock.release()
@@ -74,7 +77,7 @@ class El2Lock:
         token = core.run_token()
         if token is None:
             return
-        self._mine().flushed.append((core, token))
+        self._local.flushed.append((core, token))
         inside = running_core()
         if inside is not None:
             inside.stop()
@@ -82,7 +85,7 @@ class El2Lock:
     def wait_flushed(self) -> None:
         """Wait, not holding the lock and outside any core's run, for the runs of
         the cores the calling thread flushed to end."""
-        mine = self._mine()
+        mine = self._local
         if not mine.flushed:
             return
         waits, mine.flushed = mine.flushed, []

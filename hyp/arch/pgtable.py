@@ -12,12 +12,16 @@ are; which IPAs it maps, and when, is its own policy.
 from __future__ import annotations
 
 import struct
+import threading
 from dataclasses import dataclass
 
 from hyp.hw.board import PAGE_SIZE
 from hyp.hw.memory import Dram
 
 IPA_BITS = 40
+_PAGE_SHIFT = 12
+_CACHED_PAGES = 4096  # walks remembered per VM before the cache starts over
+_MISS = object()
 _SHIFT = {1: 30, 2: 21, 3: 12}
 _ROOT_ENTRIES = 1 << (IPA_BITS - _SHIFT[1])
 _OA_MASK = ((1 << 48) - 1) & ~(PAGE_SIZE - 1)
@@ -85,11 +89,24 @@ class PagePool:
 
 
 class Stage2:
-    """One VM's stage-2 tables; ``root`` goes in VTTBR_EL2 with the VMID."""
+    """One VM's stage-2 tables; ``root`` goes in VTTBR_EL2 with the VMID.
+
+    :meth:`lookup` remembers its walks per page (a hit or a miss), the way a
+    TLB does; every change here forgets them all, so a lookup never answers
+    from tables that have changed since.
+    """
 
     def __init__(self, pool: PagePool):
         self.pool, self.dram = pool, pool.dram
         self.root = pool.alloc(2)
+        self._walks: dict[int, tuple[int, S2Attrs] | None] = {}  # IPA page -> PA page
+        self._generation = 0  # changes made so far
+        self._walks_lock = threading.Lock()  # lookups run outside the EL2 lock too
+
+    def _changed(self) -> None:
+        with self._walks_lock:
+            self._generation += 1
+            self._walks.clear()
 
     def vttbr(self, vmid: int) -> int:
         return (vmid & 0xFFFF) << 48 | self.root
@@ -100,7 +117,22 @@ class Stage2:
         return table + ((ipa >> _SHIFT[level]) & mask) * 8
 
     def lookup(self, ipa: int) -> tuple[int, S2Attrs] | None:
-        """Walk the tables in DRAM: (PA, attrs) for ``ipa``, or None."""
+        """(PA, attrs) for ``ipa`` by the tables in DRAM, or None."""
+        page = ipa >> _PAGE_SHIFT
+        hit = self._walks.get(page, _MISS)
+        if hit is _MISS:
+            generation = self._generation
+            hit = self._walk(page << _PAGE_SHIFT)
+            with self._walks_lock:
+                if generation == self._generation:  # no change since the walk began
+                    if len(self._walks) >= _CACHED_PAGES:
+                        self._walks.clear()
+                    self._walks[page] = hit
+        if hit is None:
+            return None
+        return hit[0] | (ipa & (PAGE_SIZE - 1)), hit[1]
+
+    def _walk(self, ipa: int) -> tuple[int, S2Attrs] | None:
         if ipa >> IPA_BITS:
             return None
         table = self.root
@@ -118,13 +150,16 @@ class Stage2:
     # changing
     def map(self, ipa: int, pa: int, size: int, attrs: S2Attrs) -> None:
         """Map [ipa, ipa+size) to pa; the range must be unmapped."""
-        while size:
-            level = self._level_for(ipa, pa, size)
-            entry = self._entry(ipa, level, create=True)
-            self._drop_table(entry, level)
-            self.dram.write_u64(entry, attrs.descriptor(pa, level))
-            step = 1 << _SHIFT[level]
-            ipa, pa, size = ipa + step, pa + step, size - step
+        try:
+            while size:
+                level = self._level_for(ipa, pa, size)
+                entry = self._entry(ipa, level, create=True)
+                self._drop_table(entry, level)
+                self.dram.write_u64(entry, attrs.descriptor(pa, level))
+                step = 1 << _SHIFT[level]
+                ipa, pa, size = ipa + step, pa + step, size - step
+        finally:
+            self._changed()  # after the writes: a walk racing with them is not kept
 
     def map_pages(self, ipa: int, pas: list[int], attrs: S2Attrs) -> None:
         """Map the 4 KiB pages at ``pas`` one after another from ``ipa`` (each
@@ -132,29 +167,40 @@ class Stage2:
         descriptors written in one go, not one walk per page."""
         template = attrs.descriptor(0, 3)
         done = 0
-        while done < len(pas):
-            at = ipa + done * PAGE_SIZE
-            n = min(len(pas) - done, 512 - (at >> _SHIFT[3] & 511))
-            descriptors = [pa | template for pa in pas[done : done + n]]
-            self.dram.write(self._entry(at, 3, create=True), struct.pack(f"<{n}Q", *descriptors))
-            done += n
+        try:
+            while done < len(pas):
+                at = ipa + done * PAGE_SIZE
+                n = min(len(pas) - done, 512 - (at >> _SHIFT[3] & 511))
+                descriptors = [pa | template for pa in pas[done : done + n]]
+                entry = self._entry(at, 3, create=True)
+                self.dram.write(entry, struct.pack(f"<{n}Q", *descriptors))
+                done += n
+        finally:
+            self._changed()  # map_pages fills empty entries only, but a miss may be cached
 
     def unmap(self, ipa: int, size: int) -> None:
         """Invalidate [ipa, ipa+size), splitting blocks at the edges."""
         end = ipa + size
-        while ipa < end:
-            level, entry = self._leaf(ipa)
-            step = 1 << _SHIFT[level]
-            if entry is None:
-                ipa = (ipa | (step - 1)) + 1
-                continue
-            if ipa & (step - 1) or ipa + step > end:
-                self._split(entry, level)
-                continue
-            # pages: the rest of the range in this level-3 table at once
-            n = min((end - ipa) >> _SHIFT[3], 512 - (ipa >> _SHIFT[3] & 511)) if level == 3 else 1
-            self.dram.write(entry, bytes(8 * n))
-            ipa += step * n
+        try:
+            while ipa < end:
+                level, entry = self._leaf(ipa)
+                step = 1 << _SHIFT[level]
+                if entry is None:
+                    ipa = (ipa | (step - 1)) + 1
+                    continue
+                if ipa & (step - 1) or ipa + step > end:
+                    self._split(entry, level)
+                    continue
+                # pages: the rest of the range in this level-3 table at once
+                n = (
+                    min((end - ipa) >> _SHIFT[3], 512 - (ipa >> _SHIFT[3] & 511))
+                    if level == 3
+                    else 1
+                )
+                self.dram.write(entry, bytes(8 * n))
+                ipa += step * n
+        finally:
+            self._changed()
 
     def _level_for(self, ipa: int, pa: int, size: int) -> int:
         for level in (1, 2):
@@ -225,6 +271,7 @@ class Stage2:
         """Free every table page, the root included."""
         self._free_tables(self.root, 1)
         self.pool.free(self.root, 2)
+        self._changed()
 
     def _free_tables(self, table: int, level: int) -> None:
         """Free the tables below ``table`` (a level-3 table holds only pages); the

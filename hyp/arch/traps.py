@@ -22,8 +22,8 @@ in), ``vgic`` (its :class:`~hyp.arch.vgic.Vgic`) and ``trace_name``.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from enum import IntEnum, auto
+from typing import NamedTuple
 
 from hyp.arch import smccc, vtimer
 from hyp.arch.exception import FSC_EXTERNAL, FSC_PERMISSION_L3, IMM16
@@ -42,16 +42,14 @@ class RunStop(IntEnum):
     HVC = auto()  # a guest call was handled
 
 
-@dataclass(frozen=True)
-class VmmioExit:
+class VmmioExit(NamedTuple):
     """An access to an unmapped IPA outside the demand-paging ranges."""
 
     access: a64.Access
     ipa: int
 
 
-@dataclass(frozen=True)
-class PageFaultExit:
+class PageFaultExit(NamedTuple):
     """An access to an unmapped IPA inside a demand-paging range."""
 
     ipa: int
@@ -59,8 +57,7 @@ class PageFaultExit:
     fetch: bool
 
 
-@dataclass(frozen=True)
-class HypercallExit:
+class HypercallExit(NamedTuple):
     """A guest call the hypervisor forwards to the host: X0..X7 as the guest
     made it (the PC is already past the HVC)."""
 
@@ -69,10 +66,10 @@ class HypercallExit:
 
 def exception(vcpu, excp: int) -> None:
     """A synchronous exception the core took to EL2."""
-    if excp in (Excp.HVC, Excp.SMC):
-        _hvc(vcpu, excp)
-    elif excp == Excp.DATA_ABORT:
+    if excp == Excp.DATA_ABORT:
         _data_abort(vcpu)
+    elif excp in (Excp.HVC, Excp.SMC):
+        _hvc(vcpu, excp)
     elif excp == Excp.PREFETCH_ABORT:
         _prefetch_abort(vcpu)
     else:
@@ -83,7 +80,7 @@ def _hvc(vcpu, excp: int) -> None:
     core = vcpu.core
     insn = vcpu.fetch_insn(core.pc - 4)
     imm = (insn or 0) >> 5 & IMM16
-    regs = [core.x(n) for n in range(8)]
+    regs = list(core.xs(8))
     out = smccc.guest_call(vcpu.hyp, vcpu, excp == Excp.SMC, imm, regs)
     if out is smccc.FORWARD:
         core.stop(HypercallExit(tuple(regs)))
@@ -101,7 +98,7 @@ def _fault_ipa(core: Core, va: int) -> int:
 def _data_abort(vcpu) -> None:
     core = vcpu.core
     insn = vcpu.fetch_insn(core.pc)
-    access = None if insn is None else a64.decode(insn, core.x, core.sp)
+    access = None if insn is None else a64.decode(insn, core.x, lambda: core.sp)
     va = access.address if access is not None else 0
     ipa = _fault_ipa(core, va)
     hit = vcpu.translate(ipa)

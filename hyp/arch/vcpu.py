@@ -229,7 +229,8 @@ class ArchVcpu(Trap):
         if self._kicked:
             self._kicked = False
             return self.host_exit(Exit.READY)
-        self._apply_pending()
+        if self.pending_entry is not None or self.pending_regs or self.pending_named:
+            self._apply_pending()
         result = self._sleep_or_wake()
         if result is None:
             self.core.set_virq_line(self.vgic.gic.signalled(self.gic_cpu))
@@ -260,7 +261,7 @@ class ArchVcpu(Trap):
             return self._sleep_or_wake()
         match reason:
             case VmmioExit(access, ipa):
-                self.mmio = (access, ipa)
+                self.mmio = reason
                 if access.is_write:
                     value = self.core.x(access.rt) & ((1 << access.size * 8) - 1)
                     return self.host_exit(Exit.MMIO_WRITE, ipa, access.size, value)
@@ -420,7 +421,7 @@ class ArchVcpu(Trap):
         that ends it: ``guest_fault``, with the state an oops prints if the
         host cannot (PC, the word there, PSTATE, X0..X30, SP)."""
         core = self.core
-        regs = tuple(core.x(n) for n in range(31))
+        regs = core.xs()
         pc, pstate, insn = core.pc, core.reg("pstate"), self.fetch_insn(core.pc)
         self.hyp.trace(
             "guest_fault",

@@ -34,6 +34,8 @@ EL1h with DAIF masked, until SET_ONE_REG says otherwise.
 
 from __future__ import annotations
 
+import itertools
+import operator
 import struct
 import threading
 from enum import IntEnum
@@ -84,6 +86,7 @@ CORE_REGISTERS = {
     REG_ARM64 | REG_U32 | REG_CORE | 0xD5: "fpcr",
 }
 MASK64 = (1 << 64) - 1
+_ENABLED, _ACTIVE = operator.attrgetter("enabled"), operator.attrgetter("active")
 
 
 class GzVcpu(ArchVcpu):
@@ -226,8 +229,11 @@ class GzVcpu(ArchVcpu):
         fields from its virtual timer."""
         gic, cpu = self.vgic.gic, self.gic_cpu
         lrs = []
-        for intid in range(SPI_BASE + gic.nspis):
-            irq = gic.irq(intid, cpu)
+        # Every exit writes this page: the 256 interrupts are sifted in C for
+        # the few enabled or active ones, which alone are looked at here.
+        irqs = (*gic.cpus[cpu].private, *gic.spis[: gic.nspis])
+        maybe = map(operator.or_, map(_ENABLED, irqs), map(_ACTIVE, irqs))
+        for intid, irq in itertools.compress(enumerate(irqs), maybe):
             pending = irq.pending or (not irq.edge and irq.line)
             listed = (pending and irq.enabled) or irq.active
             if not listed or (intid >= SPI_BASE and gic.target(intid) != cpu):

@@ -40,6 +40,16 @@ class Hypercall:
     inputs: tuple[str, ...]
     outputs: tuple[str, ...]
 
+    @property
+    def reserved(self) -> tuple[int, ...]:
+        """The register indices of the ``res*`` inputs, which must be zero."""
+        return tuple(i for i, name in enumerate(self.inputs) if _reserved(name))
+
+    @property
+    def params(self) -> tuple[int, ...]:
+        """The register indices of the inputs the handler takes, in order."""
+        return tuple(i for i, name in enumerate(self.inputs) if not _reserved(name))
+
 
 def _h(num: int, name: str, inputs: str, outputs: str = "") -> Hypercall:
     return Hypercall(name, num, tuple(inputs.split()), tuple(outputs.split()))
@@ -108,15 +118,19 @@ TABLE = (
     _h(0x7F, "addrspace_configure_demand", "addrspace vbase size op res0"),
 )
 
-BY_NUM = {h.num: h for h in TABLE}
 BY_NAME = {h.name: h for h in TABLE}
-HANDLERS = {}
+
+
+# num -> (call, handler, reserved input indices, parameter indices), made once
+# per handler so that a call (vcpu_run's above all) does no per-name work.
+DISPATCH = {}
 
 
 def handler(fn):
     """Register ``fn`` as the handler of the hypercall with its name."""
     assert fn.__name__ in BY_NAME, fn.__name__
-    HANDLERS[fn.__name__] = fn
+    call = BY_NAME[fn.__name__]
+    DISPATCH[call.num] = (call, fn, call.reserved, call.params)
     return fn
 
 
@@ -124,28 +138,19 @@ def _reserved(name: str) -> bool:
     return name.startswith("res") and name[3:].isdigit()
 
 
-def _positions(call: Hypercall) -> tuple[tuple[tuple[int, str], ...], tuple[int, ...]]:
-    """(index, name) of each reserved input of ``call``, and the indexes of the others."""
-    reserved = tuple((i, n) for i, n in enumerate(call.inputs) if _reserved(n))
-    return reserved, tuple(i for i, n in enumerate(call.inputs) if not _reserved(n))
-
-
-_POSITIONS = {h.num: _positions(h) for h in TABLE}  # worked out once, not per call
-
-
 def dispatch(hyp, caller, num: int, args: list[int]) -> list[int]:
-    """Run hypercall ``num`` with register ``args``; returns output registers."""
-    call = BY_NUM.get(num)
-    if call is None or call.name not in HANDLERS:
+    """Run hypercall ``num`` with register ``args``; returns output registers.
+    Inputs past the end of ``args`` are absent (not checked, not passed)."""
+    entry = DISPATCH.get(num)
+    if entry is None:
         return [Error.UNIMPLEMENTED & MASK64]
-    reserved, used = _POSITIONS[num]
-    given = len(args)
+    call, fn, reserved, params = entry
+    count = len(args)
     try:
-        for i, name in reserved:
-            if i < given and args[i]:
-                raise HypError(Error.ARGUMENT_INVALID, name)
-        params = [args[i] for i in used if i < given]
-        outputs = HANDLERS[call.name](hyp, caller, *params) or ()
+        for i in reserved:
+            if i < count and args[i]:
+                raise HypError(Error.ARGUMENT_INVALID, call.inputs[i])
+        outputs = fn(hyp, caller, *[args[i] for i in params if i < count]) or ()
     except HypError as e:
         hyp.trace("hypercall", name=call.name, error=e.error.name)
         return [e.error & MASK64]
@@ -447,17 +452,18 @@ def vcpu_register_write(hyp, caller, vcpu, register_set, register_index, value):
     v.register_write(register_set, register_index, value)
 
 
+_RUN_RIGHTS = ThreadRights.AFFINITY | ThreadRights.YIELD_TO
+
+
 @handler
 def vcpu_run(hyp, caller, cap_id, resume_data_0, resume_data_1, resume_data_2):
-    rights = ThreadRights.AFFINITY | ThreadRights.YIELD_TO
-    vcpu = _get(caller, cap_id, ObjectType.THREAD, rights)
+    vcpu = _get(caller, cap_id, ObjectType.THREAD, _RUN_RIGHTS)
     return vcpu.run(resume_data_0, resume_data_1, resume_data_2)
 
 
 @handler
 def vcpu_run_check(hyp, caller, cap_id):
-    rights = ThreadRights.AFFINITY | ThreadRights.YIELD_TO
-    vcpu = _get(caller, cap_id, ObjectType.THREAD, rights)
+    vcpu = _get(caller, cap_id, ObjectType.THREAD, _RUN_RIGHTS)
     check(not vcpu.powered or vcpu.sleeping, Error.BUSY, "vcpu is not halted")
     state = VcpuState.EXPECTS_WAKEUP if vcpu.powered else VcpuState.POWERED_OFF
     return state, 0, 0, 0

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from enum import IntEnum, IntFlag
 
-from hyp.gunyah.errors import Error, check
+from hyp.gunyah.errors import Error, HypError
 
 
 class ObjectType(IntEnum):
@@ -115,7 +115,8 @@ class Object:
         self.cap_refs = 0
 
     def require(self, state: ObjectState) -> None:
-        check(self.state == state, Error.OBJECT_STATE, f"{self.TYPE.name} is {self.state.name}")
+        if self.state != state:
+            raise HypError(Error.OBJECT_STATE, f"{self.TYPE.name} is {self.state.name}")
 
     def activate(self) -> None:
         """Check the configuration and go ACTIVE; OBJECT_STATE if not INIT."""

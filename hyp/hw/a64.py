@@ -14,14 +14,14 @@ cannot emulate it against MMIO and faults the guest.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import functools
+from typing import NamedTuple
 
 MASK64 = (1 << 64) - 1
 ZR_OR_SP = 31
 
 
-@dataclass(frozen=True)
-class Access:
+class Access(NamedTuple):
     """One decoded single-register load or store.
 
     ``address`` is the virtual address accessed; ``writeback`` the new base
@@ -40,6 +40,51 @@ class Access:
 
 
 UNSUPPORTED = None
+
+# How a form's address is made from its base register Xn (or SP).
+OFFSET, REGISTER, PRE_INDEX, POST_INDEX = range(4)
+
+
+class Form(NamedTuple):
+    """What a load/store word says whatever the registers hold: what
+    :func:`decode` caches per word. ``offset`` is the immediate added to the
+    base (OFFSET, PRE_INDEX, POST_INDEX); REGISTER adds Xm extended by
+    ``option`` and shifted by ``shift``."""
+
+    is_write: bool
+    size: int
+    rt: int
+    rn: int
+    sign_extend: bool
+    dest_bits: int
+    mode: int
+    offset: int = 0
+    rm: int = 0
+    option: int = 0
+    shift: int = 0
+
+    def access(self, base: int, index: int = 0) -> Access:
+        """The access with Xn (or SP) = ``base`` and, for REGISTER, Xm = ``index``."""
+        mode = self.mode
+        if mode == REGISTER:
+            address = (base + _extend_reg(index, self.option, self.shift)) & MASK64
+        else:
+            address = (base + self.offset) & MASK64
+        writeback = None
+        if mode == PRE_INDEX:
+            writeback = address
+        elif mode == POST_INDEX:
+            writeback, address = address, base
+        return Access(
+            self.is_write,
+            self.size,
+            self.rt,
+            address,
+            self.sign_extend,
+            self.dest_bits,
+            self.rn,
+            writeback,
+        )
 
 
 def _sext(value: int, bits: int) -> int:
@@ -79,13 +124,25 @@ def writes(insn: int) -> bool:
     return atomic or not insn >> 22 & 1
 
 
-def decode(insn: int, xreg, sp: int) -> Access | None:
-    """Decode ``insn``; ``xreg(n)`` reads Xn and ``sp`` is the current SP."""
+def decode(insn: int, xreg, sp) -> Access | None:
+    """Decode ``insn``; ``xreg(n)`` reads Xn and ``sp`` is the current SP, or a
+    callable giving it (called only when the base register is SP)."""
+    f = form(insn)
+    if f is None:
+        return UNSUPPORTED
+    base = xreg(f.rn) if f.rn != ZR_OR_SP else sp() if callable(sp) else sp
+    index = xreg(f.rm) if f.mode == REGISTER and f.rm != ZR_OR_SP else 0
+    return f.access(base, index)
+
+
+@functools.lru_cache(maxsize=4096)
+def form(insn: int) -> Form | None:
+    """The :class:`Form` of ``insn``, or UNSUPPORTED; a trapping word is decoded
+    once (the cache is bounded: a guest may trap on any number of words)."""
     rt, rn = insn & 0x1F, insn >> 5 & 0x1F
-    base = sp if rn == ZR_OR_SP else xreg(rn)
     size = insn >> 30
     if insn & 0x3F00_0000 == 0x0800_0000:
-        return _ordered(insn, rt, rn, base, size)
+        return _ordered(insn, rt, rn, size)
     if insn & 0x3B00_0000 != 0x3800_0000 and insn & 0x3B00_0000 != 0x3900_0000:
         return UNSUPPORTED
     if insn >> 26 & 1:
@@ -93,33 +150,27 @@ def decode(insn: int, xreg, sp: int) -> Access | None:
     kind = _kind(size, insn >> 22 & 3)
     if kind is None:
         return UNSUPPORTED
-    is_write, sext, bits = kind
-    common = {"is_write": is_write, "size": 1 << size, "rt": rt, "rn": rn}
-    common |= {"sign_extend": sext, "dest_bits": bits}
+    common = (*kind[:1], 1 << size, rt, rn, *kind[1:])
     if insn >> 24 & 1:  # unsigned immediate, scaled
-        return Access(address=(base + ((insn >> 10 & 0xFFF) << size)) & MASK64, **common)
+        return Form(*common, OFFSET, (insn >> 10 & 0xFFF) << size)
     if insn >> 21 & 1:
         if insn >> 10 & 3 != 0b10:
             return UNSUPPORTED  # atomic memory operations
-        rm = insn >> 16 & 0x1F
-        index = 0 if rm == ZR_OR_SP else xreg(rm)
-        offset = _extend_reg(index, insn >> 13 & 7, size if insn >> 12 & 1 else 0)
-        return Access(address=(base + offset) & MASK64, **common)
+        shift = size if insn >> 12 & 1 else 0
+        return Form(*common, REGISTER, 0, insn >> 16 & 0x1F, insn >> 13 & 7, shift)
     imm9 = _sext(insn >> 12, 9)
     mode = insn >> 10 & 3
     if mode in (0b00, 0b10):  # unscaled, unprivileged
-        return Access(address=(base + imm9) & MASK64, **common)
-    updated = (base + imm9) & MASK64
-    address = updated if mode == 0b11 else base  # pre-index : post-index
-    return Access(address=address, writeback=updated, **common)
+        return Form(*common, OFFSET, imm9)
+    return Form(*common, PRE_INDEX if mode == 0b11 else POST_INDEX, imm9)
 
 
-def _ordered(insn: int, rt: int, rn: int, base: int, size: int) -> Access | None:
+def _ordered(insn: int, rt: int, rn: int, size: int) -> Form | None:
     """LDAR/STLR; the exclusive forms of the same group are unsupported."""
     o2, is_load, o1, o0 = insn >> 23 & 1, insn >> 22 & 1, insn >> 21 & 1, insn >> 15 & 1
     if not (o2 and not o1 and o0):
         return UNSUPPORTED
-    return Access(is_write=not is_load, size=1 << size, rt=rt, address=base, rn=rn)
+    return Form(not is_load, 1 << size, rt, rn, False, 64, OFFSET)
 
 
 def load_result(access: Access, data: int) -> int:

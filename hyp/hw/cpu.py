@@ -35,6 +35,7 @@ DSB after a broadcast TLBI).
 
 from __future__ import annotations
 
+import ctypes
 import struct
 import threading
 from dataclasses import dataclass
@@ -43,6 +44,8 @@ from enum import IntEnum, auto
 from unicorn import UC_ARCH_ARM64, UC_HOOK_INSN, UC_HOOK_INTR, UC_MODE_ARM, UC_PROT_ALL, Uc, UcError
 from unicorn import arm64_const as arm64
 from unicorn.unicorn_const import UC_CTL_IO_WRITE, UC_CTL_TLB_FLUSH
+from unicorn.unicorn_py3.arch.arm64 import UcRegCP64
+from unicorn.unicorn_py3.unicorn import HOOK_INTR_CFUNC, uc_hook_h, uclib
 
 from hyp.hw.memory import Dram
 
@@ -138,8 +141,58 @@ def running_core() -> Core | None:
     return getattr(_RUNNING, "core", None)
 
 
+def _holding_gil(name: str, *argtypes):
+    """The library's ``name`` called without releasing the GIL (PyDLL): a register
+    access or a stop takes well under a microsecond, and a release lets any
+    other thread in, for as long as it wants, on each of the several an exit
+    makes. ``Uc.reg_read`` also picks a value type and builds a ctypes object
+    per call."""
+    fn = getattr(ctypes.PyDLL(uclib._name, handle=uclib._handle), name)
+    fn.argtypes, fn.restype = argtypes, ctypes.c_int
+    return fn
+
+
+_REG_READ = _holding_gil("uc_reg_read", ctypes.c_void_p, ctypes.c_int, ctypes.c_void_p)
+_REG_WRITE = _holding_gil("uc_reg_write", ctypes.c_void_p, ctypes.c_int, ctypes.c_void_p)
+_REG_READ_BATCH = _holding_gil(
+    "uc_reg_read_batch", ctypes.c_void_p, ctypes.c_void_p, ctypes.c_void_p, ctypes.c_int
+)
+_EMU_STOP = _holding_gil("uc_emu_stop", ctypes.c_void_p)  # only ever from the core's thread
+
+
+def _add_intr_hook(uch, handler):
+    """``handler(uch, intno, user)`` called by the library for every exception,
+    directly: ``Uc.hook_add`` puts two Python frames (an exception guard
+    ``handler`` has itself and an argument adapter) in front of each trap.
+    Returns the callback object, which must live as long as the core."""
+    callback = HOOK_INTR_CFUNC(handler)
+    hook = uc_hook_h()
+    status = uclib.uc_hook_add(
+        uch,
+        ctypes.byref(hook),
+        UC_HOOK_INTR,
+        callback,
+        None,
+        ctypes.c_uint64(1),  # begin > end: every address
+        ctypes.c_uint64(0),
+    )
+    if status:
+        raise UcError(status)
+    return callback
+
+
+_PC, _SP, _CP_REG = arm64.UC_ARM64_REG_PC, arm64.UC_ARM64_REG_SP, arm64.UC_ARM64_REG_CP_REG
+_MASK64 = (1 << 64) - 1
+
+
 class Core:
-    """One core with its own unicorn instance; DRAM is shared with all cores."""
+    """One core with its own unicorn instance; DRAM is shared with all cores.
+
+    Registers go through the library's own calls with buffers the core keeps
+    (a 64-bit value, one ``UcRegCP64`` per system register used), so one
+    thread at a time uses them: the one running the core, or one holding its
+    vCPU while no thread runs it. HCR_EL2 is shadowed: the core is its only
+    writer."""
 
     def __init__(self, dram: Dram, trap: Trap):
         self.dram, self.trap = dram, trap
@@ -147,6 +200,14 @@ class Core:
         uc.ctl_set_cpu_model(arm64.UC_CPU_ARM64_MAX)
         uc.ctl_set_tcg_buffer_size(_TCG_BUFFER)
         uc.mem_map_ptr(dram.base, dram.size, UC_PROT_ALL, dram.address)
+        self._uch = uc._uch
+        self._value = ctypes.c_uint64()
+        self._ref = ctypes.byref(self._value)
+        self._cp: dict[SysReg, tuple[UcRegCP64, object]] = {}
+        self._hcr = 0
+        self._xvalues = (ctypes.c_uint64 * 31)()
+        base = ctypes.addressof(self._xvalues)
+        self._xpointers = (ctypes.c_void_p * 31)(*(base + 8 * n for n in range(31)))
         self.set_sysreg(SCR_EL3, SCR_EL3_NS | SCR_EL3_HCE | SCR_EL3_RW)
         self.set_sysreg(HCR_EL2, HCR_GUEST)
         self._lock = threading.Lock()
@@ -156,32 +217,51 @@ class Core:
         self._stop = None  # a handler's reason: ends the run at once
         self._request = None  # another thread's: ends it at the next slice
         self._error: BaseException | None = None
-        uc.hook_add(UC_HOOK_INTR, self._on_intr)
+        self._intr_hook = _add_intr_hook(self._uch, self._on_intr)
         for insn, write in ((arm64.UC_ARM64_INS_MRS, False), (arm64.UC_ARM64_INS_MSR, True)):
             uc.hook_add(UC_HOOK_INSN, self._on_sysreg, write, aux1=insn)
 
     # registers
+    def _read(self, reg: int) -> int:
+        status = _REG_READ(self._uch, reg, self._ref)
+        if status:
+            raise UcError(status, reg)
+        return self._value.value
+
+    def _write(self, reg: int, value: int) -> None:
+        self._value.value = value
+        status = _REG_WRITE(self._uch, reg, self._ref)
+        if status:
+            raise UcError(status, reg)
+
     def x(self, n: int) -> int:
-        return 0 if n == 31 else self.uc.reg_read(arm64.UC_ARM64_REG_X0 + n if n < 29 else _X29[n])
+        return 0 if n == 31 else self._read(_XREG[n])
 
     def set_x(self, n: int, value: int) -> None:
         if n != 31:
-            self.uc.reg_write(arm64.UC_ARM64_REG_X0 + n if n < 29 else _X29[n], value & (2**64 - 1))
+            self._write(_XREG[n], value & _MASK64)
+
+    def xs(self, count: int = 31) -> tuple[int, ...]:
+        """X0..X<count-1> in one call into the library."""
+        status = _REG_READ_BATCH(self._uch, _XREGS, self._xpointers, count)
+        if status:
+            raise UcError(status)
+        return tuple(self._xvalues[:count])
 
     @property
     def pc(self) -> int:
-        return self.uc.reg_read(arm64.UC_ARM64_REG_PC)
+        return self._read(_PC)
 
     @pc.setter
     def pc(self, value: int) -> None:
-        self.uc.reg_write(arm64.UC_ARM64_REG_PC, value)
+        self._write(_PC, value)
 
     @property
     def sp(self) -> int:
-        return self.uc.reg_read(arm64.UC_ARM64_REG_SP)
+        return self._read(_SP)
 
     def set_sp(self, value: int) -> None:
-        self.uc.reg_write(arm64.UC_ARM64_REG_SP, value)
+        self._write(_SP, value)
 
     def reg(self, name: str) -> int:
         return self.uc.reg_read(getattr(arm64, f"UC_ARM64_REG_{name.upper()}"))
@@ -189,11 +269,30 @@ class Core:
     def set_reg(self, name: str, value: int) -> None:
         self.uc.reg_write(getattr(arm64, f"UC_ARM64_REG_{name.upper()}"), value)
 
+    def _cp_reg(self, reg: SysReg) -> tuple[UcRegCP64, object]:
+        cp = self._cp.get(reg)
+        if cp is None:
+            value = UcRegCP64(reg.crn, reg.crm, reg.op0, reg.op1, reg.op2)
+            cp = self._cp[reg] = (value, ctypes.byref(value))
+        return cp
+
     def sysreg(self, reg: SysReg) -> int:
-        return self.uc.reg_read(arm64.UC_ARM64_REG_CP_REG, reg.cp())
+        if reg is HCR_EL2:  # ``is``: a dataclass's == costs more than the read
+            return self._hcr
+        value, ref = self._cp_reg(reg)
+        status = _REG_READ(self._uch, _CP_REG, ref)
+        if status:
+            raise UcError(status, _CP_REG)
+        return value.val
 
     def set_sysreg(self, reg: SysReg, value: int) -> None:
-        self.uc.reg_write(arm64.UC_ARM64_REG_CP_REG, reg.cp(value))
+        cp, ref = self._cp_reg(reg)
+        cp.val = value
+        status = _REG_WRITE(self._uch, _CP_REG, ref)
+        if status:
+            raise UcError(status, _CP_REG)
+        if reg == HCR_EL2:
+            self._hcr = value
 
     def read_insn(self, pa: int) -> int:
         return struct.unpack("<I", self.dram.read(pa, 4))[0]
@@ -262,7 +361,7 @@ class Core:
                 bare = isinstance(self._stop, IntEnum) and not isinstance(reason, IntEnum)
                 if self._stop is None or bare:
                     self._stop = reason
-                self.uc.emu_stop()
+                _EMU_STOP(self._uch)
             elif self._request is None:
                 self._request = reason
 
@@ -287,7 +386,7 @@ class Core:
     # hooks
     # Hooks run inside unicorn: an exception must not unwind through it, so
     # it stops the core and run() raises it in the caller's frame.
-    def _on_intr(self, uc, intno, _user) -> None:
+    def _on_intr(self, _uch, intno, _user) -> None:
         try:
             self.trap.exception(self, intno)
         except BaseException as e:
@@ -308,6 +407,8 @@ class Core:
 
 
 _X29 = {29: arm64.UC_ARM64_REG_X29, 30: arm64.UC_ARM64_REG_X30}
+_XREG = [arm64.UC_ARM64_REG_X0 + n for n in range(29)] + [_X29[29], _X29[30]]
+_XREGS = (ctypes.c_int * 31)(*_XREG)
 _RT = {arm64.UC_ARM64_REG_X0 + n: n for n in range(29)} | {
     arm64.UC_ARM64_REG_X29: 29,
     arm64.UC_ARM64_REG_X30: 30,

@@ -70,6 +70,11 @@ class Irq:
     route: int = 0  # GICD_IROUTER affinity, SPIs only
 
 
+def _deliverable(irq: Irq) -> bool:
+    """Enabled, pending and not active (priority aside)."""
+    return irq.enabled and not irq.active and (irq.pending or (not irq.edge and irq.line))
+
+
 @dataclass
 class CpuInterface:
     """One CPU's redistributor state and ICC_* registers."""
@@ -135,23 +140,20 @@ class Gicv3:
     def _is_pending(self, irq: Irq) -> bool:
         return irq.pending or (not irq.edge and irq.line)
 
-    def _candidates(self, cpu: int):
-        c = self.cpus[cpu]
-        for intid, irq in enumerate(c.private):
-            yield intid, irq
+    def highest_pending(self, cpu: int) -> tuple[int, int]:
+        """(intid, priority) of the best deliverable interrupt, or (1023, 0xff):
+        the CPU's SGIs and PPIs, then (with group 1 on) the SPIs routed to it.
+        Looked at before every guest entry, so written as plain loops."""
+        best, best_priority = SPECIAL_INTID_NONE, IDLE_PRIORITY
+        for intid, irq in enumerate(self.cpus[cpu].private):
+            if irq.enabled and irq.priority < best_priority and _deliverable(irq):
+                best, best_priority = intid, irq.priority
         if self.ctlr & CTLR_ENABLE_GRP1:
             for n, irq in enumerate(self.spis):
-                if irq.enabled and self._is_pending(irq) and self.target(n + SPI_BASE) == cpu:
-                    yield n + SPI_BASE, irq
-
-    def highest_pending(self, cpu: int) -> tuple[int, int]:
-        """(intid, priority) of the best deliverable interrupt, or (1023, 0xff)."""
-        best = (SPECIAL_INTID_NONE, IDLE_PRIORITY)
-        for intid, irq in self._candidates(cpu):
-            deliverable = irq.enabled and not irq.active and self._is_pending(irq)
-            if deliverable and irq.priority < best[1]:
-                best = (intid, irq.priority)
-        return best
+                better = irq.enabled and irq.priority < best_priority and _deliverable(irq)
+                if better and self.target(n + SPI_BASE) == cpu:
+                    best, best_priority = n + SPI_BASE, irq.priority
+        return best, best_priority
 
     def signalled(self, cpu: int) -> bool:
         """Whether CPU ``cpu`` has an interrupt it would take now."""

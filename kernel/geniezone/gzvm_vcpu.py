@@ -47,6 +47,15 @@ RUN_STRUCT = "struct gzvm_vcpu_run"
 RUN_SIZE = gz.ffi.sizeof(RUN_STRUCT)  # 264
 # exits the kernel re-enters after at once: host interrupts, EL2's own business
 REENTER = {gz.GZVM_EXIT_IRQ, gz.GZVM_EXIT_GZ, gz.GZVM_EXIT_IDLE, gz.GZVM_EXIT_IPI}
+# Read in place from the bytes of struct gzvm_vcpu_run, once per GZVM_RUN or exit:
+# immediate_exit, padding1[3], and mmio's phys_addr, data[8] (a little-endian
+# value), size.
+_IMMEDIATE_EXIT = gz.ffi.offsetof(RUN_STRUCT, "immediate_exit")
+_PADDING1 = gz.ffi.offsetof(RUN_STRUCT, "padding1")
+_MMIO_PHYS_ADDR = gz.ffi.offsetof(RUN_STRUCT, "mmio", "phys_addr")
+_MMIO_IS_WRITE = gz.ffi.offsetof(RUN_STRUCT, "mmio", "is_write")
+_MMIO_FIELDS = struct.Struct("<QQQ")
+assert gz.ffi.offsetof(RUN_STRUCT, "mmio", "size") == _MMIO_PHYS_ADDR + 16
 TO_USERSPACE = {
     gz.GZVM_EXIT_DEBUG,
     gz.GZVM_EXIT_FAIL_ENTRY,
@@ -117,6 +126,8 @@ def _gone() -> OSError:
 
 def _lock_interruptible(vcpu: GzvmVcpu) -> None:
     """Take run_lock (another thread runs the vCPU); a signal meanwhile is EINTR."""
+    if vcpu.run_lock.acquire(blocking=False):
+        return
     signals = vcpu.gzvm.host.signals
     while not vcpu.run_lock.acquire(timeout=LOCK_POLL):
         if signals.pending():
@@ -130,10 +141,9 @@ def gzvm_vcpu_run(vcpu: GzvmVcpu, arg) -> int:
         if vcpu.destroyed:
             raise _gone()
         data = copy_from_user(arg, RUN_SIZE)
-        run = gz.ffi.from_buffer(f"{RUN_STRUCT} *", bytearray(data))
-        if any(run.padding1):
+        if any(data[_PADDING1 : _PADDING1 + 3]):
             raise gzvm_main.errno_error(errno.EINVAL, "padding1")
-        if run.immediate_exit == 1:
+        if data[_IMMEDIATE_EXIT] == 1:
             raise gzvm_main.errno_error(errno.EINTR, "immediate_exit")
         vcpu.area.map[:RUN_SIZE] = data
         vcpu.runner = threading.get_ident()
@@ -171,12 +181,16 @@ def gzvm_vcpu_handle_exit(vcpu: GzvmVcpu, exit_reason: int) -> bool:
 
 
 def gzvm_vcpu_handle_mmio(vcpu: GzvmVcpu) -> bool:
-    """A guest write an ioeventfd matches is served here (True)."""
-    mmio = vcpu.run().mmio
-    if not mmio.is_write or mmio.size > 8:
+    """A guest write an ioeventfd matches is served here (True). The fields are
+    read where they lie in the run page: a copy of the page per exit costs more."""
+    page = vcpu.area.map
+    if not page[_MMIO_IS_WRITE]:
         return False
-    value = int.from_bytes(bytes(mmio.data)[: mmio.size], "little")
-    return gzvm_ioeventfd.gzvm_ioevent_write(vcpu.gzvm, mmio.phys_addr, mmio.size, value)
+    phys_addr, data, size = _MMIO_FIELDS.unpack_from(page, _MMIO_PHYS_ADDR)
+    if size > 8:
+        return False
+    value = data & ((1 << size * 8) - 1)
+    return gzvm_ioeventfd.gzvm_ioevent_write(vcpu.gzvm, phys_addr, size, value)
 
 
 def gzvm_vcpu_ioctl_set_one_reg(vcpu: GzvmVcpu, arg) -> int:

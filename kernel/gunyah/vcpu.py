@@ -91,16 +91,26 @@ class GunyahVcpu:
     eagain_run: int = 0  # demand pagings in a row that found the page provided
     unbound: bool = False
     kernel_memory: KernelMemory | None = None  # the kernel's mapping is no user memory
+    _run: object = None  # the run page as struct gunyah_vcpu_run, made once
 
     def __post_init__(self):
         self.kernel_memory = KernelMemory(user_address(self.page[1]), PAGE_SIZE)
+        self._run = gh.ffi.from_buffer("struct gunyah_vcpu_run *", self.page[1])
 
     @property
     def run(self):
-        return gh.ffi.from_buffer("struct gunyah_vcpu_run *", self.page[1])
+        """The run page as ``struct gunyah_vcpu_run *``: one view, made with the
+        page and released by :meth:`free_run_page` (a view per use cost several
+        microseconds an exit)."""
+        if self._run is None:
+            self._run = gh.ffi.from_buffer("struct gunyah_vcpu_run *", self.page[1])
+        return self._run
 
     def free_run_page(self) -> None:
         fd, mapping = self.page
+        if self._run is not None:  # the view holds the mapping's buffer
+            gh.ffi.release(self._run)
+            self._run = None
         with contextlib.suppress(BufferError):  # a caller's view may still be alive
             mapping.close()
         if mapping.closed:
@@ -166,6 +176,8 @@ class GunyahVcpu:
 
     def _lock_interruptible(self, signals) -> None:
         """mutex_lock_interruptible(run_lock): another thread may be running this vCPU."""
+        if self.run_lock.acquire(blocking=False):
+            return
         while not self.run_lock.acquire(timeout=LOCK_POLL):
             if signals.pending():
                 raise signals.deliver()

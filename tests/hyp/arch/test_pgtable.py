@@ -73,3 +73,17 @@ def test_unmap_of_pages_across_tables_leaves_the_edges(stage2):
     for ipa in range(0x8010_0000, 0x8030_2000, 0x1000):
         assert stage2.lookup(ipa) is None
     assert stage2.lookup(0x8030_2000) == (0x4070_2000, RW)
+
+
+def test_remembered_walks_follow_every_change(stage2):
+    """A lookup answers from the tables as they are now, though it remembers
+    walks: each page looked up before a map, an unmap and a split."""
+    assert stage2.lookup(0x8000_1000) is None
+    stage2.map(0x8000_0000, 0x4000_0000, 2 << 20, RW)
+    assert stage2.lookup(0x8000_1000) == (0x4000_1000, RW)
+    assert stage2.lookup(0x8000_2000) == (0x4000_2000, RW)
+    stage2.unmap(0x8000_1000, 0x1000)  # splits the block
+    assert stage2.lookup(0x8000_1000) is None
+    assert stage2.lookup(0x8000_2000) == (0x4000_2000, RW)
+    stage2.map(0x8000_1000, 0x4030_0000, 0x1000, RW)
+    assert stage2.lookup(0x8000_1008) == (0x4030_0008, RW)
