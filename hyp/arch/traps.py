@@ -9,6 +9,9 @@ a page-fault exit (inside a range the hypervisor pages on demand), a vGIC
 access emulated here, or an MMIO exit to the host; a stage-2 instruction
 abort is a permission fault or a page-fault exit; ICC_* and timer system
 registers are emulated; the guest's own exceptions go back to its EL1.
+An ICC_* access or a timer register write changes what the core must pick
+up before the next instruction; the vCPU applies it without ending the run
+when nothing else needs the run loop (:meth:`ArchVcpu.sync_in_trap`).
 
 What ends a run is said by what the core is stopped with: a
 :class:`RunStop` when nothing more needs saying, or a :class:`VmmioExit`,
@@ -161,13 +164,16 @@ def sysreg(vcpu, core: Core, reg: SysReg, write: bool, rt: int) -> bool:
             result = vcpu.vgic.sysreg(
                 vcpu, (reg.crn, reg.crm, reg.op2), core.x(rt) if write else None
             )
-        if not write:
-            core.set_x(rt, result)
-        core.pc = core.pc + 4  # unicorn does not step over registers it does not know
-        core.stop(RunStop.SYNC)
+            if not write:
+                core.set_x(rt, result)
+            # Unicorn does not step over registers it does not know; the PC
+            # written also makes it look at the IRQ line before going on.
+            core.pc = core.pc + 4
+            vcpu.sync_in_trap()
         return True
     if not vtimer.sysreg(vcpu, core, reg, write, rt):
         return False
-    if write:
-        core.stop(RunStop.SYNC)
+    if write:  # unicorn ends the translation block after a register write
+        with vcpu.hyp.lock:
+            vcpu.sync_in_trap()
     return True

@@ -164,6 +164,39 @@ class ArchVcpu(Trap):
         elif self.waiting and self._wakes():
             self._wake()
 
+    def sync_in_trap(self) -> None:
+        """A trap of this vCPU's own run (EL2 lock held) changed what its core
+        must pick up before the next instruction: its vGIC CPU interface or
+        its timer. The same as stopping with ``RunStop.SYNC`` and going round
+        the run loop, whose round is done here when it would do nothing else:
+        the event's ticks, the timer's PPI, HCR_EL2.VI. The trap has ended
+        unicorn's translation block (a PC or register write), so a raised
+        line is taken before the next instruction, as after a new run.
+
+        The round is still taken, by a stop, when another vCPU of the group
+        may take the turn (it passes at every event), another thread changed
+        the vCPU's state, or the stage 2 must be flushed."""
+        if self._round_needed():
+            self.core.stop(RunStop.SYNC)
+            return
+        self.timer.clock.advance(EVENT_TICKS)
+        vtimer.update_irq(self)
+        self.core.set_virq_line(self.vgic.gic.signalled(self.gic_cpu))
+
+    def _round_needed(self) -> bool:
+        return bool(
+            self._kicked
+            or self._needs_flush
+            or self.reset_request is not None
+            or not self.powered
+            or self.faulted
+            or self.waiting
+            or self.pending_entry is not None
+            or self.pending_regs
+            or self.pending_named
+            or self.hyp.scheduler.others_runnable(self)
+        )
+
     def _wakes(self) -> bool:
         return self.vgic.gic.wakes(self.gic_cpu) or self.timer.firing
 

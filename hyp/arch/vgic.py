@@ -5,7 +5,8 @@ Linux arch/arm64/kvm/vgic/vgic-mmio-v3.c and vgic-sys-reg-v3.c).
 GICD/GICR accesses and ICC_* system registers are emulated here and never
 exit to the host. After every change each vCPU of the VM is told to
 re-evaluate its virtual IRQ line (``interrupts_changed()``), which also
-wakes a vCPU sleeping in WFI.
+wakes a vCPU sleeping in WFI; after an ICC_* access, the accessing vCPU's
+own trap updates its line instead.
 
 A hypervisor builds its interrupt-controller object on it and supplies:
 
@@ -61,10 +62,11 @@ class Vgic:
         """Give an activating vCPU its redistributor; returns its GIC CPU number."""
         return self.gic.add_cpu(vcpu.affinity)
 
-    def notify(self) -> None:
-        """Interrupt state changed: every vCPU re-evaluates its line."""
+    def notify(self, but=None) -> None:
+        """Interrupt state changed: every vCPU but ``but`` re-evaluates its line."""
         for vcpu in self.vcpus.values():
-            vcpu.interrupts_changed()
+            if vcpu is not but:
+                vcpu.interrupts_changed()
 
     def _in_dist(self, ipa: int) -> bool:
         return self.gicd_base is not None and self.gicd_base <= ipa < self.gicd_base + GICD_SIZE
@@ -94,11 +96,13 @@ class Vgic:
         return result or 0
 
     def sysreg(self, vcpu, reg: tuple[int, int, int], value: int | None) -> int:
-        """Emulate an ICC_* access of ``vcpu`` (a read when ``value`` is None)."""
+        """Emulate an ICC_* access of ``vcpu`` (a read when ``value`` is None).
+        The other vCPUs are notified (an SGI); ``vcpu``'s own line is its
+        trap's to update (``ArchVcpu.sync_in_trap``)."""
         if value is None:
             result = self.gic.sysreg_read(vcpu.gic_cpu, reg)
         else:
             self.gic.sysreg_write(vcpu.gic_cpu, reg, value)
             result = 0
-        self.notify()
+        self.notify(but=vcpu)
         return result
