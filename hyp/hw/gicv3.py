@@ -12,10 +12,16 @@ level-configured one follows its source's line, and when it is
 deactivated the GIC asks the source again through ``recheck`` (as a
 level-sensitive input is sampled again). :meth:`Gicv3.signalled` says
 whether a CPU's virtual IRQ line should be asserted.
+
+The highest pending interrupt of a CPU is looked at several times per
+interrupt delivered (the wake-up, the entry, the acknowledge) and changes
+only through the methods marked :func:`_changes`, which count a
+generation: a CPU's answer is kept until the generation moves on.
 """
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass, field
 
 from hyp.hw.board import SGI_COUNT, SPECIAL_INTID_NONE, SPI_BASE
@@ -70,6 +76,21 @@ class Irq:
     route: int = 0  # GICD_IROUTER affinity, SPIs only
 
 
+def _changes(method):
+    """Marks a :class:`Gicv3` method that may change interrupt state: the
+    generation moves on after it (after, so that a scan running meanwhile in
+    another thread is not kept)."""
+
+    @functools.wraps(method)
+    def changing(self, *args, **kwargs):
+        try:
+            return method(self, *args, **kwargs)
+        finally:
+            self.generation += 1
+
+    return changing
+
+
 def _deliverable(irq: Irq) -> bool:
     """Enabled, pending and not active (priority aside)."""
     return irq.enabled and not irq.active and (irq.pending or (not irq.edge and irq.line))
@@ -102,7 +123,10 @@ class Gicv3:
         self.ctlr = CTLR_ARE_NS
         self.spis = [Irq() for _ in range(self.nspis)]
         self.cpus: list[CpuInterface] = []
+        self.generation = 0  # of the interrupt state; see _changes
+        self._best: dict[int, tuple[int, tuple[int, int]]] = {}  # cpu: (generation, best)
 
+    @_changes
     def add_cpu(self, affinity: int) -> int:
         self.cpus.append(CpuInterface(affinity))
         return len(self.cpus) - 1
@@ -122,6 +146,7 @@ class Gicv3:
                 return i
         return None
 
+    @_changes
     def assert_irq(self, intid: int, cpu: int = 0, edge_only: bool = True) -> None:
         """A source asserts: one edge, or (level-configured, not ``edge_only``) a level."""
         irq = self.irq(intid, cpu)
@@ -132,6 +157,7 @@ class Gicv3:
         else:
             irq.line = True
 
+    @_changes
     def clear_irq(self, intid: int, cpu: int = 0) -> None:
         irq = self.irq(intid, cpu)
         if irq is not None:
@@ -142,8 +168,17 @@ class Gicv3:
 
     def highest_pending(self, cpu: int) -> tuple[int, int]:
         """(intid, priority) of the best deliverable interrupt, or (1023, 0xff):
-        the CPU's SGIs and PPIs, then (with group 1 on) the SPIs routed to it.
-        Looked at before every guest entry, so written as plain loops."""
+        the CPU's SGIs and PPIs, then (with group 1 on) the SPIs routed to it."""
+        generation = self.generation
+        kept = self._best.get(cpu)
+        if kept is not None and kept[0] == generation:
+            return kept[1]
+        best = self._scan(cpu)
+        self._best[cpu] = (generation, best)
+        return best
+
+    def _scan(self, cpu: int) -> tuple[int, int]:
+        """:meth:`highest_pending` worked out, in plain loops."""
         best, best_priority = SPECIAL_INTID_NONE, IDLE_PRIORITY
         for intid, irq in enumerate(self.cpus[cpu].private):
             if irq.enabled and irq.priority < best_priority and _deliverable(irq):
@@ -168,15 +203,17 @@ class Gicv3:
         return self.highest_pending(cpu)[0] != SPECIAL_INTID_NONE
 
     # CPU interface
+    @_changes
     def acknowledge(self, cpu: int) -> int:
         if not self.signalled(cpu):
             return SPECIAL_INTID_NONE
-        intid, prio = self.highest_pending(cpu)
+        intid, prio = self.highest_pending(cpu)  # signalled's, kept
         irq = self.irq(intid, cpu)
         irq.active, irq.pending = True, False
         self.cpus[cpu].running.append((prio, intid))
         return intid
 
+    @_changes
     def end_of_interrupt(self, cpu: int, intid: int) -> None:
         c = self.cpus[cpu]
         for i in range(len(c.running) - 1, -1, -1):
@@ -186,6 +223,7 @@ class Gicv3:
         if not c.ctlr & ICC_CTLR_EOIMODE:
             self.deactivate(cpu, intid)
 
+    @_changes
     def deactivate(self, cpu: int, intid: int) -> None:
         irq = self.irq(intid, cpu)
         if irq is not None and irq.active:
@@ -208,6 +246,7 @@ class Gicv3:
         read = values.get(reg)
         return read() if read else (SPECIAL_INTID_NONE if reg in (ICC_IAR0, ICC_HPPIR0) else 0)
 
+    @_changes
     def sysreg_write(self, cpu: int, reg: tuple[int, int, int], value: int) -> None:
         c = self.cpus[cpu]
         if reg == ICC_PMR:
@@ -225,6 +264,7 @@ class Gicv3:
         elif reg in (ICC_SGI1R, ICC_ASGI1R):
             self.send_sgi(cpu, value)
 
+    @_changes
     def send_sgi(self, cpu: int, value: int) -> None:
         """ICC_SGI1R_EL1: INTID 27:24, IRM 40, Aff3.Aff2.Aff1 and a target list."""
         intid = value >> 24 & 0xF
@@ -312,6 +352,7 @@ class Gicv3:
                 irq.edge = bool(value >> (2 * n + 1) & 1)
         return out if value is None else None
 
+    @_changes
     def dist_access(self, offset: int, size: int, value: int | None, cpu: int = 0):
         """Read (``value`` None) or write a GICD register; returns the read value."""
         if offset == GICD_CTLR:
@@ -337,6 +378,7 @@ class Gicv3:
             return self._banked(offset, cpu, False, value)
         return None
 
+    @_changes
     def redist_access(self, cpu: int, offset: int, size: int, value: int | None):
         """Read or write CPU ``cpu``'s redistributor (RD_base and SGI_base frames)."""
         c = self.cpus[cpu]
