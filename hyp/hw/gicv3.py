@@ -232,10 +232,11 @@ class Gicv3:
                 irq.line = self.recheck(intid, cpu)
 
     def sysreg_read(self, cpu: int, reg: tuple[int, int, int]) -> int:
+        if reg == ICC_IAR1:  # once per interrupt taken: not worth building the table
+            return self.acknowledge(cpu)
         c = self.cpus[cpu]
         values = {
             ICC_PMR: lambda: c.pmr,
-            ICC_IAR1: lambda: self.acknowledge(cpu),
             ICC_HPPIR1: lambda: self.highest_pending(cpu)[0],
             ICC_BPR1: lambda: c.bpr1,
             ICC_CTLR: lambda: c.ctlr | (1 << 10 | 4 << 11 | 7 << 8),  # A3V, IDbits, PRIbits
