@@ -21,7 +21,7 @@ import kernel
 from uapi import toolchain
 from uapi.abi.check import ALIASES, PROFILES, check
 from uapi.abi.clang import AbiInputError, Compiler
-from vmm import abi_check
+from vmm import abi_check, fetch_linux
 from vmm.geniezone import MAX_VCPUS as GZVM_MAX_VCPUS
 from vmm.geniezone import GenieZone
 from vmm.guests import GUESTS
@@ -294,6 +294,15 @@ def _exec(args: argparse.Namespace) -> int:
         return e.status if isinstance(e, native.ExecError) else 2
 
 
+def _fetch_linux(args: argparse.Namespace) -> int:
+    try:
+        fetch_linux.fetch()
+    except (fetch_linux.FetchError, OSError) as e:
+        print(f"gunyah-sim fetch-linux: {e}", file=sys.stderr)
+        return 1
+    return 0
+
+
 def _guests(args: argparse.Namespace) -> int:
     for name, text in GUESTS.items():
         print(f"{name:<16} {text}")
@@ -413,6 +422,14 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--trace", action="store_true", help="print the program's ioctls, strace-style")
     p.add_argument("program", nargs=argparse.REMAINDER, help="-- PROGRAM ARGS...")
     p.set_defaults(func=_exec)
+
+    p = sub.add_parser(
+        "fetch-linux",
+        help="get Debian's arm64 cloud kernel and busybox for `run linux`",
+        description="Download linux-image-cloud-arm64 and busybox-static (arm64) with apt-get, "
+        "using private apt state, and build the Image and initramfs `run linux` boots.",
+    )
+    p.set_defaults(func=_fetch_linux)
 
     p = sub.add_parser("guests", help="list the bundled guests")
     p.set_defaults(func=_guests)
