@@ -52,9 +52,14 @@ SLICE = 1 << 17  # instructions between two looks at a stop requested by another
 INSN_WFI = 0xD503207F
 
 SCR_EL3_NS, SCR_EL3_HCE, SCR_EL3_RW = 1 << 0, 1 << 8, 1 << 10
+# Pointer authentication's keys and instructions are the guest's (as under KVM and
+# Gunyah), not trapped to EL3; nor is SVE (CPTR_EL3.EZ).
+SCR_EL3_APK, SCR_EL3_API = 1 << 16, 1 << 17
+CPTR_EL3_EZ = 1 << 8
 
 HCR_VM, HCR_FMO, HCR_IMO, HCR_AMO, HCR_VI, HCR_RW = 1, 1 << 3, 1 << 4, 1 << 5, 1 << 7, 1 << 31
-HCR_GUEST = HCR_VM | HCR_FMO | HCR_IMO | HCR_AMO | HCR_RW
+HCR_APK, HCR_API = 1 << 40, 1 << 41
+HCR_GUEST = HCR_VM | HCR_FMO | HCR_IMO | HCR_AMO | HCR_RW | HCR_APK | HCR_API
 
 PSTATE_EL1H_MASKED = 0x3C5
 
@@ -91,6 +96,7 @@ class SysReg:
 
 
 SCR_EL3 = SysReg(3, 6, 1, 1, 0)
+CPTR_EL3 = SysReg(3, 6, 1, 1, 2)
 HCR_EL2 = SysReg(3, 4, 1, 1, 0)
 VTTBR_EL2 = SysReg(3, 4, 2, 1, 0)
 VTCR_EL2 = SysReg(3, 4, 2, 1, 2)
@@ -147,7 +153,8 @@ class Core:
         uc.ctl_set_cpu_model(arm64.UC_CPU_ARM64_MAX)
         uc.ctl_set_tcg_buffer_size(_TCG_BUFFER)
         uc.mem_map_ptr(dram.base, dram.size, UC_PROT_ALL, dram.address)
-        self.set_sysreg(SCR_EL3, SCR_EL3_NS | SCR_EL3_HCE | SCR_EL3_RW)
+        self.set_sysreg(SCR_EL3, SCR_EL3_NS | SCR_EL3_HCE | SCR_EL3_RW | SCR_EL3_APK | SCR_EL3_API)
+        self.set_sysreg(CPTR_EL3, CPTR_EL3_EZ)
         self.set_sysreg(HCR_EL2, HCR_GUEST)
         self._lock = threading.Lock()
         self._ended = threading.Condition(self._lock)  # a run ended: _runs changed
