@@ -74,7 +74,23 @@ def enter_el1(core: Core, esr: int, elr: int, far: int | None, pc: int | None = 
         core.set_reg("far_el1", far)
     core.set_reg("elr_el1", elr)
     core.set_sysreg(SPSR_EL1, pstate)
-    core.set_reg("pstate", PSTATE_EL1H_MASKED | (pstate & PSTATE_NZCV))
+    _select_sp_el1(core, pstate, sp)
     core.pc = core.reg("vbar_el1") + vector
+    if vector == VECTOR_LOWER_A64:
+        core.el_changed()
     pc = elr if pc is None else pc
     return dict(esr=esr, far=far, elr=elr, pc=pc, spsr=pstate, vector=core.pc, regs=regs, sp=sp)
+
+
+def _select_sp_el1(core: Core, pstate: int, sp: int) -> None:
+    """PSTATE becomes EL1h, and SP with it: the core keeps the SP in use apart from
+    its bank, and a PSTATE write moves neither, so the SP the exception came with
+    goes back to its bank (SP_EL0 from EL0 or EL1t) and SP_EL1 is brought in, as
+    the hardware's entry does. Without it an entry from EL0 would run the
+    kernel's vector on the user's stack."""
+    from_sp_el1 = pstate & PSTATE_EL_MASK and pstate & PSTATE_SP
+    if not from_sp_el1:
+        core.set_reg("sp_el0", sp)
+    core.set_reg("pstate", PSTATE_EL1H_MASKED | (pstate & PSTATE_NZCV))
+    if not from_sp_el1:
+        core.set_sp(core.reg("sp_el1"))

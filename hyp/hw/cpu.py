@@ -104,6 +104,7 @@ HPFAR_EL2 = SysReg(3, 4, 6, 0, 4)
 VMPIDR_EL2 = SysReg(3, 4, 0, 0, 5)
 MPIDR_EL1 = SysReg(3, 0, 0, 0, 5)
 SPSR_EL1 = SysReg(3, 0, 4, 0, 0)
+SCTLR_EL1 = SysReg(3, 0, 1, 0, 0)
 
 
 class Stop(IntEnum):
@@ -255,6 +256,13 @@ class Core:
             error, self._error = self._error, None
             raise error
         return reason
+
+    def el_changed(self) -> None:
+        """The hypervisor moved the core to another exception level (an exception
+        from EL0 entered at EL1): unicorn keeps translating with the old level's
+        permissions until its cached state is rebuilt, which a write of SCTLR_EL1
+        (with its own value) does."""
+        self.set_sysreg(SCTLR_EL1, self.sysreg(SCTLR_EL1))
 
     def stop(self, reason=Stop.STOPPED) -> None:
         """End the current (or next) run with ``reason``; thread safe.
