@@ -19,7 +19,8 @@ from hyp.hw.cpu import PSTATE_EL1H_MASKED, SPSR_EL1, Core, Excp
 
 # Exception classes and fault codes of the aborts injected into the guest.
 EC_IABT_LOWER, EC_IABT_CUR, EC_DABT_LOWER, EC_DABT_CUR = 0x20, 0x21, 0x24, 0x25
-EC_SVC64, EC_BRK = 0x15, 0x3C
+EC_SVC64, EC_BRK, EC_SVE = 0x15, 0x3C, 0x19
+CPACR_ZEN_SHIFT = 16  # 0b11: EL0 and EL1 may use SVE; 0b01: EL1 only
 FSC_EXTERNAL, FSC_PERMISSION_L3 = 0x10, 0x0F  # data and instruction fault status codes
 ISS_WNR = 1 << 6
 ESR_EC_SHIFT, ESR_IL = 26, 1 << 25  # IL: a 32-bit instruction
@@ -34,13 +35,25 @@ def _from_el0(core: Core) -> bool:
     return core.reg("pstate") & PSTATE_EL_MASK == 0
 
 
+def _sve_trapped(core: Core, insn: int) -> bool:
+    """An SVE instruction (op0 0b0010) that CPACR_EL1.ZEN does not let this EL use:
+    the SVE access trap (EC 0x19) Linux takes to give a task SVE on first use."""
+    if insn >> 25 & 0xF != 0b0010:
+        return False
+    zen = core.reg("cpacr_el1") >> CPACR_ZEN_SHIFT & 3
+    return zen != 3 and not (zen == 1 and not _from_el0(core))
+
+
 def inject_guest_exception(core: Core, excp: int, insn: int) -> dict:
     """The guest's own synchronous exception (SVC, BRK, undefined...) at its EL1.
 
-    ``insn`` is the SVC instruction word (its immediate goes in the ISS) for
-    ``Excp.SWI``, ignored otherwise; PC is already past an SVC.
+    ``insn`` is the instruction word: an SVC's (its immediate goes in the ISS;
+    PC is already past it) or an undefined one's (an SVE instruction CPACR_EL1
+    traps is the SVE access trap, EC 0x19, not EC 0).
     """
     ec = {Excp.SWI: EC_SVC64, Excp.BKPT: EC_BRK}.get(excp, 0)
+    if excp == Excp.UDEF and _sve_trapped(core, insn):
+        ec = EC_SVE
     iss = insn >> 5 & IMM16 if excp == Excp.SWI else 0
     pc = core.pc - 4 if excp == Excp.SWI else core.pc
     return enter_el1(core, ec << ESR_EC_SHIFT | ESR_IL | iss, elr=core.pc, far=None, pc=pc)

@@ -413,7 +413,8 @@ class ArchVcpu(Trap):
     # exceptions into the guest; each stops the core so the vector runs next
     def inject_guest_exception(self, excp: int) -> None:
         """The guest's own synchronous exception (SVC, undefined...) goes to its EL1."""
-        insn = (self.fetch_insn(self.core.pc - 4) or 0) if excp == Excp.SWI else 0
+        at = {Excp.SWI: self.core.pc - 4, Excp.UDEF: self.core.pc}.get(excp)
+        insn = (self.fetch_insn(at) or 0) if at is not None else 0
         self._entered(exception.inject_guest_exception(self.core, excp, insn))
         self.core.stop(RunStop.SYNC)
 

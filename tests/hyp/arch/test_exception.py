@@ -175,3 +175,23 @@ vectors:
     )
     state, ipa, _, sp_el0 = vm.run()
     assert (ipa, sp_el0) == (REPORT + 8, RAM_IPA + 0x6000)
+
+
+@pytest.mark.parametrize(("zen", "ec"), [(0, 0x19), (3, None)])
+def test_an_sve_instruction_cpacr_traps_is_the_sve_access_trap(gunyah, zen, ec):
+    """Linux gives a task SVE on its first SVE instruction, from the trap's EC 0x19
+    (an UNDEF, EC 0, would be SIGILL); with ZEN 0b11 the instruction just runs."""
+    source = program(f"""
+    mov x2, #{zen << 16}
+    msr cpacr_el1, x2
+    isb
+    .inst 0x2518e3e0  // ptrue p0.b
+    str xzr, [x9, #16]
+    """)
+    vm = build_vm(gunyah, assemble(source))
+    if ec is None:
+        state, ipa, _, _ = vm.run()
+        assert (VcpuState(state), ipa) == (VcpuState.ADDRSPACE_VMMIO_WRITE, REPORT + 16)
+        return
+    esr, _ = reported_abort(vm)
+    assert esr >> 26 == ec and esr >> 25 & 1
