@@ -128,11 +128,12 @@ def _stage1_fault(vcpu, va: int, write: bool, fetch: bool) -> bool:
 def _data_abort(vcpu) -> None:
     core = vcpu.core
     insn = vcpu.fetch_insn(core.pc)
+    access = None if insn is None else a64.decode(insn, core.x, core.sp)
     if insn is not None:
         va = a64.address(insn, core.x, core.sp, core.pc)
-        if va is not None and _stage1_fault(vcpu, va, a64.writes(insn), False):
+        write = access.is_write if access is not None else a64.writes(insn)
+        if va is not None and _stage1_fault(vcpu, va, write, False):
             return
-    access = None if insn is None else a64.decode(insn, core.x, core.sp)
     va = access.address if access is not None else 0
     ipa = _fault_ipa(core, va)
     hit = vcpu.translate(ipa)

@@ -77,10 +77,14 @@ def _kind(size: int, opc: int) -> tuple[bool, bool, int] | None:
 
 def writes(insn: int) -> bool:
     """Whether a load/store ``insn`` that :func:`decode` cannot emulate writes memory
-    (what a syndrome's WnR would say): atomics do; otherwise the L bit (22)
-    of pairs, exclusives and the SIMD forms tells, and a clear bit is a store."""
-    atomic = insn & 0x3B20_0C00 == 0x3820_0000
-    return atomic or not insn >> 22 & 1
+    (what a syndrome's WnR would say): atomics do (not LDAPR), literal loads do
+    not; otherwise the L bit (22) of pairs, exclusives and the SIMD forms
+    tells, and a clear bit is a store."""
+    if insn & 0x3B00_0000 == 0x1800_0000:
+        return False  # literal loads (their bit 22 is part of the offset)
+    if insn & 0x3B20_0C00 == 0x3820_0000:
+        return insn >> 12 & 0xF != 0b1100  # atomics write, but LDAPR (o3=1, opc=100)
+    return not insn >> 22 & 1
 
 
 def decode(insn: int, xreg, sp: int) -> Access | None:

@@ -79,6 +79,11 @@ def test_load_result_extends():
         ("ldadd x1, x2, [x0]", True),
         ("str q0, [x0]", True),
         ("ldr q0, [x0]", False),
+        (".inst 0xf8bfc001  // ldapr x1, [x0]", False),
+        ("swp x1, x2, [x0]", True),
+        ("ldr x1, .", False),
+        ("ld1 {v0.16b}, [x0]", False),
+        ("st1 {v0.16b}, [x0]", True),
     ],
 )
 def test_writes_of_accesses_decode_cannot_emulate(source, write):
