@@ -21,7 +21,7 @@ import kernel
 from uapi import toolchain
 from uapi.abi.check import ALIASES, PROFILES, check
 from uapi.abi.clang import AbiInputError, Compiler
-from vmm import abi_check
+from vmm import abi_check, fetch_linux
 from vmm.geniezone import MAX_VCPUS as GZVM_MAX_VCPUS
 from vmm.geniezone import GenieZone
 from vmm.guests import GUESTS
@@ -31,7 +31,7 @@ from vmm.gunyah_ack import GunyahAndroid
 from vmm.loader import load_image
 from vmm.native import program as native
 from vmm.oops import Oops
-from vmm.vmm import DTB_ROOM, RAM_BASE, Vmm, VmmConfig, device_tree
+from vmm.vmm import DTB_ROOM, RAM_BASE, UART_BASE, Vmm, VmmConfig, device_tree
 
 # --hypervisor: what can be at EL2, the VMM's backend for each, and its most vCPUs
 # (Gunyah: what the RM takes in a VM config DT; GenieZone: the driver's GZVM_MAX_VCPUS).
@@ -95,6 +95,10 @@ def _image(what: str, limit: int) -> tuple[str, bytes]:
 
 
 ELF_ROOM = 64 << 20  # an ELF may be larger than the RAM it loads into (symbols)
+# run linux: the kernel and initramfs of fetch-linux, with more RAM, its console on the PL011.
+LINUX = "linux"
+DEFAULT_MEM, LINUX_MEM = "64M", "256M"
+LINUX_CMDLINE = f"console=ttyAMA0 earlycon=pl011,{UART_BASE:#x}"
 
 
 class Interrupt:
@@ -216,9 +220,21 @@ def _config(args: argparse.Namespace) -> VmmConfig:
     most = MAX_VCPUS[args.hypervisor]
     if not 1 <= args.vcpus <= most:
         raise UsageError(f"--vcpus {args.vcpus}: between 1 and {most} on {args.hypervisor}")
-    mem = parse_size(args.mem)
-    name, data = _image(args.image, max(mem, ELF_ROOM))
-    return VmmConfig(data, name, args.vcpus, mem, args.cmdline)
+    kernel, initrd = args.kernel, args.initrd
+    if args.image == LINUX and kernel is None:
+        try:
+            kernel, fetched_initrd = map(str, fetch_linux.fetched())
+        except fetch_linux.FetchError as e:
+            raise UsageError(str(e)) from None
+        initrd = initrd or fetched_initrd
+    if initrd is not None and kernel is None:
+        raise UsageError("--initrd needs --kernel (or run linux)")
+    linux = kernel is not None
+    mem = parse_size(args.mem or (LINUX_MEM if linux else DEFAULT_MEM))
+    name, data = _image(kernel or args.image, max(mem, ELF_ROOM))
+    cmdline = args.cmdline if args.cmdline is not None else (LINUX_CMDLINE if linux else "")
+    initrd_data = _image(initrd, mem)[1] if initrd is not None else b""
+    return VmmConfig(data, name, args.vcpus, mem, cmdline, initrd_data)
 
 
 def _dtb(args: argparse.Namespace) -> int:
@@ -294,6 +310,15 @@ def _exec(args: argparse.Namespace) -> int:
         return e.status if isinstance(e, native.ExecError) else 2
 
 
+def _fetch_linux(args: argparse.Namespace) -> int:
+    try:
+        fetch_linux.fetch()
+    except (fetch_linux.FetchError, OSError) as e:
+        print(f"gunyah-sim fetch-linux: {e}", file=sys.stderr)
+        return 1
+    return 0
+
+
 def _guests(args: argparse.Namespace) -> int:
     for name, text in GUESTS.items():
         print(f"{name:<16} {text}")
@@ -310,14 +335,23 @@ def version() -> str:
 
 def _vm_arguments(p: argparse.ArgumentParser) -> None:
     """The arguments that say which VM: what run boots and dtb describes."""
-    p.add_argument("image", nargs="?", default="hello", help="default: the bundled hello")
+    p.add_argument(
+        "image",
+        nargs="?",
+        default="hello",
+        help="default: the bundled hello; linux: the kernel and initramfs of fetch-linux",
+    )
+    p.add_argument("--kernel", metavar="IMAGE", help="boot this arm64 Linux Image")
+    p.add_argument("--initrd", metavar="FILE", help="with --kernel: the initramfs")
     p.add_argument(
         "--vcpus", type=int, default=4, help="1 to 64 on Gunyah, 1 to 8 on GenieZone (default 4)"
     )
     p.add_argument(
-        "--mem", default="64M", help=f"guest RAM, 128K to {MAX_MEM >> 20}M (default 64M)"
+        "--mem", help=f"guest RAM, 128K to {MAX_MEM >> 20}M (default 64M, 256M for Linux)"
     )
-    p.add_argument("--cmdline", default="", help="the guest's /chosen/bootargs")
+    p.add_argument(
+        "--cmdline", help=f"the guest's /chosen/bootargs (Linux's default: {LINUX_CMDLINE})"
+    )
     p.add_argument(
         "--hypervisor",
         choices=HYPERVISORS,
@@ -413,6 +447,14 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--trace", action="store_true", help="print the program's ioctls, strace-style")
     p.add_argument("program", nargs=argparse.REMAINDER, help="-- PROGRAM ARGS...")
     p.set_defaults(func=_exec)
+
+    p = sub.add_parser(
+        "fetch-linux",
+        help="get Debian's arm64 cloud kernel and busybox for `run linux`",
+        description="Download linux-image-cloud-arm64 and busybox-static (arm64) with apt-get, "
+        "using private apt state, and build the Image and initramfs `run linux` boots.",
+    )
+    p.set_defaults(func=_fetch_linux)
 
     p = sub.add_parser("guests", help="list the bundled guests")
     p.set_defaults(func=_guests)

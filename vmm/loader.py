@@ -1,6 +1,13 @@
-"""Guest images: an AArch64 ELF (its PT_LOAD segments, by physical address) or a raw image.
+"""Guest images: an AArch64 ELF (its PT_LOAD segments, by physical address), an arm64
+Linux ``Image``, or a raw image.
 
-A raw image is placed at the start of RAM and entered there. Every error
+A raw image is placed at the start of RAM and entered there. An arm64
+``Image`` (Documentation/arm64/booting.rst: a 64-byte header with
+text_offset at 8, image_size at 16 and the magic ``ARM\x64`` at 0x38) is
+placed ``text_offset`` bytes above a 2 MiB aligned base (the start of RAM,
+which the VMM aligns), takes ``image_size`` bytes (its BSS included; a
+header of image_size 0 is a kernel older than 3.17, whose text_offset is
+0x80000) and is entered at its first byte. Every error
 is an :class:`ImageError` with one line saying what is wrong: an empty,
 text or unreadable file, an ELF for another machine or class, a segment outside
 RAM, an image that does not fit in the memory given.
@@ -9,12 +16,17 @@ RAM, an image that does not fit in the memory given.
 from __future__ import annotations
 
 import io
+import struct
 from dataclasses import dataclass
 
 from elftools.common.exceptions import ELFError
 from elftools.elf.elffile import ELFFile
 
 ELF_MAGIC = b"\x7fELF"
+ARM64_MAGIC, ARM64_MAGIC_OFFSET = b"ARM\x64", 0x38
+ARM64_HEADER = struct.Struct("<8xQQ")  # after code0 and code1: text_offset, image_size
+ARM64_ALIGN = 2 << 20
+ARM64_OLD_TEXT_OFFSET = 0x80000
 
 
 class ImageError(ValueError):
@@ -36,11 +48,12 @@ def load_image(data: bytes, ram_base: int, ram_size: int, name: str = "image") -
         raise ImageError(f"{name}: empty file")
     if _looks_like_text(data):
         raise ImageError(f"{name}: a text file, not an ELF or raw image")
-    image = (
-        _elf(data, name)
-        if data[:4] == ELF_MAGIC
-        else Image([(ram_base, data, len(data))], ram_base)
-    )
+    if data[:4] == ELF_MAGIC:
+        image = _elf(data, name)
+    elif is_arm64_image(data):
+        image = _arm64(data, ram_base)
+    else:
+        image = Image([(ram_base, data, len(data))], ram_base)
     for addr, _, memsz in image.segments:
         if addr < ram_base or addr + memsz > ram_base + ram_size:
             raise ImageError(
@@ -48,6 +61,18 @@ def load_image(data: bytes, ram_base: int, ram_size: int, name: str = "image") -
                 " (more --mem?)"
             )
     return image
+
+
+def is_arm64_image(data: bytes) -> bool:
+    return data[ARM64_MAGIC_OFFSET : ARM64_MAGIC_OFFSET + 4] == ARM64_MAGIC
+
+
+def _arm64(data: bytes, ram_base: int) -> Image:
+    text_offset, image_size = ARM64_HEADER.unpack_from(data)
+    if image_size == 0:
+        text_offset, image_size = ARM64_OLD_TEXT_OFFSET, len(data)
+    base = -(-ram_base // ARM64_ALIGN) * ARM64_ALIGN + text_offset
+    return Image([(base, data, max(image_size, len(data)))], base)
 
 
 def _looks_like_text(data: bytes) -> bool:

@@ -30,6 +30,7 @@ IRQ_TYPE_EDGE_RISING = 1
 IRQ_TYPE_LEVEL_LOW = 8
 SHARED_PHANDLE = 1
 GIC_PHANDLE = 2
+CLOCK_PHANDLE = 3
 # The architected timer's PPIs (secure and non-secure physical, virtual, hypervisor), from 16.
 TIMER_PPIS = (13, 14, 11, 10)
 # crosvm's GICv3 layout on GenieZone (spec section 4.1): the distributor just below 1 GiB,
@@ -95,12 +96,19 @@ class VmLayout:
     doorbells: list[DoorbellVdevice] = field(default_factory=list)
     stdout: str | None = None
     shared: SharedWindow | None = None
+    # For Linux: the initramfs (start, end) in RAM, the timer's PPIs in the binding's
+    # order (the Gunyah DT has a timer node only with them), the clock of the
+    # PrimeCell devices in Hz (their ``clocks``, which Linux's AMBA bus needs).
+    initrd: tuple[int, int] | None = None
+    timer_ppis: tuple[int, ...] = ()
+    apb_clock: int = 0
 
 
 def build_dtb(layout: VmLayout, image_name: str = "gunyah-sim") -> bytes:
     """Gunyah's VM config DTB (version 17, no memory reservations) for ``layout``:
     the RM completes it with the GIC and ``hypervisor`` nodes."""
-    return _dtb(layout, [_vm_config(layout, image_name)], [])
+    timer = [_timer(layout.timer_ppis)] if layout.timer_ppis else []
+    return _dtb(layout, [_vm_config(layout, image_name)], timer)
 
 
 def build_gic_dtb(layout: VmLayout, gic: GicV3) -> bytes:
@@ -111,7 +119,7 @@ def build_gic_dtb(layout: VmLayout, gic: GicV3) -> bytes:
     if gic.vcpus != layout.vcpus:
         raise ValueError(f"the GIC has {gic.vcpus} redistributors for {layout.vcpus} vCPUs")
     root_props = [fdt.PropWords("interrupt-parent", GIC_PHANDLE)]
-    return _dtb(layout, root_props, [_gic(gic), _timer()])
+    return _dtb(layout, root_props, [_gic(gic), _timer(layout.timer_ppis or TIMER_PPIS)])
 
 
 def _dtb(layout: VmLayout, head: list, controllers: list[fdt.Node]) -> bytes:
@@ -139,9 +147,15 @@ def _dtb(layout: VmLayout, head: list, controllers: list[fdt.Node]) -> bytes:
     )
     if layout.shared is not None:
         root.append(_shared(layout.shared))
+    if layout.apb_clock:
+        root.append(_clock(layout.apb_clock))
     for dev in layout.devices:
         shared = layout.shared is not None and layout.shared.device == dev.name
-        root.append(_device(dev, SHARED_PHANDLE if shared else None))
+        node = _device(dev, SHARED_PHANDLE if shared else None)
+        if layout.apb_clock and "arm,primecell" in dev.compatible:
+            node.append(fdt.PropWords("clocks", CLOCK_PHANDLE, CLOCK_PHANDLE))
+            node.append(fdt.PropStrings("clock-names", "uartclk", "apb_pclk"))
+        root.append(node)
     tree = fdt.FDT(entries=[])
     tree.root = root
     return tree.to_dtb(version=17)
@@ -197,13 +211,25 @@ def _gic(gic: GicV3) -> fdt.Node:
     )
 
 
-def _timer() -> fdt.Node:
-    cells = [cell for ppi in TIMER_PPIS for cell in (GIC_PPI, ppi, IRQ_TYPE_LEVEL_LOW)]
+def _timer(ppis: tuple[int, ...]) -> fdt.Node:
+    # Linux's arch timer takes the virtual timer when the DT names its PPI (the third)
+    # and the guest runs at EL1, else the non-secure physical one (the second).
+    cells = [cell for ppi in ppis for cell in (GIC_PPI, ppi, IRQ_TYPE_LEVEL_LOW)]
     return fdt.Node(
         "timer",
         fdt.PropStrings("compatible", "arm,armv8-timer"),
         fdt.PropWords("interrupts", *cells),
         fdt.Property("always-on"),
+    )
+
+
+def _clock(hz: int) -> fdt.Node:
+    return fdt.Node(
+        "apb-pclk",
+        fdt.PropStrings("compatible", "fixed-clock"),
+        fdt.PropWords("#clock-cells", 0),
+        fdt.PropWords("clock-frequency", hz),
+        fdt.PropWords("phandle", CLOCK_PHANDLE),
     )
 
 
@@ -227,6 +253,10 @@ def _chosen(layout: VmLayout) -> fdt.Node:
     chosen = fdt.Node("chosen", fdt.PropBytes("bootargs", data=layout.cmdline.encode() + b"\0"))
     if layout.stdout:
         chosen.append(fdt.PropStrings("stdout-path", layout.stdout))
+    if layout.initrd is not None:
+        start, end = layout.initrd
+        chosen.append(_reg("linux,initrd-start", start))
+        chosen.append(_reg("linux,initrd-end", end))
     return chosen
 
 

@@ -48,16 +48,21 @@ from vmm.hypervisor import (
     VcpuError,
     Vm,
 )
-from vmm.loader import load_image
-from vmm.vm_config import MmioDevice, SharedWindow, VmLayout
+from vmm.loader import ImageError, is_arm64_image, load_image
+from vmm.vm_config import TIMER_PPIS, MmioDevice, SharedWindow, VmLayout
 
 RAM_BASE = 0x8000_0000
 UART_BASE = 0x0900_0000
 VIRTIO_BASE, VIRTIO_SPI = 0x0A00_0000, 16
+UART_SPI = 17  # a Linux VM's: its PL011 driver sends through the TX interrupt
 MAILBOX_BASE = 0x0B00_0000  # the holding-cell guest's; in no DT (the guest knows it)
 # The virtqueues and their buffers: below RAM, so no size of RAM reaches the window.
 SHARED_BASE, SHARED_SIZE = 0x7000_0000, 0x1_0000
 DTB_ROOM = 0x1_0000  # the DTB and the RM's overlay, at the end of RAM
+# A Linux VM's timer node names the virtual timer's PPI: Linux at EL1 then takes
+# CNTV_*, which the hypervisor emulates on its virtual clock.
+LINUX_TIMER_PPIS = TIMER_PPIS
+APB_CLOCK = 24_000_000
 KICK_SIGNAL = signal.SIGUSR1
 # How long the main thread waits on a vCPU thread before it looks again: a signal for
 # the main thread's handler (Ctrl-C) may be delivered to another thread, which does
@@ -67,11 +72,19 @@ JOIN_POLL = 0.1
 
 @dataclass
 class VmmConfig:
+    """A VM: its image (an arm64 Linux ``Image`` makes it a Linux VM: see :func:`layout`),
+    vCPUs, RAM, command line and, for Linux, an initramfs."""
+
     image: bytes
     name: str = "image"
     vcpus: int = 1
     mem: int = 64 << 20
     cmdline: str = ""
+    initrd: bytes = b""
+
+    @property
+    def linux(self) -> bool:
+        return is_arm64_image(self.image)
 
 
 @dataclass
@@ -103,10 +116,13 @@ class Report:
 
 def layout(config: VmmConfig) -> VmLayout:
     """The machine the VMM gives a VM of ``config``: RAM, vCPUs, the PL011 and the
-    virtio-mmio console, the shared window of the virtqueues."""
-    uart = MmioDevice("pl011", ("arm,pl011", "arm,primecell"), UART_BASE, PL011_SIZE)
+    virtio-mmio console, the shared window of the virtqueues. A Linux VM's PL011
+    also has an interrupt and its clocks, and the DT a timer and the initramfs."""
+    linux = config.linux
+    uart_spi = UART_SPI if linux else None
+    uart = MmioDevice("pl011", ("arm,pl011", "arm,primecell"), UART_BASE, PL011_SIZE, uart_spi)
     virtio = MmioDevice("virtio_mmio", ("virtio,mmio",), VIRTIO_BASE, virtio_mmio.SIZE, VIRTIO_SPI)
-    return VmLayout(
+    machine = VmLayout(
         RAM_BASE,
         config.mem,
         config.vcpus,
@@ -115,6 +131,17 @@ def layout(config: VmmConfig) -> VmLayout:
         stdout=f"/pl011@{UART_BASE:x}",
         shared=SharedWindow(SHARED_BASE, SHARED_SIZE, "virtio_mmio"),
     )
+    if linux:
+        machine.timer_ppis, machine.apb_clock = LINUX_TIMER_PPIS, APB_CLOCK
+        if config.initrd:
+            start = initrd_addr(config)
+            machine.initrd = (start, start + len(config.initrd))
+    return machine
+
+
+def initrd_addr(config: VmmConfig) -> int:
+    """Where the initramfs goes: page aligned, as high as it fits below the DTB's room."""
+    return (RAM_BASE + config.mem - DTB_ROOM - len(config.initrd)) & ~0xFFF
 
 
 def device_tree(config: VmmConfig, hypervisor: type[Gunyah] | type[GenieZone]) -> bytes:
@@ -152,7 +179,7 @@ class Vmm:
         self.host, self.config, self.input_fd = host, config, input_fd
         self.hypervisor = hypervisor
         console = console or (lambda data: None)
-        self.uart = Pl011(console)
+        self.uart = Pl011(console, self._uart_interrupt)
         self.memory = GuestMemory()
         self.virtio_console = VirtioConsole(console)
         self.virtio = VirtioMmio(self.virtio_console, self.memory, self._virtio_interrupt)
@@ -163,6 +190,7 @@ class Vmm:
             MAILBOX_BASE: (mailbox.SIZE, mailbox.Mailbox(console)),
         }
         self._irqfd: int | None = None
+        self._uart_irqfd: int | None = None
         self.report = Report(vcpus=config.vcpus)
         self._lock = threading.Lock()
         self._threads: list[threading.Thread] = []
@@ -184,18 +212,27 @@ class Vmm:
         """
         cfg = self.config
         image = load_image(cfg.image, RAM_BASE, cfg.mem - DTB_ROOM, cfg.name)
+        contents = [(addr, data) for addr, data, _ in image.segments]
+        boot_regs = {} if cfg.linux else {1: cfg.vcpus}  # Linux: X1-X3 are 0
+        if cfg.initrd:
+            if not cfg.linux:
+                raise ImageError(f"{cfg.name}: an initramfs is for a Linux Image only")
+            if initrd_addr(cfg) < image.end:
+                raise ImageError(f"{cfg.name}: the kernel and initramfs do not fit (more --mem?)")
+            contents.append((initrd_addr(cfg), cfg.initrd))
         with ExitStack() as stack:
             hypervisor = stack.enter_context(self.hypervisor(self.host))
             vm = stack.enter_context(hypervisor.create_vm(self.layout(), cfg.name))
             dtb = _fitting(vm.device_tree())
             dtb_addr = RAM_BASE + cfg.mem - DTB_ROOM
-            contents = [(addr, data) for addr, data, _ in image.segments]
             vm.add_memory(RAM_BASE, cfg.mem, [*contents, (dtb_addr, dtb)])
             shared = vm.add_shared_memory(SHARED_BASE, SHARED_SIZE)
             self.memory.windows.append((SHARED_BASE, shared))
             stack.callback(self.memory.windows.clear)  # no use of the view once the Vm closes
-            vm.set_boot_state(BootState(image.entry, dtb_addr, DTB_ROOM, {1: cfg.vcpus}))
+            vm.set_boot_state(BootState(image.entry, dtb_addr, DTB_ROOM, boot_regs))
             notify = self._virtio_eventfds(stack, vm)
+            if cfg.linux:
+                self._uart_irqfd = self._bind_irqfd(stack, vm, UART_SPI)
             self._vcpus = [vm.create_vcpu(i) for i in range(cfg.vcpus)]
             stack.callback(self._vcpus.clear)
             self._event_loop(stack, notify)
@@ -220,6 +257,16 @@ class Vmm:
         stack.callback(host.close, notify)
         vm.ioeventfd(notify, VIRTIO_BASE + virtio_mmio.QUEUE_NOTIFY, 4)
         return notify
+
+    def _bind_irqfd(self, stack: ExitStack, vm: Vm, spi: int) -> int:
+        efd = self.host.eventfd()
+        stack.callback(self.host.close, efd)
+        vm.irqfd(efd, spi)
+        return efd
+
+    def _uart_interrupt(self) -> None:
+        if self._uart_irqfd is not None:
+            self.host.write(self._uart_irqfd, (1).to_bytes(8, "little"))
 
     def _virtio_interrupt(self) -> None:
         if self._irqfd is not None:

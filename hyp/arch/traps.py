@@ -28,11 +28,13 @@ from __future__ import annotations
 from enum import IntEnum, auto
 from typing import NamedTuple
 
-from hyp.arch import smccc, vtimer
-from hyp.arch.exception import FSC_EXTERNAL, FSC_PERMISSION_L3, IMM16
+from hyp.arch import smccc, stage1, vtimer
+from hyp.arch.exception import FSC_EXTERNAL, FSC_PERMISSION_L3, IMM16, PSTATE_EL_MASK
 from hyp.hw import a64
 from hyp.hw.cpu import HPFAR_EL2, Core, Excp, SysReg
 from hyp.hw.gicv3 import is_icc
+
+PSTATE_PAN = 1 << 22
 
 
 class RunStop(IntEnum):
@@ -98,10 +100,40 @@ def _fault_ipa(core: Core, va: int) -> int:
     return (core.sysreg(HPFAR_EL2) >> 4) << 12 | (va & 0xFFF)
 
 
+def _stage1_fault(vcpu, va: int, write: bool, fetch: bool) -> bool:
+    """The guest's own stage 1 refuses the access at ``va``: its abort is entered at
+    EL1 (True). Unicorn reports stage-1 and stage-2 aborts alike and without a
+    syndrome, so the walk is redone here to tell them apart. With the MMU off
+    there is no stage 1 to refuse anything."""
+    if not stage1.Regime.of(vcpu.core).mmu_on:
+        return False
+    walked = vcpu.stage1_walk(va)
+    if isinstance(walked, stage1.Fault):
+        if walked.fsc == stage1.FAULT_STAGE2:
+            return False
+        fsc = walked.fsc
+    else:
+        pstate = vcpu.core.reg("pstate")
+        el0 = pstate & PSTATE_EL_MASK == 0
+        if stage1.permits(walked, el0, write, fetch, bool(pstate & PSTATE_PAN)):
+            return False
+        fsc = stage1.FSC_PERMISSION | walked.level
+    if fetch:
+        vcpu.inject_prefetch_abort(va, fsc)
+    else:
+        vcpu.inject_abort(va, write, fsc)
+    return True
+
+
 def _data_abort(vcpu) -> None:
     core = vcpu.core
     insn = vcpu.fetch_insn(core.pc)
     access = None if insn is None else a64.decode(insn, core.x, lambda: core.sp)
+    if insn is not None and stage1.mmu_on(core):
+        va = a64.address(insn, core.x, core.sp, core.pc)
+        write = access.is_write if access is not None else a64.writes(insn)
+        if va is not None and _stage1_fault(vcpu, va, write, False):
+            return
     va = access.address if access is not None else 0
     ipa = _fault_ipa(core, va)
     hit = vcpu.translate(ipa)
@@ -127,7 +159,11 @@ def _prefetch_abort(vcpu) -> None:
     is never executable) is the guest's permission fault; from an unmapped
     IPA it cannot be MMIO, and the host may page it in."""
     pc = vcpu.core.pc
-    ipa = _fault_ipa(vcpu.core, pc)
+    if _stage1_fault(vcpu, pc, False, True):
+        return
+    ipa = vcpu.stage1_ipa(pc)
+    if ipa is None:
+        ipa = _fault_ipa(vcpu.core, pc)
     if vcpu.translate(ipa) is not None:
         vcpu.inject_prefetch_abort(pc, FSC_PERMISSION_L3)
     else:

@@ -35,8 +35,8 @@ from __future__ import annotations
 import threading
 from enum import IntEnum, auto
 
-from hyp.arch import exception, traps, vtimer
-from hyp.arch.pgtable import ACCESS_X, VTCR
+from hyp.arch import exception, stage1, traps, vtimer
+from hyp.arch.pgtable import ACCESS_R, ACCESS_X, VTCR
 from hyp.arch.traps import HypercallExit, PageFaultExit, RunStop, VmmioExit
 from hyp.hw import a64
 from hyp.hw.cpu import (
@@ -417,12 +417,29 @@ class ArchVcpu(Trap):
 
     # guest memory
     def fetch_insn(self, va: int) -> int | None:
-        """The instruction word at ``va`` if the stage 2 lets the guest execute it;
-        guests run with their stage-1 MMU off (VA = IPA)."""
-        hit = self.translate(va)
+        """The instruction word at ``va`` if the guest's stage 1 (:mod:`hyp.arch.stage1`)
+        and the stage 2 let it execute there."""
+        ipa = self.stage1_ipa(va)
+        hit = None if ipa is None else self.translate(ipa)
         if hit is None or not hit[1].access & ACCESS_X:
             return None
         return self.core.read_insn(hit[0])
+
+    def stage1_walk(self, va: int) -> stage1.Leaf | stage1.Fault:
+        """``va`` through the guest's stage-1 tables, read through its stage 2."""
+        return stage1.walk(va, stage1.Regime.of(self.core), self._read_descriptor)
+
+    def stage1_ipa(self, va: int) -> int | None:
+        if not stage1.mmu_on(self.core):
+            return va
+        leaf = self.stage1_walk(va)
+        return leaf.ipa if isinstance(leaf, stage1.Leaf) else None
+
+    def _read_descriptor(self, ipa: int) -> int | None:
+        hit = self.translate(ipa)
+        if hit is None or not hit[1].access & ACCESS_R:
+            return None
+        return int.from_bytes(self.hyp.dram.read(hit[0], 8), "little")
 
     # EL2 trap handlers, called on this vCPU's thread while its core runs
     def exception(self, core: Core, excp: int) -> None:
@@ -435,7 +452,8 @@ class ArchVcpu(Trap):
     # exceptions into the guest; each stops the core so the vector runs next
     def inject_guest_exception(self, excp: int) -> None:
         """The guest's own synchronous exception (SVC, undefined...) goes to its EL1."""
-        insn = (self.fetch_insn(self.core.pc - 4) or 0) if excp == Excp.SWI else 0
+        at = {Excp.SWI: self.core.pc - 4, Excp.UDEF: self.core.pc}.get(excp)
+        insn = (self.fetch_insn(at) or 0) if at is not None else 0
         self._entered(exception.inject_guest_exception(self.core, excp, insn))
         self.core.stop(RunStop.SYNC)
 

@@ -5,6 +5,10 @@ On a stage-2 fault real hardware fills ESR_EL2 with the access's syndrome
 empty, so this module decodes the instruction instead and reports the same
 facts, plus the base-register writeback of pre- and post-indexed forms.
 
+:func:`address` gives the address any load, store, atomic or DC instruction
+accesses, for the FAR of an abort the guest's own stage 1 takes (unicorn
+reports none either).
+
 Single loads and stores of 1, 2, 4 or 8 bytes are decoded in their
 unsigned-immediate, unscaled, pre-index, post-index and register-offset
 forms, and load-acquire/store-release. Everything else (pairs, exclusives,
@@ -118,10 +122,14 @@ def _kind(size: int, opc: int) -> tuple[bool, bool, int] | None:
 
 def writes(insn: int) -> bool:
     """Whether a load/store ``insn`` that :func:`decode` cannot emulate writes memory
-    (what a syndrome's WnR would say): atomics do; otherwise the L bit (22)
-    of pairs, exclusives and the SIMD forms tells, and a clear bit is a store."""
-    atomic = insn & 0x3B20_0C00 == 0x3820_0000
-    return atomic or not insn >> 22 & 1
+    (what a syndrome's WnR would say): atomics do (not LDAPR), literal loads do
+    not; otherwise the L bit (22) of pairs, exclusives and the SIMD forms
+    tells, and a clear bit is a store."""
+    if insn & 0x3B00_0000 == 0x1800_0000:
+        return False  # literal loads (their bit 22 is part of the offset)
+    if insn & 0x3B20_0C00 == 0x3820_0000:
+        return insn >> 12 & 0xF != 0b1100  # atomics write, but LDAPR (o3=1, opc=100)
+    return not insn >> 22 & 1
 
 
 def decode(insn: int, xreg, sp) -> Access | None:
@@ -180,3 +188,54 @@ def load_result(access: Access, data: int) -> int:
     if access.sign_extend:
         value = _sext(value, bits) & ((1 << access.dest_bits) - 1)
     return value
+
+
+def address(insn: int, xreg, sp: int, pc: int) -> int | None:
+    """The virtual address any load, store, atomic or DC instruction ``insn`` at ``pc``
+    accesses first (for a fault's FAR: unicorn reports none), or None if ``insn``
+    accesses no memory. Pointer-authenticated loads give their base."""
+    rn = insn >> 5 & 0x1F
+    base = sp if rn == ZR_OR_SP else xreg(rn)
+    if insn & 0xFFF8_F000 == 0xD508_7000:  # DC <op>, Xt (SYS #op1, C7, Cm, #op2)
+        return xreg(insn & 0x1F)
+    if insn & 0x0A00_0000 != 0x0800_0000:
+        return None  # not in the loads and stores group
+    if insn & 0x3F00_0000 == 0x0800_0000:  # exclusives, load-acquire/store-release
+        return base
+    if insn & 0xBF9F_0000 == 0x0C00_0000 or insn & 0xBF80_0000 == 0x0C80_0000:
+        return base  # SIMD structures: multiple, post-index
+    if insn & 0xBF98_0000 == 0x0D00_0000 or insn & 0xBF80_0000 == 0x0D80_0000:
+        return base  # SIMD structures: single, post-index
+    if insn & 0x3B00_0000 == 0x1800_0000:  # literal
+        return (pc + (_sext(insn >> 5, 19) << 2)) & MASK64
+    if insn & 0x3A00_0000 == 0x2800_0000:  # pairs
+        return _pair_address(insn, base)
+    if insn & 0x3A00_0000 == 0x3800_0000:  # single registers, atomics
+        return _single_address(insn, base, xreg)
+    return None
+
+
+def _pair_address(insn: int, base: int) -> int:
+    opc, simd = insn >> 30, insn >> 26 & 1
+    scale = 2 + opc if simd else 2 + (opc >> 1)
+    offset = _sext(insn >> 15, 7) << scale
+    return base if insn >> 23 & 3 == 0b01 else (base + offset) & MASK64  # post-index: base
+
+
+def _single_address(insn: int, base: int, xreg) -> int:
+    size = insn >> 30
+    if insn >> 26 & 1 and insn >> 23 & 1:  # SIMD/FP with opc<1> set: 128 bits
+        size = 4
+    if insn >> 24 & 1:  # unsigned immediate, scaled
+        return (base + ((insn >> 10 & 0xFFF) << size)) & MASK64
+    if insn >> 21 & 1:
+        if insn >> 10 & 3 == 0b10:  # register offset
+            rm = insn >> 16 & 0x1F
+            index = 0 if rm == ZR_OR_SP else xreg(rm)
+            return (
+                base + _extend_reg(index, insn >> 13 & 7, size if insn >> 12 & 1 else 0)
+            ) & MASK64
+        return base  # atomics; LDRAA/LDRAB (the offset applies to an authenticated base)
+    if insn >> 10 & 3 == 0b01:  # post-index
+        return base
+    return (base + _sext(insn >> 12, 9)) & MASK64

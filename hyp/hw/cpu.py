@@ -55,9 +55,14 @@ SLICE = 1 << 17  # instructions between two looks at a stop requested by another
 INSN_WFI = 0xD503207F
 
 SCR_EL3_NS, SCR_EL3_HCE, SCR_EL3_RW = 1 << 0, 1 << 8, 1 << 10
+# Pointer authentication's keys and instructions are the guest's (as under KVM and
+# Gunyah), not trapped to EL3; nor is SVE (CPTR_EL3.EZ).
+SCR_EL3_APK, SCR_EL3_API = 1 << 16, 1 << 17
+CPTR_EL3_EZ = 1 << 8
 
 HCR_VM, HCR_FMO, HCR_IMO, HCR_AMO, HCR_VI, HCR_RW = 1, 1 << 3, 1 << 4, 1 << 5, 1 << 7, 1 << 31
-HCR_GUEST = HCR_VM | HCR_FMO | HCR_IMO | HCR_AMO | HCR_RW
+HCR_APK, HCR_API = 1 << 40, 1 << 41
+HCR_GUEST = HCR_VM | HCR_FMO | HCR_IMO | HCR_AMO | HCR_RW | HCR_APK | HCR_API
 
 PSTATE_EL1H_MASKED = 0x3C5
 
@@ -94,6 +99,7 @@ class SysReg:
 
 
 SCR_EL3 = SysReg(3, 6, 1, 1, 0)
+CPTR_EL3 = SysReg(3, 6, 1, 1, 2)
 HCR_EL2 = SysReg(3, 4, 1, 1, 0)
 VTTBR_EL2 = SysReg(3, 4, 2, 1, 0)
 VTCR_EL2 = SysReg(3, 4, 2, 1, 2)
@@ -101,6 +107,7 @@ HPFAR_EL2 = SysReg(3, 4, 6, 0, 4)
 VMPIDR_EL2 = SysReg(3, 4, 0, 0, 5)
 MPIDR_EL1 = SysReg(3, 0, 0, 0, 5)
 SPSR_EL1 = SysReg(3, 0, 4, 0, 0)
+SCTLR_EL1 = SysReg(3, 0, 1, 0, 0)
 
 
 class Stop(IntEnum):
@@ -208,7 +215,8 @@ class Core:
         self._xvalues = (ctypes.c_uint64 * 31)()
         base = ctypes.addressof(self._xvalues)
         self._xpointers = (ctypes.c_void_p * 31)(*(base + 8 * n for n in range(31)))
-        self.set_sysreg(SCR_EL3, SCR_EL3_NS | SCR_EL3_HCE | SCR_EL3_RW)
+        self.set_sysreg(SCR_EL3, SCR_EL3_NS | SCR_EL3_HCE | SCR_EL3_RW | SCR_EL3_APK | SCR_EL3_API)
+        self.set_sysreg(CPTR_EL3, CPTR_EL3_EZ)
         self.set_sysreg(HCR_EL2, HCR_GUEST)
         self._lock = threading.Lock()
         self._ended = threading.Condition(self._lock)  # a run ended: _runs changed
@@ -347,6 +355,13 @@ class Core:
             error, self._error = self._error, None
             raise error
         return reason
+
+    def el_changed(self) -> None:
+        """The hypervisor moved the core to another exception level (an exception
+        from EL0 entered at EL1): unicorn keeps translating with the old level's
+        permissions until its cached state is rebuilt, which a write of SCTLR_EL1
+        (with its own value) does."""
+        self.set_sysreg(SCTLR_EL1, self.sysreg(SCTLR_EL1))
 
     def stop(self, reason=Stop.STOPPED) -> None:
         """End the current (or next) run with ``reason``; thread safe.

@@ -4,7 +4,9 @@ The VMM describes the VM in the DTB it lends with CONFIG_IMAGE: the
 ``gunyah-vm-config`` node (image name, OS type, memory base and maximum
 size, vCPU affinity, vdevices) and the ``/cpus`` node (one ``cpu@N`` per
 vCPU). After creating the VM the RM writes an overlay into the same DTB:
-the GICv3 node, and the ``hypervisor`` node with what it generated.
+the GICv3 node (with a phandle, which the root's ``interrupt-parent``
+names unless the VMM gave the root one), and the ``hypervisor`` node
+with what it generated.
 Parsing and writing use the fdt library; a DTB it cannot read is
 ARGUMENT_INVALID, whatever the library raised.
 """
@@ -176,7 +178,12 @@ def overlay(
     it does not fit."""
     try:
         tree = _read(dtb)
-        tree.root.append(_gic_node(vcpus, gic))
+        gic_node = _gic_node(vcpus, gic)
+        phandle = _free_phandle(tree)
+        gic_node.append(fdt.PropWords("phandle", phandle))
+        tree.root.append(gic_node)
+        if not tree.root.exist_property("interrupt-parent"):
+            tree.root.append(fdt.PropWords("interrupt-parent", phandle))
         tree.root.append(_hypervisor_node(vdevices))
         merged = tree.to_dtb(version=17)
     except Exception as e:  # _Unreadable, or the library's bare Exception on a name taken
@@ -184,6 +191,17 @@ def overlay(
     if len(merged) > room:
         raise RmFailure(RmError.NOMEM, f"overlay: {len(merged)} bytes, room for {room}")
     return merged
+
+
+def _free_phandle(tree: fdt.FDT) -> int:
+    """One more than the largest phandle in ``tree``."""
+    used = [
+        int.from_bytes(_raw(prop)[:4], "big")
+        for _, _, props in tree.walk()
+        for prop in props
+        if prop.name == "phandle"
+    ]
+    return max(used, default=0) + 1
 
 
 def _gic_node(vcpus: int, gic: dict) -> fdt.Node:

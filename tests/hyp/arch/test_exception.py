@@ -135,3 +135,63 @@ def test_each_entry_is_traced_with_what_the_guest_reads_and_the_state_before(gun
     assert entry["insn"] == int.from_bytes(code[store : store + 4], "little")
     assert entry["regs"][1:3] == (RO_IPA, 0xCAFE)
     assert entry["vector"] == RAM_IPA + code.index(assemble("mrs x10, esr_el1"))
+
+
+def test_an_svc_from_el0_runs_the_vector_on_sp_el1_and_banks_the_users_sp(gunyah):
+    """The entry swaps stacks as the hardware does: the vector runs on SP_EL1 and
+    SP_EL0 keeps the user's SP (else the kernel would push onto the user's stack)."""
+    source = f"""
+    adr x8, vectors
+    msr vbar_el1, x8
+    ldr x9, ={REPORT:#x}
+    ldr x2, ={RAM_IPA + 0x8000:#x}
+    mov sp, x2
+    ldr x3, ={RAM_IPA + 0x6000:#x}
+    msr sp_el0, x3
+    adr x4, user
+    msr elr_el1, x4
+    msr spsr_el1, xzr
+    isb
+    eret
+user:
+    mov x5, sp
+    svc #7
+    b .
+    .balign 0x800
+vectors:
+    .skip 0x400
+    mov x10, sp
+    mrs x11, sp_el0
+    str x10, [x9]
+    str x11, [x9, #8]
+    b .
+"""
+    vm = build_vm(gunyah, assemble(source))
+    state, ipa, _, sp = vm.run()
+    assert (VcpuState(state), ipa, sp) == (
+        VcpuState.ADDRSPACE_VMMIO_WRITE,
+        REPORT,
+        RAM_IPA + 0x8000,
+    )
+    state, ipa, _, sp_el0 = vm.run()
+    assert (ipa, sp_el0) == (REPORT + 8, RAM_IPA + 0x6000)
+
+
+@pytest.mark.parametrize(("zen", "ec"), [(0, 0x19), (3, None)])
+def test_an_sve_instruction_cpacr_traps_is_the_sve_access_trap(gunyah, zen, ec):
+    """Linux gives a task SVE on its first SVE instruction, from the trap's EC 0x19
+    (an UNDEF, EC 0, would be SIGILL); with ZEN 0b11 the instruction just runs."""
+    source = program(f"""
+    mov x2, #{zen << 16}
+    msr cpacr_el1, x2
+    isb
+    .inst 0x2518e3e0  // ptrue p0.b
+    str xzr, [x9, #16]
+    """)
+    vm = build_vm(gunyah, assemble(source))
+    if ec is None:
+        state, ipa, _, _ = vm.run()
+        assert (VcpuState(state), ipa) == (VcpuState.ADDRSPACE_VMMIO_WRITE, REPORT + 16)
+        return
+    esr, _ = reported_abort(vm)
+    assert esr >> 26 == ec and esr >> 25 & 1

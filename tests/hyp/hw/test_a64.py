@@ -79,9 +79,47 @@ def test_load_result_extends():
         ("ldadd x1, x2, [x0]", True),
         ("str q0, [x0]", True),
         ("ldr q0, [x0]", False),
+        (".inst 0xf8bfc001  // ldapr x1, [x0]", False),
+        ("swp x1, x2, [x0]", True),
+        ("ldr x1, .", False),
+        ("ld1 {v0.16b}, [x0]", False),
+        ("st1 {v0.16b}, [x0]", True),
     ],
 )
 def test_writes_of_accesses_decode_cannot_emulate(source, write):
     insn = enc(source)
     assert a64.decode(insn, xreg, 0) is None
     assert a64.writes(insn) is write
+
+
+@pytest.mark.parametrize(
+    ("source", "address"),
+    [
+        ("ldp x1, x2, [x0, #-16]!", 0x0FF0),
+        ("ldp x1, x2, [x0], #16", 0x1000),
+        ("stp q0, q1, [x0, #32]", 0x1020),
+        ("ldpsw x1, x2, [x0, #8]", 0x1008),
+        ("ldr q0, [x0, #16]", 0x1010),
+        ("ldr d0, [x0, #16]", 0x1010),
+        ("str w1, [x0, x2, lsl #2]", 0x1040),
+        ("ldr x1, [x0], #8", 0x1000),
+        ("ldur x1, [x0, #-8]", 0x0FF8),
+        ("ldadd w1, w2, [x0]", 0x1000),
+        ("casal x1, x2, [x0]", 0x1000),
+        ("ldxr x1, [x0]", 0x1000),
+        ("ld1 {v0.16b}, [x0]", 0x1000),
+        ("ld1 {v0.16b}, [x0], #16", 0x1000),
+        ("ld1 {v0.s}[1], [x0]", 0x1000),
+        ("dc zva, x1", 0x2222),
+        ("dc civac, x0", 0x1000),
+        ("ldr x1, [sp, #8]", 0x8008),
+    ],
+)
+def test_the_address_of_every_kind_of_access(source, address):
+    assert a64.address(enc(source), xreg, 0x8000, 0x4000) == address
+
+
+def test_a_literal_load_is_pc_relative_and_other_instructions_access_nothing():
+    assert a64.address(0x5800_0040, xreg, 0, 0x4000) == 0x4008  # ldr x0, .+8
+    for source in ("add x0, x1, x2", "b .", "msr tpidr_el0, x0", "svc #0"):
+        assert a64.address(enc(source), xreg, 0, 0x4000) is None
