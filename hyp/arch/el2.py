@@ -1,6 +1,6 @@
 """What every EL2 hypervisor of the SoC owns (Gunyah hyp/core/boot, Linux
-arch/arm64/kvm/arm.c): DRAM, its private page pool, the SoC's counter, the
-vCPU scheduler, the VMIDs in use, the trace, and the host's IPIs.
+arch/arm64/kvm/arm.c): DRAM, its private page pool, its idle cores, the SoC's
+counter, the vCPU scheduler, the VMIDs in use, the trace, and the host's IPIs.
 
 A hypervisor subclasses :class:`El2` and supplies the SMCCC hooks
 :mod:`hyp.arch.smccc` calls for a guest's HVC and SMC:
@@ -30,7 +30,7 @@ from collections import deque
 from hyp.arch.pgtable import PagePool
 from hyp.arch.scheduler import Scheduler
 from hyp.hw.board import CNTFRQ, DRAM_BASE, HYP_POOL_SIZE
-from hyp.hw.cpu import running_core
+from hyp.hw.cpu import CorePool, running_core
 from hyp.hw.memory import Dram
 from hyp.hw.timer import VirtualClock
 
@@ -101,6 +101,7 @@ class El2:
     def __init__(self, dram_size: int, trace_limit: int):
         self.lock = El2Lock()
         self.dram = Dram(DRAM_BASE, dram_size)
+        self.cores = CorePool(self.dram)
         self.pool = PagePool(self.dram, self.dram.end - HYP_POOL_SIZE, HYP_POOL_SIZE)
         self.clock = VirtualClock()
         self.cntfrq = CNTFRQ
@@ -170,6 +171,7 @@ class El2:
 
     def close(self) -> None:
         self.scheduler.close()
+        self.cores.close()
         self.dram.close()
 
 

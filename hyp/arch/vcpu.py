@@ -26,7 +26,7 @@ A hypervisor's vCPU subclasses :class:`ArchVcpu` and supplies:
   host pages in on demand;
 - ``trace_name``: how traces name it.
 
-The EL2 object (``hyp``) supplies ``lock``, ``dram``, ``clock``, ``cntfrq``,
+The EL2 object (``hyp``) supplies ``lock``, ``dram``, ``cores``, ``clock``, ``cntfrq``,
 ``scheduler``, ``pending_ipis`` and ``trace`` (:class:`~hyp.arch.el2.El2`).
 """
 
@@ -107,7 +107,7 @@ class ArchVcpu(Trap):
         """Give the vCPU its core behind the stage 2 at ``vttbr``, its
         redistributor, and its place in its VM's run group of the scheduler
         (when it is activated)."""
-        core = Core(self.hyp.dram, self)
+        core = self.hyp.cores.take(self)
         core.set_stage2(vttbr, VTCR)
         mpidr = 1 << 31 | (self.affinity & 0xFF_FFFF) | (self.affinity >> 24 & 0xFF) << 32
         core.set_sysreg(VMPIDR_EL2, mpidr)
@@ -117,10 +117,11 @@ class ArchVcpu(Trap):
         self.hyp.scheduler.add(self, group)
 
     def detach_core(self) -> None:
-        """Leave the scheduler and close the core, if it has one."""
+        """Leave the scheduler and give the core back to the SoC's idle cores,
+        if it has one."""
         self.hyp.scheduler.remove(self)
         if self.core is not None:
-            self.core.close()
+            self.hyp.cores.give(self.core)
             self.core = None
 
     # power

@@ -218,6 +218,7 @@ class Core:
         self.set_sysreg(SCR_EL3, SCR_EL3_NS | SCR_EL3_HCE | SCR_EL3_RW | SCR_EL3_APK | SCR_EL3_API)
         self.set_sysreg(CPTR_EL3, CPTR_EL3_EZ)
         self.set_sysreg(HCR_EL2, HCR_GUEST)
+        self._fresh = uc.context_save()  # every register as set up: what reset() restores
         self._lock = threading.Lock()
         self._ended = threading.Condition(self._lock)  # a run ended: _runs changed
         self._runs = 0  # _lock: runs ended so far
@@ -417,8 +418,56 @@ class Core:
             self.stop()
             return True
 
+    def reset(self, trap: Trap) -> None:
+        """Make an idle core what ``Core(dram, trap)`` would be: every register
+        and system register as set up, the virtual IRQ line low, no cached
+        translation or translated code, no stop pending; hooks stay."""
+        self.trap = trap
+        self._stop = self._request = self._error = None
+        self.uc.context_restore(self._fresh)
+        # The restore copies HCR_EL2 but not the line it drives: writing it
+        # again lowers a VI the last guest left raised.
+        self.set_sysreg(HCR_EL2, HCR_GUEST)
+        self.flush()
+
     def close(self) -> None:
         self.uc = None
+
+
+class CorePool:
+    """The idle cores of one SoC (one DRAM), handed to the next vCPU.
+
+    Creating a core costs unicorn's machine, its translation buffer and the
+    mapping of DRAM (0.3 to 1 ms); a vCPU that is destroyed gives its core
+    back instead, and :meth:`take` resets it (:meth:`Core.reset`), so a
+    guest cannot tell a reused core from a new one. At most ``limit`` idle
+    cores are kept; :meth:`close` (the SoC's end) drops them."""
+
+    def __init__(self, dram: Dram, limit: int = 16):
+        self.dram, self.limit = dram, limit
+        self._idle: list[Core] = []
+
+    def take(self, trap: Trap) -> Core:
+        """A core for ``trap``: an idle one reset, else a new one."""
+        try:
+            core = self._idle.pop()
+        except IndexError:
+            return Core(self.dram, trap)
+        core.reset(trap)
+        return core
+
+    def give(self, core: Core) -> None:
+        """``core`` no longer runs for anyone: keep it idle, or close it."""
+        core.trap = None  # the vCPU it ran for is gone
+        if len(self._idle) < self.limit:
+            self._idle.append(core)
+        else:
+            core.close()
+
+    def close(self) -> None:
+        idle, self._idle = self._idle, []
+        for core in idle:
+            core.close()
 
 
 _X29 = {29: arm64.UC_ARM64_REG_X29, 30: arm64.UC_ARM64_REG_X30}
