@@ -8,11 +8,16 @@ the GICv3 node (with a phandle, which the root's ``interrupt-parent``
 names unless the VMM gave the root one), and the ``hypervisor`` node
 with what it generated.
 Parsing and writing use the fdt library; a DTB it cannot read is
-ARGUMENT_INVALID, whatever the library raised.
+ARGUMENT_INVALID, whatever the library raised. The library takes 0.1 to
+0.2 ms to read a small blob and as long to write one, and VMMs lend the
+same config DT VM after VM: what a read or an overlay gives depends on
+the blob's bytes and the overlay's inputs only, so the last ``CACHED``
+results of each are kept (failures are not: they are read again).
 """
 
 from __future__ import annotations
 
+import functools
 import struct
 import threading
 from dataclasses import dataclass
@@ -22,6 +27,7 @@ import fdt
 from hyp.rm.rm_types import RmError, RmFailure
 
 MAX_VCPUS = 64
+CACHED = 16  # blobs whose reading, and overlays whose result, are kept
 RSVMAP_ENTRY = 16
 # fdt.parse_dtb appends a blob's reservations to the list FDT() takes by
 # default, one list for the whole process: reads are serialised and that list
@@ -44,14 +50,16 @@ class Doorbell:
     trigger: int
 
 
-@dataclass
+@dataclass(frozen=True)
 class VmConfig:
+    """What the RM read; shared by every VM whose blob had the same bytes."""
+
     vcpus: int
     mem_base: int | None
     mem_size: int | None
     os_type: str
-    doorbells: list[Doorbell]
-    shm: list[tuple[int, int]] = ()  # (label, base) of each "shm" vdevice
+    doorbells: tuple[Doorbell, ...]
+    shm: tuple[tuple[int, int], ...] = ()  # (label, base) of each "shm" vdevice
 
 
 def _read(dtb: bytes) -> fdt.FDT:
@@ -118,6 +126,11 @@ def _u64(node: fdt.Node, name: str) -> int | None:
 def parse(dtb: bytes) -> VmConfig:
     """The VM's configuration; ARGUMENT_INVALID for any blob the RM cannot read,
     a string property that is no string, or cells of the wrong size."""
+    return _parse(bytes(dtb))
+
+
+@functools.lru_cache(maxsize=CACHED)
+def _parse(dtb: bytes) -> VmConfig:
     try:
         tree = _read(dtb)
         config = tree.get_node("/gunyah-vm-config")
@@ -135,7 +148,7 @@ def parse(dtb: bytes) -> VmConfig:
     return VmConfig(vcpus, mem_base, mem_size, os_type, _doorbells(config), _shm(config))
 
 
-def _shm(config: fdt.Node) -> list[tuple[int, int]]:
+def _shm(config: fdt.Node) -> tuple[tuple[int, int], ...]:
     """(label, base) of each ``vdevice-type = "shm"`` vdevice: memory the VM's owner
     shares or lends as a parcel with that label, placed at guest address ``base``."""
     vdevices = config.get_subnode("vdevices")
@@ -146,18 +159,18 @@ def _shm(config: fdt.Node) -> list[tuple[int, int]]:
             if label is None or base is None:
                 raise RmFailure(RmError.ARGUMENT_INVALID, f"shm {node.name}: label or base")
             found.append((label[0], base))
-    return found
+    return tuple(found)
 
 
-def _doorbells(config: fdt.Node) -> list[Doorbell]:
+def _doorbells(config: fdt.Node) -> tuple[Doorbell, ...]:
     vdevices = config.get_subnode("vdevices")
     if vdevices is None:
-        return []
+        return ()
     bells, labels = [], set()
     for node in vdevices.nodes:
         if _str(node, "vdevice-type", "") == "doorbell":
             bells.append(_doorbell(node, labels))
-    return bells
+    return tuple(bells)
 
 
 def _doorbell(node: fdt.Node, labels: set) -> Doorbell:
@@ -175,22 +188,31 @@ def overlay(
 ) -> bytes:
     """The DTB with the RM's nodes added, its reservations kept, at most ``room``
     bytes: ARGUMENT_INVALID if unreadable or the nodes already exist, NOMEM if
-    it does not fit."""
+    it does not fit. ``vdevices``: (node name, {property: a string or cells})."""
+    nodes = tuple(
+        (name, tuple((k, v if isinstance(v, str) else tuple(v)) for k, v in props.items()))
+        for name, props in vdevices
+    )
+    merged = _merged(bytes(dtb), vcpus, tuple(gic["gicd"]), tuple(gic["gicr"]), nodes)
+    if len(merged) > room:
+        raise RmFailure(RmError.NOMEM, f"overlay: {len(merged)} bytes, room for {room}")
+    return merged
+
+
+@functools.lru_cache(maxsize=CACHED)
+def _merged(dtb: bytes, vcpus: int, gicd: tuple, gicr: tuple, vdevices: tuple) -> bytes:
     try:
         tree = _read(dtb)
-        gic_node = _gic_node(vcpus, gic)
+        gic_node = _gic_node(vcpus, gicd, gicr)
         phandle = _free_phandle(tree)
         gic_node.append(fdt.PropWords("phandle", phandle))
         tree.root.append(gic_node)
         if not tree.root.exist_property("interrupt-parent"):
             tree.root.append(fdt.PropWords("interrupt-parent", phandle))
         tree.root.append(_hypervisor_node(vdevices))
-        merged = tree.to_dtb(version=17)
+        return tree.to_dtb(version=17)
     except Exception as e:  # _Unreadable, or the library's bare Exception on a name taken
         raise RmFailure(RmError.ARGUMENT_INVALID, f"overlay: {e}") from None
-    if len(merged) > room:
-        raise RmFailure(RmError.NOMEM, f"overlay: {len(merged)} bytes, room for {room}")
-    return merged
 
 
 def _free_phandle(tree: fdt.FDT) -> int:
@@ -204,8 +226,8 @@ def _free_phandle(tree: fdt.FDT) -> int:
     return max(used, default=0) + 1
 
 
-def _gic_node(vcpus: int, gic: dict) -> fdt.Node:
-    (gicd, gicd_size), (gicr, gicr_stride) = gic["gicd"], gic["gicr"]
+def _gic_node(vcpus: int, gicd: tuple, gicr: tuple) -> fdt.Node:
+    (gicd, gicd_size), (gicr, gicr_stride) = gicd, gicr
     reg = struct.pack(">4Q", gicd, gicd_size, gicr, gicr_stride * vcpus)
     return fdt.Node(
         f"interrupt-controller@{gicd:x}",
@@ -216,11 +238,11 @@ def _gic_node(vcpus: int, gic: dict) -> fdt.Node:
     )
 
 
-def _hypervisor_node(vdevices: list[tuple[str, dict]]) -> fdt.Node:
+def _hypervisor_node(vdevices: tuple) -> fdt.Node:
     hyp = fdt.Node("hypervisor", fdt.PropStrings("compatible", "gunyah-hypervisor"))
     for name, props in vdevices:
         node = fdt.Node(name)
-        for key, value in props.items():
+        for key, value in props:
             if isinstance(value, str):
                 node.append(fdt.PropStrings(key, value))
             else:

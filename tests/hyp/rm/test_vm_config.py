@@ -112,3 +112,15 @@ def test_the_overlay_keeps_a_vmm_property_value_byte_for_byte(value):
     at = merged.index(marker) + len(marker)
     tag, size, _ = struct.unpack_from(">3I", merged, at)
     assert (tag, merged[at + 12 : at + 12 + size]) == (3, value)  # FDT_PROP
+
+
+def test_kept_results_follow_the_blobs_bytes_and_the_overlays_inputs():
+    """Reads and overlays are kept by content: another blob, or the same blob
+    with other vdevices, is read and written again."""
+    two, three = (vm_config.parse(vm_config_dtb(vcpus=n)) for n in (2, 3))
+    assert (two.vcpus, three.vcpus) == (2, 3)
+    assert vm_config.parse(bytearray(vm_config_dtb(vcpus=2))) == two
+    one = vm_config.overlay(GOOD, 0x1000, 2, GIC, [("bell-5", {"interrupts": [0, 8, 1]})])
+    other = vm_config.overlay(GOOD, 0x1000, 2, GIC, [("bell-5", {"interrupts": [0, 9, 1]})])
+    assert one != other
+    assert vm_config.overlay(GOOD, 0x1000, 2, GIC, [("bell-5", {"interrupts": [0, 8, 1]})]) == one
