@@ -55,10 +55,14 @@ class Cspace(Object):
         if cap is None:
             raise HypError(Error.CSPACE_CAP_NULL, f"cap {capid:#x}")
         obj = cap.obj
-        check(obj.state != ObjectState.DESTROYED, Error.CSPACE_CAP_REVOKED)
-        check(type_ is None or obj.TYPE == type_, Error.CSPACE_WRONG_OBJECT_TYPE)
+        # Each check is an if, not check(): lookups are the hottest call of all.
+        if obj.state == ObjectState.DESTROYED:
+            raise HypError(Error.CSPACE_CAP_REVOKED)
+        if type_ is not None and obj.TYPE != type_:
+            raise HypError(Error.CSPACE_WRONG_OBJECT_TYPE)
         rights = int(rights)  # an IntFlag's & runs in Python, an int's does not
-        check(int(cap.rights) & rights == rights, Error.CSPACE_INSUFFICIENT_RIGHTS)
+        if int(cap.rights) & rights != rights:
+            raise HypError(Error.CSPACE_INSUFFICIENT_RIGHTS)
         if active is not None:
             want = ObjectState.ACTIVE if active else ObjectState.INIT
             if obj.state != want:  # the message only when it is raised: lookups are hot

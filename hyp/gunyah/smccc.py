@@ -22,6 +22,20 @@ HYPERCALL_BASE = 0xC600_8000
 
 def hypercall_number(fid: int) -> int | None:
     """n of a Gunyah SMCCC hypercall id, None if ``fid`` is not one."""
+    try:
+        return _NUMBERS[fid]
+    except KeyError:
+        pass
+    n = _decode(fid)
+    if n is not None:  # only hypercall ids are kept: a guest's X0 is any value
+        _NUMBERS[fid] = n
+    return n
+
+
+_NUMBERS: dict[int, int] = {}  # hypercall id -> n, of the ids seen
+
+
+def _decode(fid: int) -> int | None:
     if owner(fid) != OWNER_VENDOR_HYP or fid >> 14 & 3 != 0b10:
         return None
     if fid & (FAST | SMC64) != FAST | SMC64 or fid >> 16 & 0xFF:
