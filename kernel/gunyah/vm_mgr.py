@@ -87,9 +87,13 @@ class GunyahVm:
     android_parcels: list = field(default_factory=list)  # status_lock: parcels of pinned pages
     user_pages: object = None  # the owner of demand-paged user pages
     kref: Kref = field(init=False)
+    nb: object = field(init=False)  # the notifier_block: the one object (un)registered
 
     def __post_init__(self):
         self.status_changed = threading.Condition(self.status_lock)
+        # ``self.notified`` makes a new bound method at each use, and the chain
+        # unregisters by identity, as the kernel's does the notifier_block.
+        self.nb = self.notified
         self.kref = Kref(lambda: gunyah_vm_release(self))
         self.user_pages = mem_android.PinnedUserPages(self.host.mm, self.host.gunyah.firmware)
 
@@ -220,11 +224,11 @@ def gunyah_vm_ensure_started(vm: GunyahVm) -> int:
 
 def _start(vm: GunyahVm) -> None:
     rm = vm.rm
-    vm.rm.gunyah_rm_notifier_register(vm.notified)
+    vm.rm.gunyah_rm_notifier_register(vm.nb)
     try:
         vm.vmid = rpc.gunyah_rm_alloc_vmid(rm, 0)
     except OSError:
-        vm.rm.gunyah_rm_notifier_unregister(vm.notified)
+        vm.rm.gunyah_rm_notifier_unregister(vm.nb)
         raise
     vm.vm_status = VmStatus.LOAD
     gpa, size = vm.dtb
@@ -416,7 +420,7 @@ def _logged(vm: GunyahVm, call, *args) -> bool:
 
 
 def _dealloc_vmid(vm: GunyahVm) -> None:
-    vm.rm.gunyah_rm_notifier_unregister(vm.notified)
+    vm.rm.gunyah_rm_notifier_unregister(vm.nb)
     _logged(vm, rpc.gunyah_rm_dealloc_vmid, vm.rm, vm.vmid)
 
 

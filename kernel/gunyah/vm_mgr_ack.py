@@ -128,11 +128,11 @@ def gunyah_vm_android_start(vm) -> None:
     if vm.auth == GH_RM_VM_AUTH_QCOM_TRUSTED_VM:
         raise OSError(errno.EOPNOTSUPP, "QTVM start needs a CMA payload: not modelled")
     rm = vm.rm
-    rm.gunyah_rm_notifier_register(vm.notified)
+    rm.gunyah_rm_notifier_register(vm.nb)
     try:
         vm.vmid = rpc.gunyah_rm_alloc_vmid(rm, 0)
     except OSError:
-        rm.gunyah_rm_notifier_unregister(vm.notified)
+        rm.gunyah_rm_notifier_unregister(vm.nb)
         raise
     if vm.profile.memory == "pinned":
         _start_61(vm)
@@ -213,7 +213,7 @@ def _share_before_load(vm, gpa: int, size: int):
             rpc.gunyah_rm_dealloc_vmid(vm.rm, vm.vmid)
         except OSError as e:
             vm.host.printk(f"gunyah_vm_mgr: gunyah_rm_dealloc_vmid for VM {vm.vmid}: {e}")
-        vm.rm.gunyah_rm_notifier_unregister(vm.notified)
+        vm.rm.gunyah_rm_notifier_unregister(vm.nb)
         raise
 
 

@@ -26,6 +26,7 @@ def test_last_close_returns_everything_in_the_drivers_order(uapi, exited):
     lines = []
     host = boot(uapi, trace=lines.append)
     free = host.gunyah.mm.free_bytes
+    notifiers = len(host.gunyah.rm._notifiers)
     try:
         vm = make_vm(host, SYSTEM_OFF)
         vm.start()
@@ -41,6 +42,7 @@ def test_last_close_returns_everything_in_the_drivers_order(uapi, exited):
         assert calls == ([] if exited else ["VM_STOP"]) + expected
         assert host.mm.pinned == {}
         assert host.gunyah.mm.free_bytes == free
+        assert len(host.gunyah.rm._notifiers) == notifiers  # its notifier went with it
         assert not any("for VM" in line for line in host.dmesg)  # no RM call failed
     finally:
         host.shutdown()

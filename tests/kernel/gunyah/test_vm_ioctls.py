@@ -219,3 +219,15 @@ def test_the_run_page_is_one_page_at_offset_zero(host, length, offset):
     t = make_vm(host, "b .")
     assert errno_of(host.mmap, t.vcpus[0], length, 3, 1, offset) == errno.EINVAL
     t.close()
+
+
+def test_a_closed_vm_leaves_the_rm_notifier_chain(host):
+    """Each started VM registers its notifier; the last close unregisters that same
+    one, so the chain (which every RM notification walks) does not grow per VM."""
+    notifiers = len(host.gunyah.rm._notifiers)
+    for _ in range(3):
+        t = make_vm(host, "ldr x0, =0x84000008\nhvc #0\nb .")
+        t.start()
+        t.run()
+        t.close()
+        assert len(host.gunyah.rm._notifiers) == notifiers
