@@ -441,9 +441,10 @@ class CorePool:
     mapping of DRAM (0.3 to 1 ms); a vCPU that is destroyed gives its core
     back instead, and :meth:`take` resets it (:meth:`Core.reset`), so a
     guest cannot tell a reused core from a new one. At most ``limit`` idle
-    cores are kept; :meth:`close` (the SoC's end) drops them."""
+    cores are kept (about 3 MiB of RSS each once used); :meth:`close` (the
+    SoC's end) drops them."""
 
-    def __init__(self, dram: Dram, limit: int = 16):
+    def __init__(self, dram: Dram, limit: int = 8):
         self.dram, self.limit = dram, limit
         self._idle: list[Core] = []
 
