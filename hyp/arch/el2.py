@@ -169,7 +169,6 @@ class El2:
             listener(vcpu, kind, a, b)
 
     def close(self) -> None:
-        self.scheduler.close()
         self.dram.close()
 
 

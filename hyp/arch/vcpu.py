@@ -202,7 +202,7 @@ class ArchVcpu(Trap):
                 return result
             self.hyp.scheduler.enter(self)
             try:
-                reason = self.core.run()
+                reason = self._run_turn()
                 self.hyp.lock.wait_flushed()
                 with self.hyp.lock:
                     result = self._after_run(reason)
@@ -215,6 +215,30 @@ class ArchVcpu(Trap):
                 self.hyp.scheduler.leave(self)
             if result is not None:
                 return result
+
+    def _run_turn(self):
+        """Run the core until something ends the turn; the reason.
+
+        A stage-2 flush is no guest event: the core forgets its translations
+        and runs on in the same turn (unless the vCPU's state needs a look).
+        Another thread's flush lands where host timing puts it, before a run
+        or at a slice boundary inside one, so ending the turn there would
+        change the group's turn order and clock from run to run."""
+        while True:
+            reason = self.core.run(self._slice_ended)
+            if reason is not RunStop.FLUSH:
+                return reason
+            self.hyp.lock.wait_flushed()
+            with self.hyp.lock:
+                if self._kicked or self.reset_request is not None or not self.runnable:
+                    return reason
+                self._needs_flush = False
+                self.core.flush()
+                vtimer.update_irq(self)
+                self.core.set_virq_line(self.vgic.gic.signalled(self.gic_cpu))
+
+    def _slice_ended(self) -> None:
+        self.hyp.scheduler.slice_ended(self)
 
     def _before_run(self):
         """Apply what other threads asked for; an exit, or None to run."""

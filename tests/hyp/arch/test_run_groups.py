@@ -86,10 +86,10 @@ class Census:
     def watch(self, vcpu, vm: str) -> None:
         run = vcpu.core.run
 
-        def counted():
+        def counted(*args):
             self._count((vm, "all"), 1)
             try:
-                return run()
+                return run(*args)
             finally:
                 self._count((vm, "all"), -1)
 
