@@ -234,7 +234,9 @@ class ArchVcpu(Trap):
                     return reason
                 self._needs_flush = False
                 self.core.flush()
-                vtimer.update_irq(self)
+                # An interrupt another thread raised meanwhile may have found
+                # the flush's request first; the timer's line stays as the
+                # turn began (its clock is the turn's).
                 self.core.set_virq_line(self.vgic.gic.signalled(self.gic_cpu))
 
     def _slice_ended(self) -> None:
