@@ -33,9 +33,11 @@ any group's clock; a new group starts from it.
 
 A vCPU here is any object with ``runnable`` (may it take a turn),
 ``preempt()`` (end its turn: at once from its core's own thread, at the
-next slice boundary from another) and ``timer`` (its virtual timer: ``deadline``, its armed one or
-None, and ``clock``, which :meth:`Scheduler.add` sets to its group's): the
-arch :class:`~hyp.arch.vcpu.ArchVcpu` has them.
+next slice boundary from another) and ``timer`` (its virtual timer:
+``deadline``, its armed one or None, and ``clock``, which
+:meth:`Scheduler.add` sets to its group's): the arch
+:class:`~hyp.arch.vcpu.ArchVcpu` has them. Its thread calls
+:meth:`Scheduler.slice_ended` after each full slice of its turn.
 """
 
 from __future__ import annotations
