@@ -2,11 +2,16 @@
 
 - ``parallel_vms_ratio``: four VMs, each one vCPU computing the same fixed
   loop and then exiting on a store, run each on its own VMM thread at once,
-  over the same four run one after another (best of ``samples`` each,
-  measured in turns). Independent VMs are separate run groups
-  (Documentation/hyp.rst), so on a host with two or more cores the figure
-  is about 0.5; on one core it would be 1. ``gz_parallel_vms_ratio`` is
-  the same on GenieZone.
+  over the same four run one after another: the median of the ratios of
+  ``2 * samples + 1`` pairs, each pair one run of both, back to back and in
+  alternating order, so that load changing during the bench hits both
+  sides of a ratio alike. Independent VMs are separate run groups
+  (Documentation/hyp.rst), so on a host with two or more free cores the
+  figure is about 0.5; on one core it would be 1. ``gz_parallel_vms_ratio``
+  is the same on GenieZone. The figure measures the host as much as the
+  model, so ``parallel_vms_cores`` (the host's cores) and
+  ``parallel_vms_load`` (its one-minute load average when the pairs were
+  done) say what it had to work with.
 - ``exit_rss_ratio``: the process's RSS after ``rss_exits[1]`` MMIO exit
   round trips of one guest over its RSS after the first ``rss_exits[0]``,
   in a fresh interpreter: what a long run keeps per exit (the trace ring
@@ -19,6 +24,8 @@ The guests are assembled from source, like kernel_bench's.
 
 from __future__ import annotations
 
+import os
+import statistics
 import subprocess
 import sys
 import threading
@@ -94,19 +101,26 @@ def _seconds(host, guest, source: str, parallel: bool) -> float:
             vm.close()
 
 
+def _pair_ratio(host, guest, source: str, parallel_first: bool) -> float:
+    """At once over one by one, measured back to back."""
+    seconds = {}
+    for parallel in (parallel_first, not parallel_first):
+        seconds[parallel] = _seconds(host, guest, source, parallel)
+    return seconds[True] / seconds[False]
+
+
 def parallel_vms(sizes: Sizes) -> dict:
     source = _loop(sizes.parallel_iterations)
-    results = {}
+    results = {"parallel_vms_cores": os.cpu_count()}
     for prefix, guest, hypervisor in (("", _GunyahVm, "gunyah"), (GZ, _GzVm, "geniezone")):
         host = kernel.boot(dram_size=1 << 30, hypervisor=hypervisor)
         try:
-            one_by_one, at_once = [], []
-            for _ in range(sizes.samples):
-                one_by_one.append(_seconds(host, guest, source, parallel=False))
-                at_once.append(_seconds(host, guest, source, parallel=True))
+            pairs = 2 * sizes.samples + 1
+            ratios = [_pair_ratio(host, guest, source, n % 2 == 1) for n in range(pairs)]
         finally:
             host.shutdown()
-        results[f"{prefix}parallel_vms_ratio"] = round(min(at_once) / min(one_by_one), 3)
+        results[f"{prefix}parallel_vms_ratio"] = round(statistics.median(ratios), 3)
+        results[f"{prefix}parallel_vms_load"] = round(os.getloadavg()[0], 2)
     return results
 
 

@@ -170,7 +170,6 @@ class El2:
             listener(vcpu, kind, a, b)
 
     def close(self) -> None:
-        self.scheduler.close()
         self.cores.close()
         self.dram.close()
 

@@ -15,13 +15,14 @@ instant; the turn passes, at every guest event, to the group's next
 runnable vCPU in activation order, so a set of vCPUs driven by responsive
 threads always interleaves the same way. A vCPU whose thread does not come
 back for its turn within ``PATIENCE`` seconds is passed over, so a stalled
-VMM cannot stop the others. One watchdog preempts a vCPU that runs longer
-than ``QUANTUM`` seconds of host time without an event while another vCPU
-of its group waits or a timer of its group is armed (the only place host
-time matters: guests that compute without trapping still share their
-group and see their timers fire); the core takes the request at its next
-slice boundary. Each waiting vCPU sleeps on its own condition, and only
-the one whose turn it is gets woken.
+VMM cannot stop the others. A turn that lasts ``QUANTUM`` slices of guest
+instructions (:data:`hyp.hw.cpu.SLICE` each) without an event ends there
+when another vCPU of its group is runnable or a timer of its group is
+armed (:meth:`Scheduler.slice_ended`), so guests that compute without
+trapping still share their group and see their timers fire, and where a
+guest is preempted depends on what it executes, never on host time. Each
+waiting vCPU sleeps on its own condition, and only the one whose turn it
+is gets woken.
 
 Each group has its own virtual clock (:class:`GroupClock`): its time
 advances only by its own vCPUs' events, preemptions and idle skips, so a
@@ -31,10 +32,12 @@ others compute. The SoC's counter (what the host reads) is never behind
 any group's clock; a new group starts from it.
 
 A vCPU here is any object with ``runnable`` (may it take a turn),
-``preempt()`` (end its turn at the next slice boundary, from another
-thread) and ``timer`` (its virtual timer: ``deadline``, its armed one or
-None, and ``clock``, which :meth:`Scheduler.add` sets to its group's): the
-arch :class:`~hyp.arch.vcpu.ArchVcpu` has them.
+``preempt()`` (end its turn: at once from its core's own thread, at the
+next slice boundary from another) and ``timer`` (its virtual timer:
+``deadline``, its armed one or None, and ``clock``, which
+:meth:`Scheduler.add` sets to its group's): the arch
+:class:`~hyp.arch.vcpu.ArchVcpu` has them. Its thread calls
+:meth:`Scheduler.slice_ended` after each full slice of its turn.
 """
 
 from __future__ import annotations
@@ -45,7 +48,7 @@ import time
 from hyp.hw.timer import VirtualClock
 
 PATIENCE = 0.25
-QUANTUM = 0.01
+QUANTUM = 8  # full slices a turn may run while others need the group (~1M instructions)
 
 
 class GroupClock(VirtualClock):
@@ -83,7 +86,7 @@ class RunGroup:
         self._last = -1
         self._designated = None
         self._since = time.monotonic()
-        self._started = 0.0
+        self.slices = 0  # full slices the holder has run in its turn
 
     def root(self) -> RunGroup:
         group = self
@@ -110,14 +113,18 @@ class RunGroup:
         stalled = designated not in self.waiting
         return stalled and time.monotonic() - self._since > PATIENCE
 
-    def _preemption_matters(self) -> bool:
-        """Someone waits for the group, or a timer waits for time to pass."""
-        return bool(self.waiting) or any(v.timer.deadline is not None for v in self.order)
+    def _preemption_matters(self, vcpu) -> bool:
+        """Another vCPU than ``vcpu`` may run, or a timer waits for time to
+        pass. Runnable, not waiting in :meth:`Scheduler.enter`: whether its
+        thread has got there yet is host timing."""
+        return any(v is not vcpu and v.runnable for v in self.order) or any(
+            v.timer.deadline is not None for v in self.order
+        )
 
 
 class Scheduler:
-    """The SoC's scheduler: its run groups, one watchdog for all, and the
-    SoC counter ``clock`` new groups start from."""
+    """The SoC's scheduler: its run groups and the SoC counter ``clock`` new
+    groups start from."""
 
     def __init__(self, clock: VirtualClock):
         self.clock = clock
@@ -126,8 +133,6 @@ class Scheduler:
         self._turns: dict = {}  # vcpu -> its own condition on the same lock
         self._member: dict = {}  # vcpu -> its group, in activation order
         self._holding: dict = {}  # vcpu -> the group whose turn it took
-        self._watchdog: threading.Thread | None = None
-        self._closed = False
 
     @property
     def order(self) -> list:
@@ -209,9 +214,8 @@ class Scheduler:
                 turn.wait(PATIENCE / 2)
                 group = self._member.get(vcpu, group)  # a join may have moved it
             group.waiting.discard(vcpu)
-            group.holder, group._started = vcpu, time.monotonic()
+            group.holder, group.slices = vcpu, 0
             self._holding[vcpu] = group
-            self._ensure_watchdog()
 
     def leave(self, vcpu) -> None:
         """End ``vcpu``'s turn after an event; its group's next runnable vCPU goes."""
@@ -254,28 +258,13 @@ class Scheduler:
             group = self._member.get(vcpu)
             return group is not None and any(v is not vcpu and v.runnable for v in group.order)
 
-    # the watchdog
-    def _ensure_watchdog(self) -> None:
-        if self._watchdog is None:
-            self._watchdog = threading.Thread(
-                target=self._watch, name="gunyah-watchdog", daemon=True
-            )
-            self._watchdog.start()
-
-    def _watch(self) -> None:
+    def slice_ended(self, vcpu) -> None:
+        """``vcpu``'s core ran a full slice in its turn (its own thread, inside
+        the run): after ``QUANTUM`` of them the turn ends if its group needs
+        it (:meth:`RunGroup._preemption_matters`)."""
         with self._cond:
-            while not self._closed:
-                self._cond.wait(QUANTUM)
-                for group in {g.root() for g in self._holding.values()}:
-                    holder = group.holder
-                    overdue = holder is not None and time.monotonic() - group._started > QUANTUM
-                    if overdue and group._preemption_matters():
-                        holder.preempt()
-                        group._started = time.monotonic()
-
-    def close(self) -> None:
-        with self._cond:
-            self._closed = True
-            self._cond.notify_all()
-        if self._watchdog is not None:
-            self._watchdog.join()
+            group = self._holding[vcpu].root()
+            group.slices += 1
+            if group.slices >= QUANTUM and group._preemption_matters(vcpu):
+                group.slices = 0
+                vcpu.preempt()

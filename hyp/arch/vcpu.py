@@ -175,8 +175,10 @@ class ArchVcpu(Trap):
         line is taken before the next instruction, as after a new run.
 
         The round is still taken, by a stop, when another vCPU of the group
-        may take the turn (it passes at every event), another thread changed
-        the vCPU's state, or the stage 2 must be flushed."""
+        may take the turn (it passes at every event) or another thread changed
+        the vCPU's state. A stage-2 flush another thread asked for is not such
+        a change: its request ends the run at the next slice boundary and the
+        turn goes on (:meth:`_run_turn`), wherever host timing put it."""
         if self._round_needed():
             self.core.stop(RunStop.SYNC)
             return
@@ -187,7 +189,6 @@ class ArchVcpu(Trap):
     def _round_needed(self) -> bool:
         return bool(
             self._kicked
-            or self._needs_flush
             or self.reset_request is not None
             or not self.powered
             or self.faulted
@@ -236,7 +237,7 @@ class ArchVcpu(Trap):
                 return result
             self.hyp.scheduler.enter(self)
             try:
-                reason = self.core.run()
+                reason = self._run_turn()
                 self.hyp.lock.wait_flushed()
                 with self.hyp.lock:
                     result = self._after_run(reason)
@@ -249,6 +250,32 @@ class ArchVcpu(Trap):
                 self.hyp.scheduler.leave(self)
             if result is not None:
                 return result
+
+    def _run_turn(self):
+        """Run the core until something ends the turn; the reason.
+
+        A stage-2 flush is no guest event: the core forgets its translations
+        and runs on in the same turn (unless the vCPU's state needs a look).
+        Another thread's flush lands where host timing puts it, before a run
+        or at a slice boundary inside one, so ending the turn there would
+        change the group's turn order and clock from run to run."""
+        while True:
+            reason = self.core.run(self._slice_ended)
+            if reason is not RunStop.FLUSH:
+                return reason
+            self.hyp.lock.wait_flushed()
+            with self.hyp.lock:
+                if self._kicked or self.reset_request is not None or not self.runnable:
+                    return reason
+                self._needs_flush = False
+                self.core.flush()
+                # An interrupt another thread raised meanwhile may have found
+                # the flush's request first; the timer's line stays as the
+                # turn began (its clock is the turn's).
+                self.core.set_virq_line(self.vgic.gic.signalled(self.gic_cpu))
+
+    def _slice_ended(self) -> None:
+        self.hyp.scheduler.slice_ended(self)
 
     def _before_run(self):
         """Apply what other threads asked for; an exit, or None to run."""

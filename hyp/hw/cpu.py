@@ -325,9 +325,15 @@ class Core:
             self.set_sysreg(HCR_EL2, new)
 
     # execution
-    def run(self):
+    def run(self, at_slice=None):
         """Run from the current PC until a handler stops the core, it halts or
         another thread asked for a stop.
+
+        ``at_slice()``, if given, is called in this thread after every slice
+        that ran its full ``SLICE`` instructions; like a handler it may end the
+        run with :meth:`stop`. So a run's length can be bounded in guest
+        instructions, which the same guest executes the same way every time,
+        where host time would depend on what else the host runs.
 
         Returns the handler's reason, else the requesting thread's, else
         ``Stop.HALTED`` after a WFI; :class:`CoreError` when unicorn itself gives
@@ -342,6 +348,8 @@ class Core:
                 self.uc.emu_start(pc, _NEVER, count=SLICE)
                 if self._stop is None and self._halted(pc):
                     self._stop = Stop.HALTED
+                elif self._stop is None and at_slice is not None:
+                    at_slice()
         except UcError as e:
             self.stop(CoreError(e))
         finally:

@@ -2,7 +2,7 @@
 
 Three vCPUs run instructions that are wrong if executed twice (a pointer
 chase through ``ldr x0, [x0]``, a post-indexed store round a ring, an
-``ldadd`` counter) while the watchdog preempts them and another thread
+``ldadd`` counter) while the scheduler preempts them and another thread
 fires an irqfd at vCPU 0 as fast as it can; vCPU 0's interrupt handler
 chases its own cycle once per interrupt, right after the ICC_IAR1_EL1
 trap. Each vCPU then reports its final state by MMIO writes, which must be

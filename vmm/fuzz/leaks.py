@@ -5,8 +5,8 @@ from __future__ import annotations
 import threading
 from dataclasses import dataclass
 
-# Threads a host keeps once started: the hypervisor's watchdog, the kernel's eventfd wait queue.
-LONG_LIVED = ("gunyah-watchdog", "eventfd-wq")
+# Threads a host keeps once started: the kernel's eventfd wait queue.
+LONG_LIVED = ("eventfd-wq",)
 
 
 @dataclass(frozen=True)

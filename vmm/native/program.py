@@ -32,8 +32,8 @@ UAPIS = ("v16", "ack-6.1", "ack-6.6")
 LEAK_STATUS = 70  # EX_SOFTWARE: the program was fine, the model kept something
 REFUSED_STATUS = 77  # EX_NOPERM: we may not read the program's memory
 SETTLE = 5.0  # seconds the machine may take to let its vCPU threads go
-# threads a machine keeps once started: the hypervisor's watchdog, the eventfd wait queue
-LONG_LIVED = ("gunyah-watchdog", "eventfd-wq")
+# threads a machine keeps once started: the eventfd wait queue
+LONG_LIVED = ("eventfd-wq",)
 
 
 class ExecError(Exception):

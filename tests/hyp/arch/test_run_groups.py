@@ -9,8 +9,9 @@ from collections import Counter
 
 import pytest
 
+from hyp.arch import scheduler
 from hyp.gunyah.hypervisor import Gunyah
-from hyp.gunyah.vcpu import ResumeAction, VcpuState
+from hyp.gunyah.vcpu import POWEROFF_EXITED, ResumeAction, VcpuState
 from tests.aarch64 import assemble
 from tests.hyp.gunyah.vmhelper import (
     ATTRS_RWX_WB,
@@ -86,10 +87,10 @@ class Census:
     def watch(self, vcpu, vm: str) -> None:
         run = vcpu.core.run
 
-        def counted():
+        def counted(*args):
             self._count((vm, "all"), 1)
             try:
-                return run()
+                return run(*args)
             finally:
                 self._count((vm, "all"), -1)
 
@@ -287,3 +288,140 @@ def test_genie_zone_vms_run_beside_each_other():
         assert (census.most["spinner"], census.most["storer"], census.most["all"]) == (1, 1, 2)
     finally:
         gz.close()
+
+
+PAGE = 0x1000
+SPIN_ROUNDS, SPIN_LOOPS = 3, 1_000_000  # each round about two quanta of guest instructions
+BURST = 8
+POLLER = assemble(
+    f"""
+    ldr x9, ={MMIO_IPA:#x}
+    mrs x22, cntvct_el0
+    ldr x0, =0xC4000003             // PSCI CPU_ON of CPU 1
+    mov x1, #1
+    adr x2, secondary
+    mov x3, #0
+    hvc #0
+    mov x20, #0
+1:  ldr x0, =0xC4000004             // PSCI AFFINITY_INFO, until CPU 1 is off
+    mov x1, #1
+    mov x2, #0
+    hvc #0
+    add x20, x20, #1
+    cmp x0, #1
+    b.ne 1b
+    mrs x21, cntvct_el0
+    sub x21, x21, x22
+    str x20, [x9]                   // the polls
+    str x21, [x9, #8]               // the virtual time they took
+    ldr x0, =0x84000008             // PSCI SYSTEM_OFF
+    hvc #0
+    b .
+
+secondary:                          // SPIN_ROUNDS times: compute, then BURST stores
+    ldr x9, ={MMIO_IPA:#x}
+    mov x19, #{SPIN_ROUNDS}
+2:  ldr x0, ={SPIN_LOOPS}
+3:  subs x0, x0, #1
+    b.ne 3b
+    mov x1, #{BURST}
+4:  str x19, [x9, #16]
+    subs x1, x1, #1
+    b.ne 4b
+    subs x19, x19, #1
+    b.ne 2b
+    ldr x0, =0x84000002             // PSCI CPU_OFF
+    hvc #0
+    b .
+"""
+)
+EXITER = assemble(
+    f"""
+    ldr x9, ={MMIO_IPA:#x}
+1:  str x1, [x9]
+    add x1, x1, #1
+    b 1b
+"""
+)
+
+
+def _remap_last_page(vm: Vm) -> None:
+    """A stage-2 change of ``vm`` from a host thread: its cores flush."""
+    ipa, offset = RAM_IPA + RAM - PAGE, RAM - PAGE
+    vm.hv.ok("addrspace_unmap", vm.addrspace, vm.extent, ipa, 0, offset, PAGE)
+    vm.hv.ok("addrspace_map", vm.addrspace, vm.extent, ipa, ATTRS_RWX_WB, MAP_PARTIAL, offset, PAGE)
+
+
+def _drive(vm: Vm, index: int, woken: threading.Event, stores: list) -> None:
+    """Run vCPU ``index`` until its VM is off; at each of its stores the
+    thread changes the VM's stage 2, as a VMM paging memory in would."""
+    while True:
+        state, a, _, c = vm.run(index, 0, ResumeAction.EMULATE)
+        if state == VcpuState.ADDRSPACE_VMMIO_WRITE:
+            stores.append((index, a, c))
+            _remap_last_page(vm)
+        elif state == VcpuState.POWERED_OFF and a & POWEROFF_EXITED:
+            return
+        else:
+            woken.wait(10)
+            woken.clear()
+
+
+def _exits_until(vm: Vm, stop: threading.Event) -> None:
+    while not stop.is_set():
+        vm.run(0, 0, ResumeAction.EMULATE)
+
+
+def _two_vcpus_polling(busy_neighbours: int) -> tuple[list, list]:
+    """What a 2-vCPU VM stores (its polls, their virtual time) and its trace
+    records, with ``busy_neighbours`` VMs exiting as fast as they can beside it."""
+    gunyah = Gunyah(dram_size=1 << 30)
+    try:
+        records: list = []
+        gunyah.trace_fields(
+            ("vcpu_run", "psci"), lambda r: r["vcpu"].startswith("vm1.") and records.append(r)
+        )
+        vm = build(gunyah, 1, 2)
+        gunyah.dram.write(GUEST_PA, POLLER)
+        woken = [threading.Event(), threading.Event()]
+        for i in (0, 1):
+            gunyah.host_vic.handlers[32 + 8 + i] = lambda _virq, e=woken[i]: e.set()
+        stop = threading.Event()
+        neighbours = [build(gunyah, 2 + n, 1) for n in range(busy_neighbours)]
+        busy = [threading.Thread(target=_exits_until, args=(n, stop)) for n in neighbours]
+        for n in neighbours:
+            gunyah.dram.write(GUEST_PA + (n.vmid - 1) * RAM, EXITER)
+            start(n, 0, 0)
+        for t in busy:
+            t.start()
+        stores: list = []
+        start(vm, 0, 0)
+        threads = [threading.Thread(target=_drive, args=(vm, i, woken[i], stores)) for i in (0, 1)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join(30)
+        stop.set()
+        for t in busy:
+            t.join(30)
+        assert not any(t.is_alive() for t in threads + busy)
+        return stores, records
+    finally:
+        gunyah.close()
+
+
+def test_an_smp_vms_turns_and_time_are_the_same_beside_busy_vms(monkeypatch):
+    """A VM's turn order and virtual time depend on what its own vCPUs do:
+    CPU 1 computes past its quantum while CPU 0 polls for it, and CPU 1's
+    host thread changes the VM's stage 2 at each of its exits. Alone and
+    beside three VMs whose threads keep the host busy, the polls, their
+    virtual time and the VM's trace records are the same every time. The
+    pass-over of a thread that stalls (``PATIENCE``) is host timing by
+    design, so a loaded host gets all the time it needs here."""
+    monkeypatch.setattr(scheduler, "PATIENCE", 30.0)
+    alone = _two_vcpus_polling(0)
+    polls, ticks = [c for _, ipa, c in alone[0] if ipa in (MMIO_IPA, MMIO_IPA + 8)]
+    assert polls > SPIN_ROUNDS  # CPU 1 was preempted: CPU 0 polled inside its rounds
+    assert ticks > 0
+    for _ in range(5):
+        assert _two_vcpus_polling(3) == alone
