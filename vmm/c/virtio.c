@@ -318,13 +318,15 @@ static void *events(void *arg)
 			perror("virtio: poll");
 			return NULL;
 		}
-		if (fds[0].revents)
-			return NULL;
+		/* A notify comes before the stop: the guest's last words are written
+		 * before the vCPU that powers the VM off gets back to the VMM. */
 		if (fds[1].revents && read(notify_fd, &count, sizeof(count)) == sizeof(count)) {
 			pthread_mutex_lock(&lock);
 			notify();
 			pthread_mutex_unlock(&lock);
 		}
+		if (fds[0].revents)
+			return NULL;
 		if (fds[2].revents) {
 			uint8_t data[sizeof(input)];
 			ssize_t n = read(STDIN_FILENO, data, free);
