@@ -14,12 +14,15 @@ from vmm import fetch_linux
 
 pytestmark = [pytest.mark.linux, pytest.mark.timeout(900)]
 
+# The gunyah-sim executable's entry point (pyproject.toml), run by this Python.
+GUNYAH_SIM = "import sys; from vmm.launch import main; sys.exit(main())"
+
 
 @pytest.mark.parametrize("vcpus", [1, 2])
 def test_linux_boots_to_init_and_powers_off(vcpus):
     fetch_linux.fetched()  # FetchError: run gunyah-sim fetch-linux
     res = subprocess.run(
-        [sys.executable, "-m", "vmm.launch", "run", "linux", "--vcpus", str(vcpus)],
+        [sys.executable, "-c", GUNYAH_SIM, "run", "linux", "--vcpus", str(vcpus)],
         capture_output=True,
         text=True,
         timeout=850,
