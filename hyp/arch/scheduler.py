@@ -11,7 +11,9 @@ the same time, each on the host core of the thread that runs its vCPU
 
 vCPUs are proxy-scheduled: each runs in the host thread that called
 vcpu_run for it. Within a group at most one executes guest code at any
-instant; the turn passes, at every guest event, to the group's next
+instant; the turn passes, at every guest event that ends a run (a trap
+the vCPU's own trap handler finishes in place, an ICC_* or timer register
+other than an SGI, keeps it), to the group's next
 runnable vCPU in activation order, so a set of vCPUs driven by responsive
 threads always interleaves the same way. A vCPU whose thread does not come
 back for its turn within ``PATIENCE`` seconds is passed over, so a stalled

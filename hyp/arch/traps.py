@@ -32,9 +32,10 @@ from hyp.arch import smccc, stage1, vtimer
 from hyp.arch.exception import FSC_EXTERNAL, FSC_PERMISSION_L3, IMM16, PSTATE_EL_MASK
 from hyp.hw import a64
 from hyp.hw.cpu import HPFAR_EL2, Core, Excp, SysReg
-from hyp.hw.gicv3 import is_icc
+from hyp.hw.gicv3 import ICC_ASGI1R, ICC_SGI0R, ICC_SGI1R, is_icc
 
 PSTATE_PAN = 1 << 22
+ICC_SGI_REGS = (ICC_SGI1R, ICC_ASGI1R, ICC_SGI0R)  # writes that may wake another vCPU
 
 
 class RunStop(IntEnum):
@@ -197,15 +198,14 @@ def sysreg(vcpu, core: Core, reg: SysReg, write: bool, rt: int) -> bool:
     """A trapped MSR/MRS by Xrt; False if no model here knows ``reg``."""
     if is_icc(reg.op0, reg.op1, reg.crn, reg.crm):
         with vcpu.hyp.lock:
-            result = vcpu.vgic.sysreg(
-                vcpu, (reg.crn, reg.crm, reg.op2), core.x(rt) if write else None
-            )
+            icc = (reg.crn, reg.crm, reg.op2)
+            result = vcpu.vgic.sysreg(vcpu, icc, core.x(rt) if write else None)
             if not write:
                 core.set_x(rt, result)
             # Unicorn does not step over registers it does not know; the PC
             # written also makes it look at the IRQ line before going on.
             core.pc = core.pc + 4
-            vcpu.sync_in_trap()
+            vcpu.sync_in_trap(others_may_go=write and icc in ICC_SGI_REGS)
         return True
     if not vtimer.sysreg(vcpu, core, reg, write, rt):
         return False

@@ -165,7 +165,7 @@ class ArchVcpu(Trap):
         elif self.waiting and self._wakes():
             self._wake()
 
-    def sync_in_trap(self) -> None:
+    def sync_in_trap(self, others_may_go: bool = False) -> None:
         """A trap of this vCPU's own run (EL2 lock held) changed what its core
         must pick up before the next instruction: its vGIC CPU interface or
         its timer. The same as stopping with ``RunStop.SYNC`` and going round
@@ -174,12 +174,18 @@ class ArchVcpu(Trap):
         unicorn's translation block (a PC or register write), so a raised
         line is taken before the next instruction, as after a new run.
 
-        The round is still taken, by a stop, when another vCPU of the group
-        may take the turn (it passes at every event) or another thread changed
-        the vCPU's state. A stage-2 flush another thread asked for is not such
-        a change: its request ends the run at the next slice boundary and the
-        turn goes on (:meth:`_run_turn`), wherever host timing put it."""
-        if self._round_needed():
+        The round is still taken, by a stop, when another thread changed the
+        vCPU's state, and, with ``others_may_go`` (an SGI: the access may have
+        given another vCPU something to do), when another vCPU of the group
+        may take the turn. Other accesses keep the turn: passing it at each of
+        them would let a vCPU spinning with its interrupts masked
+        (stop_machine's) hold the turn a whole quantum for every register its
+        peer touches, while the quantum's ticks keep the peer's timer
+        interrupt pending: the peer would never get past its tick handler. A
+        stage-2 flush another thread asked for is no change of state: its
+        request ends the run at the next slice boundary and the turn goes on
+        (:meth:`_run_turn`), wherever host timing put it."""
+        if self._round_needed() or (others_may_go and self.hyp.scheduler.others_runnable(self)):
             self.core.stop(RunStop.SYNC)
             return
         self.timer.clock.advance(EVENT_TICKS)
@@ -196,7 +202,6 @@ class ArchVcpu(Trap):
             or self.pending_entry is not None
             or self.pending_regs
             or self.pending_named
-            or self.hyp.scheduler.others_runnable(self)
         )
 
     def _wakes(self) -> bool:

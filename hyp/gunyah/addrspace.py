@@ -52,6 +52,10 @@ class Addrspace(Object):
         self.vmid: int | None = None
         self.stage2: Stage2 | None = None
         self.mappings = SortedDict()
+        # (PA, IPA) of every mapping, and the longest one's size: a donation
+        # finds the mappings of its pages without looking at every other one.
+        self._by_pa = SortedDict()
+        self._longest = 0
         self.demand_ranges: list[tuple[int, int]] = []
         self.vcpus: list = []
         self.run_group = None  # the scheduler's, from activation
@@ -94,7 +98,7 @@ class Addrspace(Object):
         for other in extent.mapped_in - {self}:  # the extent's pages are shared with them
             self.hyp.scheduler.join(other.run_group, self.run_group)
         self.stage2.map(vbase, pa, size, attrs)
-        self.mappings[vbase] = Mapping(vbase + size, extent, pa, attrs)
+        self._put(vbase, Mapping(vbase + size, extent, pa, attrs))
         extent.mapped_in.add(self)
         self.flush()
 
@@ -113,27 +117,44 @@ class Addrspace(Object):
     def _remove(self, start: int, end: int) -> None:
         touched = set()
         for k in self._overlapping(start, end):
-            m = self.mappings.pop(k)
+            m = self._pop(k)
             touched.add(m.extent)
             lo, hi = max(k, start), min(m.end, end)
             self.stage2.unmap(lo, hi - lo)
             if k < lo:
-                self.mappings[k] = Mapping(lo, m.extent, m.pa, m.attrs)
+                self._put(k, Mapping(lo, m.extent, m.pa, m.attrs))
             if hi < m.end:
-                self.mappings[hi] = Mapping(m.end, m.extent, m.pa + (hi - k), m.attrs)
+                self._put(hi, Mapping(m.end, m.extent, m.pa + (hi - k), m.attrs))
         still = {m.extent for m in self.mappings.values()}
         for extent in touched - still:
             extent.mapped_in.discard(self)
 
+    def _put(self, vbase: int, m: Mapping) -> None:
+        self.mappings[vbase] = m
+        self._by_pa[m.pa, vbase] = None
+        self._longest = max(self._longest, m.end - vbase)
+
+    def _pop(self, vbase: int) -> Mapping:
+        m = self.mappings.pop(vbase)
+        del self._by_pa[m.pa, vbase]
+        return m
+
     def unmap_pages_of(self, extent, pa_start: int, pa_end: int) -> None:
-        """Drop every mapping of ``extent``'s pages in [pa_start, pa_end)."""
-        for k, m in list(self.mappings.items()):
-            if m.extent is not extent:
-                continue
-            lo, hi = max(m.pa, pa_start), min(m.pa + (m.end - k), pa_end)
-            if lo < hi:
-                self._remove(k + (lo - m.pa), k + (hi - m.pa))
-        self.flush()
+        """Drop every mapping of ``extent``'s pages in [pa_start, pa_end); the
+        tables are flushed only if one was there. A VM's teardown donates back
+        its pages one demand-paged page at a time: each donation looks at the
+        mappings that may hold its pages (from a PA at most the longest
+        mapping below), not at every mapping of the address space."""
+        found, lowest = [], (pa_start - self._longest + 1, 0)
+        for pa, k in self._by_pa.irange(lowest, (pa_end, 0), inclusive=(True, False)):
+            m = self.mappings[k]
+            lo, hi = max(pa, pa_start), min(pa + (m.end - k), pa_end)
+            if m.extent is extent and lo < hi:
+                found.append((k + (lo - pa), k + (hi - pa)))
+        for start, end in found:
+            self._remove(start, end)
+        if found:
+            self.flush()
 
     def lookup(self, extent, vbase: int, size: int) -> tuple[int, int, S2Attrs]:
         """(offset in extent, mapped size, attrs) of the mapping at ``vbase``."""
@@ -175,6 +196,7 @@ class Addrspace(Object):
             for m in self.mappings.values():
                 m.extent.mapped_in.discard(self)
             self.mappings.clear()
+            self._by_pa.clear()
             self.stage2.destroy()
             self.stage2 = None
             self.hyp.vmids.discard(self.vmid)

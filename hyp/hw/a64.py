@@ -122,14 +122,26 @@ def _kind(size: int, opc: int) -> tuple[bool, bool, int] | None:
 
 def writes(insn: int) -> bool:
     """Whether a load/store ``insn`` that :func:`decode` cannot emulate writes memory
-    (what a syndrome's WnR would say): atomics do (not LDAPR), literal loads do
-    not; otherwise the L bit (22) of pairs, exclusives and the SIMD forms
-    tells, and a clear bit is a store."""
+    (what a syndrome's WnR would say): atomics do (not LDAPR), and so do the
+    compare-and-swaps CAS and CASP, whatever their acquire (L) bit says; literal
+    loads do not; otherwise the L bit (22) of pairs, exclusives and the SIMD
+    forms tells, and a clear bit is a store."""
     if insn & 0x3B00_0000 == 0x1800_0000:
         return False  # literal loads (their bit 22 is part of the offset)
     if insn & 0x3B20_0C00 == 0x3820_0000:
         return insn >> 12 & 0xF != 0b1100  # atomics write, but LDAPR (o3=1, opc=100)
+    if _compare_and_swap(insn):
+        return True
     return not insn >> 22 & 1
+
+
+def _compare_and_swap(insn: int) -> bool:
+    """CAS (o2=1, o1=1, any size) or CASP (o2=0, o1=1, size 0x: with size 1x the
+    same bits are LDXP/STXP) in the exclusives group: a read and a write, the
+    write reported when it is refused (the Arm ARM's AccType_ATOMICRW)."""
+    if insn & 0x3F20_0000 != 0x0820_0000:
+        return False
+    return bool(insn >> 23 & 1) or not insn >> 31
 
 
 def decode(insn: int, xreg, sp) -> Access | None:

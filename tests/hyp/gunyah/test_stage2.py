@@ -62,3 +62,26 @@ def test_demand_ranges_are_checked(gunyah):
     )
     hv.ok("addrspace_configure_demand", space, 0x9000_0000, 0x2000, 1, 0)
     hv.ok("addrspace_configure_demand", space, 0x9000_1000, 0x2000, 0, 0)
+
+
+def test_a_donated_page_leaves_its_extents_mappings_and_only_that_page_does(gunyah):
+    """A page given away (to a sparse child here; back to the host when a VM
+    is torn down) is unmapped wherever its extent maps it: the one mapping
+    over it is split, its neighbours stay, and a page of the split is given
+    away in turn."""
+    vm = build_vm(gunyah, assemble("b ."))
+    hv = vm.hv
+    child = hv.create("memextent")
+    hv.ok("memextent_configure_derive", child, vm.extent, GUEST_PA, 1 << 21, 7 | 1 << 16)
+    hv.ok("object_activate", child, 0)
+
+    def mapped(offset):
+        err = hv.err("addrspace_lookup", vm.addrspace, vm.extent, RAM_IPA + offset, 0x1000)
+        assert err in (0, Error.ADDR_INVALID)
+        return err == 0
+
+    hv.ok("memextent_donate", 0, vm.extent, child, 0x5000, 0x1000)  # TO_CHILD
+    assert [mapped(n * 0x1000) for n in range(3, 8)] == [True, True, False, True, True]
+    hv.ok("memextent_donate", 0, vm.extent, child, 0x6000, 0x2000)
+    assert [mapped(n * 0x1000) for n in range(3, 10)] == [True] * 2 + [False] * 3 + [True] * 2
+    assert mapped(0) and mapped((1 << 21) - 0x1000)

@@ -84,6 +84,16 @@ def test_load_result_extends():
         ("ldr x1, .", False),
         ("ld1 {v0.16b}, [x0]", False),
         ("st1 {v0.16b}, [x0]", True),
+        # compare-and-swap reads and writes, its L bit is acquire (Linux's
+        # stage-1 write fault on a clean page must reach its EL1 as one)
+        ("casa w0, w1, [x2]", True),
+        ("cas x0, x1, [x2]", True),
+        ("casalb w0, w1, [x2]", True),
+        ("caspal x0, x1, x2, x3, [x4]", True),
+        ("casp w0, w1, w2, w3, [x4]", True),
+        ("ldxp x1, x2, [x0]", False),
+        ("ldaxp w1, w2, [x0]", False),
+        ("stlxp w3, x1, x2, [x0]", True),
     ],
 )
 def test_writes_of_accesses_decode_cannot_emulate(source, write):
