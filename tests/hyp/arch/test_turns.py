@@ -6,8 +6,8 @@ quantum for every register the first one touches)."""
 import threading
 
 from hyp.gunyah.hypervisor import Gunyah
-from hyp.gunyah.vcpu import POWEROFF_EXITED, ResumeAction, VcpuState
 from tests.aarch64 import assemble
+from tests.hyp.arch.test_scheduler import drive
 from tests.hyp.gunyah.vmhelper import MMIO_IPA, RAM_IPA, build_vm
 
 REPORT = MMIO_IPA + 0x8000
@@ -52,18 +52,6 @@ secondary:
 """
 
 
-def drive(vm, index, woken, log):
-    while True:
-        state, a, _, c = vm.run(index, 0, ResumeAction.EMULATE)
-        if state == VcpuState.ADDRSPACE_VMMIO_WRITE:
-            log[a] = c
-            continue
-        if state == VcpuState.POWERED_OFF and a & POWEROFF_EXITED:
-            return
-        woken[index].wait(10)
-        woken[index].clear()
-
-
 def test_an_sgi_passes_the_turn_and_a_priority_mask_write_does_not():
     gunyah = Gunyah(dram_size=1 << 30)
     try:
@@ -71,7 +59,7 @@ def test_an_sgi_passes_the_turn_and_a_priority_mask_write_does_not():
         woken = [threading.Event(), threading.Event()]
         for virq, index in vm.wakeups.items():
             gunyah.host_vic.handlers[virq] = lambda _v, i=index: woken[i].set()
-        log: dict = {}
+        log: list = []  # (vCPU, IPA, value) of each MMIO write
         threads = [threading.Thread(target=drive, args=(vm, i, woken, log)) for i in (0, 1)]
         for t in threads:
             t.start()
@@ -80,5 +68,6 @@ def test_an_sgi_passes_the_turn_and_a_priority_mask_write_does_not():
         assert not any(t.is_alive() for t in threads)
     finally:
         gunyah.close()
-    assert log[REPORT] == 0  # CPU 1 did not run across the PMR write
-    assert log[REPORT + 8] > 0  # it did across the SGI
+    reports = {ipa: value for _, ipa, value in log}
+    assert reports[REPORT] == 0  # CPU 1 did not run across the PMR write
+    assert reports[REPORT + 8] > 0  # it did across the SGI
