@@ -19,8 +19,8 @@ from tests.hyp.gunyah.vmhelper import (
     MAP_PARTIAL,
     MMIO_IPA,
     RAM_IPA,
-    Hv,
     Vm,
+    configure_vm,
 )
 
 RAM = 1 << 21
@@ -45,30 +45,9 @@ spin:
 def build(gunyah, vmid: int, vcpus: int, root_caps: bool = False) -> Vm:
     """A VM at its own RAM (vmid 1, 2.. side by side) with ``vcpus`` vCPUs, none
     on; with ``root_caps`` its vCPUs' hypercalls use the root cspace."""
-    hv = Hv(gunyah)
-    extent = hv.create("memextent")
-    hv.ok("memextent_configure", extent, GUEST_PA + (vmid - 1) * RAM, RAM, 7, 0)
-    hv.ok("object_activate", extent, 0)
-    space = hv.create("addrspace")
-    hv.ok("addrspace_configure", space, vmid, 0)
-    hv.ok("object_activate", space, 0)
-    vic = hv.create("vic")
-    hv.ok("vic_configure", vic, vcpus, 64, 0, 0)
-    hv.ok("object_activate", vic, 0)
-    vm = Vm(hv, vmid, extent, space, vic)
-    for i in range(vcpus):
-        vcpu = hv.create("thread")
-        hv.ok("vcpu_configure", vcpu, 0, 0)
-        hv.ok("vcpu_set_affinity", vcpu, i, 0)
-        hv.ok("addrspace_attach_thread", space, vcpu, 0)
-        hv.ok("vic_attach_vcpu", vic, vcpu, i, 0)
-        if root_caps:
-            hv.ok("cspace_attach_thread", gunyah.root_caps["cspace"], vcpu, 0)
-        hv.ok("object_activate", vcpu, 0)
-        hv.ok("vcpu_bind_virq", vcpu, gunyah.root_caps["host_vic"], 32 + 8 * vmid + i, 1, 0)
-        vm.vcpus.append(vcpu)
-    hv.ok("addrspace_map", space, extent, RAM_IPA, ATTRS_RWX_WB, MAP_PARTIAL, 0, RAM)
-    gunyah.dram.write(GUEST_PA + (vmid - 1) * RAM, CODE)
+    base = GUEST_PA + (vmid - 1) * RAM
+    vm = configure_vm(gunyah, vmid, vcpus, RAM, base, root_caps)
+    gunyah.dram.write(base, CODE)
     return vm
 
 

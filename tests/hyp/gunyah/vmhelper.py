@@ -68,10 +68,15 @@ class Vm:
         return self.hv.g.dram.read(GUEST_PA + ipa - RAM_IPA, size)
 
 
-def build_vm(gunyah, code: bytes, vcpus: int = 1, ram: int = 1 << 21, vmid: int = 1) -> Vm:
+def configure_vm(gunyah, vmid: int, vcpus: int, ram: int, base: int, root_caps: bool) -> Vm:
+    """A VM whose ``ram`` bytes at PA ``base`` are mapped at RAM_IPA, with
+    ``vcpus`` (at most 8) vCPUs, none on, each bound to host VIRQ 32 + 8 *
+    ``vmid`` + its index; with ``root_caps`` its vCPUs' hypercalls use the
+    root cspace."""
+    assert vcpus <= 8
     hv = Hv(gunyah)
     extent = hv.create("memextent")
-    hv.ok("memextent_configure", extent, GUEST_PA + (vmid - 1) * ram * 0, ram, 7, 0)
+    hv.ok("memextent_configure", extent, base, ram, 7, 0)
     hv.ok("object_activate", extent, 0)
     space = hv.create("addrspace")
     hv.ok("addrspace_configure", space, vmid, 0)
@@ -86,13 +91,20 @@ def build_vm(gunyah, code: bytes, vcpus: int = 1, ram: int = 1 << 21, vmid: int 
         hv.ok("vcpu_set_affinity", vcpu, i, 0)
         hv.ok("addrspace_attach_thread", space, vcpu, 0)
         hv.ok("vic_attach_vcpu", vic, vcpu, i, 0)
-        hv.ok("cspace_attach_thread", gunyah.root_caps["cspace"], vcpu, 0)
+        if root_caps:
+            hv.ok("cspace_attach_thread", gunyah.root_caps["cspace"], vcpu, 0)
         hv.ok("object_activate", vcpu, 0)
-        virq = 32 + 64 * vmid + i
+        virq = 32 + 8 * vmid + i
         hv.ok("vcpu_bind_virq", vcpu, gunyah.root_caps["host_vic"], virq, 1, 0)
         vm.vcpus.append(vcpu)
         vm.wakeups[virq] = i
     hv.ok("addrspace_map", space, extent, RAM_IPA, ATTRS_RWX_WB, MAP_PARTIAL, 0, ram)
+    return vm
+
+
+def build_vm(gunyah, code: bytes, vcpus: int = 1, ram: int = 1 << 21) -> Vm:
+    """VM 1 at GUEST_PA running ``code`` from RAM_IPA on its vCPU 0."""
+    vm = configure_vm(gunyah, 1, vcpus, ram, GUEST_PA, root_caps=True)
     vm.write(RAM_IPA, code)
-    hv.ok("vcpu_poweron", vm.vcpus[0], RAM_IPA, 0, 0)
+    vm.hv.ok("vcpu_poweron", vm.vcpus[0], RAM_IPA, 0, 0)
     return vm
