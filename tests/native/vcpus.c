@@ -159,10 +159,10 @@ int main(int argc, char **argv)
 		for (;;)
 			pause();
 	}
-	if (!strcmp(argv[4], "broken")) {
+	if (nested || !strcmp(argv[4], "broken"))
 		usleep(200000); /* the threads wait for their replies */
+	if (!strcmp(argv[4], "broken"))
 		break_descriptors(vm, ram, n);
-	}
 	/* a signal alone ends VCPU_RUN (one sent before the thread got in is lost:
 	 * send until it is out) */
 	for (int i = 0; i < n; i++) {
